@@ -1,0 +1,5 @@
+import sys
+
+from sentimentkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""All settings in one place: typed defaults, overridable by environment variables.
+
+Every variable is documented in `.env.example`. Reading settings does no I/O beyond the
+environment, so importing this module is free.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sentimentkit import LABELS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_PATH = REPO_ROOT / "model.pkl"
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+TWEETEVAL_BASE_URL = "https://raw.githubusercontent.com/cardiffnlp/tweeteval/main/datasets/sentiment"
+SEED = 13
+
+
+def _env_float(name: str, default: float | None) -> float | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings. Build with `Settings.from_env()`; every field has a safe default."""
+
+    model_path: Path = DEFAULT_MODEL_PATH
+    data_dir: Path = DEFAULT_DATA_DIR
+    # None means "use the threshold recorded in the model card".
+    threshold: float | None = None
+    max_chars: int = 5120
+    max_batch: int = 1000
+    max_body_bytes: int = 2_000_000
+    max_upload_mb: int = 50
+    max_rows: int = 200_000
+    csv_chunk_rows: int = 20_000
+    api_key: str | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    log_text: bool = False
+    api_url: str | None = None
+    api_timeout_s: float = 30.0
+    labels: tuple[str, ...] = LABELS
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read every `SENTIMENTKIT_*` variable, falling back to the defaults above."""
+        env = os.environ
+        return cls(
+            model_path=Path(env.get("SENTIMENTKIT_MODEL") or DEFAULT_MODEL_PATH),
+            data_dir=Path(env.get("SENTIMENTKIT_DATA_DIR") or DEFAULT_DATA_DIR),
+            threshold=_env_float("SENTIMENTKIT_THRESHOLD", None),
+            max_chars=_env_int("SENTIMENTKIT_MAX_CHARS", cls.max_chars),
+            max_batch=_env_int("SENTIMENTKIT_MAX_BATCH", cls.max_batch),
+            max_body_bytes=_env_int("SENTIMENTKIT_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_upload_mb=_env_int("SENTIMENTKIT_MAX_UPLOAD_MB", cls.max_upload_mb),
+            max_rows=_env_int("SENTIMENTKIT_MAX_ROWS", cls.max_rows),
+            csv_chunk_rows=_env_int("SENTIMENTKIT_CSV_CHUNK_ROWS", cls.csv_chunk_rows),
+            api_key=env.get("SENTIMENTKIT_API_KEY") or None,
+            cors_origins=_env_list("SENTIMENTKIT_CORS_ORIGINS"),
+            log_text=env.get("SENTIMENTKIT_LOG_TEXT", "").strip().lower() in {"1", "true", "yes"},
+            api_url=(env.get("SENTIMENTKIT_API_URL") or "").strip().rstrip("/") or None,
+            api_timeout_s=_env_float("SENTIMENTKIT_API_TIMEOUT_S", cls.api_timeout_s) or 30.0,
+        )

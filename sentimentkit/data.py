@@ -1,0 +1,201 @@
+"""Load, validate and download labelled datasets.
+
+Files are CSV with a text column and a label column (defaults `text`, `label`). Labels are
+`negative` / `neutral` / `positive` in any case, with surrounding spaces allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sentimentkit import LABELS
+from sentimentkit.config import SPLITS, TWEETEVAL_BASE_URL, Settings
+
+TWEETEVAL_FILES = {"train": "train", "validation": "val", "test": "test"}
+
+
+class DataError(Exception):
+    """A dataset problem a user can fix; the message says what and where."""
+
+
+def data_dir(settings: Settings | None = None) -> Path:
+    """The data directory: `SENTIMENTKIT_DATA_DIR` or `data/` in the repository."""
+    return (settings or Settings.from_env()).data_dir
+
+
+def split_path(split: str, directory: str | Path | None = None) -> Path:
+    """Path of `train.csv` / `validation.csv` / `test.csv` in the data directory."""
+    if split not in SPLITS:
+        raise DataError(f"Unknown split {split!r}; expected one of {', '.join(SPLITS)}.")
+    return Path(directory or data_dir()) / f"{split}.csv"
+
+
+def normalise_labels(labels: pd.Series) -> pd.Series:
+    """Lower-case and strip labels; DataError naming bad values and their (1-based data) rows."""
+    cleaned = labels.astype("string").str.strip().str.lower()
+    bad = ~cleaned.isin(LABELS) | cleaned.isna()
+    if bad.any():
+        rows = [int(i) + 1 for i in labels.index[bad]]
+        values = sorted({repr(v) for v in labels[bad].tolist()})
+        shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+        raise DataError(
+            f"{int(bad.sum())} row(s) have labels outside {list(LABELS)}: values {', '.join(values[:10])} "
+            f"at data row(s) {shown} (row 1 is the first line after the header)."
+        )
+    return cleaned.astype(str)
+
+
+def load_labelled_csv(
+    path: str | Path, text_column: str = "text", label_column: str = "label"
+) -> pd.DataFrame:
+    """Read a labelled CSV into a frame with columns `text`, `label` (labels normalised)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"Data file {path} not found. Set SENTIMENTKIT_DATA_DIR or run `python -m sentimentkit fetch-data`."
+        )
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text; re-save it as UTF-8 CSV.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path} is not a readable CSV file: {exc}") from None
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path} has no column(s) {missing}; its columns are {list(frame.columns)}. "
+            "Use --text-column / --label-column to pick others."
+        )
+    out = pd.DataFrame({"text": frame[text_column], "label": normalise_labels(frame[label_column])})
+    return out
+
+
+def load_split(split: str, directory: str | Path | None = None) -> pd.DataFrame:
+    """Load one of the standard splits from the data directory."""
+    return load_labelled_csv(split_path(split, directory))
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class DatasetReport:
+    """What `validate` found in one dataset."""
+
+    name: str
+    rows: int
+    label_counts: dict[str, int]
+    empty_texts: int
+    duplicate_texts: int
+    conflicting_duplicates: int
+    overlap: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def validate(frame: pd.DataFrame, name: str = "data") -> DatasetReport:
+    """Row count, label distribution, empty and duplicate texts (and duplicates with other labels)."""
+    text = frame["text"].astype(str)
+    key = text.str.strip().str.lower()
+    dup = key.duplicated(keep=False) & (key != "")
+    conflicts = frame[dup].assign(key=key[dup]).groupby("key")["label"].nunique()
+    return DatasetReport(
+        name=name,
+        rows=len(frame),
+        label_counts={label: int((frame["label"] == label).sum()) for label in LABELS},
+        empty_texts=int((key == "").sum()),
+        duplicate_texts=int(key[key != ""].duplicated().sum()),
+        conflicting_duplicates=int((conflicts > 1).sum()),
+    )
+
+
+def overlap(a: pd.DataFrame, b: pd.DataFrame) -> int:
+    """Number of distinct texts (case/space-insensitive) present in both frames: leakage."""
+    norm = lambda f: set(f["text"].astype(str).str.strip().str.lower()) - {""}  # noqa: E731
+    return len(norm(a) & norm(b))
+
+
+def validate_splits(splits: dict[str, pd.DataFrame]) -> list[DatasetReport]:
+    """Validate each split and record its text overlap with every other split."""
+    reports = [validate(frame, name) for name, frame in splits.items()]
+    for report in reports:
+        report.overlap = {
+            other: overlap(splits[report.name], splits[other]) for other in splits if other != report.name
+        }
+    return reports
+
+
+# --- download ------------------------------------------------------------------------------
+def _download(url: str, dest: Path, timeout: float) -> None:
+    from tqdm import tqdm
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https/local URL
+            total = int(response.headers.get("Content-Length") or 0) or None
+            tmp = dest.with_suffix(dest.suffix + ".part")
+            with open(tmp, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    fh.write(block)
+                    bar.update(len(block))
+            os.replace(tmp, dest)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise DataError(
+            f"Could not download {url} ({getattr(exc, 'reason', exc)}). Are you offline? Copy the "
+            "TweetEval files by hand, or point SENTIMENTKIT_DATA_DIR at a folder that has "
+            "train.csv, validation.csv and test.csv."
+        ) from None
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def fetch_tweeteval(
+    directory: str | Path | None = None,
+    base_url: str = TWEETEVAL_BASE_URL,
+    force: bool = False,
+    timeout: float = 30.0,
+) -> dict[str, Path]:
+    """Download TweetEval sentiment into `directory` as train/validation/test CSV (cached)."""
+    directory = Path(directory or data_dir())
+    raw = directory / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for split, remote in TWEETEVAL_FILES.items():
+        out = directory / f"{split}.csv"
+        if out.is_file() and not force:
+            written[split] = out  # cached
+            continue
+        files = {}
+        for kind in ("text", "labels"):
+            dest = raw / f"{remote}_{kind}.txt"
+            if force or not dest.is_file():
+                _download(f"{base_url.rstrip('/')}/{remote}_{kind}.txt", dest, timeout)
+            files[kind] = _read_lines(dest)
+        written[split] = _write_split(files["text"], files["labels"], out)
+    return written
+
+
+def _write_split(texts: list[str], labels: list[str], out: Path) -> Path:
+    if len(texts) != len(labels):
+        raise DataError(f"Downloaded {out.stem}: {len(texts)} texts but {len(labels)} labels.")
+    try:
+        names = [LABELS[int(v)] for v in labels]
+    except (ValueError, IndexError):
+        raise DataError(f"Downloaded {out.stem} labels are not all 0, 1 or 2.") from None
+    pd.DataFrame({"text": texts, "label": names}).to_csv(out, index=False)
+    return out

@@ -1,0 +1,261 @@
+"""Fast TF-IDF features for tweets: word n-grams, character n-grams and lexicon cues.
+
+`TweetVectorizer` is a scikit-learn transformer. It is fitted with scikit-learn's own
+`TfidfVectorizer` (word 1..n-grams over `preprocess.tokenize` tokens, `char_wb` n-grams over the
+same tokens) so its vocabulary and IDF are exactly scikit-learn's. Transforming is the hot path
+at serving time, so it avoids sklearn's per-n-gram Python loop: every distinct token's feature
+ids are computed once and cached as a NumPy array, and a batch becomes one concatenation plus
+vectorised TF-IDF weighting. `tests/test_features.py` checks the result equals sklearn's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from sentimentkit.lexicon import NEGATION_SCALAR, vader_lexicon
+from sentimentkit.preprocess import NEG_SUFFIX, base_token, tokenize
+
+N_LEXICON_FEATURES = 7
+_TOKEN_CACHE_MAX = 500_000
+_EMPTY = np.zeros(0, dtype=np.int32)
+
+
+def word_ngrams(tokens: Sequence[str], max_n: int) -> list[str]:
+    """Word 1..max_n-grams of a token list, space-joined (the word-block analyzer)."""
+    grams = list(tokens)
+    for n in range(2, max_n + 1):
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
+class _WordAnalyzer:
+    """Picklable analyzer: token list -> word n-grams."""
+
+    def __init__(self, max_n: int) -> None:
+        self.max_n = max_n
+
+    def __call__(self, tokens: Sequence[str]) -> list[str]:
+        return word_ngrams(tokens, self.max_n)
+
+
+def char_document(tokens: Sequence[str]) -> str:
+    """The text the char block sees: base tokens (negation suffix removed), space-joined."""
+    return " ".join(base_token(t) for t in tokens)
+
+
+class TweetVectorizer(TransformerMixin, BaseEstimator):
+    """TF-IDF word + char_wb n-grams (+ VADER lexicon cues) over `preprocess.tokenize` tokens.
+
+    Each block is L2-normalised on its own, then scaled by its weight; lexicon features are
+    appended as dense columns. Accepts raw strings (or pre-tokenised lists).
+    """
+
+    def __init__(
+        self,
+        word_max_n: int = 2,
+        char_ngram_range: tuple[int, int] = (2, 5),
+        word_min_df: int = 2,
+        char_min_df: int = 3,
+        sublinear_tf: bool = True,
+        char_weight: float = 1.0,
+        lexicon: bool = True,
+        lexicon_weight: float = 1.0,
+    ) -> None:
+        self.word_max_n = word_max_n
+        self.char_ngram_range = char_ngram_range
+        self.word_min_df = word_min_df
+        self.char_min_df = char_min_df
+        self.sublinear_tf = sublinear_tf
+        self.char_weight = char_weight
+        self.lexicon = lexicon
+        self.lexicon_weight = lexicon_weight
+
+    # --- fitting -------------------------------------------------------------------------
+    def fit(self, texts: Iterable[str | Sequence[str]], y: object = None) -> TweetVectorizer:
+        """Learn vocabularies and IDF weights (on training texts only)."""
+        docs = self._tokenize_all(texts)
+        self.word_vectorizer_ = TfidfVectorizer(
+            analyzer=_WordAnalyzer(self.word_max_n),
+            min_df=self.word_min_df,
+            sublinear_tf=self.sublinear_tf,
+            dtype=np.float32,
+        ).fit(docs)
+        self.char_vectorizer_ = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=self.char_ngram_range,
+            min_df=self.char_min_df,
+            lowercase=False,
+            sublinear_tf=self.sublinear_tf,
+            dtype=np.float32,
+        ).fit([char_document(d) for d in docs])
+        for vec in (self.word_vectorizer_, self.char_vectorizer_):
+            vec.stop_words_ = None  # the pruned terms: large, and not needed to transform
+        self.n_word_ = len(self.word_vectorizer_.vocabulary_)
+        self.n_char_ = len(self.char_vectorizer_.vocabulary_)
+        self._reset_cache()
+        return self
+
+    @property
+    def n_features_(self) -> int:
+        return self.n_word_ + self.n_char_ + (N_LEXICON_FEATURES if self.lexicon else 0)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Feature names: word n-grams, then `char:` n-grams, then `lex:` cues."""
+        names = list(self.word_vectorizer_.get_feature_names_out())
+        names += ["char:" + g for g in self.char_vectorizer_.get_feature_names_out()]
+        if self.lexicon:
+            names += [f"lex:{n}" for n in ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")]
+        return np.asarray(names, dtype=object)
+
+    # --- transforming --------------------------------------------------------------------
+    def transform(self, texts: Iterable[str | Sequence[str]]) -> sp.csr_matrix:
+        """TF-IDF matrix for `texts`, identical to sklearn's TfidfVectorizer blocks."""
+        return self.transform_tokens(self._tokenize_all(texts))
+
+    def transform_tokens(self, docs: list[list[str]]) -> sp.csr_matrix:
+        """Same as `transform`, for already tokenised documents."""
+        counts, valences, lengths = self._count_features(docs)
+        X = self._tfidf(counts)
+        if self.lexicon:
+            lex = _lexicon_features(valences, lengths) * self.lexicon_weight
+            X = sp.hstack([X, sp.csr_matrix(lex)], format="csr")
+        return X
+
+    def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        cache = self._token_cache()
+        if len(cache) > _TOKEN_CACHE_MAX:
+            cache.clear()
+        lookup = self._token_entry
+        parts: list[np.ndarray] = []
+        vals: list[float] = []
+        lengths = np.zeros(len(docs), dtype=np.int64)
+        tok_lengths = np.zeros(len(docs), dtype=np.int64)
+        bigram_vocab = self.word_vectorizer_.vocabulary_ if self.word_max_n >= 2 else None
+        for i, doc in enumerate(docs):
+            entries = [cache.get(t) or lookup(t) for t in doc]
+            n = 0
+            for ids, val in entries:
+                parts.append(ids)
+                vals.append(val)
+                n += len(ids)
+            if bigram_vocab is not None and len(doc) > 1:
+                extra = self._higher_ngrams(doc, bigram_vocab)
+                if extra:
+                    parts.append(np.asarray(extra, dtype=np.int32))
+                    n += len(extra)
+            lengths[i] = n
+            tok_lengths[i] = len(doc)
+        indices = np.concatenate(parts) if parts else _EMPTY
+        indptr = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        data = np.ones(len(indices), dtype=np.float32)
+        counts = sp.csr_matrix((data, indices, indptr), shape=(len(docs), self.n_word_ + self.n_char_))
+        counts.sum_duplicates()
+        return counts, np.asarray(vals, dtype=np.float32), tok_lengths
+
+    def _higher_ngrams(self, doc: Sequence[str], vocab: dict[str, int]) -> list[int]:
+        return [j for _, _, j in self.ngram_positions(doc, vocab)]
+
+    def ngram_positions(
+        self, doc: Sequence[str], vocab: dict[str, int] | None = None
+    ) -> list[tuple[int, int, int]]:
+        """(start, n, feature id) of every in-vocabulary word n-gram with n >= 2 in `doc`."""
+        vocab = self.word_vectorizer_.vocabulary_ if vocab is None else vocab
+        found: list[tuple[int, int, int]] = []
+        for n in range(2, self.word_max_n + 1):
+            for i in range(len(doc) - n + 1):
+                j = vocab.get(" ".join(doc[i : i + n]))
+                if j is not None:
+                    found.append((i, n, j))
+        return found
+
+    def token_features(self, token: str) -> tuple[np.ndarray, float]:
+        """Feature ids (unigram and char n-grams, repeated per occurrence) and lexicon valence."""
+        cache = self._token_cache()
+        return cache.get(token) or self._token_entry(token)
+
+    def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        X = counts
+        if self.sublinear_tf:
+            np.log(X.data, out=X.data)
+            X.data += 1.0
+        idf = np.concatenate([self.word_vectorizer_.idf_, self.char_vectorizer_.idf_]).astype(np.float32)
+        X.data *= idf[X.indices]
+        is_char = X.indices >= self.n_word_
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        sq = X.data.astype(np.float64) ** 2
+        n_rows = X.shape[0]
+        word_norm = np.sqrt(np.bincount(rows, weights=sq * ~is_char, minlength=n_rows))
+        char_norm = np.sqrt(np.bincount(rows, weights=sq * is_char, minlength=n_rows))
+        word_norm[word_norm == 0] = 1.0
+        char_norm[char_norm == 0] = 1.0
+        scale = np.where(is_char, self.char_weight / char_norm[rows], 1.0 / word_norm[rows])
+        X.data *= scale.astype(np.float32)
+        return X
+
+    # --- per-token cache -----------------------------------------------------------------
+    def _token_cache(self) -> dict[str, tuple[np.ndarray, float]]:
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            cache = self._reset_cache()
+        return cache
+
+    def _reset_cache(self) -> dict[str, tuple[np.ndarray, float]]:
+        self._cache: dict[str, tuple[np.ndarray, float]] = {}
+        self._char_analyzer = self.char_vectorizer_.build_analyzer()
+        self._lexicon = vader_lexicon() if self.lexicon else {}
+        return self._cache
+
+    def _token_entry(self, token: str) -> tuple[np.ndarray, float]:
+        """Feature ids (unigram + char n-grams, with repeats) and lexicon valence of a token."""
+        word_vocab = self.word_vectorizer_.vocabulary_
+        char_vocab = self.char_vectorizer_.vocabulary_
+        ids = [word_vocab[token]] if token in word_vocab else []
+        base = base_token(token)
+        ids += [self.n_word_ + char_vocab[g] for g in self._char_analyzer(base) if g in char_vocab]
+        valence = self._lexicon.get(base, 0.0)
+        if token.endswith(NEG_SUFFIX):
+            valence *= NEGATION_SCALAR
+        entry = (np.asarray(ids, dtype=np.int32), valence)
+        self._cache[token] = entry
+        return entry
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for key in ("_cache", "_char_analyzer", "_lexicon"):
+            state.pop(key, None)  # rebuilt lazily; keeps the pickle small
+        return state
+
+    @staticmethod
+    def _tokenize_all(texts: Iterable[str | Sequence[str]]) -> list[list[str]]:
+        return [tokenize(t) if isinstance(t, str) else list(t) for t in texts]
+
+
+def _lexicon_features(valences: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per-document lexicon cues from per-token valences (grouped by `lengths`)."""
+    n_docs = len(lengths)
+    doc = np.repeat(np.arange(n_docs), lengths)
+    pos = np.clip(valences, 0, None)
+    neg = np.clip(valences, None, 0)
+    out = np.zeros((n_docs, N_LEXICON_FEATURES), dtype=np.float32)
+    out[:, 0] = np.bincount(doc, weights=pos, minlength=n_docs) / 4
+    out[:, 1] = np.bincount(doc, weights=-neg, minlength=n_docs) / 4
+    out[:, 2] = np.log1p(np.bincount(doc, weights=valences > 0, minlength=n_docs))
+    out[:, 3] = np.log1p(np.bincount(doc, weights=valences < 0, minlength=n_docs))
+    if len(valences):
+        mx = np.zeros(n_docs)
+        mn = np.zeros(n_docs)
+        np.maximum.at(mx, doc, valences)
+        np.minimum.at(mn, doc, valences)
+        out[:, 4] = mx / 4
+        out[:, 5] = mn / 4
+        nz = np.flatnonzero(valences)
+        last = np.zeros(n_docs)
+        last[doc[nz]] = valences[nz]  # later tokens overwrite earlier: the last cue wins
+        out[:, 6] = last / 4
+    return out

@@ -1,0 +1,166 @@
+"""Tweet normalisation and tokenisation, built on NLTK's TweetTokenizer regex.
+
+`tokenize(text)` returns the tokens that every model feature is built from:
+
+- HTML entities unescaped, curly apostrophes straightened;
+- tokens split with the TweetTokenizer regex (emoticons, hashtags, URLs and emoji stay whole);
+- URLs -> ``<url>``, user mentions -> ``@user``, numbers -> ``<num>``;
+- elongations reduced ("soooo" -> "soo") with an ``<elong>`` cue, SHOUTED words get ``<allcaps>``;
+- hashtags give both ``#tag`` and ``tag``;
+- negation scope marked: words after "not", "never", "n't"... up to clause punctuation get a
+  ``_NEG`` suffix. Negation words themselves are kept.
+
+No NLTK data is downloaded: only the tokenizer's regular expressions are used. Speed comes from
+tokenising each whitespace-separated chunk once and caching it, because the TweetTokenizer regex
+never matches across whitespace (for the patterns kept here; the phone pattern is not used).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import regex
+from nltk.tokenize.casual import REGEXPS
+
+NEG_SUFFIX = "_NEG"
+URL_TOKEN = "<url>"
+USER_TOKEN = "@user"
+NUM_TOKEN = "<num>"
+ELONG_TOKEN = "<elong>"
+ALLCAPS_TOKEN = "<allcaps>"
+MARKERS = frozenset({URL_TOKEN, USER_TOKEN, NUM_TOKEN, ELONG_TOKEN, ALLCAPS_TOKEN})
+
+_WORD_RE = regex.compile(f"({'|'.join(REGEXPS)})", regex.VERBOSE | regex.I | regex.UNICODE)
+_URL_RE = re.compile(r"^(?:https?:|www\.|[a-z0-9.\-]+\.[a-z]{2,13}/)", re.I)
+_NUM_RE = re.compile(r"^[+\-]?\d+(?:[,/.:\-]\d+)*[+\-]?(?:st|nd|rd|th|s|k|m|am|pm|%)?$", re.I)
+_ELONG_RE = re.compile(r"(\w)\1{2,}")
+_NEGATORS = frozenset(
+    [
+        "never",
+        "no",
+        "nothing",
+        "nowhere",
+        "noone",
+        "none",
+        "not",
+        "nor",
+        "neither",
+        "without",
+        "cannot",
+        "havent",
+        "hasnt",
+        "hadnt",
+        "cant",
+        "couldnt",
+        "shouldnt",
+        "wont",
+        "wouldnt",
+        "dont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "arent",
+        "aint",
+        "wasnt",
+        "werent",
+    ]
+)
+_SCOPE_END = frozenset([".", ",", ":", ";", "!", "?", "but", "however"])
+_CHUNK_CACHE_MAX = 400_000
+_chunk_cache: dict[str, tuple[str, ...]] = {}
+
+
+def _normalise_token(token: str) -> list[str]:
+    """Map one raw TweetTokenizer token to its normalised form(s)."""
+    if token.startswith("@") and len(token) > 1:
+        return [USER_TOKEN]
+    if _URL_RE.match(token):
+        return [URL_TOKEN]
+    if _NUM_RE.match(token):
+        return [NUM_TOKEN]
+    out: list[str] = []
+    if len(token) >= 3 and token.isupper() and any(c.isalpha() for c in token):
+        out.append(ALLCAPS_TOKEN)
+    lowered = token.lower()
+    reduced = _ELONG_RE.sub(r"\1\1", lowered)
+    if reduced != lowered:
+        out.append(ELONG_TOKEN)
+    if reduced.startswith("#") and len(reduced) > 1:
+        out.append(reduced)
+        reduced = reduced.lstrip("#")
+    out.append(reduced)
+    return out
+
+
+def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
+    cached = _chunk_cache.get(chunk)
+    if cached is not None:
+        return cached
+    tokens: list[str] = []
+    for raw in _WORD_RE.findall(chunk):
+        tokens.extend(_normalise_token(raw))
+    result = tuple(tokens)
+    if len(_chunk_cache) >= _CHUNK_CACHE_MAX:
+        _chunk_cache.clear()  # bounded memory under adversarial input; refills from traffic
+    _chunk_cache[chunk] = result
+    return result
+
+
+def is_negator(token: str) -> bool:
+    """True for negation cues: "not", "never", "no", and any word ending in "n't"."""
+    return token in _NEGATORS or token.endswith("n't")
+
+
+def mark_negation(tokens: list[str]) -> list[str]:
+    """Suffix `_NEG` to words in a negation scope (after a negator, up to clause punctuation)."""
+    out: list[str] = []
+    negating = False
+    for tok in tokens:
+        if tok in _SCOPE_END:
+            negating = False
+            out.append(tok)
+        elif is_negator(tok):
+            negating = True
+            out.append(tok)
+        elif negating and tok not in MARKERS and tok[0].isalpha():
+            out.append(tok + NEG_SUFFIX)
+        else:
+            out.append(tok)
+    return out
+
+
+def clean_text(text: str) -> str:
+    """Unescape HTML entities and straighten typographic apostrophes."""
+    if "&" in text:
+        text = html.unescape(text)
+    return text.replace("\u2019", "'").replace("\u2018", "'")
+
+
+def tokenize(text: str) -> list[str]:
+    """Normalise and tokenise one text into the model's tokens (see module docstring)."""
+    tokens: list[str] = []
+    for chunk in clean_text(text).split():
+        tokens.extend(_tokenize_chunk(chunk))
+    return mark_negation(tokens)
+
+
+def base_token(token: str) -> str:
+    """The token without its negation suffix."""
+    return token[: -len(NEG_SUFFIX)] if token.endswith(NEG_SUFFIX) else token
+
+
+def tokenize_with_spans(text: str) -> list[tuple[str, int, int]]:
+    """Like `tokenize`, but each token carries the (start, end) of its source chunk in `text`.
+
+    Used to highlight explanations in the original text; `[t for t, _, _ in ...]` equals
+    `tokenize(text)`.
+    """
+    tokens: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for match in re.finditer(r"\S+", text):
+        for chunk in clean_text(match.group()).split():
+            for tok in _tokenize_chunk(chunk):
+                tokens.append(tok)
+                spans.append(match.span())
+    return [(tok, s, e) for tok, (s, e) in zip(mark_negation(tokens), spans)]

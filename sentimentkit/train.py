@@ -1,0 +1,166 @@
+"""Fit on train, choose on validation, report test once, write model.pkl + model.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from sentimentkit import LABELS, __version__
+from sentimentkit.config import SPLITS
+from sentimentkit.data import file_sha256, load_split, split_path
+from sentimentkit.evaluate import expected_calibration_error, metrics
+from sentimentkit.model import build_pipeline, save_model
+
+# Chosen on validation by `python -m sentimentkit train --search` (see benchmarks/model_selection.md).
+CHOSEN_PARAMS: dict[str, Any] = {
+    "C": 0.5,
+    "class_weight": "balanced",
+    "word_max_n": 2,
+    "char_ngram_range": (2, 5),
+    "lexicon_weight": 1.0,
+    "char_weight": 1.0,
+    "bias_tuning": False,
+}
+SEARCH_GRID: dict[str, list[Any]] = {
+    "C": [0.25, 0.5, 1.0, 2.0],
+    "lexicon_weight": [1.0, 3.0],
+    "bias_tuning": [False, True],
+}
+DEFAULT_THRESHOLD = 0.5
+BIAS_STEPS = np.round(np.arange(-1.0, 1.01, 0.1), 2)
+
+Log = Callable[[str], None]
+
+
+def load_splits(directory: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Load train, validation and test from the data directory."""
+    return {split: load_split(split, directory) for split in SPLITS}
+
+
+def fit_pipeline(train: pd.DataFrame, params: dict[str, Any]) -> Pipeline:
+    """Fit the pipeline on the training frame (`bias_tuning` is applied separately)."""
+    model_params = {k: v for k, v in params.items() if k != "bias_tuning"}
+    return build_pipeline(model_params).fit(train["text"].tolist(), train["label"].tolist())
+
+
+def tune_class_bias(pipeline: Pipeline, validation: pd.DataFrame) -> np.ndarray:
+    """Logit offsets (negative, neutral=0, positive) maximising validation AvgRec; applied in place."""
+    scores = pipeline.decision_function(validation["text"].tolist())
+    y = validation["label"].to_numpy()
+    labels = np.asarray(pipeline.classes_)
+    best, best_offsets = -1.0, np.zeros(len(labels))
+    for neg, pos in itertools.product(BIAS_STEPS, BIAS_STEPS):
+        offsets = np.array([neg, 0.0, pos])
+        pred = labels[np.argmax(scores + offsets, axis=1)]
+        value = metrics(y, pred)["avg_recall"]
+        if value > best + 1e-9:
+            best, best_offsets = value, offsets
+    pipeline.named_steps["clf"].intercept_ = pipeline.named_steps["clf"].intercept_ + best_offsets
+    return best_offsets
+
+
+def evaluate_pipeline(pipeline: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
+    """Metrics plus top-label ECE for a fitted pipeline on a labelled frame."""
+    proba = pipeline.predict_proba(frame["text"].tolist())
+    pred = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
+    result = metrics(frame["label"], pred)
+    result["ece"] = expected_calibration_error(proba, frame["label"].tolist())
+    return result
+
+
+def fit_candidate(splits: dict[str, pd.DataFrame], params: dict[str, Any]) -> tuple[Pipeline, dict[str, Any]]:
+    """Fit one candidate on train (bias tuned on validation if asked); return it and its scores."""
+    start = time.perf_counter()
+    pipeline = fit_pipeline(splits["train"], params)
+    if params.get("bias_tuning"):
+        tune_class_bias(pipeline, splits["validation"])
+    seconds = time.perf_counter() - start
+    return pipeline, {"params": params, "train_seconds": seconds,
+                      "validation": evaluate_pipeline(pipeline, splits["validation"])}  # fmt: skip
+
+
+def grid(base: dict[str, Any], search: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of `search` values layered over `base`."""
+    keys = list(search)
+    return [{**base, **dict(zip(keys, values))} for values in itertools.product(*(search[k] for k in keys))]
+
+
+def select(
+    splits: dict[str, pd.DataFrame], candidates: list[dict[str, Any]], log: Log = print
+) -> tuple[Pipeline, dict[str, Any], list[dict[str, Any]]]:
+    """Fit every candidate; keep the one with the best validation AvgRec. Test is only recorded."""
+    best: tuple[Pipeline, dict[str, Any]] | None = None
+    table = []
+    for params in candidates:
+        pipeline, record = fit_candidate(splits, params)
+        record["test"] = evaluate_pipeline(pipeline, splits["test"])  # recorded, never used to choose
+        table.append(record)
+        log(f"{params} val AvgRec {record['validation']['avg_recall']:.4f} "
+            f"test AvgRec {record['test']['avg_recall']:.4f} ({record['train_seconds']:.0f}s)")  # fmt: skip
+        if best is None or record["validation"]["avg_recall"] > best[1]["validation"]["avg_recall"]:
+            best = (pipeline, record)
+    assert best is not None
+    return best[0], best[1], table
+
+
+def library_versions() -> dict[str, str]:
+    import nltk
+    import sklearn
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "nltk": nltk.__version__, "numpy": np.__version__, "pandas": pd.__version__}  # fmt: skip
+
+
+def build_card(
+    params: dict[str, Any], data_dir: Path | None, splits: dict[str, pd.DataFrame],
+    scores: dict[str, dict[str, Any]], train_seconds: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The model card: provenance, hyperparameters, versions and metrics."""
+    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return {
+        "name": "sentimentkit-tfidf-lr",
+        "version": f"{__version__}+{created:%Y%m%d%H%M}",
+        "created_at": created.isoformat(),
+        "task": "3-class tweet sentiment (SemEval-2017 Task 4A)",
+        "labels": list(LABELS),
+        "default_threshold": DEFAULT_THRESHOLD,
+        "hyperparameters": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+        "training_data": {
+            split: {
+                "file": split_path(split, data_dir).name,
+                "rows": len(frame),
+                "sha256": file_sha256(split_path(split, data_dir)),
+            }
+            for split, frame in splits.items()
+        },  # fmt: skip
+        "train_seconds": round(train_seconds, 1),
+        "libraries": library_versions(),
+        "metrics": scores,
+    }
+
+
+def train(
+    data_dir: str | Path | None = None,
+    out: str | Path = "model.pkl",
+    params: dict[str, Any] | None = None,
+    search: bool = False,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Train the default (or searched) model on train, evaluate, and write `out` + its card."""
+    splits = load_splits(data_dir)
+    base = {**CHOSEN_PARAMS, **(params or {})}
+    candidates = grid(base, SEARCH_GRID) if search else [base]
+    pipeline, record, _ = select(splits, candidates, log=log)
+    chosen = record["params"]
+    scores = {"validation": record["validation"], "test": record["test"]}
+    card = build_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
+    return save_model(pipeline, out, card)

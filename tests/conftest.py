@@ -1,0 +1,57 @@
+"""Shared fixtures: the committed model, a tiny model trained on inline data, the shared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentimentkit.config import REPO_ROOT
+from sentimentkit.model import build_pipeline, save_model
+from sentimentkit.predict import Predictor
+
+SHARED_DATA = (REPO_ROOT.parent / "shared" / "data" / "semeval2017").resolve()
+COMMITTED_MODEL = REPO_ROOT / "model.pkl"
+
+TINY_TEXTS = [
+    "I love this, it is great and wonderful",
+    "what a fantastic happy day :)",
+    "best movie ever, so good",
+    "I hate this, it is terrible and awful",
+    "worst day ever, so sad :(",
+    "this is bad and disgusting",
+    "the meeting is on tuesday at noon",
+    "the train leaves from platform two",
+    "she posted the report this morning",
+] * 3
+TINY_LABELS = (["positive"] * 3 + ["negative"] * 3 + ["neutral"] * 3) * 3
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The SemEval-2017 splits beside the checkout; tests needing them skip where absent."""
+    if not (SHARED_DATA / "test.csv").is_file():
+        pytest.skip(
+            f"shared data not found at {SHARED_DATA} (only present in the project's checkouts and CI)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real pipeline trained in a second on inline texts, saved with its card."""
+    pipeline = build_pipeline({"C": 10.0, "word_min_df": 1, "char_min_df": 1}).fit(TINY_TEXTS, TINY_LABELS)
+    path = tmp_path_factory.mktemp("tiny") / "model.pkl"
+    save_model(pipeline, path, {"version": "tiny-test", "default_threshold": 0.5})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_path: Path) -> Predictor:
+    return Predictor.load(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def predictor() -> Predictor:
+    """The committed default model (model.pkl + model.json at the repository root)."""
+    return Predictor.load(COMMITTED_MODEL)

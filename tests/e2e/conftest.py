@@ -1,0 +1,153 @@
+"""Real servers and a real browser for end-to-end tests.
+
+`start_server` runs a command (Streamlit, uvicorn) on a free loopback port and waits until an
+HTTP URL answers; `browser` is Playwright driving Debian's chromium (/usr/bin/chromium).
+Tests here are skipped with a clear reason when chromium or playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sentimentkit.config import REPO_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]  # fmt: skip
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+                if response.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"server at {url} not ready after {timeout}s:\n{log_path.read_text(errors='replace')}")
+
+
+@contextmanager
+def run_server(
+    args: list[str], ready_path: str, port: int, env: dict[str, str] | None = None,
+    log_dir: Path | None = None, timeout: float = 60.0,
+) -> Iterator[Server]:  # fmt: skip
+    """Start `args` (which must listen on `port`), wait for GET `ready_path`, stop it afterwards."""
+    log_path = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"server-{port}.log"
+    full_env = {**os.environ, **(env or {})}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(args, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url + ready_path, process, log_path, timeout)
+        yield Server(url, process, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def streamlit_command(port: int, script: str = "app.py") -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", script, "--server.headless=true",
+        f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
+    ]  # fmt: skip
+
+
+def uvicorn_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "sentimentkit", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+@pytest.fixture
+def start_streamlit(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Factory: start the real Streamlit app with extra environment variables."""
+    stack: list = []
+
+    def start(env: dict[str, str] | None = None) -> Server:
+        port = free_port()
+        ctx = run_server(streamlit_command(port), "/_stcore/health", port, env, tmp_path)
+        server = ctx.__enter__()
+        stack.append(ctx)
+        return server
+
+    yield start
+    for ctx in reversed(stack):
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def start_api(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Factory: start the real uvicorn API server with extra environment variables."""
+    stack: list = []
+
+    def start(env: dict[str, str] | None = None) -> Server:
+        port = free_port()
+        ctx = run_server(uvicorn_command(port), "/healthz", port, env, tmp_path)
+        server = ctx.__enter__()
+        stack.append(ctx)
+        return server
+
+    yield start
+    for ctx in reversed(stack):
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Playwright's chromium API driving Debian's /usr/bin/chromium, headless."""
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium); .ci/run installs it")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
