@@ -15,6 +15,8 @@ from sentimentkit import LABELS
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "model.pkl"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
+# The optional "accurate" transformer model (int8 ONNX folder) the app shows beside the default.
+DEFAULT_ACCURATE_MODEL_PATH = REPO_ROOT / "models" / "transformer-int8"
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TWEETEVAL_BASE_URL = "https://raw.githubusercontent.com/cardiffnlp/tweeteval/main/datasets/sentiment"
 SEED = 13
@@ -50,6 +52,7 @@ class Settings:
 
     model_path: Path = DEFAULT_MODEL_PATH
     data_dir: Path = DEFAULT_DATA_DIR
+    accurate_model_path: Path = DEFAULT_ACCURATE_MODEL_PATH
     # None means "use the threshold recorded in the model card".
     threshold: float | None = None
     max_chars: int = 5120
@@ -72,6 +75,7 @@ class Settings:
         return cls(
             model_path=Path(env.get("SENTIMENTKIT_MODEL") or DEFAULT_MODEL_PATH),
             data_dir=Path(env.get("SENTIMENTKIT_DATA_DIR") or DEFAULT_DATA_DIR),
+            accurate_model_path=Path(env.get("SENTIMENTKIT_ACCURATE_MODEL") or DEFAULT_ACCURATE_MODEL_PATH),
             threshold=_env_float("SENTIMENTKIT_THRESHOLD", None),
             max_chars=_env_int("SENTIMENTKIT_MAX_CHARS", cls.max_chars),
             max_batch=_env_int("SENTIMENTKIT_MAX_BATCH", cls.max_batch),

@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+class BackendError(Exception):
+    """The model backend (e.g. the REST API) could not answer; the message says why and what to do."""
+
+
 def text_error(value: object, max_chars: int) -> str | None:
     """Why `value` cannot be scored (None when it can): not text, empty, or too long."""
     if not isinstance(value, str):
@@ -175,6 +179,10 @@ class Predictor(BasePredictor):
         default = card.get("default_threshold", DEFAULT_THRESHOLD)
         self.threshold = float(default if threshold is None else threshold)
         self.max_chars = max_chars
+        clf = pipeline.named_steps["clf"]
+        self._vectorizer = pipeline.named_steps["features"]
+        self._coef_t = np.ascontiguousarray(clf.coef_.T, dtype=np.float64)
+        self._intercept = clf.intercept_.astype(np.float64)
 
     @classmethod
     def load(
@@ -193,10 +201,20 @@ class Predictor(BasePredictor):
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
         """Class probabilities in `self.labels` order: shape (3,) for a string, (n, 3) for a list."""
         if isinstance(texts, str):
-            return self.pipeline.predict_proba([texts])[0]
+            return self._proba([texts])[0]
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)))
-        return self.pipeline.predict_proba(list(texts))
+        return self._proba(list(texts))
+
+    def _proba(self, texts: list[str]) -> np.ndarray:
+        # Same maths as pipeline.predict_proba (multinomial softmax), minus sklearn's per-call
+        # input validation, which dominates the cost of a single short text.
+        X = self._vectorizer.transform(texts)
+        logits = X @ self._coef_t + self._intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
 
     # --- explanation ---------------------------------------------------------------------
     def explain(self, text: str, label: str | None = None) -> dict[str, Any]:
