@@ -10,18 +10,23 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
-from sentimentkit.predict import OUTPUT_COLUMNS, Predictor
+from sentimentkit.predict import OUTPUT_COLUMNS, BasePredictor
 
 SAMPLE_BYTES = 64 * 1024
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 TEXT_COLUMN_HINTS = ("text", "tweet", "content", "message", "comment", "review", "body", "sentence")
+TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm")
+CLI_HINT = "python -m sentimentkit predict --input FILE.csv --output OUT.csv"
+# The label used in summaries for rows that could not be scored (empty, not text, too long).
+NOT_SCORED = "not scored"
 
 
 class BatchError(Exception):
@@ -82,6 +87,12 @@ def read_csv_chunks(source: str | Path | IO[bytes], filename: str = "", chunk_ro
     if not sample.strip():
         raise BatchError("The file is empty. Upload a CSV with a header row and one text per row.")
     options = _csv_options(sample, filename)
+    if b"\x00" in sample and not options["encoding"].startswith("utf-16"):
+        # Latin-1 decodes any bytes, so a binary file would otherwise parse into garbage rows.
+        raise BatchError(
+            "The file is not text (it contains binary bytes). Upload a CSV/TSV saved as text, "
+            "or an Excel workbook with the .xlsx extension."
+        )
     try:
         reader = pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False,
                              chunksize=chunk_rows, **options)  # fmt: skip
@@ -104,12 +115,22 @@ def read_table(data: bytes, filename: str, max_rows: int | None = None) -> pd.Da
         frame = _read_excel(data)
     elif name.endswith((".csv", ".tsv", ".tab", ".txt")):
         frame = pd.concat(list(read_csv_chunks(io.BytesIO(data), filename)), ignore_index=True)
+    elif name.endswith(".xls"):
+        raise BatchError(
+            f"{filename!r} is an old Excel (.xls) workbook. Save it as .xlsx or CSV (UTF-8) and upload that."
+        )
     else:
-        raise BatchError(f"{filename!r} is not a CSV, TSV or Excel (.xlsx) file.")
+        raise BatchError(
+            f"{filename!r} is not a CSV, TSV or Excel (.xlsx) file. Export your table as CSV (UTF-8) "
+            "or .xlsx and upload that."
+        )
     if frame.columns.empty:
         raise BatchError("The file has no columns. Upload a CSV with a header row.")
     if frame.empty:
-        raise BatchError("The file has a header but no rows to score.")
+        raise BatchError(
+            "The file has a header but no rows to score. Add one text per row below the header and "
+            "upload it again."
+        )
     if max_rows is not None and len(frame) > max_rows:
         raise BatchError(
             f"The file has {len(frame):,} rows; this app scores at most {max_rows:,}. Use the command line "
@@ -119,8 +140,12 @@ def read_table(data: bytes, filename: str, max_rows: int | None = None) -> pd.Da
 
 
 def _read_excel(data: bytes) -> pd.DataFrame:
+    if not data.strip():
+        raise BatchError("The file is empty. Upload a workbook with a header row and one text per row.")
     try:
-        frame = pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False, engine="openpyxl")
+        # dtype=object keeps each cell's own type, so a number in the text column is flagged
+        # "not text" instead of being scored as the string "12345".
+        frame = pd.read_excel(io.BytesIO(data), dtype=object, keep_default_na=False, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types for a broken file
         raise BatchError(
             f"The Excel file could not be read ({type(exc).__name__}). Save it again as .xlsx."
@@ -144,6 +169,7 @@ def _neutralise_cell(value: Any) -> Any:
 
 
 def check_column(frame: pd.DataFrame, text_column: str) -> None:
+    """Raise BatchError (naming the available columns) when `text_column` is not in `frame`."""
     if text_column not in frame.columns:
         raise BatchError(
             f"Column {text_column!r} not found; the columns are {list(frame.columns)}. "
@@ -152,7 +178,7 @@ def check_column(frame: pd.DataFrame, text_column: str) -> None:
 
 
 def score_csv_file(
-    predictor: Predictor, input_path: str | Path, output_path: str | Path,
+    predictor: BasePredictor, input_path: str | Path, output_path: str | Path,
     text_column: str = "text", chunk_rows: int = 20_000, escape_formulas: bool = False,
 ) -> tuple[int, int]:  # fmt: skip
     """Stream-score a CSV file chunk by chunk into `output_path`. Returns (rows, flagged rows)."""
@@ -171,4 +197,137 @@ def score_csv_file(
     return rows, flagged
 
 
-__all__ = ["OUTPUT_COLUMNS", "BatchError", "read_table", "score_csv_file", "neutralise_formulas"]
+def check_upload(filename: str, size_bytes: int, max_upload_mb: int) -> None:
+    """Reject an upload by name or size before reading it; the message says what to do instead."""
+    if not filename.lower().endswith((*TABLE_EXTENSIONS, ".xls")):
+        raise BatchError(
+            f"{filename!r} is not a CSV, TSV or Excel (.xlsx) file. Export your table as CSV (UTF-8) "
+            "or .xlsx and upload that."
+        )
+    if size_bytes > max_upload_mb * 1024 * 1024:
+        raise BatchError(
+            f"The file is {size_bytes / 1024 / 1024:.1f} MB; the app accepts at most {max_upload_mb} MB. "
+            f"Split it, or score it with the command line: {CLI_HINT}"
+        )
+    if size_bytes == 0:
+        raise BatchError("The file is empty. Upload a CSV with a header row and one text per row.")
+
+
+def output_safe(frame: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, str]:
+    """Rename input columns that share a name with an output column, so no input column is lost.
+
+    Returns the renamed frame and the (possibly renamed) text column.
+    """
+    taken = {str(c) for c in frame.columns}
+    renames: dict[Any, str] = {}
+    for column in frame.columns:
+        if column in OUTPUT_COLUMNS:
+            new = f"{column}_input"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            renames[column] = new
+    if not renames:
+        return frame, text_column
+    return frame.rename(columns=renames), renames.get(text_column, text_column)
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def score_table(
+    backend: BasePredictor,
+    frame: pd.DataFrame,
+    text_column: str,
+    threshold: float | None = None,
+    progress_callback: ProgressCallback | None = None,
+    chunk_rows: int = 5_000,
+) -> pd.DataFrame:
+    """Score every row of `frame` in chunks; call `progress_callback(done, total)` after each.
+
+    The result has every input row, in order, and every input column (one named like an output
+    column gets the suffix `_input`), followed by OUTPUT_COLUMNS. Rows that cannot be scored
+    carry a message in `error` and nulls elsewhere; they are never dropped.
+    """
+    check_column(frame, text_column)
+    frame, text_column = output_safe(frame, text_column)
+    total = len(frame)
+    parts: list[pd.DataFrame] = []
+    for start in range(0, total, chunk_rows):
+        parts.append(backend.score_frame(frame.iloc[start : start + chunk_rows], text_column, threshold))
+        if progress_callback is not None:
+            progress_callback(min(start + chunk_rows, total), total)
+    if not parts:
+        return backend.score_frame(frame, text_column, threshold)
+    return pd.concat(parts)
+
+
+def apply_threshold(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Recompute `uncertain` for a new threshold without scoring again (scored rows only)."""
+    out = scored.copy()
+    confidence = pd.to_numeric(out["confidence"], errors="coerce")
+    flags = (confidence < threshold).astype(object)
+    flags[confidence.isna()] = None
+    out["uncertain"] = flags
+    return out
+
+
+def outcome_labels(scored: pd.DataFrame) -> pd.Series:
+    """Each row's label, or NOT_SCORED for rows with an error."""
+    return scored["sentiment"].astype(object).where(scored["error"].isna(), NOT_SCORED).fillna(NOT_SCORED)
+
+
+def label_summary(scored: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Rows per label (plus NOT_SCORED when any) with their share of all rows, in label order."""
+    counts = outcome_labels(scored).value_counts()
+    order = [*labels, NOT_SCORED] if counts.get(NOT_SCORED, 0) else list(labels)
+    rows = [int(counts.get(label, 0)) for label in order]
+    total = max(len(scored), 1)
+    return pd.DataFrame({"label": order, "rows": rows, "share": [r / total for r in rows]})
+
+
+def confidence_histogram(scored: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Scored rows per confidence bin of equal width over [1/3, 1] (a 3-class top probability)."""
+    confidence = pd.to_numeric(scored["confidence"], errors="coerce").dropna().to_numpy(dtype=float)
+    edges = np.linspace(1 / 3, 1.0, bins + 1)
+    counts, _ = np.histogram(np.clip(confidence, edges[0], edges[-1]), bins=edges)
+    names = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    return pd.DataFrame({"confidence": names, "rows": counts.astype(int)})
+
+
+def filter_results(
+    scored: pd.DataFrame, labels: Sequence[str] | None = None, uncertain: bool | None = None
+) -> pd.DataFrame:
+    """Rows whose outcome label is in `labels` (None: all) and whose `uncertain` flag matches."""
+    mask = pd.Series(True, index=scored.index)
+    if labels is not None:
+        mask &= outcome_labels(scored).isin(list(labels))
+    if uncertain is not None:
+        mask &= scored["uncertain"].map(lambda v: v is not None and not pd.isna(v) and bool(v) == uncertain)
+    return scored[mask]
+
+
+def result_csv_bytes(scored: pd.DataFrame) -> bytes:
+    """The full result as UTF-8 CSV (with BOM, so Excel shows accents), formulas neutralised."""
+    return neutralise_formulas(scored).to_csv(index=False).encode("utf-8-sig")
+
+
+__all__ = [
+    "CLI_HINT",
+    "NOT_SCORED",
+    "OUTPUT_COLUMNS",
+    "BatchError",
+    "apply_threshold",
+    "check_column",
+    "check_upload",
+    "confidence_histogram",
+    "filter_results",
+    "guess_text_column",
+    "label_summary",
+    "neutralise_formulas",
+    "read_csv_chunks",
+    "read_table",
+    "result_csv_bytes",
+    "score_csv_file",
+    "score_table",
+]

@@ -1,0 +1,291 @@
+"""sentimentkit's Streamlit app: `streamlit run app.py`.
+
+Widgets and layout only; the logic lives in `sentimentkit.ui` and `sentimentkit.batch`, and every
+prediction goes through the BasePredictor interface (local model or the REST API).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from sentimentkit import batch, ui
+from sentimentkit.batch import BatchError
+from sentimentkit.config import Settings
+from sentimentkit.model import ModelError
+from sentimentkit.predict import BackendError, BasePredictor
+
+PREVIEW_ROWS = 1_000
+UNCERTAIN_FILTERS = {"All rows": None, "Only uncertain": True, "Only confident": False}
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_backends(settings_key: str, _settings: Settings) -> ui.Backends:
+    """Open the model(s) once per server process (per distinct settings)."""
+    return ui.open_backends(_settings)
+
+
+def fail(message: str) -> None:
+    st.error(message)
+    st.stop()
+
+
+def startup() -> tuple[Settings, ui.Backends]:
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        fail(f"Configuration problem: {exc}. Fix the environment variable and restart the app.")
+    try:
+        return settings, load_backends(repr(settings), settings)
+    except ModelError as exc:
+        fail(f"The model could not be loaded. {exc}")
+    except BackendError as exc:
+        fail(f"The sentiment API cannot be reached. {exc}")
+    raise AssertionError("unreachable")
+
+
+# --- single text ---------------------------------------------------------------------------
+def use_example(text: str) -> None:
+    st.session_state.text = text
+    st.session_state.analyzed = text
+
+
+def analyze() -> None:
+    st.session_state.analyzed = st.session_state.get("text", "")
+
+
+def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
+    st.text_area("Text to analyse", key="text", height=130, placeholder="Paste a tweet, a review, a comment…")
+    text = st.session_state.get("text") or ""
+    st.caption(f"{len(text):,} / {max_chars:,} characters")
+    st.button("Analyze", type="primary", on_click=analyze, key="analyze")
+    st.write("Or try an example:")
+    for col, (name, example) in zip(st.columns(len(ui.EXAMPLES)), ui.EXAMPLES.items()):
+        col.button(name, key=f"example_{name}", on_click=use_example, args=(example,), help=example)
+    if "analyzed" not in st.session_state:
+        return
+    analyzed = st.session_state.analyzed
+    problem = ui.input_problem(analyzed, max_chars)
+    if problem:
+        (st.warning if not analyzed.strip() else st.error)(problem)
+        return
+    models = [("Fast model", backends.main)]
+    if backends.accurate is not None:
+        models.append(("Accurate model", backends.accurate))
+    for col, (title, backend) in zip(st.columns(len(models)), models):
+        with col:
+            show_result(title if len(models) > 1 else "Result", backend, analyzed, threshold)
+
+
+def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> None:
+    st.subheader(title)
+    try:
+        result = backend.score([text], threshold)[0]
+    except BackendError as exc:
+        st.error(f"The sentiment API cannot be reached. {exc}")
+        return
+    if result["error"]:
+        st.error(f"This text cannot be analysed: {result['error']}.")
+        return
+    headline, detail = ui.verdict(result)
+    st.metric("Sentiment", headline)
+    st.caption(detail)
+    st.bar_chart(
+        ui.probability_frame(result, backend.labels), x="label", y="probability",
+        horizontal=True, height=180, x_label="probability", y_label="",
+    )  # fmt: skip
+    show_explanation(backend, text)
+
+
+def show_explanation(backend: BasePredictor, text: str) -> None:
+    if not backend.can_explain:
+        st.caption("This model does not give word-level explanations.")
+        return
+    try:
+        explanation = backend.explain(text)
+    except (BackendError, NotImplementedError, ValueError) as exc:
+        st.caption(f"No explanation available: {exc}")
+        return
+    label = explanation["label"]
+    st.markdown(f"**Why {label}?** Words in blue pushed toward *{label}*, words in red pushed against it.")
+    st.markdown(ui.explanation_html(text, explanation), unsafe_allow_html=True)
+    toward, against = ui.top_words(text, explanation)
+    left, right = st.columns(2)
+    left.caption(f"Toward {label}")
+    left.dataframe(toward, hide_index=True, width="stretch")
+    right.caption(f"Against {label}")
+    right.dataframe(against, hide_index=True, width="stretch")
+
+
+# --- batch ---------------------------------------------------------------------------------
+def read_upload(uploaded: Any, settings: Settings) -> pd.DataFrame:
+    """The uploaded table, parsed once per file (reruns reuse it)."""
+    cached = st.session_state.get("upload_table")
+    if cached and cached["file_id"] == uploaded.file_id:
+        return cached["frame"]
+    batch.check_upload(uploaded.name, uploaded.size, settings.max_upload_mb)
+    frame = batch.read_table(uploaded.getvalue(), uploaded.name, max_rows=settings.max_rows)
+    st.session_state.upload_table = {"file_id": uploaded.file_id, "frame": frame}
+    return frame
+
+
+def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> None:
+    uploaded = st.file_uploader(
+        "Upload a CSV, TSV or Excel (.xlsx) file with one text per row",
+        # No `type=` filter: Streamlit's own rejection does not say what to do, check_upload does.
+        max_upload_size=settings.max_upload_mb, key="upload",
+    )  # fmt: skip
+    st.caption(
+        f"Up to {settings.max_upload_mb} MB and {settings.max_rows:,} rows. For bigger files use the "
+        f"command line: `{batch.CLI_HINT}`"
+    )
+    if uploaded is None:
+        return
+    try:
+        frame = read_upload(uploaded, settings)
+    except BatchError as exc:
+        st.error(str(exc))
+        return
+    columns = [str(c) for c in frame.columns]
+    st.write(f"**{uploaded.name}**: {len(frame):,} rows, {len(columns)} columns.")
+    column = st.selectbox(
+        "Column with the text", columns, index=columns.index(str(batch.guess_text_column(columns)))
+    )
+    backend, model_name = backends.main, "fast"
+    if backends.accurate is not None:
+        choice = st.radio("Model", ["Fast model", "Accurate model (slower)"], horizontal=True)
+        if choice.startswith("Accurate"):
+            backend, model_name = backends.accurate, "accurate"
+    job = (uploaded.file_id, column, model_name)
+    if st.button(f"Score {len(frame):,} rows", type="primary", key="score"):
+        run_batch(backend, frame, column, threshold, job, uploaded.name)
+    result = st.session_state.get("batch_result")
+    if result and result["job"] == job:
+        show_batch_results(backend, result, threshold)
+
+
+def run_batch(
+    backend: BasePredictor, frame: pd.DataFrame, column: str, threshold: float, job: tuple, name: str
+) -> None:
+    bar = st.progress(0.0, text="Scoring…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Scored {done:,} of {total:,} rows")
+
+    try:
+        scored = batch.score_table(backend, frame, column, threshold, progress_callback=progress)
+    except BackendError as exc:
+        bar.empty()
+        st.error(f"The sentiment API cannot be reached, so nothing was scored. {exc}")
+        return
+    except BatchError as exc:
+        bar.empty()
+        st.error(str(exc))
+        return
+    bar.empty()
+    st.session_state.batch_result = {"job": job, "frame": scored, "name": name}
+
+
+def show_batch_results(backend: BasePredictor, result: dict[str, Any], threshold: float) -> None:
+    scored = batch.apply_threshold(result["frame"], threshold)
+    summary = batch.label_summary(scored, backend.labels)
+    not_scored = int(scored["error"].notna().sum())
+    uncertain = int((scored["uncertain"] == True).sum())  # noqa: E712 - object column with None
+    cols = st.columns(4)
+    cols[0].metric("Rows", f"{len(scored):,}")
+    cols[1].metric("Scored", f"{len(scored) - not_scored:,}")
+    cols[2].metric("Not scored (see `error`)", f"{not_scored:,}")
+    cols[3].metric(f"Uncertain (< {threshold:.2f})", f"{uncertain:,}")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Rows per label**")
+        st.bar_chart(summary, x="label", y="rows", height=240)
+        st.dataframe(
+            summary, hide_index=True, width="stretch",
+            column_config={"share": st.column_config.NumberColumn(format="percent")},
+        )  # fmt: skip
+    with right:
+        st.markdown("**Confidence of the scored rows**")
+        st.bar_chart(batch.confidence_histogram(scored), x="confidence", y="rows", height=240)
+    show_preview(scored, summary["label"].tolist())
+    name = result["name"].rsplit(".", 1)[0] + "-sentiment.csv"
+    st.download_button(
+        f"Download all {len(scored):,} rows (CSV)", data=lambda: batch.result_csv_bytes(scored),
+        file_name=name, mime="text/csv", on_click="ignore", type="primary", key="download",
+    )  # fmt: skip
+    st.caption("Cells that a spreadsheet would run as formulas are prefixed with ' in the download.")
+
+
+def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
+    left, right = st.columns([2, 1])
+    chosen = left.multiselect("Show labels", labels, default=labels, key="filter_labels")
+    flag = right.radio("Uncertain", list(UNCERTAIN_FILTERS), horizontal=True, key="filter_uncertain")
+    shown = batch.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
+    st.caption(
+        f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
+    )
+    st.dataframe(ui.display_frame(shown.head(PREVIEW_ROWS)), width="stretch", height=320)
+
+
+# --- model information ----------------------------------------------------------------------
+def model_tab(backends: ui.Backends) -> None:
+    models = [("Fast model", backends.main)]
+    if backends.accurate is not None:
+        models.append(("Accurate model", backends.accurate))
+    for title, backend in models:
+        show_card(title, backend.card)
+    if backends.accurate_problem:
+        st.warning(backends.accurate_problem)
+
+
+def show_card(title: str, card: dict[str, Any]) -> None:
+    st.subheader(f"{title}: {card.get('name', 'model')} {card.get('version', '')}")
+    if card.get("task"):
+        st.write(card["task"])
+    metrics = ui.metrics_table(card)
+    if not metrics.empty:
+        st.markdown("**Metrics** (validation was used for model choice; test is reported once)")
+        st.dataframe(metrics.round(3), width="content")
+    confusion = ui.confusion_frame(card, "test")
+    if confusion is not None:
+        st.markdown("**Confusion matrix** (test set)")
+        st.dataframe(confusion, width="content")
+    data = ui.training_data_table(card)
+    if data is not None:
+        st.markdown("**Training data**")
+        st.dataframe(data, hide_index=True, width="content")
+    if card.get("hyperparameters"):
+        with st.expander("Hyperparameters"):
+            st.json(card["hyperparameters"])
+    with st.expander("Full model card (model.json)"):
+        st.json(card)
+
+
+# --- page ------------------------------------------------------------------------------------
+def main() -> None:
+    st.set_page_config(page_title="sentimentkit", page_icon="💬", layout="wide")
+    st.title("sentimentkit: tweet sentiment")
+    settings, backends = startup()
+    main_backend = backends.main
+    with st.sidebar:
+        st.header("Settings")
+        threshold = st.slider(
+            "Confidence threshold", 0.0, 1.0, float(main_backend.threshold), 0.01, key="threshold",
+            help="Answers whose confidence is below this are shown as 'uncertain' with the most "
+            "likely label beside them. The default comes from the model card.",
+        )  # fmt: skip
+        st.caption(f"Model: {ui.describe_backend(main_backend, settings.api_url)}")
+        if backends.accurate is not None:
+            st.caption(f"Accurate model: {ui.describe_backend(backends.accurate, None)}")
+    single, many, info = st.tabs(["Analyze a text", "Batch (CSV)", "Model information"])
+    with single:
+        text_tab(backends, threshold, settings.max_chars)
+    with many:
+        batch_tab(backends, threshold, settings)
+    with info:
+        model_tab(backends)
+
+
+main()

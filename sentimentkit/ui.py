@@ -1,0 +1,199 @@
+"""App logic that is not widgets: opening backends, input checks, explanation HTML, card tables.
+
+`app.py` holds only Streamlit widgets and layout; everything here is plain Python so it can be
+unit-tested without a browser. Nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from sentimentkit.config import Settings
+from sentimentkit.model import ModelError
+from sentimentkit.predict import OUTPUT_COLUMNS, BackendError, BasePredictor, load_predictor, open_backend
+
+# One click fills the text box with one of these and analyses it.
+EXAMPLES: dict[str, str] = {
+    "Happy": "Just got tickets for the concert tomorrow, can't wait!! :)",
+    "Angry": "Two hours on hold and the line went dead. Worst customer service ever.",
+    "Neutral": "The city council meets on Tuesday at 7pm to discuss the new bus routes.",
+    "Mixed": "The food was great but the service was painfully slow.",
+    "Negation": "I don't love this phone, the battery is not good at all",
+}
+
+# Words that push toward the label are blue, those against it red (a colour-blind-safe pair).
+TOWARD_RGB = "26, 133, 255"
+AGAINST_RGB = "212, 17, 89"
+
+
+@dataclass
+class Backends:
+    """The model(s) the app serves: the main backend and, optionally, the accurate one."""
+
+    main: BasePredictor
+    accurate: BasePredictor | None = None
+    accurate_problem: str | None = None
+
+
+def open_backends(settings: Settings) -> Backends:
+    """Open the main backend (local model or API) and the accurate model when its folder exists.
+
+    Raises ModelError / BackendError for the main backend; a broken accurate model only yields
+    `accurate_problem`, so the app still works with one model.
+    """
+    main = open_backend(settings)
+    path = settings.accurate_model_path
+    if not path.exists():
+        return Backends(main)
+    try:
+        accurate = load_predictor(path, threshold=settings.threshold, settings=settings)
+    except (ModelError, BackendError, ImportError, OSError, ValueError) as exc:
+        return Backends(main, accurate_problem=f"The accurate model at {path} could not be loaded: {exc}")
+    return Backends(main, accurate)
+
+
+def input_problem(text: str | None, max_chars: int) -> str | None:
+    """A message for the user when `text` cannot be analysed (None when it can)."""
+    if text is None or not text.strip():
+        return "Type or paste a text first (or click one of the examples)."
+    if len(text) > max_chars:
+        return (
+            f"The text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it, or split "
+            "it into several rows of a CSV file and use the Batch (CSV) tab."
+        )
+    return None
+
+
+def probability_frame(result: dict[str, Any], labels: tuple[str, ...]) -> pd.DataFrame:
+    """One row per label with its probability, in label order (for a bar chart)."""
+    scores = result.get("scores") or {}
+    return pd.DataFrame({"label": list(labels), "probability": [float(scores.get(x, 0.0)) for x in labels]})
+
+
+def verdict(result: dict[str, Any]) -> tuple[str, str]:
+    """(headline, detail): the label, or "uncertain" with the most likely label beside it."""
+    label, confidence = result["sentiment"], float(result["confidence"])
+    if result.get("uncertain"):
+        return "uncertain", f"most likely {label} ({confidence:.0%}), below the confidence threshold"
+    return label, f"confidence {confidence:.0%}"
+
+
+def merge_spans(tokens: list[dict[str, Any]]) -> list[tuple[int, int, float]]:
+    """Sum the weights of tokens that share a character span; drop spans overlapping an earlier one.
+
+    Several tokens (e.g. a word and its negation marker) can map onto the same span; overlapping
+    spans are folded into the earlier span so every character is highlighted at most once.
+    """
+    by_span: dict[tuple[int, int], float] = {}
+    for tok in tokens:
+        key = (int(tok["start"]), int(tok["end"]))
+        by_span[key] = by_span.get(key, 0.0) + float(tok["weight"])
+    merged: list[list[Any]] = []
+    for (start, end), weight in sorted(by_span.items()):
+        if merged and start < merged[-1][1]:
+            merged[-1][2] += weight
+            merged[-1][1] = max(merged[-1][1], end)
+        elif end > start:
+            merged.append([start, end, weight])
+    return [(s, e, w) for s, e, w in merged]
+
+
+def explanation_html(text: str, explanation: dict[str, Any]) -> str:
+    """The text with each word's background showing its push toward (blue) or against (red) the label.
+
+    All user text is HTML-escaped; only our own <span> tags are markup.
+    """
+    spans = merge_spans(explanation.get("tokens", []))
+    top = max((abs(w) for _, _, w in spans), default=0.0) or 1.0
+    parts: list[str] = []
+    cursor = 0
+    for start, end, weight in spans:
+        parts.append(html.escape(text[cursor:start]))
+        rgb = TOWARD_RGB if weight > 0 else AGAINST_RGB
+        alpha = 0.15 + 0.75 * abs(weight) / top if abs(weight) > 1e-9 else 0.0
+        word = html.escape(text[start:end])
+        title = html.escape(f"{weight:+.3f}", quote=True)
+        parts.append(
+            f'<span title="{title}" style="background: rgba({rgb}, {alpha:.2f}); '
+            f'border-radius: 3px; padding: 0 1px;">{word}</span>'
+        )
+        cursor = end
+    parts.append(html.escape(text[cursor:]))
+    return (
+        '<div class="sk-explanation" style="white-space: pre-wrap; line-height: 1.9; '
+        f'font-size: 1.05rem;">{"".join(parts)}</div>'
+    )
+
+
+def top_words(text: str, explanation: dict[str, Any], n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `n` words pushing most toward the label and the `n` pushing most against it."""
+    rows = [(text[s:e], w) for s, e, w in merge_spans(explanation.get("tokens", []))]
+    frame = pd.DataFrame(rows, columns=["word", "weight"])
+    toward = frame[frame.weight > 0].sort_values("weight", ascending=False).head(n)
+    against = frame[frame.weight < 0].sort_values("weight").head(n)
+    return toward.reset_index(drop=True), against.reset_index(drop=True)
+
+
+# --- model card ----------------------------------------------------------------------------
+METRIC_NAMES = {
+    "avg_recall": "Average recall (official)",
+    "f1_pn": "F1 (positive/negative)",
+    "macro_f1": "Macro F1",
+    "accuracy": "Accuracy",
+}
+
+
+def metrics_table(card: dict[str, Any]) -> pd.DataFrame:
+    """Rows: metric; columns: evaluation split (validation, test). Empty when the card has none."""
+    metrics = card.get("metrics") or {}
+    splits = [s for s in ("validation", "test") if isinstance(metrics.get(s), dict)]
+    data = {
+        split: [metrics[split].get(key) for key in METRIC_NAMES] for split in splits
+    }  # fmt: skip
+    table = pd.DataFrame(data, index=list(METRIC_NAMES.values()))
+    return table.dropna(how="all")
+
+
+def confusion_frame(card: dict[str, Any], split: str = "test") -> pd.DataFrame | None:
+    """The confusion matrix of `split` as a labelled table (rows: true label), or None."""
+    block = (card.get("metrics") or {}).get(split) or {}
+    matrix = block.get("confusion_matrix")
+    if not matrix:
+        return None
+    labels = block.get("labels") or card.get("labels") or [str(i) for i in range(len(matrix))]
+    return pd.DataFrame(
+        matrix, index=[f"true {x}" for x in labels], columns=[f"predicted {x}" for x in labels]
+    )
+
+
+def training_data_table(card: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per training-data split: file, rows, SHA-256 (None when the card does not say)."""
+    data = card.get("training_data")
+    if not isinstance(data, dict) or not data:
+        return None
+    rows = [
+        {"split": split, **{k: v for k, v in info.items() if k in ("file", "rows", "sha256")}}
+        for split, info in data.items()
+        if isinstance(info, dict)
+    ]
+    return pd.DataFrame(rows) if rows else None
+
+
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy safe for st.dataframe: mixed-type input columns (from Excel) shown as text."""
+    out = frame.copy()
+    for column in out.columns:
+        if column not in OUTPUT_COLUMNS and out[column].dtype == object:
+            out[column] = out[column].map(lambda v: "" if v is None else str(v))
+    return out
+
+
+def describe_backend(backend: BasePredictor, api_url: str | None) -> str:
+    """A short line saying which model answers and where it runs (`api_url`: None when local)."""
+    name = backend.card.get("name", type(backend).__name__)
+    where = f"via the API at {api_url}" if api_url else "in this app"
+    return f"{name} {backend.version}, running {where}"
