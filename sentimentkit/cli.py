@@ -54,6 +54,31 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows)
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
 
+    p = sub.add_parser("train-transformer", help="fine-tune a Hugging Face encoder; write a model folder")
+    p.add_argument("--base-model", required=True, help="local model folder or hub id (e.g. distilbert-base-uncased)")
+    p.add_argument("--base-sha256", default=None, help="refuse base weights whose SHA-256 differs")
+    p.add_argument("--data", type=Path, default=settings.data_dir)
+    p.add_argument("--out", type=Path, default=Path("artifacts/transformer"))
+    p.add_argument("--epochs", type=int, default=1, help="epochs; the best one on validation is kept")
+    p.add_argument("--lr", type=float, nargs="+", default=[1e-4],
+                   help="learning rate(s); several are compared on a --search-rows subset, on validation")
+    p.add_argument("--class-weight", nargs="+", default=["balanced"], choices=["none", "balanced", "sqrt"],
+                   help="loss class weighting(s); several are compared like --lr")
+    p.add_argument("--search-rows", type=int, default=8000, help="training rows per selection run")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=64, help="tokens per text (longer texts are truncated)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-train-rows", type=int, default=None, help="stratified subset of train (quick runs)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX512-BF16/AMX)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
+
+    p = sub.add_parser("export-onnx", help="export a transformer folder to ONNX and quantise it to int8")
+    p.add_argument("--model", type=Path, required=True, help="folder written by train-transformer")
+    p.add_argument("--out", type=Path, default=Path("models/transformer-int8"))
+    p.add_argument("--data", type=Path, default=settings.data_dir,
+                   help="data directory; validation and test measure the accuracy lost to quantisation")
+    p.add_argument("--opset", type=int, default=17)
+
     p = sub.add_parser("serve", help="run the REST API with uvicorn")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -128,6 +153,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_transformer(args: argparse.Namespace) -> int:
+    from sentimentkit.config import SEED
+    from sentimentkit.transformer import TrainConfig, train_transformer
+
+    cfg = TrainConfig(epochs=args.epochs, lr=args.lr[0], batch_size=args.batch_size, max_length=args.max_length,
+                      class_weight=args.class_weight[0], seed=SEED if args.seed is None else args.seed,
+                      max_train_rows=args.max_train_rows, bf16=args.bf16, threads=args.threads)  # fmt: skip
+    card = train_transformer(args.base_model, args.data, args.out, cfg, lrs=args.lr, class_modes=args.class_weight,
+                             search_rows=args.search_rows, base_sha256=args.base_sha256,
+                             log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+    m = card["metrics"]
+    print(f"wrote {args.out}; validation AvgRec {m['validation']['avg_recall']:.4f}, "
+          f"test AvgRec {m['test']['avg_recall']:.4f}, training {card['train_seconds']:.0f}s")  # fmt: skip
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from sentimentkit.transformer import export_onnx
+
+    card = export_onnx(args.model, args.out, data_dir=args.data, opset=args.opset,
+                       log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+    q = card.get("quantisation", {})
+    loss = q.get("avg_recall_lost", {})
+    print(f"wrote {args.out} ({card['size_bytes'] / 1e6:.1f} MB); macro recall lost to int8: "
+          + ", ".join(f"{k} {v * 100:+.2f} points" for k, v in loss.items()))  # fmt: skip
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
@@ -142,6 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {
     "fetch-data": cmd_fetch_data, "validate-data": cmd_validate_data, "train": cmd_train,
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
+    "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx,
 }  # fmt: skip
 
 

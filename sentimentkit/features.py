@@ -17,10 +17,11 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from sentimentkit.lexicon import NEGATION_SCALAR, vader_lexicon
+from sentimentkit.lexicon import NEGATION_SCALAR, load_lexicons
 from sentimentkit.preprocess import NEG_SUFFIX, base_token, tokenize
 
-N_LEXICON_FEATURES = 7
+N_LEXICON_FEATURES = 7  # per lexicon
+LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")
 _TOKEN_CACHE_MAX = 500_000
 _EMPTY = np.zeros(0, dtype=np.int32)
 
@@ -63,7 +64,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         char_min_df: int = 3,
         sublinear_tf: bool = True,
         char_weight: float = 1.0,
-        lexicon: bool = True,
+        lexicons: tuple[str, ...] = ("vader",),
         lexicon_weight: float = 1.0,
     ) -> None:
         self.word_max_n = word_max_n
@@ -72,7 +73,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         self.char_min_df = char_min_df
         self.sublinear_tf = sublinear_tf
         self.char_weight = char_weight
-        self.lexicon = lexicon
+        self.lexicons = lexicons
         self.lexicon_weight = lexicon_weight
 
     # --- fitting -------------------------------------------------------------------------
@@ -102,14 +103,13 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
 
     @property
     def n_features_(self) -> int:
-        return self.n_word_ + self.n_char_ + (N_LEXICON_FEATURES if self.lexicon else 0)
+        return self.n_word_ + self.n_char_ + N_LEXICON_FEATURES * len(self.lexicons)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Feature names: word n-grams, then `char:` n-grams, then `lex:` cues."""
         names = list(self.word_vectorizer_.get_feature_names_out())
         names += ["char:" + g for g in self.char_vectorizer_.get_feature_names_out()]
-        if self.lexicon:
-            names += [f"lex:{n}" for n in ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")]
+        names += [f"lex:{lex}:{n}" for lex in self.lexicons for n in LEXICON_FEATURE_NAMES]
         return np.asarray(names, dtype=object)
 
     # --- transforming --------------------------------------------------------------------
@@ -121,9 +121,9 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         """Same as `transform`, for already tokenised documents."""
         counts, valences, lengths = self._count_features(docs)
         X = self._tfidf(counts)
-        if self.lexicon:
-            lex = _lexicon_features(valences, lengths) * self.lexicon_weight
-            X = sp.hstack([X, sp.csr_matrix(lex)], format="csr")
+        if self.lexicons:
+            lex = np.hstack([_lexicon_features(valences[:, i], lengths) for i in range(len(self.lexicons))])
+            X = sp.hstack([X, sp.csr_matrix(lex * self.lexicon_weight)], format="csr")
         return X
 
     def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
@@ -132,7 +132,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
             cache.clear()
         lookup = self._token_entry
         parts: list[np.ndarray] = []
-        vals: list[float] = []
+        vals: list[np.ndarray] = []
         lengths = np.zeros(len(docs), dtype=np.int64)
         tok_lengths = np.zeros(len(docs), dtype=np.int64)
         bigram_vocab = self.word_vectorizer_.vocabulary_ if self.word_max_n >= 2 else None
@@ -156,7 +156,9 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         data = np.ones(len(indices), dtype=np.float32)
         counts = sp.csr_matrix((data, indices, indptr), shape=(len(docs), self.n_word_ + self.n_char_))
         counts.sum_duplicates()
-        return counts, np.asarray(vals, dtype=np.float32), tok_lengths
+        n_lex = len(self.lexicons)
+        valences = np.asarray(vals, dtype=np.float32).reshape(len(vals), n_lex)
+        return counts, valences, tok_lengths
 
     def _higher_ngrams(self, doc: Sequence[str], vocab: dict[str, int]) -> list[int]:
         return [j for _, _, j in self.ngram_positions(doc, vocab)]
@@ -174,8 +176,8 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
                     found.append((i, n, j))
         return found
 
-    def token_features(self, token: str) -> tuple[np.ndarray, float]:
-        """Feature ids (unigram and char n-grams, repeated per occurrence) and lexicon valence."""
+    def token_features(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """Feature ids (unigram and char n-grams, repeated per occurrence) and lexicon valences."""
         cache = self._token_cache()
         return cache.get(token) or self._token_entry(token)
 
@@ -199,26 +201,26 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         return X
 
     # --- per-token cache -----------------------------------------------------------------
-    def _token_cache(self) -> dict[str, tuple[np.ndarray, float]]:
+    def _token_cache(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         cache = getattr(self, "_cache", None)
         if cache is None:
             cache = self._reset_cache()
         return cache
 
-    def _reset_cache(self) -> dict[str, tuple[np.ndarray, float]]:
-        self._cache: dict[str, tuple[np.ndarray, float]] = {}
+    def _reset_cache(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._char_analyzer = self.char_vectorizer_.build_analyzer()
-        self._lexicon = vader_lexicon() if self.lexicon else {}
+        self._lexicon_dicts = load_lexicons(tuple(self.lexicons))
         return self._cache
 
-    def _token_entry(self, token: str) -> tuple[np.ndarray, float]:
-        """Feature ids (unigram + char n-grams, with repeats) and lexicon valence of a token."""
+    def _token_entry(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """Feature ids (unigram + char n-grams, with repeats) and lexicon valences of a token."""
         word_vocab = self.word_vectorizer_.vocabulary_
         char_vocab = self.char_vectorizer_.vocabulary_
         ids = [word_vocab[token]] if token in word_vocab else []
         base = base_token(token)
         ids += [self.n_word_ + char_vocab[g] for g in self._char_analyzer(base) if g in char_vocab]
-        valence = self._lexicon.get(base, 0.0)
+        valence = np.array([lex.get(base, 0.0) for lex in self._lexicon_dicts], dtype=np.float32)
         if token.endswith(NEG_SUFFIX):
             valence *= NEGATION_SCALAR
         entry = (np.asarray(ids, dtype=np.int32), valence)
@@ -227,9 +229,14 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_cache", "_char_analyzer", "_lexicon"):
+        for key in ("_cache", "_char_analyzer", "_lexicon_dicts"):
             state.pop(key, None)  # rebuilt lazily; keeps the pickle small
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "lexicon" in state:  # artifacts written before multi-lexicon support
+            state["lexicons"] = ("vader",) if state.pop("lexicon") else ()
+        self.__dict__.update(state)
 
     @staticmethod
     def _tokenize_all(texts: Iterable[str | Sequence[str]]) -> list[list[str]]:

@@ -10,6 +10,16 @@ from pathlib import Path
 
 NEGATION_SCALAR = -0.74  # VADER's own factor for a negated word
 
+# VADER scores an emoji by the words of its name, which misses or misreads common ones
+# ("pouting face", "thumbs down", "broken heart" -> +1.1). Hand-set valences on VADER's -4..4 scale.
+EMOJI_OVERRIDES: dict[str, float] = {
+    "😡": -3.0, "🤬": -3.2, "😤": -2.0, "👎": -2.0, "💔": -2.5,
+    "🙄": -1.5, "😒": -2.0, "🤮": -3.0, "🤢": -2.5, "😩": -2.0,
+    "😫": -2.0, "😔": -2.0, "😕": -1.5, "💩": -2.0, "👍": 2.0,
+    "🔥": 1.5, "💯": 2.0, "🙌": 2.0, "👏": 2.0, "🎉": 2.5,
+    "😊": 2.5, "🥰": 3.0, "😘": 2.5, "💙": 2.5, "💜": 2.5,
+}  # fmt: skip
+
 
 def _vader_dir() -> Path:
     import vaderSentiment
@@ -33,4 +43,31 @@ def vader_lexicon() -> dict[str, float]:
             score = sum(words)
             if score:
                 lexicon.setdefault(parts[0], max(-4.0, min(4.0, score)))
+    lexicon.update(EMOJI_OVERRIDES)
     return lexicon
+
+
+@lru_cache(maxsize=1)
+def afinn_lexicon() -> dict[str, float]:
+    """AFINN-165 words and AFINN emoticons (from the `afinn` package's data), rescaled to -4..4."""
+    import afinn
+
+    folder = Path(afinn.__file__).resolve().parent / "data"
+    lexicon: dict[str, float] = {}
+    for name in ("AFINN-en-165.txt", "AFINN-emoticon-8.txt"):
+        for line in (folder / name).read_text(encoding="utf-8").splitlines():
+            word, _, score = line.rpartition("\t")
+            if word and " " not in word:
+                lexicon[word] = float(score) * 0.8
+    return lexicon
+
+
+LEXICONS = {"vader": vader_lexicon, "afinn": afinn_lexicon}
+
+
+def load_lexicons(names: tuple[str, ...]) -> list[dict[str, float]]:
+    """The named lexicons, in order; ValueError for an unknown name."""
+    unknown = [n for n in names if n not in LEXICONS]
+    if unknown:
+        raise ValueError(f"unknown lexicon(s) {unknown}; known: {sorted(LEXICONS)}")
+    return [LEXICONS[n]() for n in names]

@@ -23,7 +23,7 @@ from sentimentkit.features import TweetVectorizer
 
 FEATURE_PARAMS = (
     "word_max_n", "char_ngram_range", "word_min_df", "char_min_df",
-    "sublinear_tf", "char_weight", "lexicon", "lexicon_weight",
+    "sublinear_tf", "char_weight", "lexicons", "lexicon_weight",
 )  # fmt: skip
 DEFAULT_PARAMS: dict[str, Any] = {"C": 1.0, "class_weight": "balanced"}
 

@@ -252,7 +252,7 @@ def _attribute(vec: TweetVectorizer, tokens: list[str], contrib: np.ndarray) -> 
     """Split each feature's contribution among the tokens that produced it (exactly)."""
     n_text = vec.n_word_ + vec.n_char_
     owners: dict[int, list[tuple[int, float]]] = {}
-    valences = np.zeros(len(tokens))
+    valences = np.zeros((len(tokens), len(vec.lexicons)))
     for i, tok in enumerate(tokens):
         ids, valences[i] = vec.token_features(tok)
         for j in ids.tolist():
@@ -264,9 +264,9 @@ def _attribute(vec: TweetVectorizer, tokens: list[str], contrib: np.ndarray) -> 
         total = sum(s for _, s in shares)
         for i, s in shares:
             weights[i] += contrib[j] * s / total
-    if vec.lexicon and len(tokens):
-        lex = contrib[n_text : n_text + N_LEXICON_FEATURES]
-        weights += _attribute_lexicon(valences, lex)
+    for k in range(len(vec.lexicons) if len(tokens) else 0):
+        start = n_text + k * N_LEXICON_FEATURES
+        weights += _attribute_lexicon(valences[:, k], contrib[start : start + N_LEXICON_FEATURES])
     return weights
 
 

@@ -1,0 +1,59 @@
+import json
+import shutil
+
+import pytest
+
+from sentimentkit.model import ModelError, card_path, load_model, save_model, sha256_file
+from sentimentkit.predict import Predictor
+
+
+@pytest.fixture
+def model_copy(tiny_model_path, tmp_path):
+    dest = tmp_path / "model.pkl"
+    shutil.copy(tiny_model_path, dest)
+    shutil.copy(card_path(tiny_model_path), card_path(dest))
+    return dest
+
+
+def test_round_trip_keeps_predictions_and_card(tiny_predictor, tmp_path):
+    path = tmp_path / "again.pkl"
+    card = save_model(tiny_predictor.pipeline, path, {"version": "x"})
+    pipeline, loaded = load_model(path)
+    assert loaded == card == json.loads(card_path(path).read_text())
+    assert loaded["sha256"] == sha256_file(path)
+    texts = ["I love it", "I hate it"]
+    assert list(pipeline.predict(texts)) == list(tiny_predictor.pipeline.predict(texts))
+
+
+def test_tampered_pickle_is_refused_before_unpickling(model_copy):
+    data = bytearray(model_copy.read_bytes())
+    data[-10] ^= 0xFF
+    model_copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the card"):
+        Predictor.load(model_copy)
+
+
+def test_missing_model_says_how_to_get_one(tmp_path):
+    with pytest.raises(ModelError, match="not found.*train"):
+        load_model(tmp_path / "nope.pkl")
+
+
+def test_missing_card_is_refused(model_copy):
+    card_path(model_copy).unlink()
+    with pytest.raises(ModelError, match="card .* not found"):
+        load_model(model_copy)
+
+
+def test_corrupt_pickle_with_matching_card_gives_clear_error(model_copy):
+    model_copy.write_bytes(b"not a pickle at all")
+    card = json.loads(card_path(model_copy).read_text())
+    card["sha256"] = sha256_file(model_copy)
+    card_path(model_copy).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="corrupt"):
+        load_model(model_copy)
+
+
+def test_garbled_card_is_refused(model_copy):
+    card_path(model_copy).write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        load_model(model_copy)

@@ -1,0 +1,69 @@
+from sentimentkit.preprocess import (
+    ALLCAPS_TOKEN,
+    ELONG_TOKEN,
+    NUM_TOKEN,
+    URL_TOKEN,
+    USER_TOKEN,
+    base_token,
+    mark_negation,
+    tokenize,
+    tokenize_with_spans,
+)
+
+
+def test_normalises_urls_mentions_numbers():
+    tokens = tokenize("@bob paid $3.39 at http://t.co/abc and www.example.com/x")
+    assert tokens[0] == USER_TOKEN
+    assert tokens.count(URL_TOKEN) == 2
+    assert NUM_TOKEN in tokens
+    assert "bob" not in tokens
+
+
+def test_elongation_and_shouting_are_cues_not_noise():
+    tokens = tokenize("sooooo GOOD")
+    assert tokens == [ELONG_TOKEN, "soo", ALLCAPS_TOKEN, "good"]
+
+
+def test_negation_scope_marks_words_until_punctuation_and_keeps_negator():
+    tokens = tokenize("I do not like this movie. It is fun")
+    assert "not" in tokens
+    assert "like_NEG" in tokens and "movie_NEG" in tokens
+    assert "fun" in tokens and "fun_NEG" not in tokens
+
+
+def test_curly_apostrophe_negation_is_recognised():
+    assert "wait_NEG" in tokenize("can\u2019t wait for february")
+
+
+def test_but_ends_negation_scope():
+    assert mark_negation(["not", "bad", "but", "good"]) == ["not", "bad_NEG", "but", "good"]
+
+
+def test_emoticons_emoji_and_hashtags_survive():
+    tokens = tokenize("great day :) \U0001f602 #blessed")
+    assert ":)" in tokens
+    assert "\U0001f602" in tokens
+    assert "#blessed" in tokens and "blessed" in tokens
+
+
+def test_html_entities_are_unescaped():
+    assert "&" in tokenize("rock &amp; roll")
+
+
+def test_empty_and_whitespace_give_no_tokens():
+    assert tokenize("") == []
+    assert tokenize("   \n\t ") == []
+
+
+def test_spans_point_into_original_text_and_match_tokenize():
+    text = "I  don't LOVE it :("
+    spans = tokenize_with_spans(text)
+    assert [t for t, _, _ in spans] == tokenize(text)
+    for token, start, end in spans:
+        assert text[start:end].strip() == text[start:end]
+        assert base_token(token) in {"<allcaps>"} or text[start:end]
+
+
+def test_base_token_strips_negation_suffix():
+    assert base_token("good_NEG") == "good"
+    assert base_token("good") == "good"
