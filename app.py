@@ -38,12 +38,19 @@ def startup() -> tuple[Settings, ui.Backends]:
     except ValueError as exc:
         fail(f"Configuration problem: {exc}. Fix the environment variable and restart the app.")
     try:
-        return settings, load_backends(repr(settings), settings)
+        backends = load_backends(repr(settings), settings)
+        backends.main.card  # noqa: B018 - the API client connects lazily: fail here, clearly
     except ModelError as exc:
         fail(f"The model could not be loaded. {exc}")
     except BackendError as exc:
-        fail(f"The sentiment API cannot be reached. {exc}")
-    raise AssertionError("unreachable")
+        fail(api_problem(exc))
+    except ImportError as exc:
+        fail(f"This installation cannot open the configured backend ({exc}). Reinstall the requirements.")
+    return settings, backends
+
+
+def api_problem(exc: BackendError) -> str:
+    return f"The sentiment API is not available: {exc} Check that the API server is running, then reload."
 
 
 # --- single text ---------------------------------------------------------------------------
@@ -84,7 +91,7 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     try:
         result = backend.score([text], threshold)[0]
     except BackendError as exc:
-        st.error(f"The sentiment API cannot be reached. {exc}")
+        st.error(api_problem(exc))
         return
     if result["error"]:
         st.error(f"This text cannot be analysed: {result['error']}.")
@@ -178,7 +185,7 @@ def run_batch(
         scored = batch.score_table(backend, frame, column, threshold, progress_callback=progress)
     except BackendError as exc:
         bar.empty()
-        st.error(f"The sentiment API cannot be reached, so nothing was scored. {exc}")
+        st.error(api_problem(exc) + " Nothing was scored.")
         return
     except BatchError as exc:
         bar.empty()

@@ -1,0 +1,270 @@
+"""The Streamlit app driven in-process with `streamlit.testing.v1.AppTest` (real models, no mocks)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from sentimentkit.config import REPO_ROOT
+from sentimentkit.model import build_pipeline, save_model
+from sentimentkit.predict import OUTPUT_COLUMNS
+from tests.conftest import TINY_LABELS, TINY_TEXTS
+
+APP = str(REPO_ROOT / "app.py")
+COMMITTED_MODEL = REPO_ROOT / "model.pkl"
+CARD = {
+    "name": "tiny-carded",
+    "version": "0.0.1-test",
+    "task": "3-class test model",
+    "default_threshold": 0.5,
+    "training_data": {"train": {"file": "inline", "rows": len(TINY_TEXTS), "sha256": "abc123"}},
+    "hyperparameters": {"C": 10.0},
+    "metrics": {
+        split: {
+            "avg_recall": 0.9, "f1_pn": 0.8, "macro_f1": 0.85, "accuracy": 0.875,
+            "labels": ["negative", "neutral", "positive"],
+            "confusion_matrix": [[5, 1, 0], [0, 6, 1], [1, 0, 7]],
+        }
+        for split in ("validation", "test")
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def carded_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tiny pipeline (trained on inline texts with the current code) with a full model card."""
+    pipeline = build_pipeline({"C": 10.0, "word_min_df": 1, "char_min_df": 1}).fit(TINY_TEXTS, TINY_LABELS)
+    path = tmp_path_factory.mktemp("carded") / "model.pkl"
+    save_model(pipeline, path, dict(CARD))
+    return path
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, carded_model_path: Path) -> Callable[..., AppTest]:
+    """Factory: run app.py with SENTIMENTKIT_* variables (a tiny carded model, no accurate model)."""
+
+    def start(**env: str) -> AppTest:
+        defaults = {
+            "SENTIMENTKIT_MODEL": str(carded_model_path),
+            "SENTIMENTKIT_ACCURATE_MODEL": str(tmp_path / "no-accurate-model"),
+            "SENTIMENTKIT_API_URL": "",
+            "SENTIMENTKIT_THRESHOLD": "",
+        }
+        for name, value in {**defaults, **env}.items():
+            monkeypatch.setenv(name, value)
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        assert not at.exception, at.exception
+        return at
+
+    return start
+
+
+def analyse(at: AppTest, text: str) -> AppTest:
+    at.text_area(key="text").input(text)
+    return at.button(key="analyze").click().run()
+
+
+def preview(at: AppTest) -> pd.DataFrame:
+    """The batch results preview table (the only table with an `error` column)."""
+    return next(d.value for d in at.dataframe if "error" in d.value.columns)
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+# --- single text -----------------------------------------------------------------------------
+def test_analyse_shows_label_confidence_chart_and_explanation(app) -> None:
+    at = analyse(app(), "I love this, what a wonderful day!")
+    assert not at.exception
+    assert texts(at.metric) == ["positive"]
+    assert any(c.startswith("confidence ") for c in texts(at.caption))
+    assert at.get("vega_lite_chart"), "probability chart missing"
+    html = next(m for m in texts(at.markdown) if "sk-explanation" in m)
+    assert "love" in html and "rgba(26, 133, 255" in html  # "love" pushes toward positive (blue)
+
+
+def test_explanation_escapes_user_html(app) -> None:
+    at = analyse(app(), "<script>alert('x')</script> <b>I hate</b> this & that")
+    html = next(m for m in texts(at.markdown) if "sk-explanation" in m)
+    assert "<script>" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html and "&amp;" in html
+
+
+def test_example_button_fills_the_box_and_analyses(app) -> None:
+    at = app()
+    at.button(key="example_Angry").click().run()
+    assert "Worst customer service" in at.text_area(key="text").value
+    assert texts(at.metric) == ["negative"]
+
+
+def test_threshold_defaults_to_the_card_and_marks_uncertain(app) -> None:
+    at = app()
+    assert at.slider(key="threshold").value == pytest.approx(0.5)  # model.json default_threshold
+    analyse(at, "I love this, it is great and wonderful")
+    assert texts(at.metric) != ["uncertain"]
+    at.slider(key="threshold").set_value(1.0).run()
+    assert texts(at.metric) == ["uncertain"]
+    detail = next(c for c in texts(at.caption) if c.startswith("most likely "))
+    assert detail.split()[2] in ("negative", "neutral", "positive")
+    at.slider(key="threshold").set_value(0.0).run()
+    assert texts(at.metric) != ["uncertain"]
+
+
+def test_threshold_setting_overrides_the_card(app) -> None:
+    assert app(SENTIMENTKIT_THRESHOLD="0.8").slider(key="threshold").value == pytest.approx(0.8)
+
+
+def test_empty_input_gets_a_clear_message(app) -> None:
+    at = analyse(app(), "   ")
+    assert texts(at.warning) == ["Type or paste a text first (or click one of the examples)."]
+    assert not at.metric
+
+
+def test_too_long_input_gets_a_clear_message(app) -> None:
+    at = analyse(app(SENTIMENTKIT_MAX_CHARS="40"), "I love it " * 5)
+    assert texts(at.error) == [
+        "The text has 50 characters; the limit is 40. Shorten it, or split it into several rows of a "
+        "CSV file and use the Batch (CSV) tab."
+    ]
+    assert not at.metric
+
+
+def test_accurate_model_is_shown_beside_the_fast_one(app, tiny_model_path: Path) -> None:
+    at = analyse(app(SENTIMENTKIT_ACCURATE_MODEL=str(tiny_model_path)), "I love this, great day")
+    assert {"Fast model", "Accurate model"} <= set(texts(at.subheader))
+    assert texts(at.metric) == ["positive", "positive"]
+    assert any("tiny-test" in s for s in texts(at.subheader))  # its card is in the model tab
+
+
+def test_missing_model_is_a_message_not_a_traceback(app, tmp_path: Path) -> None:
+    at = app(SENTIMENTKIT_MODEL=str(tmp_path / "missing.pkl"))
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("The model could not be loaded.")
+
+
+def test_unreachable_api_is_a_message_not_a_traceback(app) -> None:
+    pytest.importorskip("sentimentkit.remote", reason="RemotePredictor (issue: REST API) not written yet")
+    at = app(SENTIMENTKIT_API_URL="http://127.0.0.1:9", SENTIMENTKIT_API_TIMEOUT_S="2")
+    if not at.error:  # the client may connect lazily: the first request then fails
+        analyse(at, "I love it")
+    assert not at.exception
+    assert any("The sentiment API is not available" in e for e in texts(at.error))
+
+
+# --- batch -------------------------------------------------------------------------------------
+TRICKY_CSV = (
+    "id,tweet,note\n"
+    '1,"I love this, best day ever",a\n'
+    "2,,empty\n"
+    '3,"multi\nline: I hate this awful day",b\n'
+    "4,=1+1,formula\n"
+    "5,café au lait this morning,latin\n"
+).encode("latin-1")
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    return at.file_uploader(key="upload").set_value((name, data, "application/octet-stream")).run()
+
+
+def test_batch_flow_scores_every_row_and_offers_the_download(app) -> None:
+    at = upload(app(), "tweets.csv", TRICKY_CSV)
+    assert not at.error and not at.exception
+    assert at.selectbox[0].value == "tweet"  # the likely text column is preselected
+    at.button(key="score").click().run()
+    assert not at.exception
+    assert texts(at.metric)[:3] == ["5", "4", "1"]  # rows, scored, not scored
+    assert at.download_button(key="download").label == "Download all 5 rows (CSV)"
+    table = preview(at)
+    assert list(table.columns) == ["id", "tweet", "note", *OUTPUT_COLUMNS]
+    assert table["id"].tolist() == ["1", "2", "3", "4", "5"]
+    assert table.loc[1, "error"] == "empty text"
+    assert table["tweet"].tolist()[4] == "café au lait this morning"
+
+
+def test_batch_filters_the_preview_by_label_and_uncertain(app) -> None:
+    at = upload(app(), "tweets.csv", TRICKY_CSV)
+    at.button(key="score").click().run()
+    at.multiselect(key="filter_labels").set_value(["not scored"]).run()
+    assert preview(at)["id"].tolist() == ["2"]
+    at.multiselect(key="filter_labels").set_value(["negative", "neutral", "positive"]).run()
+    at.slider(key="threshold").set_value(1.0).run()
+    at.radio(key="filter_uncertain").set_value("Only uncertain").run()
+    assert preview(at)["id"].tolist() == ["1", "3", "4", "5"]
+    at.radio(key="filter_uncertain").set_value("Only confident").run()
+    assert preview(at).empty
+
+
+def test_batch_choose_another_column(app) -> None:
+    at = upload(app(), "tweets.csv", TRICKY_CSV)
+    at.selectbox[0].set_value("note").run()
+    at.button(key="score").click().run()
+    assert preview(at)["error"].isna().all()
+
+
+def test_batch_xlsx_flags_non_text_cells(app) -> None:
+    book = openpyxl.Workbook()
+    for row in (["n", "text"], [1, "good day"], [2, 12345], [3, None]):
+        book.active.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    at = upload(app(), "book.xlsx", buffer.getvalue())
+    at.button(key="score").click().run()
+    assert not at.exception
+    assert preview(at)["error"].tolist()[1:] == ["not text (got int)", "empty text"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "env", "message"),
+    [
+        ("report.pdf", b"%PDF-1.4", {}, "is not a CSV, TSV or Excel (.xlsx) file. Export your table"),
+        ("old.xls", b"\xd0\xcf\x11\xe0", {}, "Save it as .xlsx or CSV"),
+        ("empty.csv", b"", {}, "The file is empty. Upload a CSV with a header row"),
+        ("header.csv", b"id,text\n", {}, "has a header but no rows to score. Add one text per row"),
+        ("binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", {}, "The file is not text"),
+        ("broken.xlsx", b"PK\x03\x04 broken", {}, "The Excel file could not be read"),
+        ("bad.csv", b"text\n" + b"plain ascii row\n" * 6000 + b"caf\xe9\n", {}, "Re-save it as UTF-8"),
+        ("big.csv", b"text\n" + b"x" * 1_100_000, {"SENTIMENTKIT_MAX_UPLOAD_MB": "1"}, "at most 1 MB"),
+        ("rows.csv", b"text\na\nb\nc\nd\n", {"SENTIMENTKIT_MAX_ROWS": "3"}, "scores at most 3"),
+    ],
+)
+def test_batch_errors_say_what_to_do(app, name: str, data: bytes, env: dict, message: str) -> None:
+    at = upload(app(**env), name, data)
+    assert not at.exception
+    errors = texts(at.error)
+    assert len(errors) == 1 and message in errors[0], errors
+    if name in ("big.csv", "rows.csv"):
+        assert "python -m sentimentkit predict --input FILE.csv --output OUT.csv" in errors[0]
+    assert all(b.key != "score" for b in at.button)  # nothing to score
+
+
+# --- model information ----------------------------------------------------------------------
+def test_model_tab_shows_card_metrics_and_confusion_matrix(app) -> None:
+    at = app()
+    assert any("tiny-carded 0.0.1-test" in s for s in texts(at.subheader))
+    frames = [d.value for d in at.dataframe]
+    metrics = next(f for f in frames if "test" in f.columns and "Macro F1" in f.index)
+    assert metrics.loc["Macro F1", "test"] == pytest.approx(0.85)
+    assert metrics.loc["Average recall (official)", "validation"] == pytest.approx(0.9)
+    confusion = next(f for f in frames if "predicted negative" in f.columns)
+    assert confusion.to_numpy().tolist() == CARD["metrics"]["test"]["confusion_matrix"]
+    data = next(f for f in frames if "sha256" in f.columns)
+    assert data.to_dict("records") == [{"split": "train", "file": "inline", "rows": 27, "sha256": "abc123"}]
+
+
+def test_committed_model_end_to_end(app) -> None:
+    """The product as shipped: the committed model.pkl answers and its card fills the model tab."""
+    at = analyse(app(SENTIMENTKIT_MODEL=str(COMMITTED_MODEL)), "I love this, what a wonderful day!")
+    assert not at.exception and not at.error
+    assert texts(at.metric) == ["positive"]
+    card = json.loads((REPO_ROOT / "model.json").read_text())
+    assert any(card["version"] in s for s in texts(at.subheader))
+    confusion = next(d.value for d in at.dataframe if "predicted negative" in d.value.columns)
+    assert confusion.to_numpy().tolist() == card["metrics"]["test"]["confusion_matrix"]
