@@ -1,0 +1,492 @@
+"""The REST API in-process (Starlette TestClient): every endpoint, every error, limits, key, CORS,
+metrics, request ids and logs. Runs on the tiny model trained in conftest (real pipeline, no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from sentimentkit.api import create_app
+from sentimentkit.config import Settings
+from sentimentkit.model import card_path
+from sentimentkit.predict import OUTPUT_COLUMNS, BasePredictor, Predictor
+
+
+def make_client(predictor: BasePredictor | None = None, **settings: object) -> TestClient:
+    return TestClient(create_app(Settings(**settings), predictor=predictor))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(tiny_predictor: Predictor) -> Iterator[TestClient]:
+    with make_client(tiny_predictor) as c:
+        yield c
+
+
+class LogLines(logging.Handler):
+    """Collects the API's JSON log lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def requests(self) -> list[dict]:
+        return [e for e in map(json.loads, self.lines) if e.get("event") == "request"]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogLines]:
+    handler = LogLines()
+    logger = logging.getLogger("sentimentkit.api")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+# --- health, readiness, model ----------------------------------------------------------------------
+def test_lifespan_loads_the_model_once_and_is_ready(tiny_model_path: Path) -> None:
+    with make_client(model_path=tiny_model_path) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        ready = c.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready" and ready.json()["model_version"] == "tiny-test"
+        first = c.app.state.predictor  # type: ignore[attr-defined]
+        c.post("/v1/predict", json={"text": "great"})
+        assert c.app.state.predictor is first  # type: ignore[attr-defined]
+
+
+def tampered_copy(src: Path, dest_dir: Path) -> Path:
+    dest = dest_dir / "model.pkl"
+    shutil.copy(src, dest)
+    shutil.copy(card_path(src), card_path(dest))
+    data = bytearray(dest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def test_broken_model_makes_readyz_503_with_the_reason_and_the_process_stays_up(
+    tiny_model_path: Path, tmp_path: Path, logs: LogLines
+) -> None:
+    broken = tampered_copy(tiny_model_path, tmp_path)
+    with make_client(model_path=broken) as c:
+        assert c.get("/healthz").status_code == 200
+        ready = c.get("/readyz")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "unavailable"
+        assert "model.pkl" in body["reason"] and "Traceback" not in body["reason"]
+        for response in (c.post("/v1/predict", json={"text": "hi"}), c.get("/v1/model")):
+            assert response.status_code == 503
+            assert response.json()["error"] == "model_unavailable"
+            assert body["reason"] in response.json()["message"]
+    failures = [json.loads(line) for line in logs.lines if "model_load_failed" in line]
+    assert len(failures) == 1 and failures[0]["level"] == "error"
+
+
+def test_missing_model_file_is_reported_not_crashed(tmp_path: Path) -> None:
+    with make_client(model_path=tmp_path / "nowhere.pkl") as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 503
+        assert "nowhere.pkl" in ready.json()["reason"]
+
+
+def test_model_endpoint_gives_card_labels_threshold_and_limits(client: TestClient) -> None:
+    info = client.get("/v1/model").json()
+    assert info["model_version"] == "tiny-test"
+    assert info["labels"] == ["negative", "neutral", "positive"]
+    assert info["threshold"] == 0.5 and info["can_explain"] is True
+    assert info["limits"] == {
+        "max_chars": 5120, "max_batch": 1000, "max_body_bytes": 2_000_000, "max_upload_bytes": 50 * 1024 * 1024,
+    }  # fmt: skip
+    assert info["card"]["version"] == "tiny-test" and "sha256" in info["card"]
+
+
+# --- single text -------------------------------------------------------------------------------------
+def test_predict_returns_label_confidence_scores_uncertain_and_version(
+    client: TestClient, tiny_predictor: Predictor
+) -> None:
+    response = client.post("/v1/predict", json={"text": "I love this, wonderful day"})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"sentiment", "confidence", "scores", "uncertain", "model_version"}
+    assert body["sentiment"] == "positive"
+    assert set(body["scores"]) == {"negative", "neutral", "positive"}
+    assert sum(body["scores"].values()) == pytest.approx(1.0)
+    assert body["confidence"] == max(body["scores"].values())
+    expected = tiny_predictor.score(["I love this, wonderful day"])[0]
+    assert body["confidence"] == pytest.approx(expected["confidence"])
+    assert body["uncertain"] is (body["confidence"] < 0.5)
+    assert body["model_version"] == "tiny-test"
+
+
+def test_uncertain_follows_the_configured_threshold(tiny_model_path: Path) -> None:
+    with make_client(model_path=tiny_model_path, threshold=0.999) as c:
+        assert c.post("/v1/predict", json={"text": "the train leaves at noon"}).json()["uncertain"] is True
+        assert c.get("/v1/model").json()["threshold"] == 0.999
+
+
+def test_explain_adds_word_contributions_that_add_up(client: TestClient) -> None:
+    body = client.post("/v1/predict?explain=true", json={"text": "I hate this awful day"}).json()
+    explanation = body["explanation"]
+    assert explanation["label"] == body["sentiment"] == "negative"
+    assert [t["token"] for t in explanation["tokens"]][:2] == ["i", "hate"]
+    total = explanation["bias"] + sum(t["weight"] for t in explanation["tokens"])
+    assert total == pytest.approx(explanation["logit"])
+    assert "explanation" not in client.post("/v1/predict", json={"text": "I hate this"}).json()
+
+
+def test_explain_another_label_and_an_unknown_one(client: TestClient) -> None:
+    body = client.post("/v1/predict?explain=true&label=positive", json={"text": "I hate this"}).json()
+    assert body["explanation"]["label"] == "positive"
+    bad = client.post("/v1/predict?explain=true&label=angry", json={"text": "I hate this"})
+    assert bad.status_code == 422 and bad.json()["error"] == "unknown_label"
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"text": ""}, "empty_text"),
+        ({"text": "   \n\t "}, "empty_text"),
+        ({"text": 123}, "invalid_request"),
+        ({"text": None}, "invalid_request"),
+        ({"text": ["a", "b"]}, "invalid_request"),
+        ({}, "missing_field"),
+        ({"texts": ["a"]}, "missing_field"),
+        ([1, 2], "invalid_request"),
+        ("just a string", "invalid_request"),
+    ],
+)
+def test_predict_rejects_bad_input_with_a_clear_422(client: TestClient, payload: object, code: str) -> None:
+    response = client.post("/v1/predict", json=payload)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == code
+    assert body["message"] and body["request_id"]
+    assert "Traceback" not in response.text
+
+
+def test_text_too_long_names_the_limit(tiny_predictor: Predictor) -> None:
+    with make_client(tiny_predictor, max_chars=20) as c:
+        ok = c.post("/v1/predict", json={"text": "x" * 20})
+        assert ok.status_code == 200
+        response = c.post("/v1/predict", json={"text": "x" * 21})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "text_too_long" and body["limit"] == 20 and "20" in body["message"]
+
+
+def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
+    response = client.post(
+        "/v1/predict", content=b'{"text": "unterminated', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_json"
+    no_type = client.post("/v1/predict", content=b"text=hello")
+    assert no_type.status_code == 422
+
+
+def test_body_size_limit_is_enforced_before_parsing(tiny_predictor: Predictor) -> None:
+    with make_client(tiny_predictor, max_body_bytes=200) as c:
+        # Not even valid JSON: the limit answers first, from Content-Length alone.
+        response = c.post("/v1/predict", content=b"{" * 500, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        body = response.json()
+        assert body["error"] == "body_too_large" and body["limit"] == 200 and "200" in body["message"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted while streaming
+            for _ in range(10):
+                yield b'{"text": "' + b"a" * 50
+
+        streamed = c.post("/v1/predict", content=chunks(), headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413 and streamed.json()["limit"] == 200
+        assert c.post("/v1/predict", json={"text": "fine"}).status_code == 200
+
+
+# --- batch -------------------------------------------------------------------------------------------
+def test_batch_keeps_order_and_flags_bad_items_individually(tiny_predictor: Predictor) -> None:
+    texts = ["I love it", "", "I hate it", "x" * 31, "   ", "the train at noon"]
+    with make_client(tiny_predictor, max_chars=30) as c:
+        response = c.post("/v1/predict/batch", json={"texts": texts})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == "tiny-test"
+    results = body["results"]
+    assert len(results) == len(texts)
+    assert [r["sentiment"] for r in results] == ["positive", None, "negative", None, None, "neutral"]
+    assert results[1]["error"] == "empty text" and results[4]["error"] == "empty text"
+    assert "limit is 30" in results[3]["error"]
+    for r in (results[0], results[2], results[5]):
+        assert r["error"] is None and sum(r["scores"].values()) == pytest.approx(1.0)
+
+
+def test_large_batch_matches_the_predictor(client: TestClient, tiny_predictor: Predictor) -> None:
+    texts = [f"day {i}: I {'love' if i % 2 else 'hate'} this" for i in range(300)]
+    results = client.post("/v1/predict/batch", json={"texts": texts}).json()["results"]
+    expected = tiny_predictor.score(texts)
+    assert [r["sentiment"] for r in results] == [e["sentiment"] for e in expected]
+    assert np.allclose([r["confidence"] for r in results], [e["confidence"] for e in expected])
+
+
+def test_batch_limit_and_types(tiny_predictor: Predictor) -> None:
+    with make_client(tiny_predictor, max_batch=3) as c:
+        assert c.post("/v1/predict/batch", json={"texts": ["a", "b", "c"]}).status_code == 200
+        too_many = c.post("/v1/predict/batch", json={"texts": ["a", "b", "c", "d"]})
+        assert too_many.status_code == 422
+        assert too_many.json()["error"] == "too_many_texts" and too_many.json()["limit"] == 3
+        assert c.post("/v1/predict/batch", json={"texts": "not a list"}).status_code == 422
+        assert c.post("/v1/predict/batch", json={"texts": ["ok", 5]}).status_code == 422
+        assert c.post("/v1/predict/batch", json={"texts": []}).json()["results"] == []
+
+
+def test_concurrent_single_requests_are_batched_with_identical_results(tiny_predictor: Predictor) -> None:
+    app = create_app(Settings(), predictor=tiny_predictor)
+    texts = [f"text {i} {'great' if i % 3 else 'awful'} {'day' * (i % 4)}" for i in range(60)]
+
+    async def run() -> list[dict]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            responses = await asyncio.gather(*[ac.post("/v1/predict", json={"text": t}) for t in texts])
+        return [r.json() for r in responses]
+
+    answers = asyncio.run(run())
+    for answer, text in zip(answers, texts):
+        alone = tiny_predictor.score([text])[0]
+        assert answer["sentiment"] == alone["sentiment"]
+        assert answer["confidence"] == pytest.approx(alone["confidence"], abs=1e-12)
+
+
+# --- CSV ---------------------------------------------------------------------------------------------
+def post_csv(c: TestClient, data: bytes, name: str = "in.csv", **form: str) -> httpx.Response:
+    return c.post("/v1/predict/csv", files={"file": (name, data, "text/csv")}, data=form)
+
+
+def read_answer(response: httpx.Response) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(response.content), dtype=str, keep_default_na=False)
+
+
+def test_csv_every_row_in_order_with_original_columns_and_formulas_neutralised(client: TestClient) -> None:
+    data = (
+        b'id,tweet,note\n1,I love it,=HYPERLINK("http://x")\n2,,blank\n3,I hate it,+1+2\n'
+        b'4,"line one\nline two, great",-5\n5,@user the train at noon,x\n'
+    )
+    response = post_csv(client, data, text_column="tweet")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert 'filename="in-scored.csv"' in response.headers["content-disposition"]
+    out = read_answer(response)
+    assert list(out.columns) == ["id", "tweet", "note", *OUTPUT_COLUMNS]
+    assert out["id"].tolist() == ["1", "2", "3", "4", "5"]
+    assert out["tweet"][3] == "line one\nline two, great"
+    assert out["note"].tolist() == ['\'=HYPERLINK("http://x")', "blank", "'+1+2", "-5", "x"]
+    assert out["tweet"][4] == "'@user the train at noon"
+    assert out["sentiment"].tolist()[:3] == ["positive", "", "negative"]
+    assert out["error"][1] == "empty text"
+
+
+def test_csv_default_column_utf16_and_semicolons(client: TestClient) -> None:
+    data = "text;n\nI love it;1\nI hate it;2\n".encode("utf-16")
+    out = read_answer(post_csv(client, data))
+    assert out["sentiment"].tolist() == ["positive", "negative"]
+
+
+def test_csv_streams_many_chunks(tiny_predictor: Predictor) -> None:
+    rows = "".join(f"{i},I {'love' if i % 2 else 'hate'} it\n" for i in range(250))
+    with make_client(tiny_predictor, csv_chunk_rows=40) as c:
+        out = read_answer(post_csv(c, ("id,text\n" + rows).encode()))
+    assert out["id"].tolist() == [str(i) for i in range(250)]
+    assert set(out["sentiment"]) == {"positive", "negative"}
+
+
+def test_csv_missing_column_lists_the_columns(client: TestClient) -> None:
+    response = post_csv(client, b"id,body\n1,hello\n", text_column="text")
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "missing_column" and "['id', 'body']" in body["message"]
+
+
+def test_csv_undecodable_is_a_400_before_any_row_is_sent(client: TestClient) -> None:
+    valid = "id,text\n" + "".join(f"{i},caf\u00e9 number {i}\n" for i in range(6000))
+    response = post_csv(client, valid.encode("utf-8") + b"9999,bad \xff\xfe byte\n")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_csv" and "UTF-8" in response.json()["message"]
+
+
+@pytest.mark.parametrize("data", [b"", b"   \n", b"id,text\n"])
+def test_csv_empty_or_header_only(client: TestClient, data: bytes) -> None:
+    response = post_csv(client, data)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_csv"
+
+
+def test_csv_malformed_and_missing_file(client: TestClient) -> None:
+    response = post_csv(client, b'id,text\n1,"unterminated\n2,ok\n')
+    assert response.status_code in (200, 400)  # pandas may read it as one long quoted cell; never a 5xx
+    assert client.post("/v1/predict/csv", data={"text_column": "text"}).status_code == 422
+
+
+def test_csv_upload_limit(tiny_predictor: Predictor) -> None:
+    with make_client(tiny_predictor, max_upload_mb=1) as c:
+        big = b"text\n" + b"I love it\n" * 120_000
+        response = post_csv(c, big)
+    assert response.status_code == 413
+    assert response.json()["limit"] == 1024 * 1024
+
+
+# --- API key, CORS -------------------------------------------------------------------------------------
+def test_api_key_required_when_configured(tiny_predictor: Predictor) -> None:
+    with make_client(tiny_predictor, api_key="s3cret") as c:
+        missing = c.post("/v1/predict", json={"text": "hi"})
+        assert missing.status_code == 401 and missing.json()["error"] == "api_key_missing"
+        assert "X-API-Key" in missing.json()["message"]
+        wrong = c.post("/v1/predict", json={"text": "hi"}, headers={"X-API-Key": "guess"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "api_key_invalid"
+        assert c.get("/v1/model").status_code == 401
+        ok = c.post("/v1/predict", json={"text": "hi"}, headers={"X-API-Key": "s3cret"})
+        assert ok.status_code == 200
+        for open_path in ("/healthz", "/readyz", "/metrics"):
+            assert c.get(open_path).status_code == 200
+        schema = c.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
+        assert schema["paths"]["/v1/predict"]["post"]["security"] == [{"ApiKey": []}]
+
+
+def test_no_key_needed_by_default(client: TestClient) -> None:
+    assert (
+        client.post("/v1/predict", json={"text": "hi"}, headers={"X-API-Key": "anything"}).status_code == 200
+    )
+
+
+def test_cors_allows_only_configured_origins(tiny_predictor: Predictor) -> None:
+    with make_client(tiny_predictor, cors_origins=["http://app.example"], api_key="k") as c:
+        preflight = c.options("/v1/predict", headers={
+            "Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        })  # fmt: skip
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "http://app.example"
+        assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
+        simple = c.post("/v1/predict", json={"text": "hi"},
+                        headers={"Origin": "http://app.example", "X-API-Key": "k"})  # fmt: skip
+        assert simple.headers["access-control-allow-origin"] == "http://app.example"
+        assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+        evil = c.post(
+            "/v1/predict", json={"text": "hi"}, headers={"Origin": "http://evil.example", "X-API-Key": "k"}
+        )
+        assert "access-control-allow-origin" not in evil.headers
+
+
+def test_cors_off_by_default(client: TestClient) -> None:
+    response = client.post("/v1/predict", json={"text": "hi"}, headers={"Origin": "http://app.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+# --- metrics, request ids, logs, errors -------------------------------------------------------------------
+def test_metrics_count_requests_latency_labels_and_confidence(client: TestClient) -> None:
+    client.post("/v1/predict", json={"text": "I love it"})
+    client.post("/v1/predict/batch", json={"texts": ["I hate it", "I hate this", ""]})
+    client.post("/v1/predict", json={"text": ""})
+    client.get("/no/such/path")
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'sentimentkit_http_requests_total{method="POST",route="/v1/predict",status="200"} 1.0' in text
+    assert 'sentimentkit_http_requests_total{method="POST",route="/v1/predict",status="422"} 1.0' in text
+    assert 'sentimentkit_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert (
+        'sentimentkit_http_request_duration_seconds_bucket{le="0.05",method="POST",route="/v1/predict/batch",status="200"}'
+        in text
+    )
+    assert 'sentimentkit_predictions_total{label="positive"} 1.0' in text
+    assert 'sentimentkit_predictions_total{label="negative"} 2.0' in text
+    assert "sentimentkit_prediction_confidence_count 3.0" in text
+
+
+def test_request_id_is_honoured_or_generated(client: TestClient) -> None:
+    given = client.post("/v1/predict", json={"text": "hi"}, headers={"X-Request-ID": "abc-123.x"})
+    assert given.headers["x-request-id"] == "abc-123.x"
+    generated = client.post("/v1/predict", json={"text": "hi"})
+    assert len(generated.headers["x-request-id"]) == 32
+    unsafe = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces" + "x" * 200})
+    assert unsafe.headers["x-request-id"] != "bad id"
+    assert len(unsafe.headers["x-request-id"]) == 32
+    error = client.post("/v1/predict", json={"text": ""}, headers={"X-Request-ID": "err-1"})
+    assert error.json()["request_id"] == "err-1" and error.headers["x-request-id"] == "err-1"
+
+
+def test_one_json_log_line_per_request_without_raw_text(client: TestClient, logs: LogLines) -> None:
+    client.post("/v1/predict", json={"text": "my secret love letter"}, headers={"X-Request-ID": "r1"})
+    client.post("/v1/predict/batch", json={"texts": ["private hate", "private love", ""]},
+                headers={"X-Request-ID": "r2"})  # fmt: skip
+    client.post("/v1/predict", json={"text": ""}, headers={"X-Request-ID": "r3"})
+    entries = logs.requests()
+    assert [e["request_id"] for e in entries] == ["r1", "r2", "r3"]
+    first, second, third = entries
+    assert first["route"] == "/v1/predict" and first["status"] == 200 and first["n_texts"] == 1
+    assert first["labels"] == {"positive": 1} and first["latency_ms"] > 0
+    assert second["n_texts"] == 3 and second["labels"] == {"negative": 1, "positive": 1}
+    assert third["status"] == 422
+    joined = "\n".join(logs.lines)
+    assert "secret" not in joined and "private" not in joined
+
+
+def test_raw_text_logged_only_when_enabled(tiny_predictor: Predictor, logs: LogLines) -> None:
+    with make_client(tiny_predictor, log_text=True) as c:
+        c.post("/v1/predict", json={"text": "my secret love letter"})
+    assert logs.requests()[-1]["texts"] == ["my secret love letter"]
+
+
+class ExplodingPredictor(Predictor):
+    """A real predictor that fails on one specific text, to prove a bug never leaks a traceback."""
+
+    def predict_proba(self, texts):  # type: ignore[no-untyped-def]
+        if not isinstance(texts, str) and "boom" in list(texts):
+            raise RuntimeError("internal detail /secret/path.py line 42")
+        return super().predict_proba(texts)
+
+
+def test_unexpected_errors_are_json_500_without_internals(tiny_predictor: Predictor) -> None:
+    exploding = ExplodingPredictor(tiny_predictor.pipeline, tiny_predictor.card)
+    app = create_app(Settings(), predictor=exploding)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.post("/v1/predict", json={"text": "boom"}, headers={"X-Request-ID": "bug-1"})
+        assert c.post("/v1/predict", json={"text": "fine"}).status_code == 200
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "message": "The server failed to answer; the error was logged with this request id.",
+        "request_id": "bug-1",
+    }
+    assert "secret" not in response.text
+
+
+def test_unknown_paths_and_methods_are_json(client: TestClient) -> None:
+    missing = client.get("/v2/predict")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    wrong = client.get("/v1/predict")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+
+
+def test_openapi_schema_documents_the_limits(tiny_predictor: Predictor) -> None:
+    with make_client(tiny_predictor, max_chars=77, max_batch=9) as c:
+        schema = c.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    assert components["PredictRequest"]["properties"]["text"]["maxLength"] == 77
+    assert components["BatchRequest"]["properties"]["texts"]["maxItems"] == 9
+    assert set(schema["paths"]) == {
+        "/healthz", "/readyz", "/v1/model", "/v1/predict", "/v1/predict/batch", "/v1/predict/csv", "/metrics",
+    }  # fmt: skip
+    assert "413" in schema["paths"]["/v1/predict"]["post"]["responses"]
