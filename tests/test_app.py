@@ -15,9 +15,16 @@ from streamlit.testing.v1 import AppTest
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.model import build_pipeline, save_model
 from sentimentkit.predict import OUTPUT_COLUMNS
-from tests.conftest import TINY_LABELS, TINY_TEXTS
 
 APP = str(REPO_ROOT / "app.py")
+# Inline training texts (as in conftest.py's tiny model), kept here so this module imports alone.
+TINY_TEXTS = [
+    "I love this, it is great and wonderful", "what a fantastic happy day :)", "best movie ever, so good",
+    "I hate this, it is terrible and awful", "worst day ever, so sad :(", "this is bad and disgusting",
+    "the meeting is on tuesday at noon", "the train leaves from platform two",
+    "she posted the report this morning",
+] * 3  # fmt: skip
+TINY_LABELS = (["positive"] * 3 + ["negative"] * 3 + ["neutral"] * 3) * 3
 COMMITTED_MODEL = REPO_ROOT / "model.pkl"
 CARD = {
     "name": "tiny-carded",
