@@ -567,7 +567,7 @@ def _add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
             out["explanation"] = _explain(p, text, label)
         return _json(out)
 
-    @app.post("/v1/predict/batch", response_model=BatchPrediction, responses=_only(401, 413, 422, 503),
+    @app.post("/v1/predict/batch", response_model=BatchPrediction, responses=_only(400, 401, 413, 422, 503),
               tags=["predict"])  # fmt: skip
     async def predict_batch(body: BatchRequest, request: Request) -> Response:  # type: ignore[valid-type]
         """Score up to `max_batch` texts; results keep the input order, bad items get their own error."""
@@ -716,6 +716,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         detail = str(exc.detail)
         if exc.status_code == 413 and detail.startswith("body_too_large:"):
             error = _too_large(int(detail.split(":", 1)[1]))
+        elif exc.status_code == 400 and detail == "There was an error parsing the body":
+            error = ApiError(400, "invalid_body", "The request body could not be parsed: send UTF-8 JSON "
+                             "(multipart/form-data with a file for the CSV endpoint).")  # fmt: skip
         else:
             error = ApiError(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), detail)
         return _json(
