@@ -39,7 +39,9 @@ def startup() -> tuple[Settings, ui.Backends]:
         fail(f"Configuration problem: {exc}. Fix the environment variable and restart the app.")
     try:
         backends = load_backends(repr(settings), settings)
-        backends.main.card  # noqa: B018 - the API client connects lazily: fail here, clearly
+        # The API client connects lazily: touch the card so an unreachable API fails here, clearly.
+        # (Assigned, because Streamlit "magic" would print a bare expression on the page.)
+        _ = backends.main.card
     except ModelError as exc:
         fail(f"The model could not be loaded. {exc}")
     except BackendError as exc:
@@ -67,10 +69,11 @@ def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
     st.text_area("Text to analyse", key="text", height=130, placeholder="Paste a tweet, a review, a comment…")
     text = st.session_state.get("text") or ""
     st.caption(f"{len(text):,} / {max_chars:,} characters")
-    st.button("Analyze", type="primary", on_click=analyze, key="analyze")
-    st.write("Or try an example:")
-    for col, (name, example) in zip(st.columns(len(ui.EXAMPLES)), ui.EXAMPLES.items()):
-        col.button(name, key=f"example_{name}", on_click=use_example, args=(example,), help=example)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button("Analyze", type="primary", on_click=analyze, key="analyze")
+        st.caption("or try an example:")
+        for name, example in ui.EXAMPLES.items():
+            st.button(name, key=f"example_{name}", on_click=use_example, args=(example,), help=example)
     if "analyzed" not in st.session_state:
         return
     analyzed = st.session_state.analyzed
@@ -101,7 +104,7 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     st.caption(detail)
     st.bar_chart(
         ui.probability_frame(result, backend.labels), x="label", y="probability",
-        horizontal=True, height=180, x_label="probability", y_label="",
+        horizontal=True, height=180, x_label="", y_label="probability",
     )  # fmt: skip
     show_explanation(backend, text)
 
@@ -267,7 +270,7 @@ def show_card(title: str, card: dict[str, Any]) -> None:
         with st.expander("Hyperparameters"):
             st.json(card["hyperparameters"])
     with st.expander("Full model card (model.json)"):
-        st.json(card)
+        st.json(card, expanded=1)
 
 
 # --- page ------------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ def open_backends(settings: Settings) -> Backends:
     `accurate_problem`, so the app still works with one model.
     """
     main = open_backend(settings)
+    if not settings.api_url:
+        # The first prediction loads lexicons and builds caches; pay that once at start-up,
+        # not on the first user's click. (The API client connects lazily, so it is left alone.)
+        main.predict_proba(["warm up"])
     path = settings.accurate_model_path
     if not path.exists():
         return Backends(main)

@@ -255,6 +255,7 @@ def test_batch_errors_say_what_to_do(app, name: str, data: bytes, env: dict, mes
 # --- model information ----------------------------------------------------------------------
 def test_model_tab_shows_card_metrics_and_confusion_matrix(app) -> None:
     at = app()
+    assert len(at.json) == 2  # hyperparameters + full card; nothing leaked onto the page by "magic"
     assert any("tiny-carded 0.0.1-test" in s for s in texts(at.subheader))
     frames = [d.value for d in at.dataframe]
     metrics = next(f for f in frames if "test" in f.columns and "Macro F1" in f.index)
