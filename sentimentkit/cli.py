@@ -182,13 +182,28 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API with uvicorn; each worker loads the model once in the app's lifespan.
+
+    With several workers, /metrics aggregates all of them through a PROMETHEUS_MULTIPROC_DIR
+    (a fresh temporary one, removed on exit, unless the variable is already set).
+    """
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
     os.environ["SENTIMENTKIT_MODEL"] = str(args.model)
-    uvicorn.run("sentimentkit.api:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, access_log=False)  # fmt: skip
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="sentimentkit-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("sentimentkit.api:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, access_log=False)  # fmt: skip
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

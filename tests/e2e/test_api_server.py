@@ -1,0 +1,137 @@
+"""The API as deployed: `python -m sentimentkit serve` (real uvicorn) on 127.0.0.1, real HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from sentimentkit.model import card_path
+from sentimentkit.predict import BackendError
+from sentimentkit.remote import RemotePredictor
+from tests.e2e.conftest import Server, free_port, run_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+StartApi = Callable[..., Server]
+
+
+@pytest.fixture
+def tiny_api(start_api: StartApi, tiny_model_path: Path) -> Server:
+    return start_api({"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_MAX_BATCH": "7"})
+
+
+def request_lines(server: Server) -> list[dict]:
+    lines = [line for line in server.log().splitlines() if line.startswith("{")]
+    return [e for e in map(json.loads, lines) if e.get("event") == "request"]
+
+
+def test_predict_batch_csv_metrics_over_real_http(tiny_api: Server) -> None:
+    with httpx.Client(base_url=tiny_api.url, timeout=10) as http:
+        assert http.get("/readyz").json()["status"] == "ready"
+        one = http.post(
+            "/v1/predict", json={"text": "my private love letter"}, headers={"X-Request-ID": "e2e-1"}
+        )
+        assert one.status_code == 200 and one.headers["x-request-id"] == "e2e-1"
+        assert one.json()["sentiment"] == "positive" and one.json()["model_version"] == "tiny-test"
+        batch = http.post("/v1/predict/batch", json={"texts": ["I hate it", "", "I love it"]}).json()
+        assert [r["sentiment"] for r in batch["results"]] == ["negative", None, "positive"]
+        too_many = http.post("/v1/predict/batch", json={"texts": ["a"] * 8})
+        assert too_many.status_code == 422 and too_many.json()["limit"] == 7
+        csv = b"id,text\n1,I love it\n2,=1+1\n3,\n"
+        scored = http.post(
+            "/v1/predict/csv", files={"file": ("t.csv", csv, "text/csv")}, data={"text_column": "text"}
+        )
+        assert scored.status_code == 200
+        out = pd.read_csv(io.BytesIO(scored.content), dtype=str, keep_default_na=False)
+        assert (
+            out["id"].tolist() == ["1", "2", "3"]
+            and out["text"][1] == "'=1+1"
+            and out["error"][2] == "empty text"
+        )
+        huge = http.post(
+            "/v1/predict", content=b"x" * 2_000_001, headers={"Content-Type": "application/json"}
+        )
+        assert huge.status_code == 413 and huge.json()["limit"] == 2_000_000
+        metrics = http.get("/metrics").text
+    assert (
+        'sentimentkit_http_requests_total{method="POST",route="/v1/predict/csv",status="200"} 1.0' in metrics
+    )
+    entries = request_lines(tiny_api)
+    first = next(e for e in entries if e["request_id"] == "e2e-1")
+    assert first["route"] == "/v1/predict" and first["status"] == 200 and first["labels"] == {"positive": 1}
+    assert "private" not in tiny_api.log()
+
+
+def test_remote_predictor_against_the_real_server(tiny_api: Server, tiny_predictor) -> None:  # type: ignore[no-untyped-def]
+    texts = [f"{i}: I {'love' if i % 3 else 'hate'} it" for i in range(30)] + [""]
+    with RemotePredictor(tiny_api.url, timeout=10) as remote:
+        results = remote.score(texts)  # 31 texts in chunks of the server's limit of 7
+        assert [r["sentiment"] for r in results] == [r["sentiment"] for r in tiny_predictor.score(texts)]
+        assert remote.predict("I love it") == "positive"
+        assert remote.explain("I hate it")["label"] == "negative"
+        assert remote.card["version"] == "tiny-test"
+    assert sum(1 for e in request_lines(tiny_api) if e["route"] == "/v1/predict/batch") >= 5
+
+
+def test_remote_predictor_against_a_closed_port() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(BackendError, match=f"cannot reach the sentiment API at {url}.*is it running"):
+        RemotePredictor(url, timeout=3)
+
+
+def test_broken_model_keeps_the_server_up_and_not_ready(
+    start_api: StartApi, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "model.pkl"
+    broken.write_bytes(tiny_model_path.read_bytes()[:-100])
+    card_path(broken).write_text(card_path(tiny_model_path).read_text())
+    server = start_api({"SENTIMENTKIT_MODEL": str(broken)})
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and str(broken) in ready.json()["reason"]
+        assert http.post("/v1/predict", json={"text": "hi"}).status_code == 503
+        assert http.get("/healthz").status_code == 200
+    assert server.process.poll() is None
+    assert "model_load_failed" in server.log() and "Traceback" not in server.log()
+    with pytest.raises(BackendError, match="no model loaded"):
+        RemotePredictor(server.url, timeout=5)
+
+
+def test_api_key_over_http(start_api: StartApi, tiny_model_path: Path) -> None:
+    server = start_api({"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_API_KEY": "k3y"})
+    with pytest.raises(BackendError, match="SENTIMENTKIT_API_KEY"):
+        RemotePredictor(server.url, api_key="nope", timeout=5)
+    with RemotePredictor(server.url, api_key="k3y", timeout=5) as remote:
+        assert remote.predict("I love it") == "positive"
+
+
+def test_two_workers_share_the_load_and_the_metrics(tiny_model_path: Path, tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "sentimentkit", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "2", "--model", str(tiny_model_path)]  # fmt: skip
+    with (
+        run_server(command, "/readyz", port, log_dir=tmp_path) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        for _ in range(40):
+            assert http.post(
+                "/v1/predict", json={"text": "I love it"}, headers={"Connection": "close"}
+            ).is_success
+        metrics = http.get("/metrics").text
+    assert 'sentimentkit_http_requests_total{method="POST",route="/v1/predict",status="200"} 40.0' in metrics
+    assert len({e["request_id"] for e in request_lines(server)}) >= 40
+
+
+def test_the_committed_model_serves(start_api: StartApi) -> None:
+    server = start_api()
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/readyz").json()["status"] == "ready", http.get("/readyz").text
+        answer = http.post("/v1/predict", json={"text": "I love this phone, best purchase ever"}).json()
+    assert answer["sentiment"] == "positive"
