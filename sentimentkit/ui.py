@@ -13,8 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit.config import Settings
-from sentimentkit.model import ModelError
-from sentimentkit.predict import OUTPUT_COLUMNS, BackendError, BasePredictor, load_predictor, open_backend
+from sentimentkit.predict import OUTPUT_COLUMNS, BasePredictor, load_predictor, open_backend
 
 # One click fills the text box with one of these and analyses it.
 EXAMPLES: dict[str, str] = {
@@ -43,7 +42,7 @@ def open_backends(settings: Settings) -> Backends:
     """Open the main backend (local model or API) and the accurate model when its folder exists.
 
     Raises ModelError / BackendError for the main backend; a broken accurate model only yields
-    `accurate_problem`, so the app still works with one model.
+    `accurate_problem` (shown in the model tab), so the app still works with one model.
     """
     main = open_backend(settings)
     if not settings.api_url:
@@ -55,8 +54,9 @@ def open_backends(settings: Settings) -> Backends:
         return Backends(main)
     try:
         accurate = load_predictor(path, threshold=settings.threshold, settings=settings)
-    except (ModelError, BackendError, ImportError, OSError, ValueError) as exc:
-        return Backends(main, accurate_problem=f"The accurate model at {path} could not be loaded: {exc}")
+    except Exception as exc:  # noqa: BLE001 - an optional model must never take the app down
+        problem = f"The accurate model at {path} could not be loaded ({type(exc).__name__}: {exc})."
+        return Backends(main, accurate_problem=problem + " Only the fast model is shown.")
     return Backends(main, accurate)
 
 

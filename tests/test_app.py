@@ -151,6 +151,14 @@ def test_accurate_model_is_shown_beside_the_fast_one(app, tiny_model_path: Path)
     assert any("tiny-test" in s for s in texts(at.subheader))  # its card is in the model tab
 
 
+def test_broken_accurate_model_leaves_the_fast_one_working(app, tmp_path: Path) -> None:
+    folder = tmp_path / "transformer"
+    folder.mkdir()  # exists, but holds no model
+    at = analyse(app(SENTIMENTKIT_ACCURATE_MODEL=str(folder)), "I love this, great day")
+    assert not at.exception and texts(at.metric) == ["positive"]
+    assert any("could not be loaded" in w and "Only the fast model" in w for w in texts(at.warning))
+
+
 def test_missing_model_is_a_message_not_a_traceback(app, tmp_path: Path) -> None:
     at = app(SENTIMENTKIT_MODEL=str(tmp_path / "missing.pkl"))
     assert not at.exception
