@@ -18,6 +18,9 @@ from sentimentkit.model import ModelError
 from sentimentkit.predict import BackendError, BasePredictor
 
 PREVIEW_ROWS = 1_000
+# Files up to this many times the configured limit still reach the server, so that the app can say
+# clearly that the file is too big and what to do; larger ones are refused by the uploader itself.
+UPLOAD_HEADROOM = 4
 UNCERTAIN_FILTERS = {"All rows": None, "Only uncertain": True, "Only confident": False}
 
 
@@ -144,8 +147,9 @@ def read_upload(uploaded: Any, settings: Settings) -> pd.DataFrame:
 def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> None:
     uploaded = st.file_uploader(
         "Upload a CSV, TSV or Excel (.xlsx) file with one text per row",
-        # No `type=` filter: Streamlit's own rejection does not say what to do, check_upload does.
-        max_upload_size=settings.max_upload_mb, key="upload",
+        # No `type=` filter and a transfer cap above the app's limit: Streamlit's own rejections are a
+        # small red mark that does not say what to do; check_upload's messages do.
+        max_upload_size=settings.max_upload_mb * UPLOAD_HEADROOM, key="upload",
     )  # fmt: skip
     st.caption(
         f"Up to {settings.max_upload_mb} MB and {settings.max_rows:,} rows. For bigger files use the "

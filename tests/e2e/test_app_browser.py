@@ -81,3 +81,17 @@ def test_wrong_file_type_shows_what_to_do(page, start_streamlit, tmp_path: Path)
     source.write_bytes(b"%PDF-1.4 not a table")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(source))
     page.get_by_text("is not a CSV, TSV or Excel (.xlsx) file. Export your table as CSV").wait_for()
+
+
+def test_file_over_the_upload_limit_is_refused_with_the_cli_hint(
+    page, start_streamlit, tmp_path: Path
+) -> None:
+    open_app(page, start_streamlit({"SENTIMENTKIT_MAX_UPLOAD_MB": "1"}))
+    page.get_by_role("tab", name="Batch (CSV)").click()
+    source = tmp_path / "big.csv"
+    source.write_bytes(b"text\n" + b"hello world\n" * 150_000)  # 1.7 MiB
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(source))
+    page.get_by_text("MB; the app accepts at most 1 MB.").wait_for()
+    error = page.locator('[data-testid="stAlertContentError"]')
+    assert "python -m sentimentkit predict --input FILE.csv --output OUT.csv" in error.inner_text()
+    assert page.get_by_role("button", name="Score 150,000 rows").count() == 0
