@@ -31,11 +31,13 @@ def load_backends(settings_key: str, _settings: Settings) -> ui.Backends:
 
 
 def fail(message: str) -> None:
+    """Show `message` as an error and end this run of the script."""
     st.error(message)
     st.stop()
 
 
 def startup() -> tuple[Settings, ui.Backends]:
+    """Settings and the cached model(s); stops with a clear message when they cannot be had."""
     try:
         settings = Settings.from_env()
     except ValueError as exc:
@@ -55,20 +57,24 @@ def startup() -> tuple[Settings, ui.Backends]:
 
 
 def api_problem(exc: BackendError) -> str:
+    """The user-facing message for an API failure."""
     return f"The sentiment API is not available: {exc} Check that the API server is running, then reload."
 
 
 # --- single text ---------------------------------------------------------------------------
 def use_example(text: str) -> None:
+    """Button callback: put an example in the text box and analyse it (one click)."""
     st.session_state.text = text
     st.session_state.analyzed = text
 
 
 def analyze() -> None:
+    """Button callback: remember the text to analyse, so results survive later reruns."""
     st.session_state.analyzed = st.session_state.get("text", "")
 
 
 def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
+    """The single-text tab: input, examples, and each model's answer side by side."""
     st.text_area("Text to analyse", key="text", height=130, placeholder="Paste a tweet, a review, a comment…")
     text = st.session_state.get("text") or ""
     st.caption(f"{len(text):,} / {max_chars:,} characters")
@@ -93,6 +99,7 @@ def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
 
 
 def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> None:
+    """One model's answer: label (or uncertain), confidence, probability chart, explanation."""
     st.subheader(title)
     try:
         result = backend.score([text], threshold)[0]
@@ -113,6 +120,7 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
 
 
 def show_explanation(backend: BasePredictor, text: str) -> None:
+    """The text with words highlighted by their exact contribution, plus the top words each way."""
     if not backend.can_explain:
         st.caption("This model does not give word-level explanations.")
         return
@@ -145,6 +153,7 @@ def read_upload(uploaded: Any, settings: Settings) -> pd.DataFrame:
 
 
 def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> None:
+    """The batch tab: upload, column choice, scoring, results."""
     uploaded = st.file_uploader(
         "Upload a CSV, TSV or Excel (.xlsx) file with one text per row",
         # No `type=` filter and a transfer cap above the app's limit: Streamlit's own rejections are a
@@ -183,6 +192,7 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
 def run_batch(
     backend: BasePredictor, frame: pd.DataFrame, column: str, threshold: float, job: tuple, name: str
 ) -> None:
+    """Score `frame` with a progress bar and keep the result in the session (for reruns)."""
     bar = st.progress(0.0, text="Scoring…")
 
     def progress(done: int, total: int) -> None:
@@ -203,6 +213,7 @@ def run_batch(
 
 
 def show_batch_results(backend: BasePredictor, result: dict[str, Any], threshold: float) -> None:
+    """Counts, shares, confidence histogram, filterable preview and the full download."""
     scored = batch.apply_threshold(result["frame"], threshold)
     summary = batch.label_summary(scored, backend.labels)
     not_scored = int(scored["error"].notna().sum())
@@ -233,6 +244,7 @@ def show_batch_results(backend: BasePredictor, result: dict[str, Any], threshold
 
 
 def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
+    """The first PREVIEW_ROWS rows matching the label and uncertain filters."""
     left, right = st.columns([2, 1])
     chosen = left.multiselect("Show labels", labels, default=labels, key="filter_labels")
     flag = right.radio("Uncertain", list(UNCERTAIN_FILTERS), horizontal=True, key="filter_uncertain")
@@ -245,6 +257,7 @@ def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
 
 # --- model information ----------------------------------------------------------------------
 def model_tab(backends: ui.Backends) -> None:
+    """The model card(s): version, metrics, confusion matrix, training data."""
     models = [("Fast model", backends.main)]
     if backends.accurate is not None:
         models.append(("Accurate model", backends.accurate))
@@ -255,6 +268,7 @@ def model_tab(backends: ui.Backends) -> None:
 
 
 def show_card(title: str, card: dict[str, Any]) -> None:
+    """One model card as tables."""
     st.subheader(f"{title}: {card.get('name', 'model')} {card.get('version', '')}")
     if card.get("task"):
         st.write(card["task"])
@@ -279,6 +293,7 @@ def show_card(title: str, card: dict[str, Any]) -> None:
 
 # --- page ------------------------------------------------------------------------------------
 def main() -> None:
+    """The page: sidebar threshold, then the three tabs."""
     st.set_page_config(page_title="sentimentkit", page_icon="💬", layout="wide")
     st.title("sentimentkit: tweet sentiment")
     settings, backends = startup()
