@@ -490,3 +490,36 @@ def test_openapi_schema_documents_the_limits(tiny_predictor: Predictor) -> None:
         "/healthz", "/readyz", "/v1/model", "/v1/predict", "/v1/predict/batch", "/v1/predict/csv", "/metrics",
     }  # fmt: skip
     assert "413" in schema["paths"]["/v1/predict"]["post"]["responses"]
+
+
+def test_fast_path_and_the_fastapi_route_answer_alike(client: TestClient, logs: LogLines) -> None:
+    text = "I love this, wonderful day"
+    fast = client.post("/v1/predict", json={"text": text})
+    routed = client.post("/v1/predict?explain=false", json={"text": text})  # a query string takes the route
+    extra = client.post("/v1/predict", json={"text": text, "lang": "en"})  # extra fields are ignored
+    charset = client.post(
+        "/v1/predict",
+        content=json.dumps({"text": text}).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert fast.json() == routed.json() == extra.json() == charset.json()
+    assert {e["route"] for e in logs.requests()} == {"/v1/predict"}
+    assert all(e["labels"] == {"positive": 1} for e in logs.requests())
+    metrics = client.get("/metrics").text
+    assert 'sentimentkit_http_requests_total{method="POST",route="/v1/predict",status="200"} 4.0' in metrics
+
+
+def test_unicode_round_trips_and_lone_surrogates_are_refused_alike(client: TestClient) -> None:
+    def post(path: str, raw: bytes) -> httpx.Response:
+        return client.post(path, content=raw, headers={"Content-Type": "application/json"})
+
+    good = b'{"text": "I love it \\u00e9t\\u00e9 \\ud83d\\ude00"}'
+    for path in ("/v1/predict", "/v1/predict?explain=true"):
+        assert post(path, good).status_code == 200
+    assert any(
+        "\u00e9" in t["token"] for t in post("/v1/predict?explain=true", good).json()["explanation"]["tokens"]
+    )
+    lone = b'{"text": "\\ud83d love"}'
+    answers = [post(path, lone) for path in ("/v1/predict", "/v1/predict?explain=true")]
+    assert [a.status_code for a in answers] == [422, 422]
+    assert {a.json()["error"] for a in answers} == {"invalid_text"}
