@@ -55,28 +55,46 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
 
     p = sub.add_parser("train-transformer", help="fine-tune a Hugging Face encoder; write a model folder")
-    p.add_argument("--base-model", required=True, help="local model folder or hub id (e.g. distilbert-base-uncased)")
+    p.add_argument(
+        "--base-model", required=True, help="local model folder or hub id (e.g. distilbert-base-uncased)"
+    )
     p.add_argument("--base-sha256", default=None, help="refuse base weights whose SHA-256 differs")
     p.add_argument("--data", type=Path, default=settings.data_dir)
     p.add_argument("--out", type=Path, default=Path("artifacts/transformer"))
     p.add_argument("--epochs", type=int, default=1, help="epochs; the best one on validation is kept")
-    p.add_argument("--lr", type=float, nargs="+", default=[1e-4],
-                   help="learning rate(s); several are compared on a --search-rows subset, on validation")
-    p.add_argument("--class-weight", nargs="+", default=["balanced"], choices=["none", "balanced", "sqrt"],
-                   help="loss class weighting(s); several are compared like --lr")
+    p.add_argument(
+        "--lr",
+        type=float,
+        nargs="+",
+        default=[1e-4],
+        help="learning rate(s); several are compared on a --search-rows subset, on validation",
+    )
+    p.add_argument(
+        "--class-weight",
+        nargs="+",
+        default=["balanced"],
+        choices=["none", "balanced", "sqrt"],
+        help="loss class weighting(s); several are compared like --lr",
+    )
     p.add_argument("--search-rows", type=int, default=8000, help="training rows per selection run")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64, help="tokens per text (longer texts are truncated)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--max-train-rows", type=int, default=None, help="stratified subset of train (quick runs)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX512-BF16/AMX)")
+    p.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX512-BF16/AMX)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
 
     p = sub.add_parser("export-onnx", help="export a transformer folder to ONNX and quantise it to int8")
     p.add_argument("--model", type=Path, required=True, help="folder written by train-transformer")
     p.add_argument("--out", type=Path, default=Path("models/transformer-int8"))
-    p.add_argument("--data", type=Path, default=settings.data_dir,
-                   help="data directory; validation and test measure the accuracy lost to quantisation")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=settings.data_dir,
+        help="data directory; validation and test measure the accuracy lost to quantisation",
+    )
     p.add_argument("--opset", type=int, default=17)
 
     p = sub.add_parser("serve", help="run the REST API with uvicorn")

@@ -1,0 +1,556 @@
+"""Fine-tune a Hugging Face encoder for 3-class sentiment, save it with its card, export it to int8 ONNX.
+
+Training needs the `[transformer]` extra (torch, transformers); serving the int8 export needs only
+`[onnx]` (onnxruntime, tokenizers) through `sentimentkit.transformer_predict`. Heavy libraries are
+imported inside functions, so importing this module is free.
+
+Artifact folder (`save_artifact`): `model.safetensors`, `config.json`, the tokenizer files
+(`tokenizer.json` is the one serving uses), and `card.json` (base model and its SHA-256,
+hyperparameters, data hashes, metrics, selection runs, library versions, the weights' SHA-256).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sentimentkit import LABELS, __version__
+from sentimentkit.config import SEED, SPLITS
+from sentimentkit.data import file_sha256, split_path
+from sentimentkit.evaluate import expected_calibration_error, metrics
+from sentimentkit.model import ModelError, sha256_file
+from sentimentkit.transformer_predict import (
+    CARD_FILE,
+    ONNX_INT8_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    pad_batch,
+    read_card,
+    verify_files,
+)  # fmt: skip
+
+Log = Callable[[str], None]
+
+ONNX_FP32_FILE = "model.onnx"
+DEFAULT_THRESHOLD = 0.5
+# Official checkpoints whose weights we can vouch for (SHA-256 of model.safetensors).
+KNOWN_BASE_SHA256: dict[str, str] = {
+    "sentence-transformers/all-MiniLM-L6-v2": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# Files copied from a tokenizer folder into an artifact (only those that exist).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one fine-tuning run (all recorded in the card)."""
+
+    epochs: int = 1
+    lr: float = 1e-4
+    batch_size: int = 32
+    max_length: int = 64
+    class_weight: str = "balanced"  # "none" | "balanced" | "sqrt"
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = SEED
+    max_train_rows: int | None = None
+    bf16: bool = False  # bfloat16 autocast for forward/backward (fp32 master weights)
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    eval_batch_size: int = 128
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- base model ----------------------------------------------------------------------------------
+def weights_file(folder: Path) -> Path:
+    """The weights file of a Hugging Face model folder (safetensors preferred)."""
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise ModelError(f"{folder} has no {' or '.join(WEIGHT_FILES)}; is it a Hugging Face model folder?")
+
+
+def resolve_base_model(
+    base_model: str | Path, expected_sha256: str | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """A local folder for `base_model` (a directory, or a hub id fetched with huggingface_hub).
+
+    Returns the folder and its provenance (id or path, weights file, SHA-256). Refuses weights whose
+    SHA-256 differs from `expected_sha256`, or from the known hash of an official hub id.
+    """
+    name = str(base_model)
+    folder = Path(base_model).expanduser()
+    if not folder.is_dir():
+        if Path(name).is_absolute() or name.startswith("."):
+            raise ModelError(f"Base model folder {name} not found.")
+        from huggingface_hub import snapshot_download  # users with internet: hub id
+
+        folder = Path(snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"]))
+    weights = weights_file(folder)
+    digest = sha256_file(weights)
+    expected = expected_sha256 or KNOWN_BASE_SHA256.get(name)
+    if expected and digest != expected.lower():
+        raise ModelError(
+            f"Refusing base model {name}: {weights.name} has SHA-256 {digest[:16]}..., expected "
+            f"{expected[:16]}.... Re-download the official weights."
+        )
+    return folder, {"name": name, "weights_file": weights.name, "sha256": digest, "verified": bool(expected)}
+
+
+# --- data ----------------------------------------------------------------------------------------
+def load_fast_tokenizer(folder: str | Path, max_length: int) -> Any:
+    """A `tokenizers.Tokenizer` (from tokenizer.json, or built by transformers) truncating at max_length."""
+    from tokenizers import Tokenizer
+
+    folder = Path(folder)
+    if (folder / TOKENIZER_FILE).is_file():
+        tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    else:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder), use_fast=True).backend_tokenizer
+    configure_tokenizer(tok, max_length)
+    return tok
+
+
+def configure_tokenizer(tok: Any, max_length: int) -> Any:
+    """Truncate at max_length, no padding (batches are padded to their longest text)."""
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_length)
+    return tok
+
+
+def encode(tok: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text (special tokens included, truncated)."""
+    return [e.ids for e in tok.encode_batch([str(t) for t in texts])]
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random, pool: int = 50
+) -> list[list[int]]:
+    """Shuffled batches of indices with similar lengths (less padding): sort within pools, shuffle."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    step = batch_size * pool
+    for start in range(0, len(order), step):
+        chunk = sorted(order[start : start + step], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def class_weights(labels: Sequence[str], mode: str) -> np.ndarray:
+    """Loss weight per class in LABELS order: none (1), balanced (n / (k * count)), or its sqrt."""
+    counts = np.array([sum(1 for y in labels if y == label) for label in LABELS], dtype=float)
+    if mode == "none":
+        return np.ones(len(LABELS))
+    balanced = counts.sum() / (len(LABELS) * np.maximum(counts, 1))
+    if mode == "balanced":
+        return balanced
+    if mode == "sqrt":
+        return np.sqrt(balanced)
+    raise ValueError(f"class_weight must be none, balanced or sqrt, got {mode!r}")
+
+
+def subsample(frame: pd.DataFrame, rows: int | None, seed: int) -> pd.DataFrame:
+    """A stratified random subset of `rows` rows (the whole frame when rows is None or larger)."""
+    if rows is None or rows >= len(frame):
+        return frame
+    fraction = rows / len(frame)
+    parts = [g.sample(frac=fraction, random_state=seed) for _, g in frame.groupby("label", sort=True)]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+# --- training ------------------------------------------------------------------------------------
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_model(folder: str | Path) -> Any:
+    """A sequence-classification model with our three labels on top of the encoder in `folder`."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
+    return AutoModelForSequenceClassification.from_pretrained(
+        str(folder), num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
+    )  # fmt: skip
+
+
+def make_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW (no decay on biases and LayerNorm) with linear warmup then linear decay to zero."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    warmup = max(1, int(cfg.warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _autocast(enabled: bool) -> Any:
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def train_epoch(
+    model: Any, ids: list[list[int]], y: np.ndarray, cfg: TrainConfig, state: dict[str, Any]
+) -> float:
+    """One pass over the training data; returns the mean loss."""
+    import torch
+    from tqdm.auto import tqdm
+
+    model.train()
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(state["weights"], dtype=torch.float32))
+    batches = length_batches([len(r) for r in ids], cfg.batch_size, state["rng"])
+    total, bar = 0.0, tqdm(batches, desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}", unit="batch")
+    for n, batch in enumerate(bar, start=1):
+        input_ids, mask = pad_batch([ids[i] for i in batch])
+        with _autocast(cfg.bf16):
+            logits = model(
+                input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
+            ).logits
+        loss = loss_fn(logits.float(), torch.from_numpy(y[batch]))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        state["optimizer"].step()
+        state["scheduler"].step()
+        state["optimizer"].zero_grad(set_to_none=True)
+        total += loss.item()
+        if n % 20 == 0:
+            bar.set_postfix(loss=f"{total / n:.4f}")
+    return total / max(1, len(batches))
+
+
+def torch_proba(model: Any, tok: Any, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+    """Softmax probabilities (n, 3) of a torch model, batched by length (order preserved)."""
+    import torch
+
+    ids = encode(tok, texts)
+    out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
+    order = np.argsort([len(r) for r in ids], kind="stable")
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            input_ids, mask = pad_batch([ids[i] for i in rows])
+            logits = model(
+                input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
+            ).logits
+            out[rows] = torch.softmax(logits.float(), dim=-1).numpy()
+    return out
+
+
+def score_proba(proba: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """metrics() plus top-label ECE for a probability matrix against true labels."""
+    pred = np.asarray(LABELS)[np.argmax(proba, axis=1)]
+    result = metrics(list(labels), pred.tolist())
+    result["ece"] = expected_calibration_error(proba, list(labels))
+    return result
+
+
+def fit(
+    base_folder: Path, train: pd.DataFrame, validation: pd.DataFrame, cfg: TrainConfig, log: Log = print
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Fine-tune on `train`; after each epoch score validation and keep the best epoch's weights.
+
+    Returns (model, tokenizer, record) with per-epoch validation scores and the training seconds.
+    """
+    import copy
+
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    train = subsample(train, cfg.max_train_rows, cfg.seed)
+    tok = load_fast_tokenizer(base_folder, cfg.max_length)
+    model = load_model(base_folder)
+    ids = encode(tok, train["text"].tolist())
+    y = np.array([LABELS.index(label) for label in train["label"]], dtype=np.int64)
+    steps = cfg.epochs * math.ceil(len(ids) / cfg.batch_size)
+    optimizer, scheduler = make_optimizer(model, cfg, steps)
+    state = {"optimizer": optimizer, "scheduler": scheduler, "rng": random.Random(cfg.seed),
+             "weights": class_weights(train["label"].tolist(), cfg.class_weight)}  # fmt: skip
+    epochs, best, best_state, train_seconds = [], -1.0, None, 0.0
+    for epoch in range(cfg.epochs):
+        state["epoch"] = epoch
+        start = time.perf_counter()
+        loss = train_epoch(model, ids, y, cfg, state)
+        train_seconds += time.perf_counter() - start
+        val = score_proba(
+            torch_proba(model, tok, validation["text"].tolist(), cfg.eval_batch_size), validation["label"]
+        )
+        epochs.append({"epoch": epoch + 1, "train_loss": round(loss, 5), "avg_recall": val["avg_recall"],
+                       "f1_pn": val["f1_pn"], "accuracy": val["accuracy"], "train_seconds": round(train_seconds, 1)})  # fmt: skip
+        log(
+            f"epoch {epoch + 1}: loss {loss:.4f}, validation AvgRec {val['avg_recall']:.4f} ({train_seconds:.0f}s)"
+        )
+        if val["avg_recall"] > best:
+            best = val["avg_recall"]
+            best_state = copy.deepcopy(model.state_dict()) if cfg.epochs > 1 else None
+            best_epoch = epoch + 1
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    record = {"epochs": epochs, "best_epoch": best_epoch, "validation_avg_recall": best,
+              "train_rows": len(ids), "train_seconds": round(train_seconds, 1)}  # fmt: skip
+    return model, tok, record
+
+
+# --- selection -----------------------------------------------------------------------------------
+def select_config(
+    base_folder: Path, splits: dict[str, pd.DataFrame], cfg: TrainConfig,
+    lrs: Sequence[float], class_modes: Sequence[str], search_rows: int, log: Log = print,
+) -> tuple[TrainConfig, list[dict[str, Any]]]:  # fmt: skip
+    """Try every (lr, class_weight) pair for one epoch on a `search_rows` subset of train; pick the best
+    on validation macro recall. Returns the chosen config and a table of every run."""
+    from dataclasses import replace
+
+    table = []
+    for lr in lrs:
+        for mode in class_modes:
+            trial = replace(cfg, lr=lr, class_weight=mode, epochs=1, max_train_rows=search_rows)
+            _, _, record = fit(base_folder, splits["train"], splits["validation"], trial, log=log)
+            table.append({"lr": lr, "class_weight": mode, "train_rows": record["train_rows"],
+                          **{k: record["epochs"][0][k] for k in ("avg_recall", "f1_pn", "accuracy", "train_seconds")}})  # fmt: skip
+            log(f"search lr={lr:g} class_weight={mode}: validation AvgRec {table[-1]['avg_recall']:.4f}")
+    best = max(table, key=lambda row: row["avg_recall"])
+    return replace(cfg, lr=best["lr"], class_weight=best["class_weight"]), table
+
+
+# --- artifact ------------------------------------------------------------------------------------
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that trained (or exported) the model."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "tokenizers", "safetensors", "onnx", "onnxruntime", "numpy"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def data_provenance(data_dir: Path | None, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """File name, rows and SHA-256 of each split."""
+    return {split: {"file": split_path(split, data_dir).name, "rows": len(splits[split]),
+                    "sha256": file_sha256(split_path(split, data_dir))} for split in SPLITS if split in splits}  # fmt: skip
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Pretty JSON with a trailing newline."""
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def save_artifact(model: Any, tok: Any, tok_folder: Path, out: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Write weights (safetensors), config, tokenizer files and card.json (with the files' SHA-256s).
+
+    `tokenizer.json` is the configured `tokenizers.Tokenizer` (truncation at max_length, no padding),
+    the exact tokenisation training used; the other tokenizer files are copied for transformers.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    for name in TOKENIZER_FILES:
+        if (tok_folder / name).is_file() and tok_folder.resolve() != out.resolve():
+            shutil.copyfile(tok_folder / name, out / name)
+    tok.save(str(out / TOKENIZER_FILE))
+    card = {**card, "files": {name: sha256_file(out / name) for name in (WEIGHTS_FILE, TOKENIZER_FILE)}}
+    write_json(out / CARD_FILE, card)
+    return card
+
+
+def build_card(
+    base: dict[str, Any], cfg: TrainConfig, record: dict[str, Any], scores: dict[str, Any],
+    data: dict[str, Any], selection: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """The transformer model card (format "torch"; export_onnx derives the "onnx-int8" one)."""
+    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return {
+        "name": f"sentimentkit-transformer-{Path(base['name']).name}",
+        "version": f"{__version__}+tr{created:%Y%m%d%H%M}",
+        "format": "torch",
+        "created_at": created.isoformat(),
+        "task": "3-class tweet sentiment (SemEval-2017 Task 4A)",
+        "labels": list(LABELS),
+        "default_threshold": DEFAULT_THRESHOLD,
+        "max_length": cfg.max_length,
+        "base_model": base,
+        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k != "extra"} | cfg.extra,
+        "selection": selection,
+        "training": record,
+        "training_data": data,
+        "train_seconds": record["train_seconds"],
+        "libraries": library_versions(),
+        "metrics": scores,
+    }
+
+
+def train_transformer(
+    base_model: str | Path, data_dir: str | Path | None, out: str | Path, cfg: TrainConfig,
+    lrs: Sequence[float] = (), class_modes: Sequence[str] = (), search_rows: int = 8000,
+    base_sha256: str | None = None, log: Log = print,
+) -> dict[str, Any]:  # fmt: skip
+    """Select (lr, class weighting) on validation if several are given, fine-tune, score validation and
+    test (reported only), and write the artifact folder `out`. Returns its card."""
+    from sentimentkit.train import load_splits
+
+    base_folder, base = resolve_base_model(base_model, base_sha256)
+    splits = load_splits(data_dir)
+    selection: list[dict[str, Any]] = []
+    if len(lrs) > 1 or len(class_modes) > 1:
+        cfg, selection = select_config(base_folder, splits, cfg, lrs or [cfg.lr],
+                                       class_modes or [cfg.class_weight], search_rows, log)  # fmt: skip
+        log(f"chosen on validation: lr={cfg.lr:g}, class_weight={cfg.class_weight}")
+    model, tok, record = fit(base_folder, splits["train"], splits["validation"], cfg, log=log)
+    scores = {split: score_proba(torch_proba(model, tok, splits[split]["text"].tolist(), cfg.eval_batch_size),
+                                 splits[split]["label"]) for split in ("validation", "test")}  # fmt: skip
+    data = data_provenance(Path(data_dir) if data_dir else None, splits)
+    card = build_card(base, cfg, record, scores, data, selection)
+    return save_artifact(model, tok, base_folder, Path(out), card)
+
+
+# --- ONNX export + int8 quantisation -------------------------------------------------------------
+class _LogitsOnly:
+    """Wraps a sequence-classification model so the ONNX graph has one output: logits."""
+
+    @staticmethod
+    def wrap(model: Any) -> Any:
+        import torch
+
+        class LogitsOnly(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+        return LogitsOnly(model).eval()
+
+
+def export_fp32(model_dir: Path, path: Path, opset: int = 17) -> None:
+    """Export the fine-tuned model to fp32 ONNX with dynamic batch and sequence axes."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+    wrapped = _LogitsOnly.wrap(model.eval())
+    # Any in-vocabulary ids do: the graph is traced once, batch and sequence stay dynamic.
+    ids = torch.randint(1, model.config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch"}}  # fmt: skip
+    with torch.inference_mode():
+        torch.onnx.export(wrapped, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False)  # fmt: skip
+
+
+def quantise_int8(fp32: Path, int8: Path) -> dict[str, Any]:
+    """Dynamic int8 quantisation of the MatMul weights and the embedding tables (Gather)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    settings = {"weight_type": "QInt8", "op_types_to_quantize": ["MatMul", "Gather"], "per_channel": False}
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=settings["op_types_to_quantize"], per_channel=False)  # fmt: skip
+    return settings
+
+
+def export_onnx(
+    model_dir: str | Path, out: str | Path, data_dir: str | Path | None = None, opset: int = 17,
+    log: Log = print,
+) -> dict[str, Any]:  # fmt: skip
+    """Export a train-transformer folder to int8 ONNX in `out` (model.int8.onnx, tokenizer.json,
+    card.json). With data, scores validation and test and records the macro recall lost to int8
+    against the fp32 torch metrics in the source card."""
+    import tempfile
+
+    from sentimentkit.transformer_predict import OnnxPredictor
+
+    model_dir, out = Path(model_dir), Path(out)
+    source = read_card(model_dir)
+    verify_files(model_dir, source, [WEIGHTS_FILE, TOKENIZER_FILE])
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / ONNX_FP32_FILE
+        export_fp32(model_dir, fp32, opset)
+        fp32_bytes = fp32.stat().st_size
+        quant = quantise_int8(fp32, out / ONNX_INT8_FILE)
+    shutil.copyfile(model_dir / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    card = int8_card(source, out, {**quant, "opset": opset, "fp32_onnx_bytes": fp32_bytes})
+    write_json(out / CARD_FILE, card)
+    if data_dir is not None:
+        card = score_int8(OnnxPredictor(out), card, data_dir, log)
+        write_json(out / CARD_FILE, card)
+    log(
+        f"wrote {out / ONNX_INT8_FILE} ({card['size_bytes'] / 1e6:.1f} MB, fp32 ONNX {fp32_bytes / 1e6:.1f} MB)"
+    )
+    return card
+
+
+def int8_card(source: dict[str, Any], out: Path, quant: dict[str, Any]) -> dict[str, Any]:
+    """The int8 folder's card: the source card's provenance, its own file hashes and the fp32 metrics."""
+    files = {name: sha256_file(out / name) for name in (ONNX_INT8_FILE, TOKENIZER_FILE)}
+    keep = ("name", "task", "labels", "default_threshold", "max_length", "base_model", "hyperparameters",
+            "selection", "training", "training_data", "train_seconds")  # fmt: skip
+    return {
+        **{k: source[k] for k in keep if k in source},
+        "version": f"{source.get('version', 'unknown')}-int8",
+        "format": "onnx-int8",
+        "created_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "model_file": ONNX_INT8_FILE,
+        "size_bytes": (out / ONNX_INT8_FILE).stat().st_size,
+        "files": files,
+        "source": {"version": source.get("version"), "weights_sha256": source["files"][WEIGHTS_FILE]},
+        "quantisation": quant,
+        "fp32_metrics": source.get("metrics", {}),
+        "libraries": library_versions(),
+    }
+
+
+def score_int8(predictor: Any, card: dict[str, Any], data_dir: str | Path, log: Log) -> dict[str, Any]:
+    """Validation and test metrics of the int8 model, and the macro recall lost against fp32."""
+    from sentimentkit.data import load_split
+
+    scores, lost = {}, {}
+    for split in ("validation", "test"):
+        frame = load_split(split, data_dir)
+        scores[split] = score_proba(predictor.predict_proba(frame["text"].tolist()), frame["label"])
+        fp32 = card["fp32_metrics"].get(split, {}).get("avg_recall")
+        if fp32 is not None:
+            lost[split] = round(fp32 - scores[split]["avg_recall"], 5)
+        log(f"int8 {split}: AvgRec {scores[split]['avg_recall']:.4f} (fp32 {fp32})")
+    quant = {**card["quantisation"], "avg_recall_lost": lost}
+    return {**card, "metrics": scores, "quantisation": quant}

@@ -1,0 +1,212 @@
+"""Transformer path end to end on a tiny random BERT built here: train -> save -> load -> predict ->
+ONNX export -> int8 -> onnxruntime predict, plus the hash checks. No network, no downloaded weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sentimentkit import LABELS
+from sentimentkit.config import REPO_ROOT
+from sentimentkit.model import ModelError
+from tests.conftest import TINY_LABELS, TINY_TEXTS
+
+torch = pytest.importorskip(
+    "torch", reason="needs the [transformer] extra: pip install -r requirements-transformer.txt"
+)
+transformers = pytest.importorskip("transformers", reason="needs the [transformer] extra (transformers)")
+pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -r requirements-onnx.txt")
+pytest.importorskip("onnx", reason="ONNX export needs the onnx package (the [transformer] extra)")
+pytest.importorskip("tokenizers", reason="needs the tokenizers library")
+
+from sentimentkit.cli import main  # noqa: E402
+from sentimentkit.predict import load_predictor  # noqa: E402
+from sentimentkit.transformer import (  # noqa: E402
+    TrainConfig,
+    class_weights,
+    export_onnx,
+    length_batches,
+    resolve_base_model,
+)
+from sentimentkit.transformer_predict import OnnxPredictor, TorchPredictor  # noqa: E402
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+COMMITTED_INT8 = REPO_ROOT / "models" / "transformer-int8"
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT with a vocabulary of the inline texts' words."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    words = sorted({w for t in TINY_TEXTS for w in t.lower().replace(",", " , ").split()})
+    (folder / "vocab.txt").write_text("\n".join(SPECIALS + words) + "\n", encoding="utf-8")
+    BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=True).save(str(folder / "tokenizer.json"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(SPECIALS) + len(words), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/validation/test CSVs made of the inline texts."""
+    folder = tmp_path_factory.mktemp("tiny-data")
+    frame = pd.DataFrame({"text": TINY_TEXTS, "label": TINY_LABELS})
+    for split in ("train", "validation", "test"):
+        frame.to_csv(folder / f"{split}.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_base: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CLI's train-transformer on the tiny model: two learning rates compared, ten epochs."""
+    out = tmp_path_factory.mktemp("trained") / "model"
+    code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(tiny_data),
+                 "--out", str(out), "--epochs", "10", "--lr", "1e-2", "1e-3", "--search-rows", "27",
+                 "--batch-size", "8", "--max-length", "32", "--threads", "1"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("exported") / "int8"
+    export_onnx(trained, out, data_dir=tiny_data, log=lambda m: None)
+    return out
+
+
+def test_training_writes_a_complete_card(trained: Path, tiny_base: Path) -> None:
+    card = json.loads((trained / "card.json").read_text())
+    assert {"model.safetensors", "tokenizer.json", "config.json", "card.json"} <= {
+        p.name for p in trained.iterdir()
+    }
+    assert card["labels"] == list(LABELS) and card["format"] == "torch"
+    assert card["base_model"]["name"] == str(tiny_base) and len(card["base_model"]["sha256"]) == 64
+    assert {row["lr"] for row in card["selection"]} == {1e-2, 1e-3}
+    assert card["hyperparameters"]["lr"] in (1e-2, 1e-3) and card["hyperparameters"]["epochs"] == 10
+    assert [e["epoch"] for e in card["training"]["epochs"]] == list(range(1, 11))
+    assert set(card["training_data"]) == {"train", "validation", "test"}
+    assert all(len(d["sha256"]) == 64 for d in card["training_data"].values())
+    assert {"torch", "transformers", "tokenizers"} <= set(card["libraries"])
+    for split in ("validation", "test"):
+        assert 0.0 <= card["metrics"][split]["avg_recall"] <= 1.0
+    # The tiny model learns the inline texts: better than chance after ten short epochs.
+    assert card["metrics"]["validation"]["avg_recall"] > 0.5
+
+
+def test_torch_predictor_answers_in_the_shape_it_was_asked(trained: Path) -> None:
+    predictor = load_predictor(trained)
+    assert isinstance(predictor, TorchPredictor)
+    one = predictor.predict_proba("what a fantastic happy day")
+    many = predictor.predict_proba(TINY_TEXTS[:5])
+    assert one.shape == (3,) and many.shape == (5, 3) and predictor.predict_proba([]).shape == (0, 3)
+    np.testing.assert_allclose(many.sum(axis=1), 1.0, atol=1e-6)
+    assert predictor.predict(TINY_TEXTS[0]) in LABELS
+    records = predictor.score(["I love this", "", None])
+    assert records[0]["error"] is None and records[1]["error"] == "empty text" and records[2]["error"]
+
+
+def test_int8_onnx_matches_torch_and_records_the_quantisation_loss(trained: Path, exported: Path) -> None:
+    assert {p.name for p in exported.iterdir()} == {"model.int8.onnx", "tokenizer.json", "card.json"}
+    onnx_predictor = load_predictor(exported)
+    assert isinstance(onnx_predictor, OnnxPredictor)
+    torch_proba = load_predictor(trained).predict_proba(TINY_TEXTS)
+    onnx_proba = onnx_predictor.predict_proba(TINY_TEXTS)
+    assert onnx_proba.shape == (len(TINY_TEXTS), 3)
+    assert np.abs(onnx_proba - torch_proba).max() < 0.1
+    assert (onnx_proba.argmax(axis=1) == torch_proba.argmax(axis=1)).mean() >= 0.9
+    card = json.loads((exported / "card.json").read_text())
+    assert (
+        card["format"] == "onnx-int8" and card["size_bytes"] == (exported / "model.int8.onnx").stat().st_size
+    )
+    assert set(card["quantisation"]["avg_recall_lost"]) == {"validation", "test"}
+    frame = onnx_predictor.score_frame(pd.DataFrame({"text": TINY_TEXTS[:4]}), "text")
+    assert list(frame["sentiment"]) == onnx_predictor.predict(TINY_TEXTS[:4])
+
+
+def test_onnx_serving_needs_neither_torch_nor_transformers(exported: Path) -> None:
+    # A meta-path hook makes `import torch` / `import transformers` fail, as on a serving-only install.
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from sentimentkit.predict import load_predictor\n"
+        f"p = load_predictor({str(exported)!r})\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+        "print(type(p).__name__, p.predict('best movie ever'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name, label = result.stdout.split()
+    assert name == "OnnxPredictor" and label in LABELS
+
+
+def test_a_changed_onnx_file_is_refused(exported: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "int8"
+    copy.mkdir()
+    for p in exported.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    with open(copy / "model.int8.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelError, match="does not match the card"):
+        load_predictor(copy)
+
+
+def test_a_folder_without_card_hashes_is_refused(exported: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "int8"
+    copy.mkdir()
+    for p in exported.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    card = json.loads((copy / "card.json").read_text())
+    del card["files"]
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="SHA-256"):
+        load_predictor(copy)
+    (copy / "card.json").unlink()
+    with pytest.raises(ModelError, match="card"):
+        load_predictor(copy)
+
+
+def test_base_weights_with_the_wrong_hash_are_refused(tiny_base: Path) -> None:
+    folder, info = resolve_base_model(tiny_base)
+    assert folder == tiny_base and info["verified"] is False
+    with pytest.raises(ModelError, match="Refusing base model"):
+        resolve_base_model(tiny_base, expected_sha256="0" * 64)
+
+
+def test_length_batches_cover_every_row_once_and_class_weights_balance() -> None:
+    import random
+
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6, 10, 11]
+    batches = length_batches(lengths, batch_size=4, rng=random.Random(0), pool=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    weights = class_weights(["negative"] + ["neutral"] * 3 + ["positive"] * 2, "balanced")
+    np.testing.assert_allclose(weights, [2.0, 2 / 3, 1.0])
+    assert TrainConfig().seed == 13
+
+
+@pytest.mark.skipif(not (COMMITTED_INT8 / "card.json").is_file(), reason="no committed int8 model")
+def test_committed_accurate_model_loads_and_reads_obvious_tweets() -> None:
+    predictor = load_predictor(COMMITTED_INT8)
+    assert isinstance(predictor, OnnxPredictor)
+    assert predictor.predict(["I love this, best day ever!", "I hate this, worst service ever"]) == [
+        "positive",
+        "negative",
+    ]
+    assert predictor.card["metrics"]["test"]["avg_recall"] >= 0.65
