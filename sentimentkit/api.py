@@ -11,6 +11,7 @@ costs far more per request than the model itself on short texts.
 """
 
 import asyncio
+import gc
 import hmac
 import io
 import json
@@ -366,6 +367,7 @@ class Service:
         self.metrics = Metrics()
         self.routes: set[str] = set()
         self.app: FastAPI | None = None
+        self.pid = os.getpid()
 
     def fast_path_applies(self, scope: Scope) -> bool:
         """POST /v1/predict without query parameters (no explanation) and with a JSON body."""
@@ -441,6 +443,7 @@ class Service:
             "ts": round(time.time(), 3), "level": "info", "event": "request", "request_id": info["request_id"],
             "method": scope["method"], "route": route_name, "status": status,
             "latency_ms": round(seconds * 1000, 3), "n_texts": info.get("n_texts", 0), "labels": dict(labels),
+            "worker": self.pid,
         }  # fmt: skip
         if self.settings.log_text and "texts" in info:
             line["texts"] = info["texts"]
@@ -508,6 +511,11 @@ def create_app(settings: Settings | None = None, predictor: BasePredictor | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.predictor is None:
             _load_into(app, settings)
+        # The model's vocabularies are hundreds of thousands of long-lived objects: a full garbage
+        # collection walking them stalls the worker for ~150 ms (measured), which is what p99 latency
+        # would show. Freezing moves everything alive now out of the collector's reach.
+        gc.collect()
+        gc.freeze()
         yield
 
     app = FastAPI(

@@ -523,3 +523,11 @@ def test_unicode_round_trips_and_lone_surrogates_are_refused_alike(client: TestC
     answers = [post(path, lone) for path in ("/v1/predict", "/v1/predict?explain=true")]
     assert [a.status_code for a in answers] == [422, 422]
     assert {a.json()["error"] for a in answers} == {"invalid_text"}
+
+
+def test_long_lived_objects_are_frozen_out_of_the_garbage_collector(tiny_model_path: Path) -> None:
+    import gc
+
+    with make_client(model_path=tiny_model_path) as c:
+        assert c.get("/readyz").status_code == 200
+        assert gc.get_freeze_count() > 0
