@@ -77,6 +77,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="loss class weighting(s); several are compared like --lr",
     )
     p.add_argument("--search-rows", type=int, default=8000, help="training rows per selection run")
+    p.add_argument("--selection-record", type=Path, default=None,
+                   help="JSON table of an earlier --lr/--class-weight comparison, copied into the card")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64, help="tokens per text (longer texts are truncated)")
     p.add_argument("--seed", type=int, default=None)
@@ -175,12 +177,13 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
     from sentimentkit.config import SEED
     from sentimentkit.transformer import TrainConfig, train_transformer
 
+    selection = json.loads(args.selection_record.read_text()) if args.selection_record else None
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr[0], batch_size=args.batch_size, max_length=args.max_length,
                       class_weight=args.class_weight[0], seed=SEED if args.seed is None else args.seed,
                       max_train_rows=args.max_train_rows, bf16=args.bf16, threads=args.threads)  # fmt: skip
     card = train_transformer(args.base_model, args.data, args.out, cfg, lrs=args.lr, class_modes=args.class_weight,
                              search_rows=args.search_rows, base_sha256=args.base_sha256,
-                             log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+                             log=lambda m: print(m, file=sys.stderr), selection=selection)  # fmt: skip
     m = card["metrics"]
     print(f"wrote {args.out}; validation AvgRec {m['validation']['avg_recall']:.4f}, "
           f"test AvgRec {m['test']['avg_recall']:.4f}, training {card['train_seconds']:.0f}s")  # fmt: skip

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -304,12 +305,15 @@ def fit(
     optimizer, scheduler = make_optimizer(model, cfg, steps)
     state = {"optimizer": optimizer, "scheduler": scheduler, "rng": random.Random(cfg.seed),
              "weights": class_weights(train["label"].tolist(), cfg.class_weight)}  # fmt: skip
-    epochs, best, best_state, train_seconds = [], -1.0, None, 0.0
+    epochs, best, best_state, train_seconds, cpu_seconds = [], -1.0, None, 0.0, 0.0
+    load_before = os.getloadavg()[0]
     for epoch in range(cfg.epochs):
         state["epoch"] = epoch
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss = train_epoch(model, ids, y, cfg, state)
         train_seconds += time.perf_counter() - start
+        # CPU seconds do not grow when other processes share the cores; wall seconds do.
+        cpu_seconds += time.process_time() - cpu_start
         val = score_proba(
             torch_proba(model, tok, validation["text"].tolist(), cfg.eval_batch_size), validation["label"]
         )
@@ -325,7 +329,9 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     record = {"epochs": epochs, "best_epoch": best_epoch, "validation_avg_recall": best,
-              "train_rows": len(ids), "train_seconds": round(train_seconds, 1)}  # fmt: skip
+              "train_rows": len(ids), "train_seconds": round(train_seconds, 1),
+              "train_cpu_seconds": round(cpu_seconds, 1), "torch_threads": torch.get_num_threads(),
+              "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}  # fmt: skip
     return model, tok, record
 
 
@@ -420,15 +426,17 @@ def build_card(
 def train_transformer(
     base_model: str | Path, data_dir: str | Path | None, out: str | Path, cfg: TrainConfig,
     lrs: Sequence[float] = (), class_modes: Sequence[str] = (), search_rows: int = 8000,
-    base_sha256: str | None = None, log: Log = print,
+    base_sha256: str | None = None, log: Log = print, selection: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Select (lr, class weighting) on validation if several are given, fine-tune, score validation and
-    test (reported only), and write the artifact folder `out`. Returns its card."""
+    test (reported only), and write the artifact folder `out`. Returns its card.
+
+    `selection` records an earlier selection run (its table) in the card when no search runs here."""
     from sentimentkit.train import load_splits
 
     base_folder, base = resolve_base_model(base_model, base_sha256)
     splits = load_splits(data_dir)
-    selection: list[dict[str, Any]] = []
+    selection = list(selection or [])
     if len(lrs) > 1 or len(class_modes) > 1:
         cfg, selection = select_config(base_folder, splits, cfg, lrs or [cfg.lr],
                                        class_modes or [cfg.class_weight], search_rows, log)  # fmt: skip
