@@ -102,6 +102,7 @@ class DatasetReport:
     duplicate_texts: int
     conflicting_duplicates: int
     overlap: dict[str, int] = field(default_factory=dict)
+    near_overlap: dict[str, int] = field(default_factory=dict)  # rows with a near-duplicate there
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -129,13 +130,31 @@ def overlap(a: pd.DataFrame, b: pd.DataFrame) -> int:
     return len(norm(a) & norm(b))
 
 
+def near_duplicate_key(text: str) -> str:
+    """The text as the model sees it, minus URLs, @mentions and case/elongation cues.
+
+    Retweets and re-posts of one tweet share this key.
+    """
+    from sentimentkit.preprocess import MARKERS, tokenize
+
+    return " ".join(t for t in tokenize(text) if t not in MARKERS)
+
+
+def near_duplicates_of(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
+    """Boolean mask over `frame`: rows whose near-duplicate key also occurs in `reference`."""
+    keys = set(reference["text"].astype(str).map(near_duplicate_key)) - {""}
+    return frame["text"].astype(str).map(near_duplicate_key).isin(keys)
+
+
 def validate_splits(splits: dict[str, pd.DataFrame]) -> list[DatasetReport]:
-    """Validate each split and record its text overlap with every other split."""
+    """Validate each split; record its exact and near-duplicate overlap with every other split."""
     reports = [validate(frame, name) for name, frame in splits.items()]
     for report in reports:
-        report.overlap = {
-            other: overlap(splits[report.name], splits[other]) for other in splits if other != report.name
-        }
+        frame = splits[report.name]
+        for other in splits:
+            if other != report.name:
+                report.overlap[other] = overlap(frame, splits[other])
+                report.near_overlap[other] = int(near_duplicates_of(frame, splits[other]).sum())
     return reports
 
 

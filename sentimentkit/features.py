@@ -127,41 +127,49 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         return X
 
     def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """Term counts (word + char blocks), per-token lexicon valences, and tokens per document.
+
+        Vectorised across the batch: one pass of dict look-ups over all tokens, one concatenation.
+        """
         cache = self._token_cache()
         if len(cache) > _TOKEN_CACHE_MAX:
             cache.clear()
-        lookup = self._token_entry
-        parts: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
-        lengths = np.zeros(len(docs), dtype=np.int64)
-        tok_lengths = np.zeros(len(docs), dtype=np.int64)
-        bigram_vocab = self.word_vectorizer_.vocabulary_ if self.word_max_n >= 2 else None
-        for i, doc in enumerate(docs):
-            entries = [cache.get(t) or lookup(t) for t in doc]
-            n = 0
-            for ids, val in entries:
-                parts.append(ids)
-                vals.append(val)
-                n += len(ids)
-            if bigram_vocab is not None and len(doc) > 1:
-                extra = self._higher_ngrams(doc, bigram_vocab)
-                if extra:
-                    parts.append(np.asarray(extra, dtype=np.int32))
-                    n += len(extra)
-            lengths[i] = n
-            tok_lengths[i] = len(doc)
-        indices = np.concatenate(parts) if parts else _EMPTY
-        indptr = np.zeros(len(docs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        data = np.ones(len(indices), dtype=np.float32)
-        counts = sp.csr_matrix((data, indices, indptr), shape=(len(docs), self.n_word_ + self.n_char_))
-        counts.sum_duplicates()
+        get, lookup = cache.get, self._token_entry
+        n_docs = len(docs)
+        tok_lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n_docs)
+        entries = [get(t) or lookup(t) for doc in docs for t in doc]
+        id_lengths = np.fromiter((len(e[0]) for e in entries), dtype=np.int64, count=len(entries))
+        token_doc = np.repeat(np.arange(n_docs), tok_lengths)
+        rows = [np.repeat(token_doc, id_lengths)]
+        cols = [np.concatenate([e[0] for e in entries]) if entries else _EMPTY]
+        if self.word_max_n >= 2:
+            gram_rows, gram_cols = self._ngram_ids(docs)
+            rows.append(gram_rows)
+            cols.append(gram_cols)
+        indices = np.concatenate(cols)
+        counts = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), (np.concatenate(rows), indices)),
+            shape=(n_docs, self.n_word_ + self.n_char_),
+        )  # duplicates are summed: counts
         n_lex = len(self.lexicons)
-        valences = np.asarray(vals, dtype=np.float32).reshape(len(vals), n_lex)
+        valences = np.array([e[1] for e in entries], dtype=np.float32).reshape(len(entries), n_lex)
         return counts, valences, tok_lengths
 
-    def _higher_ngrams(self, doc: Sequence[str], vocab: dict[str, int]) -> list[int]:
-        return [j for _, _, j in self.ngram_positions(doc, vocab)]
+    def _ngram_ids(self, docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, feature id) of every in-vocabulary word n-gram with n >= 2."""
+        vget = self.word_vectorizer_.vocabulary_.get
+        rows: list[int] = []
+        ids: list[int] = []
+        for n in range(2, self.word_max_n + 1):
+            for i, doc in enumerate(docs):
+                if len(doc) < n:
+                    continue
+                found = [vget(" ".join(doc[k : k + n]), -1) for k in range(len(doc) - n + 1)]
+                ids.extend(found)
+                rows.extend([i] * len(found))
+        ids_arr = np.asarray(ids, dtype=np.int64)
+        keep = ids_arr >= 0
+        return np.asarray(rows, dtype=np.int64)[keep], ids_arr[keep].astype(np.int32)
 
     def ngram_positions(
         self, doc: Sequence[str], vocab: dict[str, int] | None = None

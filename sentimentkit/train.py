@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit import LABELS, __version__
 from sentimentkit.config import SPLITS
-from sentimentkit.data import file_sha256, load_split, split_path
+from sentimentkit.data import file_sha256, load_split, near_duplicates_of, split_path
 from sentimentkit.evaluate import expected_calibration_error, metrics
 from sentimentkit.model import build_pipeline, save_model
 
@@ -44,6 +44,16 @@ Log = Callable[[str], None]
 def load_splits(directory: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Load train, validation and test from the data directory."""
     return {split: load_split(split, directory) for split in SPLITS}
+
+
+def clean_validation(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Validation rows with no near-duplicate (same text once URLs/mentions are dropped) in train.
+
+    About 18% of the validation tweets are re-posts of training tweets; scoring on them rewards
+    memorising train, so choices are made on the rest. (Test has none.)
+    """
+    val = splits["validation"]
+    return val[~near_duplicates_of(val, splits["train"]).to_numpy()].reset_index(drop=True)
 
 
 def fit_pipeline(train: pd.DataFrame, params: dict[str, Any]) -> Pipeline:
@@ -81,11 +91,16 @@ def fit_candidate(splits: dict[str, pd.DataFrame], params: dict[str, Any]) -> tu
     """Fit one candidate on train (bias tuned on validation if asked); return it and its scores."""
     start = time.perf_counter()
     pipeline = fit_pipeline(splits["train"], params)
+    clean = clean_validation(splits)
     if params.get("bias_tuning"):
-        tune_class_bias(pipeline, splits["validation"])
+        tune_class_bias(pipeline, clean)
     seconds = time.perf_counter() - start
-    return pipeline, {"params": params, "train_seconds": seconds,
-                      "validation": evaluate_pipeline(pipeline, splits["validation"])}  # fmt: skip
+    return pipeline, {
+        "params": params,
+        "train_seconds": seconds,
+        "validation": evaluate_pipeline(pipeline, splits["validation"]),
+        "validation_clean": evaluate_pipeline(pipeline, clean),
+    }
 
 
 def grid(base: dict[str, Any], search: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -97,7 +112,7 @@ def grid(base: dict[str, Any], search: dict[str, list[Any]]) -> list[dict[str, A
 def select(
     splits: dict[str, pd.DataFrame], candidates: list[dict[str, Any]], log: Log = print
 ) -> tuple[Pipeline, dict[str, Any], list[dict[str, Any]]]:
-    """Fit every candidate; keep the one with the best validation AvgRec. Test is only recorded."""
+    """Fit every candidate; keep the best by clean-validation AvgRec. Test is only recorded."""
     best: tuple[Pipeline, dict[str, Any]] | None = None
     table = []
     for params in candidates:
@@ -106,7 +121,8 @@ def select(
         table.append(record)
         log(f"{params} val AvgRec {record['validation']['avg_recall']:.4f} "
             f"test AvgRec {record['test']['avg_recall']:.4f} ({record['train_seconds']:.0f}s)")  # fmt: skip
-        if best is None or record["validation"]["avg_recall"] > best[1]["validation"]["avg_recall"]:
+        key = record["validation_clean"]["avg_recall"]
+        if best is None or key > best[1]["validation_clean"]["avg_recall"]:
             best = (pipeline, record)
     assert best is not None
     return best[0], best[1], table
@@ -161,6 +177,6 @@ def train(
     candidates = grid(base, SEARCH_GRID) if search else [base]
     pipeline, record, _ = select(splits, candidates, log=log)
     chosen = record["params"]
-    scores = {"validation": record["validation"], "test": record["test"]}
+    scores = {k: record[k] for k in ("validation", "validation_clean", "test")}
     card = build_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
     return save_model(pipeline, out, card)

@@ -124,3 +124,14 @@ def test_fetch_data_mismatched_files_are_rejected(tweeteval_server, tmp_path):
     (root / "test_labels.txt").write_text("0\n")
     with pytest.raises(DataError, match="3 texts but 1 labels"):
         fetch_tweeteval(tmp_path / "d", base_url=url)
+
+
+def test_near_duplicates_ignore_urls_mentions_case_and_elongation():
+    from sentimentkit.data import near_duplicates_of
+
+    train = pd.DataFrame({"text": ["@bob I loooove this game http://t.co/a", "something else"]})
+    val = pd.DataFrame({"text": ["@amy I LOOOOOVE this game https://x.co/b", "a new tweet"]})
+    assert near_duplicates_of(val, train).tolist() == [True, False]
+    reports = validate_splits({"train": train.assign(label="positive"), "validation": val.assign(label="positive")})
+    assert reports[1].near_overlap == {"train": 1}
+    assert reports[1].overlap == {"train": 0}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Everything the test suite needs on a fresh Debian machine: Debian's chromium (browser tests),
+# a virtualenv at .venv with the pinned runtime + dev packages, the transformer/ONNX extras
+# (torch CPU build), and the package itself (editable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+python3 -m venv .venv
+PY=.venv/bin/python
+$PY -m pip install -q --upgrade pip
+$PY -m pip install -q -r requirements-dev.txt
+if [ -f requirements-transformer.txt ]; then
+  # torch first, pinned: on these machines 2.13.0 is a CPU build that lies on disk.
+  $PY -m pip install -q torch==2.13.0
+  $PY -m pip install -q -r requirements-transformer.txt
+fi
+$PY -m pip install -q --no-deps -e .
+echo "setup-dev: ready ($($PY --version))"
