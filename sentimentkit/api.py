@@ -405,7 +405,10 @@ class Service:
             return False
         info["route"] = "/v1/predict"
         _note_records(info, [record])
-        await _json(_prediction(predictor, record))(scope, _replay(b""), send)
+        body = json.dumps(_prediction(predictor, record), separators=(",", ":"), allow_nan=False).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
         return True
 
     def body_limit(self, path: str) -> int:
@@ -476,14 +479,25 @@ class Metrics:
                                    ["label"], registry=r)  # fmt: skip
         self.confidence = Histogram("sentimentkit_prediction_confidence", "Confidence of the predicted label",
                                     buckets=CONFIDENCE_BUCKETS, registry=r)  # fmt: skip
+        # Children cached by label values: `.labels()` takes a lock and builds a key on every call.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._label_children: dict[str, Any] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float, labels: Tally,
                 confidences: list[float] | None) -> None:  # fmt: skip
-        code = str(status)
-        self.requests.labels(route, method, code).inc()
-        self.latency.labels(route, method, code).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            code = str(status)
+            children = (self.requests.labels(route, method, code), self.latency.labels(route, method, code))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         for label, count in labels.items():
-            self.predictions.labels(label).inc(count)
+            child = self._label_children.get(label)
+            if child is None:
+                child = self._label_children[label] = self.predictions.labels(label)
+            child.inc(count)
         for value in confidences or ():
             self.confidence.observe(value)
 
