@@ -486,6 +486,29 @@ def export_fp32(model_dir: Path, path: Path, opset: int = 17) -> None:
                           output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False)  # fmt: skip
 
 
+def check_export(model_dir: Path, fp32: Path, tolerance: float = 1e-3) -> float:
+    """Compare the fp32 ONNX graph with torch on shapes other than the traced one (ModelError if they
+    differ): the export must not have frozen the batch size, the length or the padding pattern."""
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    session = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    gen, worst = torch.Generator().manual_seed(1), 0.0
+    for batch, length in ((1, 5), (3, 17), (5, 40)):
+        ids = torch.randint(1, model.config.vocab_size, (batch, length), generator=gen)
+        mask = torch.ones_like(ids)
+        mask[-1, length // 2 :] = 0
+        with torch.inference_mode():
+            expected = model(input_ids=ids, attention_mask=mask).logits.numpy()
+        got = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    if worst > tolerance:
+        raise ModelError(f"The ONNX export differs from torch by {worst:.2g} in logits; not writing it.")
+    return worst
+
+
 def quantise_int8(fp32: Path, int8: Path) -> dict[str, Any]:
     """Dynamic int8 quantisation of the MatMul weights and the embedding tables (Gather)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -505,9 +528,12 @@ def export_onnx(
     against the fp32 torch metrics in the source card."""
     import tempfile
 
+    from sentimentkit.data import load_split
     from sentimentkit.transformer_predict import OnnxPredictor
 
     model_dir, out = Path(model_dir), Path(out)
+    # Read the data first: a wrong --data should fail before anything is written.
+    frames = {split: load_split(split, data_dir) for split in ("validation", "test")} if data_dir else None
     source = read_card(model_dir)
     verify_files(model_dir, source, [WEIGHTS_FILE, TOKENIZER_FILE])
     out.mkdir(parents=True, exist_ok=True)
@@ -515,12 +541,15 @@ def export_onnx(
         fp32 = Path(tmp) / ONNX_FP32_FILE
         export_fp32(model_dir, fp32, opset)
         fp32_bytes = fp32.stat().st_size
+        fp32_error = check_export(model_dir, fp32)
+        log(f"fp32 ONNX matches torch (max logit difference {fp32_error:.1e})")
         quant = quantise_int8(fp32, out / ONNX_INT8_FILE)
     shutil.copyfile(model_dir / TOKENIZER_FILE, out / TOKENIZER_FILE)
-    card = int8_card(source, out, {**quant, "opset": opset, "fp32_onnx_bytes": fp32_bytes})
+    card = int8_card(source, out, {**quant, "opset": opset, "fp32_onnx_bytes": fp32_bytes,
+                                    "fp32_onnx_max_logit_error": fp32_error})  # fmt: skip
     write_json(out / CARD_FILE, card)
-    if data_dir is not None:
-        card = score_int8(OnnxPredictor(out), card, data_dir, log)
+    if frames is not None:
+        card = score_int8(OnnxPredictor(out), card, frames, log)
         write_json(out / CARD_FILE, card)
     log(
         f"wrote {out / ONNX_INT8_FILE} ({card['size_bytes'] / 1e6:.1f} MB, fp32 ONNX {fp32_bytes / 1e6:.1f} MB)"
@@ -548,13 +577,12 @@ def int8_card(source: dict[str, Any], out: Path, quant: dict[str, Any]) -> dict[
     }
 
 
-def score_int8(predictor: Any, card: dict[str, Any], data_dir: str | Path, log: Log) -> dict[str, Any]:
+def score_int8(
+    predictor: Any, card: dict[str, Any], frames: dict[str, pd.DataFrame], log: Log
+) -> dict[str, Any]:
     """Validation and test metrics of the int8 model, and the macro recall lost against fp32."""
-    from sentimentkit.data import load_split
-
     scores, lost = {}, {}
-    for split in ("validation", "test"):
-        frame = load_split(split, data_dir)
+    for split, frame in frames.items():
         scores[split] = score_proba(predictor.predict_proba(frame["text"].tolist()), frame["label"])
         fp32 = card["fp32_metrics"].get(split, {}).get("avg_recall")
         if fp32 is not None:
