@@ -132,6 +132,7 @@ def test_int8_onnx_matches_torch_and_records_the_quantisation_loss(trained: Path
         card["format"] == "onnx-int8" and card["size_bytes"] == (exported / "model.int8.onnx").stat().st_size
     )
     assert set(card["quantisation"]["avg_recall_lost"]) == {"validation", "test"}
+    assert {c["per_channel"] for c in card["quantisation"]["candidates"]} == {False, True}
     frame = onnx_predictor.score_frame(pd.DataFrame({"text": TINY_TEXTS[:4]}), "text")
     assert list(frame["sentiment"]) == onnx_predictor.predict(TINY_TEXTS[:4])
 
