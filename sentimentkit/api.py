@@ -329,6 +329,7 @@ class MicroBatcher:
         self.max_size = max_size
         self._pending: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
         self._scheduled = False
+        self.batches = self.texts = 0  # how well batching works: texts / batches
 
     async def score(self, text: str) -> dict[str, Any]:
         """The `predictor.score` record of `text`, computed together with concurrent requests."""
@@ -345,16 +346,27 @@ class MicroBatcher:
         self._scheduled = bool(self._pending)
         if self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
+        self.batches += 1
+        self.texts += len(batch)
         try:
             records = self.predictor.score([text for text, _ in batch])
-        except Exception as exc:  # handed to each waiting request, which reports it as a 500
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        except Exception:  # a text that breaks the model must not fail the requests batched with it
+            for text, future in batch:
+                self._settle_alone(text, future)
             return
         for (_, future), record in zip(batch, records):
             if not future.done():  # the client may have gone away
                 future.set_result(record)
+
+    def _settle_alone(self, text: str, future: asyncio.Future[dict[str, Any]]) -> None:
+        try:
+            record = self.predictor.score([text])[0]
+        except Exception as exc:  # handed to the waiting request, which reports it as a 500
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(record)
 
 
 class Service:

@@ -263,6 +263,7 @@ def test_concurrent_single_requests_are_batched_with_identical_results(tiny_pred
         return [r.json() for r in responses]
 
     answers = asyncio.run(run())
+    assert app.state.batcher.batches < len(texts) // 4  # requests were scored together
     for answer, text in zip(answers, texts):
         alone = tiny_predictor.score([text])[0]
         assert answer["sentiment"] == alone["sentiment"]
@@ -471,6 +472,21 @@ def test_unexpected_errors_are_json_500_without_internals(tiny_predictor: Predic
         "request_id": "bug-1",
     }
     assert "secret" not in response.text
+
+
+def test_a_text_that_breaks_the_model_fails_alone_when_batched(tiny_predictor: Predictor) -> None:
+    exploding = ExplodingPredictor(tiny_predictor.pipeline, tiny_predictor.card)
+    app = create_app(Settings(), predictor=exploding)
+    texts = ["I love it", "boom", "I hate it", "the train at noon"]
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            return await asyncio.gather(*[ac.post("/v1/predict", json={"text": t}) for t in texts])
+
+    statuses = [r.status_code for r in asyncio.run(run())]
+    assert statuses == [200, 500, 200, 200]
+    assert app.state.batcher.texts == 4 and app.state.batcher.batches < 4  # "boom" was batched with others
 
 
 def test_unknown_paths_and_methods_are_json(client: TestClient) -> None:
