@@ -138,6 +138,8 @@ def start_server(args: argparse.Namespace, log_path: Path) -> tuple[subprocess.P
     ready = 0
     while ready < 3 * args.workers:  # several fresh connections, so that every worker has answered
         if process.poll() is not None or time.monotonic() > deadline:
+            process.terminate()
+            process.wait(timeout=30)
             raise SystemExit(f"server did not become ready:\n{log_path.read_text(errors='replace')[-3000:]}")
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as response:  # noqa: S310 - loopback
