@@ -10,7 +10,7 @@ vectorised TF-IDF weighting. `tests/test_features.py` checks the result equals s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -98,7 +98,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
             vec.stop_words_ = None  # the pruned terms: large, and not needed to transform
         self.n_word_ = len(self.word_vectorizer_.vocabulary_)
         self.n_char_ = len(self.char_vectorizer_.vocabulary_)
-        self._reset_cache()
+        self._token_table = None
         return self
 
     @property
@@ -129,38 +129,35 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
     def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """Term counts (word + char blocks), per-token lexicon valences, and tokens per document.
 
-        Vectorised across the batch: one pass of dict look-ups over all tokens, one concatenation.
+        Vectorised across the batch: one pass of dict look-ups over all tokens, one concatenation,
+        and bigrams matched by token-id pairs with a binary search instead of string joins.
         """
-        cache = self._token_cache()
-        if len(cache) > _TOKEN_CACHE_MAX:
-            cache.clear()
-        get, lookup = cache.get, self._token_entry
+        table = self._table()
         n_docs = len(docs)
         tok_lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n_docs)
-        entries = [get(t) or lookup(t) for doc in docs for t in doc]
-        id_lengths = np.fromiter((len(e[0]) for e in entries), dtype=np.int64, count=len(entries))
+        tids = table.ids([t for doc in docs for t in doc])
+        feats = table.feats
+        id_lengths = table.n_feats[tids]
         token_doc = np.repeat(np.arange(n_docs), tok_lengths)
         rows = [np.repeat(token_doc, id_lengths)]
-        cols = [np.concatenate([e[0] for e in entries]) if entries else _EMPTY]
+        cols = [np.concatenate([feats[i] for i in tids.tolist()]) if len(tids) else _EMPTY]
         if self.word_max_n >= 2:
-            gram_rows, gram_cols = self._ngram_ids(docs)
-            rows.append(gram_rows)
-            cols.append(gram_cols)
+            for r, c in (table.bigrams(tids, token_doc), self._ngram_ids(docs, min_n=3)):
+                rows.append(r)
+                cols.append(c)
         indices = np.concatenate(cols)
         counts = sp.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), (np.concatenate(rows), indices)),
             shape=(n_docs, self.n_word_ + self.n_char_),
         )  # duplicates are summed: counts
-        n_lex = len(self.lexicons)
-        valences = np.array([e[1] for e in entries], dtype=np.float32).reshape(len(entries), n_lex)
-        return counts, valences, tok_lengths
+        return counts, table.valences[tids], tok_lengths
 
-    def _ngram_ids(self, docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """(document index, feature id) of every in-vocabulary word n-gram with n >= 2."""
+    def _ngram_ids(self, docs: list[list[str]], min_n: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, feature id) of every in-vocabulary word n-gram with n >= min_n."""
         vget = self.word_vectorizer_.vocabulary_.get
         rows: list[int] = []
         ids: list[int] = []
-        for n in range(2, self.word_max_n + 1):
+        for n in range(min_n, self.word_max_n + 1):
             for i, doc in enumerate(docs):
                 if len(doc) < n:
                     continue
@@ -184,11 +181,6 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
                     found.append((i, n, j))
         return found
 
-    def token_features(self, token: str) -> tuple[np.ndarray, np.ndarray]:
-        """Feature ids (unigram and char n-grams, repeated per occurrence) and lexicon valences."""
-        cache = self._token_cache()
-        return cache.get(token) or self._token_entry(token)
-
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         X = counts
         if self.sublinear_tf:
@@ -208,36 +200,42 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         X.data *= scale.astype(np.float32)
         return X
 
-    # --- per-token cache -----------------------------------------------------------------
-    def _token_cache(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        cache = getattr(self, "_cache", None)
-        if cache is None:
-            cache = self._reset_cache()
-        return cache
+    # --- per-token work, done once per distinct token -----------------------------------
+    def token_features(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """Feature ids (unigram and char n-grams, repeated per occurrence) and lexicon valences."""
+        table = self._table()
+        tid = int(table.ids([token])[0])
+        return table.feats[tid], table.valences[tid]
 
-    def _reset_cache(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._char_analyzer = self.char_vectorizer_.build_analyzer()
-        self._lexicon_dicts = load_lexicons(tuple(self.lexicons))
-        return self._cache
+    def _table(self) -> _TokenTable:
+        table = getattr(self, "_token_table", None)
+        if table is None or len(table.index) > _TOKEN_CACHE_MAX:
+            table = self._token_table = _TokenTable(self)  # bounded memory under adversarial input
+        return table
 
-    def _token_entry(self, token: str) -> tuple[np.ndarray, np.ndarray]:
-        """Feature ids (unigram + char n-grams, with repeats) and lexicon valences of a token."""
+    def token_entry(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """Compute (not cached) a token's feature ids and its valence in each lexicon."""
         word_vocab = self.word_vectorizer_.vocabulary_
         char_vocab = self.char_vectorizer_.vocabulary_
         ids = [word_vocab[token]] if token in word_vocab else []
         base = base_token(token)
-        ids += [self.n_word_ + char_vocab[g] for g in self._char_analyzer(base) if g in char_vocab]
-        valence = np.array([lex.get(base, 0.0) for lex in self._lexicon_dicts], dtype=np.float32)
+        analyzer = self._char_analyzer()
+        ids += [self.n_word_ + char_vocab[g] for g in analyzer(base) if g in char_vocab]
+        lexicons = load_lexicons(tuple(self.lexicons))
+        valence = np.array([lex.get(base, 0.0) for lex in lexicons], dtype=np.float32)
         if token.endswith(NEG_SUFFIX):
             valence *= NEGATION_SCALAR
-        entry = (np.asarray(ids, dtype=np.int32), valence)
-        self._cache[token] = entry
-        return entry
+        return np.asarray(ids, dtype=np.int32), valence
+
+    def _char_analyzer(self) -> Callable[[str], list[str]]:
+        analyzer = getattr(self, "_char_analyzer_fn", None)
+        if analyzer is None:
+            analyzer = self._char_analyzer_fn = self.char_vectorizer_.build_analyzer()
+        return analyzer
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_cache", "_char_analyzer", "_lexicon_dicts"):
+        for key in ("_token_table", "_char_analyzer_fn"):
             state.pop(key, None)  # rebuilt lazily; keeps the pickle small
         return state
 
@@ -274,3 +272,72 @@ def _lexicon_features(valences: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         last[doc[nz]] = valences[nz]  # later tokens overwrite earlier: the last cue wins
         out[:, 6] = last / 4
     return out
+
+
+class _TokenTable:
+    """Everything computed per distinct token, once: an integer id, its feature ids, its lexicon
+    valences; plus the bigram vocabulary keyed by token-id pairs for vectorised look-up.
+    Not pickled: rebuilt lazily (and dropped when it grows past _TOKEN_CACHE_MAX tokens)."""
+
+    def __init__(self, vec: TweetVectorizer) -> None:
+        self.vec = vec
+        self.index: dict[str, int] = {}
+        self.feats: list[np.ndarray] = []
+        self._n_feats: list[int] = []
+        self._vals: list[np.ndarray] = []
+        self._arrays: tuple[int, np.ndarray, np.ndarray] | None = None
+        keys, ids = [], []
+        if vec.word_max_n >= 2:
+            for gram, j in vec.word_vectorizer_.vocabulary_.items():
+                parts = gram.split(" ")
+                if len(parts) == 2:
+                    a, b = self.ids(parts).tolist()
+                    keys.append((a << 32) | b)
+                    ids.append(j)
+        order = np.argsort(np.asarray(keys, dtype=np.int64))
+        self.bigram_keys = np.asarray(keys, dtype=np.int64)[order]
+        self.bigram_ids = np.asarray(ids, dtype=np.int32)[order]
+
+    def ids(self, tokens: list[str]) -> np.ndarray:
+        """Token ids (new tokens get their entry computed now)."""
+        get = self.index.get
+        found = [get(t, -1) for t in tokens]
+        if -1 in found:
+            found = [i if i >= 0 else self._add(t) for t, i in zip(tokens, found)]
+        return np.asarray(found, dtype=np.int64)
+
+    def _add(self, token: str) -> int:
+        tid = self.index.get(token)
+        if tid is None:
+            feats, vals = self.vec.token_entry(token)
+            tid = self.index[token] = len(self.feats)
+            self.feats.append(feats)
+            self._n_feats.append(len(feats))
+            self._vals.append(vals)
+        return tid
+
+    def _materialise(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None or self._arrays[0] != len(self.feats):
+            n_lex = len(self.vec.lexicons)
+            vals = np.asarray(self._vals, dtype=np.float32).reshape(len(self._vals), n_lex)
+            self._arrays = (len(self.feats), np.asarray(self._n_feats, dtype=np.int64), vals)
+        return self._arrays[1], self._arrays[2]
+
+    @property
+    def n_feats(self) -> np.ndarray:
+        return self._materialise()[0]
+
+    @property
+    def valences(self) -> np.ndarray:
+        return self._materialise()[1]
+
+    def bigrams(self, tids: np.ndarray, token_doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, feature id) of in-vocabulary bigrams among consecutive tokens."""
+        if len(tids) < 2 or len(self.bigram_keys) == 0:
+            return np.zeros(0, dtype=np.int64), _EMPTY
+        same_doc = token_doc[1:] == token_doc[:-1]
+        keys = (tids[:-1] << 32) | tids[1:]
+        pos = np.searchsorted(self.bigram_keys, keys)
+        pos[pos == len(self.bigram_keys)] = 0
+        hit = same_doc & (self.bigram_keys[pos] == keys)
+        return token_doc[:-1][hit], self.bigram_ids[pos[hit]]

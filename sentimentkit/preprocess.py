@@ -68,7 +68,7 @@ _NEGATORS = frozenset(
 )
 _SCOPE_END = frozenset([".", ",", ":", ";", "!", "?", "but", "however"])
 _CHUNK_CACHE_MAX = 400_000
-_chunk_cache: dict[str, tuple[str, ...]] = {}
+_chunk_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool, bool]] = {}
 
 
 def _normalise_token(token: str) -> list[str]:
@@ -94,17 +94,27 @@ def _normalise_token(token: str) -> list[str]:
 
 
 def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
-    cached = _chunk_cache.get(chunk)
-    if cached is not None:
-        return cached
+    """Normalised tokens of one whitespace-free chunk (before negation marking)."""
     tokens: list[str] = []
     for raw in _WORD_RE.findall(chunk):
         tokens.extend(_normalise_token(raw))
-    result = tuple(tokens)
-    if len(_chunk_cache) >= _CHUNK_CACHE_MAX:
-        _chunk_cache.clear()  # bounded memory under adversarial input; refills from traffic
-    _chunk_cache[chunk] = result
-    return result
+    return tuple(tokens)
+
+
+def _chunk_entry(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...], bool, bool]:
+    """A chunk's tokens as marked when entered outside / inside a negation scope, and the scope
+    state after it in each case. Cached: negation marking is a left-to-right state machine, so
+    marking chunk by chunk with the carried state equals marking the whole token list."""
+    entry = _chunk_cache.get(chunk)
+    if entry is None:
+        raw = list(_tokenize_chunk(chunk))
+        plain, plain_state = _mark(raw, False)
+        negated, negated_state = _mark(raw, True)
+        entry = (tuple(plain), tuple(negated), plain_state, negated_state)
+        if len(_chunk_cache) >= _CHUNK_CACHE_MAX:
+            _chunk_cache.clear()  # bounded memory under adversarial input; refills from traffic
+        _chunk_cache[chunk] = entry
+    return entry
 
 
 def is_negator(token: str) -> bool:
@@ -114,8 +124,12 @@ def is_negator(token: str) -> bool:
 
 def mark_negation(tokens: list[str]) -> list[str]:
     """Suffix `_NEG` to words in a negation scope (after a negator, up to clause punctuation)."""
+    return _mark(tokens, False)[0]
+
+
+def _mark(tokens: list[str], negating: bool) -> tuple[list[str], bool]:
+    """Negation marking starting in state `negating`; returns the tokens and the final state."""
     out: list[str] = []
-    negating = False
     for tok in tokens:
         if tok in _SCOPE_END:
             negating = False
@@ -127,7 +141,7 @@ def mark_negation(tokens: list[str]) -> list[str]:
             out.append(tok + NEG_SUFFIX)
         else:
             out.append(tok)
-    return out
+    return out, negating
 
 
 def clean_text(text: str) -> str:
@@ -140,9 +154,17 @@ def clean_text(text: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Normalise and tokenise one text into the model's tokens (see module docstring)."""
     tokens: list[str] = []
+    negating = False
+    get = _chunk_cache.get
     for chunk in clean_text(text).split():
-        tokens.extend(_tokenize_chunk(chunk))
-    return mark_negation(tokens)
+        plain, negated, after_plain, after_negated = get(chunk) or _chunk_entry(chunk)
+        if negating:
+            tokens += negated
+            negating = after_negated
+        else:
+            tokens += plain
+            negating = after_plain
+    return tokens
 
 
 def base_token(token: str) -> str:
