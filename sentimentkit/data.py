@@ -84,6 +84,7 @@ def load_split(split: str, directory: str | Path | None = None) -> pd.DataFrame:
 
 
 def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit import LABELS
 from sentimentkit.config import SEED
+from sentimentkit.data import file_sha256 as sha256_file  # noqa: F401 - part of this module's API
 from sentimentkit.features import TweetVectorizer
 
 FEATURE_PARAMS = (
@@ -45,15 +46,6 @@ def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
 def card_path(model_path: str | Path) -> Path:
     """The card lives beside the pickle: model.pkl -> model.json."""
     return Path(model_path).with_suffix(".json")
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

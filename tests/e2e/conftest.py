@@ -98,38 +98,34 @@ def uvicorn_command(port: int) -> list[str]:
     return [sys.executable, "-m", "sentimentkit", "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
-@pytest.fixture
-def start_streamlit(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Factory: start the real Streamlit app with extra environment variables."""
-    stack: list = []
+def _server_factory(
+    command: Callable[[int], list[str]], ready_path: str, log_dir: Path
+) -> Iterator[Callable]:
+    """Yield a function that starts a server with extra environment variables; stop them all after."""
+    running: list = []
 
     def start(env: dict[str, str] | None = None) -> Server:
         port = free_port()
-        ctx = run_server(streamlit_command(port), "/_stcore/health", port, env, tmp_path)
+        ctx = run_server(command(port), ready_path, port, env, log_dir)
         server = ctx.__enter__()
-        stack.append(ctx)
+        running.append(ctx)
         return server
 
     yield start
-    for ctx in reversed(stack):
+    for ctx in reversed(running):
         ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def start_streamlit(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Factory: start the real Streamlit app with extra environment variables."""
+    yield from _server_factory(streamlit_command, "/_stcore/health", tmp_path)
 
 
 @pytest.fixture
 def start_api(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Factory: start the real uvicorn API server with extra environment variables."""
-    stack: list = []
-
-    def start(env: dict[str, str] | None = None) -> Server:
-        port = free_port()
-        ctx = run_server(uvicorn_command(port), "/healthz", port, env, tmp_path)
-        server = ctx.__enter__()
-        stack.append(ctx)
-        return server
-
-    yield start
-    for ctx in reversed(stack):
-        ctx.__exit__(None, None, None)
+    yield from _server_factory(uvicorn_command, "/healthz", tmp_path)
 
 
 @pytest.fixture(scope="session")
