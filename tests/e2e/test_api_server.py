@@ -24,7 +24,9 @@ StartApi = Callable[..., Server]
 
 @pytest.fixture
 def tiny_api(start_api: StartApi, tiny_model_path: Path) -> Server:
-    return start_api({"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_MAX_BATCH": "7"})
+    return start_api({
+        "SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_MAX_BATCH": "7", "SENTIMENTKIT_CSV_CHUNK_ROWS": "1000",
+    })  # fmt: skip
 
 
 def request_lines(server: Server) -> list[dict]:
@@ -67,6 +69,23 @@ def test_predict_batch_csv_metrics_over_real_http(tiny_api: Server) -> None:
     first = next(e for e in entries if e["request_id"] == "e2e-1")
     assert first["route"] == "/v1/predict" and first["status"] == 200 and first["labels"] == {"positive": 1}
     assert "private" not in tiny_api.log()
+
+
+def test_csv_is_streamed_in_chunks_with_every_row_in_order(tiny_api: Server) -> None:
+    rows = "".join(f"{i},I {'love' if i % 2 else 'hate'} it,=A{i}\n" for i in range(5000))
+    data = ("id,text,formula\n" + rows).encode()
+    with httpx.Client(base_url=tiny_api.url, timeout=30) as http:
+        response = http.post("/v1/predict/csv", files={"file": ("big.csv", data, "text/csv")})
+    assert response.status_code == 200
+    assert response.headers.get("transfer-encoding") == "chunked"
+    out = pd.read_csv(io.BytesIO(response.content), dtype=str, keep_default_na=False)
+    assert out["id"].tolist() == [str(i) for i in range(5000)]
+    assert out["formula"][4999] == "'=A4999"
+    assert out["sentiment"].tolist()[:2] == ["negative", "positive"]
+    entry = next(
+        e for e in request_lines(tiny_api) if e["route"] == "/v1/predict/csv" and e["n_texts"] == 5000
+    )
+    assert entry["labels"] == {"negative": 2500, "positive": 2500}
 
 
 def test_remote_predictor_against_the_real_server(tiny_api: Server, tiny_predictor) -> None:  # type: ignore[no-untyped-def]
