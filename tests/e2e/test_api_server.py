@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,6 +132,18 @@ def test_api_key_over_http(start_api: StartApi, tiny_model_path: Path) -> None:
         assert remote.predict("I love it") == "positive"
 
 
+def wait_until_every_worker_is_ready(url: str, timeout: float = 60) -> None:
+    """/readyz answered once means one worker is ready; the other may still be loading the model."""
+    deadline = time.monotonic() + timeout
+    in_a_row = 0
+    while in_a_row < 20:  # fresh connections land on either worker
+        assert time.monotonic() < deadline, "the workers did not all become ready"
+        ready = httpx.get(url + "/readyz", headers={"Connection": "close"}).status_code == 200
+        in_a_row = in_a_row + 1 if ready else 0
+        if not ready:
+            time.sleep(0.2)
+
+
 def test_two_workers_share_the_load_and_the_metrics(tiny_model_path: Path, tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "sentimentkit", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -139,6 +152,7 @@ def test_two_workers_share_the_load_and_the_metrics(tiny_model_path: Path, tmp_p
         run_server(command, "/readyz", port, log_dir=tmp_path) as server,
         httpx.Client(base_url=server.url) as http,
     ):
+        wait_until_every_worker_is_ready(server.url)
         for _ in range(40):
             assert http.post(
                 "/v1/predict", json={"text": "I love it"}, headers={"Connection": "close"}
