@@ -22,11 +22,12 @@ import re
 import sys
 import time
 from collections import Counter as Tally
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Annotated, Any
 
+import pandas as pd
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -37,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sentimentkit.config import Settings
-from sentimentkit.predict import BasePredictor, error_record, load_predictor, text_error
+from sentimentkit.predict import BasePredictor, error_record, load_predictor, records_to_frame, text_error
 
 logger = logging.getLogger("sentimentkit.api")
 
@@ -45,8 +46,11 @@ API_KEY_HEADER = "X-API-Key"
 REQUEST_ID_HEADER = "X-Request-ID"
 CSV_ROUTE = "/v1/predict/csv"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-# Batches larger than this run in the thread pool so they do not stall single requests on the loop.
-INLINE_BATCH = 64
+# Every model call happens on the event loop's thread: predictors keep caches that are not safe to
+# share between threads (and with the GIL, threads would not score any faster). Long jobs (big
+# batches, CSV files) are scored in slices of this many texts, yielding to the loop in between so
+# that single-text requests are not held up behind them.
+MODEL_SLICE = 64
 CONFIDENCE_BUCKETS = (0.34, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 # Known paths only; anything else is reported as "unmatched" so fuzzers cannot blow up label cardinality.
@@ -702,10 +706,7 @@ def _add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         p = _predictor(request)
         texts: list[str] = body.texts  # type: ignore[attr-defined]
         _remember_text(request, settings, texts)
-        if len(texts) > INLINE_BATCH:
-            records = await run_in_threadpool(_score_batch, p, texts, settings.max_chars)
-        else:
-            records = _score_batch(p, texts, settings.max_chars)
+        records = await _score_texts(p, texts, settings.max_chars)
         _note_records(_info(request), records)
         return _json({"model_version": p.version, "results": records})
 
@@ -726,7 +727,9 @@ def _add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         _info(request)["n_rows"] = rows
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem)[:80] or "upload"
         return StreamingResponse(
-            _stream_scored(request, p, file.file, name, text_column, settings.csv_chunk_rows),
+            _stream_scored(
+                request, p, file.file, name, text_column, settings.csv_chunk_rows, settings.max_chars
+            ),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{stem}-scored.csv"'},
         )
@@ -751,13 +754,18 @@ def _csv_responses() -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def _score_batch(p: BasePredictor, texts: list[str], max_chars: int) -> list[dict[str, Any]]:
-    """`p.score`, with this server's character limit (an injected predictor may have another)."""
+async def _score_texts(p: BasePredictor, texts: list[str], max_chars: int) -> list[dict[str, Any]]:
+    """`p.score` in slices on the loop's thread, with this server's character limit (an injected
+    predictor may have another); one record per text, in order."""
     errors = [text_error(t, max_chars) for t in texts]
     valid = [i for i, e in enumerate(errors) if e is None]
     records = [error_record(e) for e in errors]
-    for i, record in zip(valid, p.score([texts[i] for i in valid])):
-        records[i] = record
+    for start in range(0, len(valid), MODEL_SLICE):
+        if start:
+            await asyncio.sleep(0)  # let waiting requests run between slices
+        part = valid[start : start + MODEL_SLICE]
+        for i, record in zip(part, p.score([texts[i] for i in part])):
+            records[i] = record
     return records
 
 
@@ -802,21 +810,29 @@ def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) 
     return rows
 
 
-def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], name: str, text_column: str,
-                   chunk_rows: int) -> Iterator[bytes]:  # fmt: skip
-    from sentimentkit.batch import neutralise_formulas, read_csv_chunks
+async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], name: str, text_column: str,
+                         chunk_rows: int, max_chars: int) -> AsyncIterator[bytes]:  # fmt: skip
+    """Parse and format in the thread pool, score on the loop (see MODEL_SLICE), one chunk at a time."""
+    from sentimentkit.batch import read_csv_chunks
 
+    chunks = read_csv_chunks(stream, name, chunk_rows=chunk_rows)
     first = True
-    for chunk in read_csv_chunks(stream, name, chunk_rows=chunk_rows):
-        scored = p.score_frame(chunk, text_column)
-        labels = [x if isinstance(x, str) else None for x in scored["sentiment"].tolist()]
-        _note(_info(request), len(labels), labels)
-        confidences = scored["confidence"].dropna().astype(float).tolist()
-        _info(request).setdefault("confidences", []).extend(confidences)
-        buffer = io.StringIO()
-        neutralise_formulas(scored).to_csv(buffer, index=False, header=first)
+    while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
+        records = await _score_texts(p, chunk[text_column].tolist(), max_chars)
+        _note_records(_info(request), records)
+        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first)
         first = False
-        yield buffer.getvalue().encode("utf-8")
+
+
+def _scored_csv(
+    chunk: pd.DataFrame, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool
+) -> bytes:
+    """The CSV text of a scored chunk, with formula-like cells neutralised."""
+    from sentimentkit.batch import neutralise_formulas
+
+    buffer = io.StringIO()
+    neutralise_formulas(records_to_frame(chunk, records, labels)).to_csv(buffer, index=False, header=header)
+    return buffer.getvalue().encode("utf-8")
 
 
 def _add_error_handlers(app: FastAPI) -> None:

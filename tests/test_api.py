@@ -547,3 +547,52 @@ def test_long_lived_objects_are_frozen_out_of_the_garbage_collector(tiny_model_p
     with make_client(model_path=tiny_model_path) as c:
         assert c.get("/readyz").status_code == 200
         assert gc.get_freeze_count() > 0
+
+
+class ThreadGuardPredictor(Predictor):
+    """A real predictor that records which threads call it and whether two calls ever overlap
+    (the TF-IDF vectoriser's token cache is not safe to share between threads)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        import threading
+
+        self.threads: set[int] = set()
+        self.busy = threading.Lock()
+        self.overlaps = 0
+
+    def predict_proba(self, texts):  # type: ignore[no-untyped-def]
+        import threading
+
+        if not self.busy.acquire(blocking=False):
+            self.overlaps += 1
+            self.busy.acquire()
+        try:
+            self.threads.add(threading.get_ident())
+            return super().predict_proba(texts)
+        finally:
+            self.busy.release()
+
+
+def test_model_is_only_called_from_one_thread_even_under_mixed_load(tiny_predictor: Predictor) -> None:
+    guard = ThreadGuardPredictor(tiny_predictor.pipeline, tiny_predictor.card)
+    app = create_app(Settings(csv_chunk_rows=100), predictor=guard)
+    guard.threads.clear()
+    csv = ("text\n" + "".join(f"row {i} I {'love' if i % 2 else 'hate'} it\n" for i in range(500))).encode()
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as ac:
+            calls = [
+                ac.post("/v1/predict/batch", json={"texts": [f"{k} {i} great" for i in range(300)]})
+                for k in range(4)
+            ]
+            calls += [ac.post("/v1/predict", json={"text": f"{i} awful"}) for i in range(30)]
+            calls += [ac.post("/v1/predict/csv", files={"file": ("a.csv", csv, "text/csv")})]
+            calls += [ac.post("/v1/predict?explain=true", json={"text": "I love it"})]
+            return await asyncio.gather(*calls)
+
+    responses = asyncio.run(run())
+    assert all(r.status_code == 200 for r in responses)
+    assert len(read_answer(responses[-2])) == 500
+    assert len(guard.threads) == 1 and guard.overlaps == 0
