@@ -10,6 +10,7 @@ vectorised TF-IDF weighting. `tests/test_features.py` checks the result equals s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -281,6 +282,9 @@ class _TokenTable:
 
     def __init__(self, vec: TweetVectorizer) -> None:
         self.vec = vec
+        # Servers share one model across threads (Streamlit sessions, API thread pool): adding
+        # tokens and snapshotting the arrays happen under this lock; look-ups need none.
+        self._lock = threading.Lock()
         self.index: dict[str, int] = {}
         self.feats: list[np.ndarray] = []
         self._n_feats: list[int] = []
@@ -303,7 +307,8 @@ class _TokenTable:
         get = self.index.get
         found = [get(t, -1) for t in tokens]
         if -1 in found:
-            found = [i if i >= 0 else self._add(t) for t, i in zip(tokens, found)]
+            with self._lock:
+                found = [i if i >= 0 else self._add(t) for t, i in zip(tokens, found)]
         return np.asarray(found, dtype=np.int64)
 
     def _add(self, token: str) -> int:
@@ -317,11 +322,13 @@ class _TokenTable:
         return tid
 
     def _materialise(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._arrays is None or self._arrays[0] != len(self.feats):
-            n_lex = len(self.vec.lexicons)
-            vals = np.asarray(self._vals, dtype=np.float32).reshape(len(self._vals), n_lex)
-            self._arrays = (len(self.feats), np.asarray(self._n_feats, dtype=np.int64), vals)
-        return self._arrays[1], self._arrays[2]
+        arrays = self._arrays
+        if arrays is None or arrays[0] != len(self.feats):
+            with self._lock:
+                n = len(self.feats)
+                vals = np.asarray(self._vals[:n], dtype=np.float32).reshape(n, len(self.vec.lexicons))
+                arrays = self._arrays = (n, np.asarray(self._n_feats[:n], dtype=np.int64), vals)
+        return arrays[1], arrays[2]
 
     @property
     def n_feats(self) -> np.ndarray:

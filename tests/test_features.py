@@ -68,3 +68,15 @@ def test_feature_names_cover_every_column():
 
 def test_word_ngrams():
     assert word_ngrams(["a", "b", "c"], 2) == ["a", "b", "c", "a b", "b c"]
+
+
+def test_concurrent_transforms_of_new_texts_are_safe_and_exact():
+    from concurrent.futures import ThreadPoolExecutor
+
+    vec = _fitted(lexicons=("vader", "afinn"))
+    batches = [[f"brand new word{i}x{j} love it {j}" for j in range(50)] for i in range(16)]
+    expected = [_fitted(lexicons=("vader", "afinn")).transform(b).toarray() for b in batches]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda b: vec.transform(b).toarray(), batches))
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
