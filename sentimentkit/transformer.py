@@ -72,6 +72,7 @@ class TrainConfig:
     bf16: bool = False  # bfloat16 autocast for forward/backward (fp32 master weights)
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     eval_batch_size: int = 128
+    tune_bias: bool = False  # after training: per-class logit offsets chosen on validation macro recall
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -446,7 +447,47 @@ def train_transformer(
                                  splits[split]["label"]) for split in ("validation", "test")}  # fmt: skip
     data = data_provenance(Path(data_dir) if data_dir else None, splits)
     card = build_card(base, cfg, record, scores, data, selection)
-    return save_artifact(model, tok, base_folder, Path(out), card)
+    card = save_artifact(model, tok, base_folder, Path(out), card)
+    return tune_bias(Path(out), splits, log) if cfg.tune_bias else card
+
+
+# --- class bias (logit offsets) chosen on validation ----------------------------------------------
+BIAS_STEPS = np.round(np.arange(-1.0, 1.01, 0.1), 2)
+
+
+def tune_logit_offsets(logits: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, float]:
+    """Offsets (negative, 0, positive) added to the logits that maximise macro recall on a 0.1 grid
+    in [-1, 1]; among equal scores the smallest offsets win."""
+    y, names = list(labels), np.asarray(LABELS)
+    grid = sorted(((n, p) for n in BIAS_STEPS for p in BIAS_STEPS), key=lambda t: (abs(t[0]) + abs(t[1]), t))
+    best, best_offsets = -1.0, np.zeros(len(LABELS))
+    for neg, pos in grid:
+        offsets = np.array([neg, 0.0, pos])
+        value = metrics(y, names[np.argmax(logits + offsets, axis=1)].tolist())["avg_recall"]
+        if value > best + 1e-9:
+            best, best_offsets = value, offsets
+    return best_offsets, best
+
+
+def tune_bias(folder: Path, splits: dict[str, pd.DataFrame], log: Log = print) -> dict[str, Any]:
+    """Choose logit offsets on validation for the torch model in `folder`, then rewrite its card: the
+    offsets (applied by every predictor), metrics with them, and the metrics without them."""
+    from sentimentkit.transformer_predict import TorchPredictor, softmax
+
+    predictor = TorchPredictor(folder)
+    predictor.offsets = None
+    raw = {split: predictor.predict_proba(splits[split]["text"].tolist()) for split in ("validation", "test")}
+    offsets, value = tune_logit_offsets(np.log(raw["validation"]), splits["validation"]["label"])
+    log(f"logit offsets chosen on validation: {offsets.tolist()} (validation AvgRec {value:.4f})")
+    card = read_card(folder)
+    card["logit_offsets"] = offsets.tolist()
+    card["metrics_without_offsets"] = {s: score_proba(p, splits[s]["label"]) for s, p in raw.items()}
+    card["metrics"] = {
+        s: score_proba(softmax(np.log(p) + offsets), splits[s]["label"]) for s, p in raw.items()
+    }
+    card["hyperparameters"]["tune_bias"] = True
+    write_json(folder / CARD_FILE, card)
+    return card
 
 
 # --- ONNX export + int8 quantisation -------------------------------------------------------------
@@ -597,7 +638,7 @@ def int8_card(source: dict[str, Any], out: Path, quant: dict[str, Any]) -> dict[
     """The int8 folder's card: the source card's provenance, its own file hashes and the fp32 metrics."""
     files = {name: sha256_file(out / name) for name in (ONNX_INT8_FILE, TOKENIZER_FILE)}
     keep = ("name", "task", "labels", "default_threshold", "max_length", "base_model", "hyperparameters",
-            "selection", "training", "training_data", "train_seconds")  # fmt: skip
+            "selection", "training", "training_data", "train_seconds", "logit_offsets")  # fmt: skip
     return {
         **{k: source[k] for k in keep if k in source},
         "version": f"{source.get('version', 'unknown')}-int8",

@@ -131,6 +131,13 @@ class _TransformerPredictor(BasePredictor):
         self.max_length = int(card.get("max_length", DEFAULT_MAX_LENGTH))
         self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE, self.max_length)
         self.pad_id = int(self.tokenizer.token_to_id("[PAD]") or 0)
+        # Per-class logit offsets chosen on validation at training time (none: plain softmax).
+        offsets = card.get("logit_offsets")
+        self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.float64)
+        if self.offsets is not None and self.offsets.shape != (len(self.labels),):
+            raise ModelError(
+                f"The card of {folder} has logit_offsets {offsets}; expected {len(self.labels)} numbers."
+            )
 
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
         """Class probabilities in `self.labels` order: shape (3,) for a string, (n, 3) for a list."""
@@ -148,7 +155,8 @@ class _TransformerPredictor(BasePredictor):
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             input_ids, mask = pad_batch([ids[i] for i in rows], self.pad_id)
-            out[rows] = softmax(self._logits(input_ids, mask))
+            logits = self._logits(input_ids, mask)
+            out[rows] = softmax(logits if self.offsets is None else logits + self.offsets)
         return out
 
     def _logits(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

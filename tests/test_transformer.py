@@ -34,6 +34,7 @@ from sentimentkit.transformer import (  # noqa: E402
     export_onnx,
     length_batches,
     resolve_base_model,
+    tune_logit_offsets,
 )
 from sentimentkit.transformer_predict import OnnxPredictor, TorchPredictor  # noqa: E402
 
@@ -75,7 +76,7 @@ def trained(tiny_base: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathF
     out = tmp_path_factory.mktemp("trained") / "model"
     code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(tiny_data),
                  "--out", str(out), "--epochs", "10", "--lr", "1e-2", "1e-3", "--search-rows", "27",
-                 "--batch-size", "8", "--max-length", "32", "--threads", "1"])  # fmt: skip
+                 "--batch-size", "8", "--max-length", "32", "--threads", "1", "--tune-bias"])  # fmt: skip
     assert code == 0
     return out
 
@@ -93,6 +94,7 @@ def test_training_writes_a_complete_card(trained: Path, tiny_base: Path) -> None
         p.name for p in trained.iterdir()
     }
     assert card["labels"] == list(LABELS) and card["format"] == "torch"
+    assert len(card["logit_offsets"]) == 3 and set(card["metrics_without_offsets"]) == {"validation", "test"}
     assert card["base_model"]["name"] == str(tiny_base) and len(card["base_model"]["sha256"]) == 64
     assert {row["lr"] for row in card["selection"]} == {1e-2, 1e-3}
     assert card["hyperparameters"]["lr"] in (1e-2, 1e-3) and card["hyperparameters"]["epochs"] == 10
@@ -200,6 +202,23 @@ def test_length_batches_cover_every_row_once_and_class_weights_balance() -> None
     weights = class_weights(["negative"] + ["neutral"] * 3 + ["positive"] * 2, "balanced")
     np.testing.assert_allclose(weights, [2.0, 2 / 3, 1.0])
     assert TrainConfig().seed == 13
+
+
+def test_logit_offsets_are_chosen_for_macro_recall_and_applied_by_the_predictor(
+    exported: Path, tmp_path: Path
+) -> None:
+    # Logits that under-predict "positive": an offset on positive recovers it.
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 1.0, 0.6], [0.0, 1.0, 0.7]])
+    offsets, value = tune_logit_offsets(logits, ["negative", "neutral", "positive", "positive"])
+    assert value == 1.0 and offsets[1] == 0.0 and offsets[2] > 0.4
+    assert tune_logit_offsets(np.eye(3), list(LABELS))[0].tolist() == [0.0, 0.0, 0.0]
+    copy = tmp_path / "int8"
+    copy.mkdir()
+    for p in exported.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    card = json.loads((copy / "card.json").read_text())
+    (copy / "card.json").write_text(json.dumps({**card, "logit_offsets": [50.0, 0.0, 0.0]}))
+    assert set(load_predictor(copy).predict(TINY_TEXTS)) == {"negative"}
 
 
 @pytest.mark.skipif(not (COMMITTED_INT8 / "card.json").is_file(), reason="no committed int8 model")
