@@ -12,7 +12,8 @@ Cost per million predictions = price_per_hour / (3600 * throughput) * 1e6, at a 
 Usage:
   SENTIMENTKIT_DATA_DIR=../shared/data/semeval2017 python benchmarks/transformer_comparison.py \
       --torch-model artifacts/minilm-sentiment --onnx-model models/transformer-int8
-Writes benchmarks/transformer_comparison.md (and benchmarks/_work/transformer_comparison.json).
+Writes benchmarks/transformer_comparison.md (the table, then transformer_comparison_notes.md: how the
+model was trained and chosen) and benchmarks/_work/transformer_comparison.json.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sentimentkit.data import load_split
 from sentimentkit.evaluate import metrics
 
 OUT_MD = Path(__file__).with_suffix(".md")
+NOTES_MD = Path(__file__).with_name("transformer_comparison_notes.md")
 OUT_JSON = Path(__file__).parent / "_work" / "transformer_comparison.json"
 # Assumed list price of an on-demand 2-vCPU general-purpose VM (AWS c6i.large, us-east-1, Linux).
 DEFAULT_PRICE_PER_HOUR = 0.085
@@ -215,7 +217,8 @@ def write_markdown(
         fp32 = onnx_card.get("fp32_metrics", {}).get("test", {}).get("avg_recall")
         lost = q.get("avg_recall_lost", {})
         lines += [
-            f"- Quantisation: dynamic int8 ({', '.join(q.get('op_types_to_quantize', []))}, per-tensor) of the "
+            f"- Quantisation: dynamic int8 ({', '.join(q.get('op_types_to_quantize', []))}, "
+            f"{'per-channel' if q.get('per_channel') else 'per-tensor'}) of the "
             f"fp32 ONNX export (opset {q.get('opset')}); macro recall lost: "
             + ", ".join(f"{k} {v * 100:+.2f} points" for k, v in lost.items())
             + f" (fp32 test {fp32:.4f})."
@@ -223,6 +226,8 @@ def write_markdown(
             else "",
         ]
     lines += ["", *args.notes]
+    if args.notes_file:
+        lines += ["", Path(args.notes_file).read_text(encoding="utf-8").rstrip()]
     OUT_MD.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -243,11 +248,19 @@ def main() -> int:
     parser.add_argument(
         "--note", dest="notes", action="append", default=[], help="extra line for the markdown"
     )
+    parser.add_argument(
+        "--notes-file", default=str(NOTES_MD), help="markdown appended to the report (how it was trained)"
+    )
+    parser.add_argument("--render-only", action="store_true", help="rewrite the markdown from the last JSON")
     args = parser.parse_args()
     if args.child:
         print(
             json.dumps(measure(args.child, args.path, args.data, args.max_rows, args.latency_n, args.threads))
         )
+        return 0
+    if args.render_only:
+        saved = json.loads(OUT_JSON.read_text())
+        write_markdown(saved["results"], args, *saved["machine"])
         return 0
     args.max_rows = {"torch": args.torch_max_rows}
     paths = {"vader": None, "tfidf": args.tfidf_model, "torch": args.torch_model, "onnx": args.onnx_model}

@@ -466,7 +466,7 @@ def tune_logit_offsets(logits: np.ndarray, labels: Sequence[str]) -> tuple[np.nd
         value = metrics(y, names[np.argmax(logits + offsets, axis=1)].tolist())["avg_recall"]
         if value > best + 1e-9:
             best, best_offsets = value, offsets
-    return best_offsets, best
+    return best_offsets + 0.0, best  # + 0.0 turns -0.0 into 0.0 in the card
 
 
 def tune_bias(folder: Path, splits: dict[str, pd.DataFrame], log: Log = print) -> dict[str, Any]:
