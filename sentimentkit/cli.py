@@ -175,9 +175,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAINING_EXTRA_HINT = "needs the training extra: pip install torch==2.13.0 (CPU build) then pip install -r requirements-transformer.txt"
+
+
+def _require_training_extra() -> None:
+    import importlib.util
+
+    missing = [
+        m
+        for m in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers")
+        if not importlib.util.find_spec(m)
+    ]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}: this command {TRAINING_EXTRA_HINT}")
+
+
 def cmd_train_transformer(args: argparse.Namespace) -> int:
     from sentimentkit.config import SEED
     from sentimentkit.transformer import TrainConfig, train_transformer
+
+    _require_training_extra()
 
     selection = json.loads(args.selection_record.read_text()) if args.selection_record else None
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr[0], batch_size=args.batch_size, max_length=args.max_length,
@@ -194,6 +211,8 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from sentimentkit.transformer import export_onnx
+
+    _require_training_extra()
 
     card = export_onnx(args.model, args.out, data_dir=args.data, opset=args.opset,
                        log=lambda m: print(m, file=sys.stderr))  # fmt: skip

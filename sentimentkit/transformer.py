@@ -100,7 +100,15 @@ def resolve_base_model(
             raise ModelError(f"Base model folder {name} not found.")
         from huggingface_hub import snapshot_download  # users with internet: hub id
 
-        folder = Path(snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"]))
+        try:
+            folder = Path(
+                snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
+            )
+        except Exception as exc:  # offline, unknown id, gated repo: hub errors have many types
+            raise ModelError(
+                f"{name} is not a local folder and could not be fetched from the Hugging Face hub "
+                f"({type(exc).__name__}: {exc}). Pass a folder with config.json, the weights and the tokenizer."
+            ) from None
     weights = weights_file(folder)
     digest = sha256_file(weights)
     expected = expected_sha256 or KNOWN_BASE_SHA256.get(name)
