@@ -17,7 +17,7 @@ class UsageError(Exception):
 
 def _add_model(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--model", type=Path, default=settings.model_path,
-                   help="model.pkl (its model.json card must sit beside it); default %(default)s")  # fmt: skip
+                   help="model.pkl (card model.json beside it) or a transformer folder; default %(default)s")  # fmt: skip
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -144,9 +144,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sentimentkit.data import load_labelled_csv
     from sentimentkit.evaluate import format_report, metrics
-    from sentimentkit.predict import Predictor
+    from sentimentkit.predict import load_predictor
 
-    predictor = Predictor.load(args.model)
+    predictor = load_predictor(args.model)
     frame = load_labelled_csv(args.data, args.text_column, args.label_column)
     result = metrics(frame["label"], predictor.predict(frame["text"].tolist()))
     result["model_version"] = predictor.version
@@ -155,11 +155,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from sentimentkit.predict import Predictor
+    from sentimentkit.predict import load_predictor
 
     if (args.text is None) == (args.input is None):
         raise UsageError('give either --text "..." or --input FILE.csv (with --output FILE.csv)')
-    predictor = Predictor.load(args.model, threshold=args.threshold)
+    predictor = load_predictor(args.model, threshold=args.threshold)
     if args.text is not None:
         record = predictor.score([args.text])[0]
         if record["error"]:

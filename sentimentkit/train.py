@@ -22,7 +22,7 @@ from sentimentkit.model import build_pipeline, save_model
 
 # Chosen on the temporal holdout by benchmarks/model_selection.py (table: benchmarks/model_selection.md).
 CHOSEN_PARAMS: dict[str, Any] = {
-    "C": 0.5,
+    "C": 0.25,
     "class_weight": "balanced",
     "word_max_n": 2,
     "char_ngram_range": (2, 5),
