@@ -100,6 +100,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         self.n_word_ = len(self.word_vectorizer_.vocabulary_)
         self.n_char_ = len(self.char_vectorizer_.vocabulary_)
         self._token_table = None
+        self._idf_all = None
         return self
 
     @property
@@ -126,6 +127,42 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
             lex = np.hstack([_lexicon_features(valences[:, i], lengths) for i in range(len(self.lexicons))])
             X = sp.hstack([X, sp.csr_matrix(lex * self.lexicon_weight)], format="csr")
         return X
+
+    def sparse_row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(column indices, values) of one text's row: the numbers of `transform([text])`.
+
+        The single-text serving path: small NumPy operations only, no scipy matrix to build,
+        which costs more than the arithmetic for one short text.
+        """
+        tokens = tokenize(text)
+        table = self._table()
+        tids = table.ids(tokens)
+        parts = [table.feats[i] for i in tids.tolist()]
+        if self.word_max_n >= 2 and len(tids) > 1:
+            parts.append(table.bigrams(tids, np.zeros(len(tids), dtype=np.int64))[1])
+            if self.word_max_n >= 3:
+                parts.append(self._ngram_ids([tokens], min_n=3)[1])
+        cols, counts = np.unique(np.concatenate(parts) if parts else _EMPTY, return_counts=True)
+        vals = counts.astype(np.float64)
+        if self.sublinear_tf:
+            vals = 1.0 + np.log(vals)
+        vals *= self._idf()[cols]
+        is_char = cols >= self.n_word_
+        word_norm = np.sqrt(np.dot(vals[~is_char], vals[~is_char])) or 1.0
+        char_norm = np.sqrt(np.dot(vals[is_char], vals[is_char])) or 1.0
+        vals = np.where(is_char, vals * (self.char_weight / char_norm), vals / word_norm)
+        if self.lexicons:
+            lex = _lexicon_row(table.valences[tids]) * self.lexicon_weight
+            cols = np.concatenate([cols, self.n_word_ + self.n_char_ + np.arange(len(lex))])
+            vals = np.concatenate([vals, lex])
+        return cols, vals
+
+    def _idf(self) -> np.ndarray:
+        idf = getattr(self, "_idf_all", None)
+        if idf is None:
+            idf = np.concatenate([self.word_vectorizer_.idf_, self.char_vectorizer_.idf_]).astype(np.float32)
+            self._idf_all = idf
+        return idf
 
     def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """Term counts (word + char blocks), per-token lexicon valences, and tokens per document.
@@ -187,8 +224,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         if self.sublinear_tf:
             np.log(X.data, out=X.data)
             X.data += 1.0
-        idf = np.concatenate([self.word_vectorizer_.idf_, self.char_vectorizer_.idf_]).astype(np.float32)
-        X.data *= idf[X.indices]
+        X.data *= self._idf()[X.indices]
         is_char = X.indices >= self.n_word_
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
         sq = X.data.astype(np.float64) ** 2
@@ -236,7 +272,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_token_table", "_char_analyzer_fn"):
+        for key in ("_token_table", "_char_analyzer_fn", "_idf_all"):
             state.pop(key, None)  # rebuilt lazily; keeps the pickle small
         return state
 
@@ -287,9 +323,9 @@ class _TokenTable:
         self._lock = threading.Lock()
         self.index: dict[str, int] = {}
         self.feats: list[np.ndarray] = []
-        self._n_feats: list[int] = []
-        self._vals: list[np.ndarray] = []
-        self._arrays: tuple[int, np.ndarray, np.ndarray] | None = None
+        # Grown by doubling, so a new token costs O(1) amortised (single-text calls add tokens often).
+        self._n_feats = np.zeros(1024, dtype=np.int64)
+        self._vals = np.zeros((1024, len(vec.lexicons)), dtype=np.float32)
         keys, ids = [], []
         if vec.word_max_n >= 2:
             for gram, j in vec.word_vectorizer_.vocabulary_.items():
@@ -315,28 +351,23 @@ class _TokenTable:
         tid = self.index.get(token)
         if tid is None:
             feats, vals = self.vec.token_entry(token)
-            tid = self.index[token] = len(self.feats)
+            tid = len(self.feats)
+            if tid == len(self._n_feats):
+                self._n_feats = np.concatenate([self._n_feats, np.zeros_like(self._n_feats)])
+                self._vals = np.concatenate([self._vals, np.zeros_like(self._vals)])
+            self._n_feats[tid] = len(feats)
+            self._vals[tid] = vals
             self.feats.append(feats)
-            self._n_feats.append(len(feats))
-            self._vals.append(vals)
+            self.index[token] = tid  # last: readers without the lock only see complete entries
         return tid
-
-    def _materialise(self) -> tuple[np.ndarray, np.ndarray]:
-        arrays = self._arrays
-        if arrays is None or arrays[0] != len(self.feats):
-            with self._lock:
-                n = len(self.feats)
-                vals = np.asarray(self._vals[:n], dtype=np.float32).reshape(n, len(self.vec.lexicons))
-                arrays = self._arrays = (n, np.asarray(self._n_feats[:n], dtype=np.int64), vals)
-        return arrays[1], arrays[2]
 
     @property
     def n_feats(self) -> np.ndarray:
-        return self._materialise()[0]
+        return self._n_feats
 
     @property
     def valences(self) -> np.ndarray:
-        return self._materialise()[1]
+        return self._vals
 
     def bigrams(self, tids: np.ndarray, token_doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(document index, feature id) of in-vocabulary bigrams among consecutive tokens."""
@@ -348,3 +379,26 @@ class _TokenTable:
         pos[pos == len(self.bigram_keys)] = 0
         hit = same_doc & (self.bigram_keys[pos] == keys)
         return token_doc[:-1][hit], self.bigram_ids[pos[hit]]
+
+
+def _lexicon_row(valences: np.ndarray) -> np.ndarray:
+    """`_lexicon_features` for one document; `valences` is (tokens, lexicons). Lexicon-major order."""
+    n_lex = valences.shape[1]
+    if len(valences) == 0:
+        return np.zeros(N_LEXICON_FEATURES * n_lex, dtype=np.float32)
+    v = valences.astype(np.float64)
+    last = np.zeros(n_lex)
+    for k in range(n_lex):
+        nonzero = np.flatnonzero(v[:, k])
+        if len(nonzero):
+            last[k] = v[nonzero[-1], k]
+    out = np.stack([
+        np.clip(v, 0, None).sum(axis=0) / 4,
+        -np.clip(v, None, 0).sum(axis=0) / 4,
+        np.log1p((v > 0).sum(axis=0)),
+        np.log1p((v < 0).sum(axis=0)),
+        np.maximum(v.max(axis=0), 0) / 4,
+        np.minimum(v.min(axis=0), 0) / 4,
+        last / 4,
+    ])  # fmt: skip
+    return out.T.ravel().astype(np.float32)

@@ -201,10 +201,16 @@ class Predictor(BasePredictor):
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
         """Class probabilities in `self.labels` order: shape (3,) for a string, (n, 3) for a list."""
         if isinstance(texts, str):
-            return self._proba([texts])[0]
+            return self._proba_one(texts)
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)))
         return self._proba(list(texts))
+
+    def _proba_one(self, text: str) -> np.ndarray:
+        cols, vals = self._vectorizer.sparse_row(text)
+        logits = vals @ self._coef_t[cols] + self._intercept
+        logits = np.exp(logits - logits.max())
+        return logits / logits.sum()
 
     def _proba(self, texts: list[str]) -> np.ndarray:
         # Same maths as pipeline.predict_proba (multinomial softmax), minus sklearn's per-call

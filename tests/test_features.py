@@ -80,3 +80,12 @@ def test_concurrent_transforms_of_new_texts_are_safe_and_exact():
         results = list(pool.map(lambda b: vec.transform(b).toarray(), batches))
     for got, want in zip(results, expected):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_single_text_row_equals_batch_transform():
+    vec = _fitted(lexicons=("vader", "afinn"), char_weight=0.8, lexicon_weight=2.0)
+    for text in TEXTS + ["", "   ", "never seen before zzz", "not bad at all :)"]:
+        cols, vals = vec.sparse_row(text)
+        dense = np.zeros(vec.n_features_)
+        dense[cols] = vals
+        np.testing.assert_allclose(dense, vec.transform([text]).toarray()[0], rtol=1e-5, atol=1e-6)

@@ -73,3 +73,13 @@ def test_text_error():
     assert text_error(" ", 10) == "empty text"
     assert text_error(None, 10) == "empty text"
     assert "too long" in text_error("x" * 11, 10)
+
+
+def test_single_text_path_matches_sklearn_pipeline(tiny_predictor):
+    for text in ["I love it", "terrible day :(", "never seen words", "", "not bad"]:
+        np.testing.assert_allclose(
+            tiny_predictor.predict_proba(text),
+            tiny_predictor.pipeline.predict_proba([text])[0],
+            rtol=1e-5,
+            atol=1e-7,
+        )
