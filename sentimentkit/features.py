@@ -124,7 +124,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         counts, valences, lengths = self._count_features(docs)
         X = self._tfidf(counts)
         if self.lexicons:
-            lex = np.hstack([_lexicon_features(valences[:, i], lengths) for i in range(len(self.lexicons))])
+            lex = _lexicon_features(valences, lengths)
             X = sp.hstack([X, sp.csr_matrix(lex * self.lexicon_weight)], format="csr")
         return X
 
@@ -287,28 +287,29 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
 
 
 def _lexicon_features(valences: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Per-document lexicon cues from per-token valences (grouped by `lengths`)."""
-    n_docs = len(lengths)
+    """Per-document lexicon cues from per-token valences (tokens, lexicons), grouped by `lengths`.
+
+    Columns, for each lexicon in turn: positive sum, negative sum, log(1+#positive),
+    log(1+#negative), max (>= 0), min (<= 0), last non-zero valence; valences scaled by 1/4.
+    """
+    n_docs, n_lex = len(lengths), valences.shape[1]
+    out = np.zeros((n_docs, n_lex, N_LEXICON_FEATURES), dtype=np.float32)
+    has = lengths > 0
+    if not has.any():
+        return out.reshape(n_docs, -1)
+    starts = (np.cumsum(lengths) - lengths)[has]  # reduceat needs non-empty groups
+    v = valences.astype(np.float64)
+    out[has, :, 0] = np.add.reduceat(np.clip(v, 0, None), starts) / 4
+    out[has, :, 1] = -np.add.reduceat(np.clip(v, None, 0), starts) / 4
+    out[has, :, 2] = np.log1p(np.add.reduceat((v > 0).astype(np.float64), starts))
+    out[has, :, 3] = np.log1p(np.add.reduceat((v < 0).astype(np.float64), starts))
+    out[has, :, 4] = np.maximum(np.maximum.reduceat(v, starts), 0) / 4
+    out[has, :, 5] = np.minimum(np.minimum.reduceat(v, starts), 0) / 4
     doc = np.repeat(np.arange(n_docs), lengths)
-    pos = np.clip(valences, 0, None)
-    neg = np.clip(valences, None, 0)
-    out = np.zeros((n_docs, N_LEXICON_FEATURES), dtype=np.float32)
-    out[:, 0] = np.bincount(doc, weights=pos, minlength=n_docs) / 4
-    out[:, 1] = np.bincount(doc, weights=-neg, minlength=n_docs) / 4
-    out[:, 2] = np.log1p(np.bincount(doc, weights=valences > 0, minlength=n_docs))
-    out[:, 3] = np.log1p(np.bincount(doc, weights=valences < 0, minlength=n_docs))
-    if len(valences):
-        mx = np.zeros(n_docs)
-        mn = np.zeros(n_docs)
-        np.maximum.at(mx, doc, valences)
-        np.minimum.at(mn, doc, valences)
-        out[:, 4] = mx / 4
-        out[:, 5] = mn / 4
-        nz = np.flatnonzero(valences)
-        last = np.zeros(n_docs)
-        last[doc[nz]] = valences[nz]  # later tokens overwrite earlier: the last cue wins
-        out[:, 6] = last / 4
-    return out
+    for k in range(n_lex):
+        nz = np.flatnonzero(v[:, k])
+        out[doc[nz], k, 6] = v[nz, k] / 4  # later tokens overwrite earlier: the last cue wins
+    return out.reshape(n_docs, -1)
 
 
 class _TokenTable:
