@@ -68,19 +68,28 @@ def save_model(pipeline: Pipeline, path: str | Path, card: dict[str, Any]) -> di
     return card
 
 
-def load_card(path: str | Path) -> dict[str, Any]:
-    """Read the card beside `path`; ModelError if it is missing or not valid JSON."""
-    cpath = card_path(path)
+def read_json_card(cpath: Path, missing: str) -> dict[str, Any]:
+    """A card file as a dict; ModelError(`missing`) if absent, ModelError if not a JSON object."""
     if not cpath.is_file():
-        raise ModelError(
-            f"Model card {cpath} not found. A model is only loaded together with the card written "
-            "when it was trained; retrain with `python -m sentimentkit train`."
-        )
+        raise ModelError(missing)
     try:
         card = json.loads(cpath.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"Model card {cpath} is not valid JSON ({exc}).") from None
-    if not isinstance(card, dict) or "sha256" not in card:
+    if not isinstance(card, dict):
+        raise ModelError(f"Model card {cpath} is not a JSON object.")
+    return card
+
+
+def load_card(path: str | Path) -> dict[str, Any]:
+    """Read the card beside `path`; ModelError if it is missing or not valid JSON."""
+    cpath = card_path(path)
+    card = read_json_card(
+        cpath,
+        f"Model card {cpath} not found. A model is only loaded together with the card written "
+        "when it was trained; retrain with `python -m sentimentkit train`.",
+    )
+    if "sha256" not in card:
         raise ModelError(f"Model card {cpath} has no 'sha256' entry; it cannot vouch for the model.")
     return card
 

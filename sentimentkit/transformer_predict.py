@@ -11,7 +11,6 @@ Threads: SENTIMENTKIT_TRANSFORMER_THREADS (default: onnxruntime's / torch's own 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
-from sentimentkit.model import ModelError, sha256_file
+from sentimentkit.model import ModelError, read_json_card, sha256_file
 from sentimentkit.predict import DEFAULT_THRESHOLD, BasePredictor
 
 CARD_FILE = "card.json"
@@ -38,16 +37,12 @@ __all__ = ["OnnxPredictor", "TorchPredictor", "load_transformer_predictor", "rea
 def read_card(folder: str | Path) -> dict[str, Any]:
     """The card.json of a transformer folder; ModelError if it is missing, invalid or has no hashes."""
     path = Path(folder) / CARD_FILE
-    if not path.is_file():
-        raise ModelError(
-            f"{path} not found: a transformer folder is only loaded together with the card written when it "
-            "was trained or exported (`python -m sentimentkit train-transformer` / `export-onnx`)."
-        )
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"Model card {path} is not valid JSON ({exc}).") from None
-    if not isinstance(card, dict) or not isinstance(card.get("files"), dict):
+    card = read_json_card(
+        path,
+        f"{path} not found: a transformer folder is only loaded together with the card written when it "
+        "was trained or exported (`python -m sentimentkit train-transformer` / `export-onnx`).",
+    )
+    if not isinstance(card.get("files"), dict):
         raise ModelError(
             f"Model card {path} has no 'files' table of SHA-256s; it cannot vouch for the model."
         )

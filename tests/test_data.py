@@ -132,6 +132,8 @@ def test_near_duplicates_ignore_urls_mentions_case_and_elongation():
     train = pd.DataFrame({"text": ["@bob I loooove this game http://t.co/a", "something else"]})
     val = pd.DataFrame({"text": ["@amy I LOOOOOVE this game https://x.co/b", "a new tweet"]})
     assert near_duplicates_of(val, train).tolist() == [True, False]
-    reports = validate_splits({"train": train.assign(label="positive"), "validation": val.assign(label="positive")})
+    reports = validate_splits(
+        {"train": train.assign(label="positive"), "validation": val.assign(label="positive")}
+    )
     assert reports[1].near_overlap == {"train": 1}
     assert reports[1].overlap == {"train": 0}
