@@ -114,6 +114,25 @@ class _TransformerPredictor(BasePredictor):
 
     batch_size: int = DEFAULT_BATCH_SIZE
 
+    def __init__(
+        self, folder: str | Path, threshold: float | None = None, max_chars: int = Settings.max_chars,
+        threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:  # fmt: skip
+        folder = Path(folder)
+        card = read_card(folder)
+        verify_files(folder, card, [self._model_file(card), TOKENIZER_FILE])
+        self._setup(folder, card, threshold, max_chars)
+        self.batch_size = batch_size
+        self._load(folder, card, threads)
+
+    def _model_file(self, card: dict[str, Any]) -> str:
+        """The weights file this predictor serves (its SHA-256 is checked against the card)."""
+        raise NotImplementedError
+
+    def _load(self, folder: Path, card: dict[str, Any], threads: int | None) -> None:
+        """Open the verified weights."""
+        raise NotImplementedError
+
     def _setup(self, folder: Path, card: dict[str, Any], threshold: float | None, max_chars: int) -> None:
         self.folder = folder
         self.card = card
@@ -161,17 +180,11 @@ class _TransformerPredictor(BasePredictor):
 class OnnxPredictor(_TransformerPredictor):
     """The int8 ONNX export run with onnxruntime + tokenizers (no torch)."""
 
-    def __init__(
-        self, folder: str | Path, threshold: float | None = None, max_chars: int = Settings.max_chars,
-        threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> None:  # fmt: skip
-        folder = Path(folder)
-        card = read_card(folder)
-        model_file = str(card.get("model_file", ONNX_INT8_FILE))
-        verify_files(folder, card, [model_file, TOKENIZER_FILE])
-        self._setup(folder, card, threshold, max_chars)
-        self.batch_size = batch_size
-        self.session = _onnx_session(folder / model_file, threads)
+    def _model_file(self, card: dict[str, Any]) -> str:
+        return str(card.get("model_file", ONNX_INT8_FILE))
+
+    def _load(self, folder: Path, card: dict[str, Any], threads: int | None) -> None:
+        self.session = _onnx_session(folder / self._model_file(card), threads)
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     def _logits(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -206,15 +219,10 @@ def _onnx_session(path: Path, threads: int | None) -> Any:
 class TorchPredictor(_TransformerPredictor):
     """The fp32 fine-tuned model (safetensors) run with torch + transformers."""
 
-    def __init__(
-        self, folder: str | Path, threshold: float | None = None, max_chars: int = Settings.max_chars,
-        threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> None:  # fmt: skip
-        folder = Path(folder)
-        card = read_card(folder)
-        verify_files(folder, card, [WEIGHTS_FILE, TOKENIZER_FILE])
-        self._setup(folder, card, threshold, max_chars)
-        self.batch_size = batch_size
+    def _model_file(self, card: dict[str, Any]) -> str:
+        return WEIGHTS_FILE
+
+    def _load(self, folder: Path, card: dict[str, Any], threads: int | None) -> None:
         try:
             import torch
             from transformers import AutoModelForSequenceClassification
