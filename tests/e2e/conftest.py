@@ -128,9 +128,13 @@ def start_api(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield from _server_factory(uvicorn_command, "/healthz", tmp_path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Playwright's chromium API driving Debian's /usr/bin/chromium, headless."""
+    """Playwright's chromium API driving Debian's /usr/bin/chromium, headless.
+
+    Module-scoped: Playwright's sync API keeps an event loop running while it is open, which
+    would break later tests that call asyncio.run().
+    """
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.skip("Debian chromium is not installed (apt-get install chromium); .ci/run installs it")
     sync_api = pytest.importorskip("playwright.sync_api")
