@@ -8,7 +8,7 @@ contributions of the linear model, per token, that make up the predicted class's
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -134,13 +134,6 @@ class BasePredictor:
         if text_column not in frame.columns:
             raise KeyError(text_column)
         return records_to_frame(frame, self.score(frame[text_column].tolist(), threshold), self.labels)
-
-    def score_chunks(
-        self, chunks: Iterator[pd.DataFrame], text_column: str, threshold: float | None = None
-    ) -> Iterator[pd.DataFrame]:
-        """Score an iterator of frames (e.g. `pd.read_csv(..., chunksize=N)`) lazily."""
-        for chunk in chunks:
-            yield self.score_frame(chunk, text_column, threshold)
 
 
 def error_record(error: str | None) -> dict[str, Any]:
