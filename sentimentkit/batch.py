@@ -213,25 +213,6 @@ def check_upload(filename: str, size_bytes: int, max_upload_mb: int) -> None:
         raise BatchError("The file is empty. Upload a CSV with a header row and one text per row.")
 
 
-def output_safe(frame: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, str]:
-    """Rename input columns that share a name with an output column, so no input column is lost.
-
-    Returns the renamed frame and the (possibly renamed) text column.
-    """
-    taken = {str(c) for c in frame.columns}
-    renames: dict[Any, str] = {}
-    for column in frame.columns:
-        if column in OUTPUT_COLUMNS:
-            new = f"{column}_input"
-            while new in taken:
-                new += "_"
-            taken.add(new)
-            renames[column] = new
-    if not renames:
-        return frame, text_column
-    return frame.rename(columns=renames), renames.get(text_column, text_column)
-
-
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -250,7 +231,6 @@ def score_table(
     carry a message in `error` and nulls elsewhere; they are never dropped.
     """
     check_column(frame, text_column)
-    frame, text_column = output_safe(frame, text_column)
     total = len(frame)
     parts: list[pd.DataFrame] = []
     for start in range(0, total, chunk_rows):

@@ -141,12 +141,29 @@ def error_record(error: str | None) -> dict[str, Any]:
     return {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": error}
 
 
+def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose columns named like an output column get the suffix `_input`
+    (plus `_` until the name is free), so appending the outputs overwrites nothing."""
+    taken = {str(c) for c in frame.columns}
+    renames: dict[Any, str] = {}
+    for column in frame.columns:
+        if column in OUTPUT_COLUMNS:
+            new = f"{column}_input"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            renames[column] = new
+    return frame.rename(columns=renames) if renames else frame.copy()
+
+
 def records_to_frame(
     frame: pd.DataFrame, records: list[dict[str, Any]], labels: Sequence[str] = LABELS
 ) -> pd.DataFrame:
-    """Append OUTPUT_COLUMNS built from `records` (one per row, in order) to a copy of `frame`."""
-    out = frame.copy()
-    # Output columns that collide with input columns overwrite them, by design.
+    """Append OUTPUT_COLUMNS built from `records` (one per row, in order) to a copy of `frame`.
+
+    No input column is lost: one named like an output column is kept as `<name>_input`.
+    """
+    out = keep_input_columns(frame)
     out["sentiment"] = [r["sentiment"] for r in records]
     out["confidence"] = [r["confidence"] for r in records]
     for label, column in zip(labels, PROBA_COLUMNS):

@@ -106,3 +106,14 @@ def test_validate_data_reports_each_split(tiny_data):
     reports = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["name"] for r in reports] == ["train", "validation", "test"]
     assert reports[0]["overlap"]["test"] == 9  # identical tiny splits: leakage is reported
+
+
+def test_predict_csv_keeps_input_columns_named_like_outputs(tiny_model_path, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("text,sentiment\nI love it,gold-positive\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run("predict", "--model", str(tiny_model_path), "--input", str(src), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert scored["sentiment_input"].tolist() == ["gold-positive"]
+    assert scored["sentiment"].tolist() == ["positive"]
