@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sentimentkit.config import SEED
 from sentimentkit.evaluate import metrics
 from sentimentkit.features import TweetVectorizer
-from sentimentkit.train import clean_validation, load_splits
+from sentimentkit.train import clean_validation, load_splits, temporal_split
 
 OUT = Path(__file__).with_suffix("")
 FEATURE_CONFIGS = {
@@ -60,8 +60,7 @@ def run_config(
 ) -> list[dict]:
     train, val, test = splits["train"], splits["validation"], splits["test"]
     clean = clean_validation(splits)
-    cut = int(len(train) * 0.8)
-    head, tail = train.iloc[:cut], train.iloc[cut:]
+    head, tail = temporal_split(train)
     start = time.perf_counter()
     vec = TweetVectorizer(**params)
     Xtr = vec.fit_transform(train["text"].tolist())

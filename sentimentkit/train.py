@@ -95,23 +95,28 @@ def temporal_split(
 
     The test set is a later period again, so this split is what selection is judged on.
     """
-    cut = int(round(len(train) * (1 - fraction)))
+    cut = int(len(train) * (1 - fraction))
     return train.iloc[:cut], train.iloc[cut:]
 
 
 def fit_candidate(
-    splits: dict[str, pd.DataFrame], params: dict[str, Any], holdout: bool = False
+    splits: dict[str, pd.DataFrame],
+    params: dict[str, Any],
+    holdout: bool = False,
+    clean: pd.DataFrame | None = None,
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Fit one candidate on train (bias tuned on clean validation if asked); return it and its scores.
 
     With `holdout`, the same candidate is also fitted on the older 80% of train and scored on the
-    newest 20% (`record["holdout"]`), the selection criterion.
+    newest 20% (`record["holdout"]`), the selection criterion. `clean` is `clean_validation(splits)`
+    when the caller already has it.
     """
-    start = time.perf_counter()
-    pipeline = fit_pipeline(splits["train"], params)
-    clean = clean_validation(splits)
+    if clean is None:
+        clean = clean_validation(splits)
     if clean.empty:  # every validation tweet is re-posted in train (tiny or synthetic data)
         clean = splits["validation"]
+    start = time.perf_counter()
+    pipeline = fit_pipeline(splits["train"], params)
     if params.get("bias_tuning"):
         tune_class_bias(pipeline, clean)
     seconds = time.perf_counter() - start
@@ -142,8 +147,9 @@ def select(
     """
     best: tuple[Pipeline, dict[str, Any]] | None = None
     table = []
+    clean = clean_validation(splits)  # once: it tokenises all of train
     for params in candidates:
-        pipeline, record = fit_candidate(splits, params, holdout=len(candidates) > 1)
+        pipeline, record = fit_candidate(splits, params, holdout=len(candidates) > 1, clean=clean)
         record["test"] = evaluate_pipeline(pipeline, splits["test"])  # recorded, never used to choose
         table.append(record)
         log(f"{params} val AvgRec {record['validation']['avg_recall']:.4f} "
