@@ -89,6 +89,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
     p.add_argument("--tune-bias", action="store_true",
                    help="after training, choose per-class logit offsets on validation macro recall")  # fmt: skip
+    p.add_argument("--select-on", choices=["validation", "clean_validation"], default="validation",
+                   help="split that picks the epoch and lr/class weight; clean_validation drops validation "
+                        "tweets that are near-duplicates of train tweets")  # fmt: skip
 
     p = sub.add_parser("export-onnx", help="export a transformer folder to ONNX and quantise it to int8")
     p.add_argument("--model", type=Path, required=True, help="folder written by train-transformer")
@@ -199,7 +202,8 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
     selection = json.loads(args.selection_record.read_text()) if args.selection_record else None
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr[0], batch_size=args.batch_size, max_length=args.max_length,
                       class_weight=args.class_weight[0], seed=SEED if args.seed is None else args.seed,
-                      max_train_rows=args.max_train_rows, bf16=args.bf16, threads=args.threads, tune_bias=args.tune_bias)  # fmt: skip
+                      max_train_rows=args.max_train_rows, bf16=args.bf16, threads=args.threads, tune_bias=args.tune_bias,
+                      select_on=args.select_on)  # fmt: skip
     card = train_transformer(args.base_model, args.data, args.out, cfg, lrs=args.lr, class_modes=args.class_weight,
                              search_rows=args.search_rows, base_sha256=args.base_sha256,
                              log=lambda m: print(m, file=sys.stderr), selection=selection)  # fmt: skip

@@ -73,6 +73,9 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     eval_batch_size: int = 128
     tune_bias: bool = False  # after training: per-class logit offsets chosen on validation macro recall
+    # Split that picks the epoch (and lr/class weight): "validation", or "clean_validation" (validation
+    # without its near-duplicates of train tweets, which reward memorising train; see train.clean_validation).
+    select_on: str = "validation"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -441,18 +444,28 @@ def train_transformer(
     test (reported only), and write the artifact folder `out`. Returns its card.
 
     `selection` records an earlier selection run (its table) in the card when no search runs here."""
-    from sentimentkit.train import load_splits
+    from sentimentkit.train import clean_validation, load_splits
 
+    if cfg.select_on not in ("validation", "clean_validation"):
+        raise ValueError(f"select_on must be 'validation' or 'clean_validation', not {cfg.select_on!r}")
     base_folder, base = resolve_base_model(base_model, base_sha256)
     splits = load_splits(data_dir)
+    if cfg.select_on == "clean_validation":
+        splits["clean_validation"] = clean_validation(splits)
+        log(
+            f"choosing on clean validation: {len(splits['clean_validation'])} of {len(splits['validation'])} rows"
+        )
+    chooser = {**splits, "validation": splits[cfg.select_on]}
     selection = list(selection or [])
     if len(lrs) > 1 or len(class_modes) > 1:
-        cfg, selection = select_config(base_folder, splits, cfg, lrs or [cfg.lr],
+        cfg, selection = select_config(base_folder, chooser, cfg, lrs or [cfg.lr],
                                        class_modes or [cfg.class_weight], search_rows, log)  # fmt: skip
-        log(f"chosen on validation: lr={cfg.lr:g}, class_weight={cfg.class_weight}")
-    model, tok, record = fit(base_folder, splits["train"], splits["validation"], cfg, log=log)
+        log(f"chosen on {cfg.select_on}: lr={cfg.lr:g}, class_weight={cfg.class_weight}")
+    model, tok, record = fit(base_folder, splits["train"], chooser["validation"], cfg, log=log)
+    record["selected_on"] = cfg.select_on
+    reported = [s for s in ("validation", "clean_validation", "test") if s in splits]
     scores = {split: score_proba(torch_proba(model, tok, splits[split]["text"].tolist(), cfg.eval_batch_size),
-                                 splits[split]["label"]) for split in ("validation", "test")}  # fmt: skip
+                                 splits[split]["label"]) for split in reported}  # fmt: skip
     data = data_provenance(Path(data_dir) if data_dir else None, splits)
     card = build_card(base, cfg, record, scores, data, selection)
     card = save_artifact(model, tok, base_folder, Path(out), card)
