@@ -19,6 +19,12 @@ smaller C the criterion pointed to, then the ablations at the best C. Commands:
     python benchmarks/model_selection.py --configs "word1-2 char2-5 vader+afinn" --C 0.25 0.5
     python benchmarks/model_selection.py --append --C 0.125 --configs "word1-2 char2-5 vader+afinn"
     python benchmarks/model_selection.py --append --C 0.25 --configs "word1-2 char2-5 vader" ...
+    # round 2 (recency weighting, NB scaling):
+    python benchmarks/model_selection.py --append --C 0.25 --configs "word1-2 char2-5 vader+afinn" \
+        --recency 1 2 3 4 6
+    python benchmarks/model_selection.py --append --C 0.5 --configs "word1-2 char2-5 vader+afinn" --recency 2
+    python benchmarks/model_selection.py --append --C 0.25 --configs "word1-2 char2-5 vader+afinn" \
+        --nb-gamma 0.5 1
 
 Writes benchmarks/model_selection.md (and .json).
 """
@@ -31,12 +37,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from sentimentkit.config import SEED
 from sentimentkit.evaluate import metrics
 from sentimentkit.features import TweetVectorizer
-from sentimentkit.train import clean_validation, load_splits, temporal_split
+from sentimentkit.train import clean_validation, load_splits, recency_weights, temporal_split
 
 OUT = Path(__file__).with_suffix("")
 FEATURE_CONFIGS = {
@@ -55,9 +63,38 @@ def avg_recall(clf: LogisticRegression, X, y) -> float:
     return metrics(y, clf.predict(X))["avg_recall"]
 
 
+def nb_scale(vec: TweetVectorizer, X, y, gamma: float) -> np.ndarray:
+    """NBSVM-style column scaling (multiclass): each text column times max over classes of
+    |log-count ratio of the class against the rest| ** gamma, mean 1; lexicon columns unscaled."""
+    n_text = vec.n_word_ + vec.n_char_
+    present = X[:, :n_text].copy()
+    present.data[:] = 1.0
+    y = np.asarray(y)
+    ratios = []
+    for c in np.unique(y):
+        p = np.asarray(present[y == c].sum(axis=0)).ravel() + 1.0
+        q = np.asarray(present[y != c].sum(axis=0)).ravel() + 1.0
+        ratios.append(np.log((p / p.sum()) / (q / q.sum())))
+    scale = np.abs(np.array(ratios)).max(axis=0) ** gamma
+    scale /= scale[present.getnnz(axis=0) > 0].mean()
+    return np.concatenate([scale, np.ones(X.shape[1] - n_text)])
+
+
+def fit_lr(X, y, C: float, beta: float, gamma: float, vec: TweetVectorizer) -> LogisticRegression:
+    """Balanced LR with recency weights (rows in time order) and optional NB scaling folded into coef_."""
+    kw = {"C": C, "class_weight": "balanced", "max_iter": 3000, "random_state": SEED}
+    scale = nb_scale(vec, X, y, gamma) if gamma else None
+    clf = LogisticRegression(**kw).fit(X if scale is None else X @ sp.diags(scale), y,
+                                       sample_weight=recency_weights(X.shape[0], beta))  # fmt: skip
+    if scale is not None:
+        clf.coef_ = clf.coef_ * scale  # the same model on unscaled columns: prediction cost unchanged
+    return clf
+
+
 def run_config(
-    name: str, params: dict, splits: dict, c_values: list[float], log, rows: list[dict]
+    name: str, params: dict, splits: dict, variants: list[tuple[float, float, float]], log, rows: list[dict]
 ) -> list[dict]:
+    """Fit every (C, recency beta, NB gamma) variant of one feature configuration; features computed once."""
     train, val, test = splits["train"], splits["validation"], splits["test"]
     clean = clean_validation(splits)
     head, tail = temporal_split(train)
@@ -69,15 +106,15 @@ def run_config(
     Xh = hvec.fit_transform(head["text"].tolist())
     Xt = hvec.transform(tail["text"].tolist())
     log(f"{name}: features in {time.perf_counter() - start:.0f}s, {Xtr.shape[1]} columns")
-    for C in sorted(c_values):
-        kw = {"C": C, "class_weight": "balanced", "max_iter": 3000, "random_state": SEED}
+    for C, beta, gamma in variants:
         t0 = time.perf_counter()
-        clf = LogisticRegression(**kw).fit(Xtr, train["label"])
+        clf = fit_lr(Xtr, train["label"], C, beta, gamma, vec)
         seconds = time.perf_counter() - t0
-        early = LogisticRegression(**kw).fit(Xh, head["label"])
+        early = fit_lr(Xh, head["label"], C, beta, gamma, hvec)
         row = {
-            "features": name, "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
-            "C": C, "fit_seconds": round(seconds, 1),
+            "features": name + (f", NB-scaled gamma={gamma:g}" if gamma else ""),
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+            "C": C, "recency_beta": beta, "nb_gamma": gamma, "fit_seconds": round(seconds, 1),
             "holdout": avg_recall(early, Xt, tail["label"]),
             "validation_clean": avg_recall(clf, Xcl, clean["label"]),
             "validation": avg_recall(clf, Xva, val["label"]),
@@ -97,14 +134,15 @@ def write_table(rows: list[dict]) -> None:
         "AvgRec = macro recall. Chosen by **temporal-holdout** AvgRec (bold row): fitted on the first 80%",
         "of train.csv (2013-2015 tweets), scored on its last 20% (the newest, 2015-2016). Validation, clean",
         "validation (validation minus its re-posts of training tweets) and test are recorded, never used to",
-        "choose. All with `class_weight='balanced'`, lbfgs, seed 13. See the docstring of",
-        "`benchmarks/model_selection.py` for the commands.",
+        "choose. All with `class_weight='balanced'`, lbfgs, seed 13. Recency beta: training rows weighted",
+        "exp(beta * position / rows) (0 = equal weights; round 2). See the docstring of",
+        "`benchmarks/model_selection.py` for the commands, and `model_selection_history.md` for the order.",
         "",
-        "| features | C | temporal-holdout AvgRec | validation AvgRec | clean-validation AvgRec | test AvgRec | fit s |",
-        "|---|---|---|---|---|---|---|",
+        "| features | C | recency beta | temporal-holdout AvgRec | validation AvgRec | clean-validation AvgRec | test AvgRec | fit s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells = [r["features"], f"{r['C']:g}", f"{r['holdout']:.4f}", f"{r['validation']:.4f}",
+        cells = [r["features"], f"{r['C']:g}", f"{r.get('recency_beta', 0.0):g}", f"{r['holdout']:.4f}", f"{r['validation']:.4f}",
                  f"{r['validation_clean']:.4f}", f"{r['test']:.4f}", f"{r['fit_seconds']:.0f}"]  # fmt: skip
         if r is best:
             cells = [f"**{c}**" for c in cells]
@@ -117,16 +155,25 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", nargs="*", default=list(FEATURE_CONFIGS))
     parser.add_argument("--C", nargs="*", type=float, default=C_VALUES)
+    parser.add_argument("--recency", nargs="*", type=float, default=[0.0], help="recency beta values")
+    parser.add_argument("--nb-gamma", nargs="*", type=float, default=[0.0], help="NB scaling exponents")
     parser.add_argument("--append", action="store_true", help="add to the rows already in the .json")
     args = parser.parse_args()
     splits = load_splits()
     rows = json.loads(OUT.with_suffix(".json").read_text()) if args.append else []
     for name in args.configs:
+        variants = [(C, b, g) for C in sorted(args.C) for b in args.recency for g in args.nb_gamma]
         run_config(
-            name, FEATURE_CONFIGS[name], splits, args.C, lambda m: print(m, file=sys.stderr, flush=True), rows
+            name,
+            FEATURE_CONFIGS[name],
+            splits,
+            variants,
+            lambda m: print(m, file=sys.stderr, flush=True),
+            rows,
         )
     best = max(rows, key=lambda r: r["holdout"])
-    print(f"chosen on the temporal holdout: {best['features']} C={best['C']} (test {best['test']:.4f})")
+    print(f"chosen on the temporal holdout: {best['features']} C={best['C']} "
+          f"recency beta={best.get('recency_beta', 0.0)} (test {best['test']:.4f})")  # fmt: skip
     return 0
 
 

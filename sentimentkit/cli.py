@@ -32,11 +32,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p = sub.add_parser("validate-data", help="row counts, label balance, empty/duplicate texts, leakage")
     p.add_argument("--data", type=Path, default=settings.data_dir)
 
-    p = sub.add_parser("train", help="train on train, choose on validation, write model.pkl + model.json")
+    p = sub.add_parser("train", help="train on train (newer tweets weigh more), write model.pkl + model.json")
     p.add_argument("--data", type=Path, default=settings.data_dir)
     p.add_argument("--out", type=Path, default=Path("model.pkl"))
-    p.add_argument("--search", action="store_true", help="grid-search on validation (slower)")
+    p.add_argument("--search", action="store_true",
+                   help="grid-search C and recency weighting on the temporal holdout of train (slower)")  # fmt: skip
     p.add_argument("--C", type=float, default=None, help="override the regularisation strength")
+    p.add_argument("--recency-beta", type=float, default=None,
+                   help="override the recency weighting: row weight exp(beta * position / rows); 0 = equal")  # fmt: skip
 
     p = sub.add_parser("evaluate", help="metrics of a model on a labelled CSV")
     _add_model(p, settings)
@@ -134,7 +137,8 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from sentimentkit.train import train
 
-    params = {"C": args.C} if args.C is not None else None
+    overrides = {"C": args.C, "recency_beta": args.recency_beta}
+    params = {k: v for k, v in overrides.items() if v is not None} or None
     card = train(
         args.data, args.out, params=params, search=args.search, log=lambda m: print(m, file=sys.stderr)
     )

@@ -30,10 +30,11 @@ CHOSEN_PARAMS: dict[str, Any] = {
     "lexicon_weight": 1.0,
     "char_weight": 1.0,
     "bias_tuning": False,
+    "recency_beta": 2.0,
 }
 SEARCH_GRID: dict[str, list[Any]] = {
-    "C": [0.25, 0.5, 1.0, 2.0],
-    "lexicons": [("vader",), ("vader", "afinn")],
+    "C": [0.25, 0.5],
+    "recency_beta": [0.0, 1.0, 2.0, 3.0],
 }
 HOLDOUT_FRACTION = 0.2
 DEFAULT_THRESHOLD = 0.5
@@ -57,10 +58,24 @@ def clean_validation(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return val[~near_duplicates_of(val, splits["train"]).to_numpy()].reset_index(drop=True)
 
 
+def recency_weights(n: int, beta: float) -> np.ndarray:
+    """Sample weights exp(beta * t) for rows in time order, t = position / n in [0, 1); mean 1.
+
+    train.csv runs from 2013 to 2016 and users score later tweets, so later rows count more:
+    with beta = 2 the newest tweet weighs e^2 = 7.4 times the oldest. beta = 0 gives equal weights.
+    """
+    w = np.exp(beta * np.arange(n) / max(n, 1))
+    return w / w.mean()
+
+
 def fit_pipeline(train: pd.DataFrame, params: dict[str, Any]) -> Pipeline:
-    """Fit the pipeline on the training frame (`bias_tuning` is applied separately)."""
-    model_params = {k: v for k, v in params.items() if k != "bias_tuning"}
-    return build_pipeline(model_params).fit(train["text"].tolist(), train["label"].tolist())
+    """Fit the pipeline on the training frame, which must be in time order when `recency_beta` > 0
+    (rows weighted by `recency_weights`, on top of the class weights; `bias_tuning` is applied
+    separately)."""
+    model_params = {k: v for k, v in params.items() if k not in ("bias_tuning", "recency_beta")}
+    beta = float(params.get("recency_beta") or 0.0)
+    fit_params = {"clf__sample_weight": recency_weights(len(train), beta)} if beta else {}
+    return build_pipeline(model_params).fit(train["text"].tolist(), train["label"].tolist(), **fit_params)
 
 
 def tune_class_bias(pipeline: Pipeline, validation: pd.DataFrame) -> np.ndarray:
