@@ -11,7 +11,7 @@ Cost per million predictions = price_per_hour / (3600 * throughput) * 1e6, at a 
 
 Usage:
   SENTIMENTKIT_DATA_DIR=../shared/data/semeval2017 python benchmarks/transformer_comparison.py \
-      --torch-model artifacts/minilm-sentiment --onnx-model models/transformer-int8
+      --torch-model artifacts/minilm-2ep --onnx-model models/transformer-int8
 Writes benchmarks/transformer_comparison.md (the table, then transformer_comparison_notes.md: how the
 model was trained and chosen) and benchmarks/_work/transformer_comparison.json.
 """
@@ -193,9 +193,9 @@ def write_markdown(
         "# Transformer vs TF-IDF: accuracy, latency, memory and cost",
         "",
         f"Measured {dt.date.today().isoformat()} by `benchmarks/transformer_comparison.py`, all rows in one run, on "
-        f"{before['cpu']} with {before['cores']} cores, no GPU. **The machine was shared** with two other engineers' "
-        f"processes (load average {before['load_avg'][0]:.1f} at the start, {after['load_avg'][0]:.1f} at the end, on 2 "
-        "cores), so latencies and throughputs are pessimistic and noisy; the accuracy columns are exact.",
+        f"{before['cpu']} with {before['cores']} cores, no GPU; 1-minute load average {before['load_avg'][0]:.1f} at "
+        f"the start and {after['load_avg'][0]:.1f} at the end (the run's own processes count in it). Latencies and "
+        "throughputs vary with what else runs on the machine; the accuracy columns are exact.",
         "",
         *table(results, price),
         "",
@@ -237,7 +237,7 @@ def main() -> int:
     parser.add_argument("--path", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", default=str(Settings.from_env().data_dir))
     parser.add_argument("--tfidf-model", default=str(REPO_ROOT / "model.pkl"))
-    parser.add_argument("--torch-model", default=str(REPO_ROOT / "artifacts" / "minilm-sentiment"))
+    parser.add_argument("--torch-model", default=str(REPO_ROOT / "artifacts" / "minilm-2ep"))
     parser.add_argument("--onnx-model", default=str(REPO_ROOT / "models" / "transformer-int8"))
     parser.add_argument("--latency-n", type=int, default=500)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)

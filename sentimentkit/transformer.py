@@ -452,6 +452,10 @@ def train_transformer(
     splits = load_splits(data_dir)
     if cfg.select_on == "clean_validation":
         splits["clean_validation"] = clean_validation(splits)
+        if splits["clean_validation"].empty:  # every validation tweet is re-posted in train (tiny data)
+            raise ValueError(
+                "select_on='clean_validation': every validation text has a near-duplicate in train"
+            )
         log(
             f"choosing on clean validation: {len(splits['clean_validation'])} of {len(splits['validation'])} rows"
         )

@@ -230,3 +230,36 @@ def test_committed_accurate_model_loads_and_reads_obvious_tweets() -> None:
         "negative",
     ]
     assert predictor.card["metrics"]["test"]["avg_recall"] >= 0.65
+
+
+def test_epochs_can_be_chosen_on_validation_without_its_reposts_of_train(
+    tiny_base: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--select-on clean_validation: the epoch is picked on validation rows with no near-duplicate in
+    train, and the card reports that split beside validation and test."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / f"{split}.csv").write_bytes((tiny_data / f"{split}.csv").read_bytes())
+    fresh = ["such a lovely sunny morning", "this is awful and I am angry", "the meeting is on tuesday"]
+    pd.DataFrame({"text": TINY_TEXTS[:9] + fresh, "label": TINY_LABELS[:9] + list(LABELS)}).to_csv(
+        data / "validation.csv", index=False
+    )
+    out = tmp_path / "model"
+    code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(data), "--out", str(out),
+                 "--epochs", "2", "--lr", "1e-2", "--batch-size", "8", "--max-length", "32", "--threads", "1",
+                 "--select-on", "clean_validation"])  # fmt: skip
+    assert code == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["hyperparameters"]["select_on"] == "clean_validation"
+    assert card["training"]["selected_on"] == "clean_validation"
+    assert set(card["metrics"]) == {"validation", "clean_validation", "test"}
+    chosen = card["training"]["epochs"][card["training"]["best_epoch"] - 1]["avg_recall"]
+    assert chosen == max(e["avg_recall"] for e in card["training"]["epochs"])
+    assert card["metrics"]["clean_validation"]["avg_recall"] == pytest.approx(chosen, abs=1e-9)
+
+    # Data where every validation tweet is a re-post of a training tweet: a one-line error, no training.
+    code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(tiny_data), "--out",
+                 str(tmp_path / "x"), "--epochs", "1", "--threads", "1", "--select-on", "clean_validation"])  # fmt: skip
+    assert code != 0 and "near-duplicate in train" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
