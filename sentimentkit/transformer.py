@@ -93,8 +93,9 @@ def resolve_base_model(
 ) -> tuple[Path, dict[str, Any]]:
     """A local folder for `base_model` (a directory, or a hub id fetched with huggingface_hub).
 
-    Returns the folder and its provenance (id or path, weights file, SHA-256). Refuses weights whose
-    SHA-256 differs from `expected_sha256`, or from the known hash of an official hub id.
+    Returns the folder and its provenance (id or path, weights file, SHA-256, and `official`: the hub id
+    whose known hash the weights have, if any). Refuses weights whose SHA-256 differs from
+    `expected_sha256`, or from the known hash of an official hub id.
     """
     name = str(base_model)
     folder = Path(base_model).expanduser()
@@ -120,7 +121,9 @@ def resolve_base_model(
             f"Refusing base model {name}: {weights.name} has SHA-256 {digest[:16]}..., expected "
             f"{expected[:16]}.... Re-download the official weights."
         )
-    return folder, {"name": name, "weights_file": weights.name, "sha256": digest, "verified": bool(expected)}
+    official = next((hub_id for hub_id, known in KNOWN_BASE_SHA256.items() if known == digest), None)
+    return folder, {"name": name, "weights_file": weights.name, "sha256": digest, "verified": bool(expected or official),
+                    "official": official}  # fmt: skip
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -409,6 +412,12 @@ def save_artifact(model: Any, tok: Any, tok_folder: Path, out: Path, card: dict[
     return card
 
 
+def model_name(base: dict[str, Any]) -> str:
+    """The artifact's name from its base: the official checkpoint's when the weights' hash is a known one
+    (a folder unpacked from a wheel is often just "model"), else the folder or hub id's last part."""
+    return f"sentimentkit-transformer-{Path(base.get('official') or base['name']).name}"
+
+
 def build_card(
     base: dict[str, Any], cfg: TrainConfig, record: dict[str, Any], scores: dict[str, Any],
     data: dict[str, Any], selection: list[dict[str, Any]],
@@ -416,7 +425,7 @@ def build_card(
     """The transformer model card (format "torch"; export_onnx derives the "onnx-int8" one)."""
     created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     return {
-        "name": f"sentimentkit-transformer-{Path(base['name']).name}",
+        "name": model_name(base),
         "version": f"{__version__}+tr{created:%Y%m%d%H%M}",
         "format": "torch",
         "created_at": created.isoformat(),

@@ -193,6 +193,21 @@ def test_base_weights_with_the_wrong_hash_are_refused(tiny_base: Path) -> None:
         resolve_base_model(tiny_base, expected_sha256="0" * 64)
 
 
+def test_weights_with_a_known_hash_name_the_model_after_the_official_checkpoint(
+    tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel unpacks its weights into a folder called "model"; the card names the checkpoint instead."""
+    from sentimentkit import transformer
+
+    assert resolve_base_model(tiny_base)[1]["official"] is None
+    assert transformer.model_name({"name": "/x/model", "official": None}) == "sentimentkit-transformer-model"
+    digest = resolve_base_model(tiny_base)[1]["sha256"]
+    monkeypatch.setitem(transformer.KNOWN_BASE_SHA256, "org/tiny-bert", digest)
+    info = resolve_base_model(tiny_base)[1]
+    assert info["official"] == "org/tiny-bert" and info["verified"] is True
+    assert transformer.model_name(info) == "sentimentkit-transformer-tiny-bert"
+
+
 def test_length_batches_cover_every_row_once_and_class_weights_balance() -> None:
     import random
 
