@@ -39,7 +39,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                    help="grid-search C and recency weighting on the temporal holdout of train (slower)")  # fmt: skip
     p.add_argument("--C", type=float, default=None, help="override the regularisation strength")
     p.add_argument("--recency-beta", type=float, default=None,
-                   help="override the recency weighting: row weight exp(beta * position / rows); 0 = equal")  # fmt: skip
+                   help="override the recency weighting: row weight exp(beta * position / rows), which assumes "
+                        "train.csv is in time order (oldest first); 0 = equal weights")  # fmt: skip
 
     p = sub.add_parser("evaluate", help="metrics of a model on a labelled CSV")
     _add_model(p, settings)
@@ -139,12 +140,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = {"C": args.C, "recency_beta": args.recency_beta}
     params = {k: v for k, v in overrides.items() if v is not None} or None
+    if args.search and params:
+        raise UsageError("--search chooses C and the recency weighting itself; drop --C / --recency-beta")
     card = train(
         args.data, args.out, params=params, search=args.search, log=lambda m: print(m, file=sys.stderr)
     )
     m = card["metrics"]
-    print(f"wrote {args.out} and its card; validation AvgRec {m['validation']['avg_recall']:.4f}, "
-          f"test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
+    print(f"wrote {args.out} and its card; temporal-holdout AvgRec {m['holdout']['avg_recall']:.4f}, "
+          f"validation AvgRec {m['validation']['avg_recall']:.4f}, test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
     return 0
 
 

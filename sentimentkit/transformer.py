@@ -335,7 +335,7 @@ def fit(
         epochs.append({"epoch": epoch + 1, "train_loss": round(loss, 5), "avg_recall": val["avg_recall"],
                        "f1_pn": val["f1_pn"], "accuracy": val["accuracy"], "train_seconds": round(train_seconds, 1)})  # fmt: skip
         log(
-            f"epoch {epoch + 1}: loss {loss:.4f}, validation AvgRec {val['avg_recall']:.4f} ({train_seconds:.0f}s)"
+            f"epoch {epoch + 1}: loss {loss:.4f}, {cfg.select_on} AvgRec {val['avg_recall']:.4f} ({train_seconds:.0f}s)"
         )
         if val["avg_recall"] > best:
             best = val["avg_recall"]
@@ -482,7 +482,7 @@ def train_transformer(
     data = data_provenance(Path(data_dir) if data_dir else None, splits)
     card = build_card(base, cfg, record, scores, data, selection)
     card = save_artifact(model, tok, base_folder, Path(out), card)
-    return tune_bias(Path(out), splits, log) if cfg.tune_bias else card
+    return tune_bias(Path(out), splits, log, on=cfg.select_on) if cfg.tune_bias else card
 
 
 # --- class bias (logit offsets) chosen on validation ----------------------------------------------
@@ -503,16 +503,20 @@ def tune_logit_offsets(logits: np.ndarray, labels: Sequence[str]) -> tuple[np.nd
     return best_offsets + 0.0, best  # + 0.0 turns -0.0 into 0.0 in the card
 
 
-def tune_bias(folder: Path, splits: dict[str, pd.DataFrame], log: Log = print) -> dict[str, Any]:
-    """Choose logit offsets on validation for the torch model in `folder`, then rewrite its card: the
-    offsets (applied by every predictor), metrics with them, and the metrics without them."""
+def tune_bias(
+    folder: Path, splits: dict[str, pd.DataFrame], log: Log = print, on: str = "validation"
+) -> dict[str, Any]:
+    """Choose logit offsets on split `on` for the torch model in `folder`, then rewrite its card: the
+    offsets (applied by every predictor), metrics with them, and the metrics without them, for every
+    reported split (validation, clean_validation when present, test)."""
     from sentimentkit.transformer_predict import TorchPredictor, softmax
 
     predictor = TorchPredictor(folder)
     predictor.offsets = None
-    raw = {split: predictor.predict_proba(splits[split]["text"].tolist()) for split in ("validation", "test")}
-    offsets, value = tune_logit_offsets(np.log(raw["validation"]), splits["validation"]["label"])
-    log(f"logit offsets chosen on validation: {offsets.tolist()} (validation AvgRec {value:.4f})")
+    reported = [s for s in ("validation", "clean_validation", "test") if s in splits]
+    raw = {split: predictor.predict_proba(splits[split]["text"].tolist()) for split in reported}
+    offsets, value = tune_logit_offsets(np.log(raw[on]), splits[on]["label"])
+    log(f"logit offsets chosen on {on}: {offsets.tolist()} ({on} AvgRec {value:.4f})")
     card = read_card(folder)
     card["logit_offsets"] = offsets.tolist()
     card["metrics_without_offsets"] = {s: score_proba(p, splits[s]["label"]) for s, p in raw.items()}

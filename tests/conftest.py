@@ -55,3 +55,22 @@ def tiny_predictor(tiny_model_path: Path) -> Predictor:
 def predictor() -> Predictor:
     """The committed default model (model.pkl + model.json at the repository root)."""
     return Predictor.load(COMMITTED_MODEL)
+
+
+def build_tiny_bert(folder: Path) -> Path:
+    """A randomly initialised 2-layer BERT (safetensors, config, WordPiece tokenizer) in `folder`, with a
+    vocabulary of TINY_TEXTS' words. Needs torch, transformers and tokenizers (callers importorskip them)."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted({w for t in TINY_TEXTS for w in t.lower().replace(",", " , ").split()})
+    (folder / "vocab.txt").write_text("\n".join(specials + words) + "\n", encoding="utf-8")
+    BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=True).save(str(folder / "tokenizer.json"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(specials) + len(words), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
+    return folder

@@ -117,3 +117,15 @@ def test_predict_csv_keeps_input_columns_named_like_outputs(tiny_model_path, tmp
     scored = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert scored["sentiment_input"].tolist() == ["gold-positive"]
     assert scored["sentiment"].tolist() == ["positive"]
+
+
+def test_train_recency_override_reaches_the_card_and_search_refuses_overrides(tiny_data, tmp_path):
+    out = tmp_path / "m" / "model.pkl"
+    result = run("train", "--data", str(tiny_data), "--out", str(out), "--C", "10", "--recency-beta", "0")
+    assert result.returncode == 0, result.stderr
+    card = json.loads(card_path(out).read_text())
+    assert card["hyperparameters"]["recency_beta"] == 0.0  # 0 is kept, not dropped for the default (2)
+    assert {"holdout", "validation", "validation_clean", "test"} <= set(card["metrics"])
+    assert "temporal-holdout AvgRec" in result.stdout
+    clash = run("train", "--data", str(tiny_data), "--out", str(out), "--search", "--C", "1")
+    assert clash.returncode == 2 and "drop --C" in clash.stderr and "Traceback" not in clash.stderr

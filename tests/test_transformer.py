@@ -16,7 +16,7 @@ import pytest
 from sentimentkit import LABELS
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.model import ModelError
-from tests.conftest import TINY_LABELS, TINY_TEXTS
+from tests.conftest import TINY_LABELS, TINY_TEXTS, build_tiny_bert
 
 torch = pytest.importorskip(
     "torch", reason="needs the [transformer] extra: pip install -r requirements-transformer.txt"
@@ -38,26 +38,13 @@ from sentimentkit.transformer import (  # noqa: E402
 )
 from sentimentkit.transformer_predict import OnnxPredictor, TorchPredictor  # noqa: E402
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 COMMITTED_INT8 = REPO_ROOT / "models" / "transformer-int8"
 
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer BERT with a vocabulary of the inline texts' words."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    words = sorted({w for t in TINY_TEXTS for w in t.lower().replace(",", " , ").split()})
-    (folder / "vocab.txt").write_text("\n".join(SPECIALS + words) + "\n", encoding="utf-8")
-    BertWordPieceTokenizer(str(folder / "vocab.txt"), lowercase=True).save(str(folder / "tokenizer.json"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(SPECIALS) + len(words), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
-    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
-    return folder
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="module")
@@ -248,8 +235,9 @@ def test_committed_accurate_model_loads_and_reads_obvious_tweets() -> None:
 
 
 def test_epochs_can_be_chosen_on_validation_without_its_reposts_of_train(
-    tiny_base: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+    tiny_base: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """--select-on clean_validation: the epoch is picked on validation rows with no near-duplicate in
     train, and the card reports that split beside validation and test."""
     data = tmp_path / "data"
@@ -260,18 +248,34 @@ def test_epochs_can_be_chosen_on_validation_without_its_reposts_of_train(
     pd.DataFrame({"text": TINY_TEXTS[:9] + fresh, "label": TINY_LABELS[:9] + list(LABELS)}).to_csv(
         data / "validation.csv", index=False
     )
+    from sentimentkit import transformer
+
+    chooser_texts: list[list[str]] = []
+    real_fit = transformer.fit
+
+    def spy_fit(base_folder, train, validation, cfg, log=print):  # type: ignore[no-untyped-def]
+        chooser_texts.append(validation["text"].tolist())
+        return real_fit(base_folder, train, validation, cfg, log=log)
+
+    monkeypatch.setattr(transformer, "fit", spy_fit)
     out = tmp_path / "model"
     code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(data), "--out", str(out),
                  "--epochs", "2", "--lr", "1e-2", "--batch-size", "8", "--max-length", "32", "--threads", "1",
-                 "--select-on", "clean_validation"])  # fmt: skip
+                 "--select-on", "clean_validation", "--tune-bias"])  # fmt: skip
     assert code == 0
+    # The epoch was chosen on exactly the validation rows that are not re-posts of training rows.
+    assert chooser_texts == [fresh]
+    assert "logit offsets chosen on clean_validation" in capsys.readouterr().err
     card = json.loads((out / "card.json").read_text())
+    assert set(card["metrics_without_offsets"]) == {"validation", "clean_validation", "test"}
     assert card["hyperparameters"]["select_on"] == "clean_validation"
     assert card["training"]["selected_on"] == "clean_validation"
     assert set(card["metrics"]) == {"validation", "clean_validation", "test"}
     chosen = card["training"]["epochs"][card["training"]["best_epoch"] - 1]["avg_recall"]
     assert chosen == max(e["avg_recall"] for e in card["training"]["epochs"])
-    assert card["metrics"]["clean_validation"]["avg_recall"] == pytest.approx(chosen, abs=1e-9)
+    assert card["metrics_without_offsets"]["clean_validation"]["avg_recall"] == pytest.approx(
+        chosen, abs=1e-9
+    )
 
     # Data where every validation tweet is a re-post of a training tweet: a one-line error, no training.
     code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(tiny_data), "--out",
