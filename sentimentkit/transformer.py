@@ -412,6 +412,11 @@ def save_artifact(model: Any, tok: Any, tok_folder: Path, out: Path, card: dict[
     return card
 
 
+def reported_splits(splits: dict[str, pd.DataFrame]) -> list[str]:
+    """The splits a card reports metrics for: validation, clean_validation when it was used, test."""
+    return [s for s in ("validation", "clean_validation", "test") if s in splits]
+
+
 def model_name(base: dict[str, Any]) -> str:
     """The artifact's name from its base: the official checkpoint's when the weights' hash is a known one
     (a folder unpacked from a wheel is often just "model"), else the folder or hub id's last part."""
@@ -476,9 +481,8 @@ def train_transformer(
         log(f"chosen on {cfg.select_on}: lr={cfg.lr:g}, class_weight={cfg.class_weight}")
     model, tok, record = fit(base_folder, splits["train"], chooser["validation"], cfg, log=log)
     record["selected_on"] = cfg.select_on
-    reported = [s for s in ("validation", "clean_validation", "test") if s in splits]
     scores = {split: score_proba(torch_proba(model, tok, splits[split]["text"].tolist(), cfg.eval_batch_size),
-                                 splits[split]["label"]) for split in reported}  # fmt: skip
+                                 splits[split]["label"]) for split in reported_splits(splits)}  # fmt: skip
     data = data_provenance(Path(data_dir) if data_dir else None, splits)
     card = build_card(base, cfg, record, scores, data, selection)
     card = save_artifact(model, tok, base_folder, Path(out), card)
@@ -513,8 +517,9 @@ def tune_bias(
 
     predictor = TorchPredictor(folder)
     predictor.offsets = None
-    reported = [s for s in ("validation", "clean_validation", "test") if s in splits]
-    raw = {split: predictor.predict_proba(splits[split]["text"].tolist()) for split in reported}
+    raw = {
+        split: predictor.predict_proba(splits[split]["text"].tolist()) for split in reported_splits(splits)
+    }
     offsets, value = tune_logit_offsets(np.log(raw[on]), splits[on]["label"])
     log(f"logit offsets chosen on {on}: {offsets.tolist()} ({on} AvgRec {value:.4f})")
     card = read_card(folder)
