@@ -51,6 +51,8 @@ KNOWN_BASE_SHA256: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
 }
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# What resolve_base_model downloads from a hub repo: config, tokenizer files and safetensors weights.
+HUB_ALLOW_PATTERNS = ("*.json", "*.txt", "*.safetensors", "*.model")
 # Files copied from a tokenizer folder into an artifact (only those that exist).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -105,9 +107,7 @@ def resolve_base_model(
         from huggingface_hub import snapshot_download  # users with internet: hub id
 
         try:
-            folder = Path(
-                snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model"])
-            )
+            folder = Path(snapshot_download(name, allow_patterns=list(HUB_ALLOW_PATTERNS)))
         except Exception as exc:  # offline, unknown id, gated repo: hub errors have many types
             raise ModelError(
                 f"{name} is not a local folder and could not be fetched from the Hugging Face hub "

@@ -74,3 +74,14 @@ def build_tiny_bert(folder: Path) -> Path:
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
     BertModel(config).save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def write_tiny_splits(folder: Path) -> Path:
+    """train.csv, validation.csv and test.csv in `folder`, each holding TINY_TEXTS with TINY_LABELS."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"text": TINY_TEXTS, "label": TINY_LABELS})
+    for split in ("train", "validation", "test"):
+        frame.to_csv(folder / f"{split}.csv", index=False)
+    return folder

@@ -10,7 +10,7 @@ import pytest
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.model import card_path
 
-from .conftest import TINY_LABELS, TINY_TEXTS
+from .conftest import TINY_TEXTS, write_tiny_splits
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -24,10 +24,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def tiny_data(tmp_path):
-    frame = pd.DataFrame({"text": TINY_TEXTS, "label": TINY_LABELS})
-    for split in ("train", "validation", "test"):
-        frame.to_csv(tmp_path / f"{split}.csv", index=False)
-    return tmp_path
+    return write_tiny_splits(tmp_path)
 
 
 def test_train_writes_model_and_card_then_evaluate_json(tiny_data, tmp_path):

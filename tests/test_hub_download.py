@@ -17,11 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pandas as pd
 import pytest
 
 from sentimentkit.model import sha256_file
-from tests.conftest import TINY_LABELS, TINY_TEXTS, build_tiny_bert
+from sentimentkit.transformer import HUB_ALLOW_PATTERNS
+from tests.conftest import build_tiny_bert, write_tiny_splits
 
 torch = pytest.importorskip(
     "torch", reason="needs the [transformer] extra: pip install -r requirements-transformer.txt"
@@ -37,8 +37,6 @@ EXTRA_FILES = {
     ".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n",
     "README.md": b"# tiny\n",
 }
-# resolve_base_model's allow_patterns for snapshot_download.
-ALLOW_PATTERNS = ("*.json", "*.txt", "*.safetensors", "*.model")
 BASE_FILES = {"model.safetensors", "config.json", "tokenizer.json", "vocab.txt"}  # what tiny_base holds
 LFS_SUFFIXES = (".safetensors",)  # served like the hub serves LFS files (sha256 ETag, lfs entry in the tree)
 
@@ -216,7 +214,7 @@ def test_hub_id_is_downloaded_over_http_and_hashed(hub: FakeHub, tiny_base: Path
     # Really over HTTP: repo info, tree listing, then HEAD + GET per allowed file and nothing else.
     assert hub.requests[:2] == [("GET", f"/api/models/{REPO}/revision/main"),
                                 ("GET", f"/api/models/{REPO}/tree/{COMMIT}")]  # fmt: skip
-    allowed = {name for name in hub.files if any(fnmatch(name, pattern) for pattern in ALLOW_PATTERNS)}
+    allowed = {name for name in hub.files if any(fnmatch(name, pattern) for pattern in HUB_ALLOW_PATTERNS)}
     assert allowed >= BASE_FILES and hub.fetched() == allowed
     assert sorted(p for m, p in hub.requests if m == "HEAD") == sorted(
         f"/{REPO}/resolve/{COMMIT}/{name}" for name in allowed
@@ -272,11 +270,7 @@ def test_a_repo_the_hub_does_not_have_gives_a_clear_error(refusals: Calls) -> No
 
 
 def test_cli_trains_from_a_hub_id(hub: FakeHub, tiny_base: Path, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    frame = pd.DataFrame({"text": TINY_TEXTS, "label": TINY_LABELS})
-    for split in ("train", "validation", "test"):
-        frame.to_csv(data / f"{split}.csv", index=False)
+    data = write_tiny_splits(tmp_path / "data")
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "sentimentkit", "train-transformer", "--base-model", REPO, "--data", str(data),
            "--out", str(out), "--epochs", "1", "--threads", "1", "--batch-size", "8", "--max-length", "32"]  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 from sentimentkit import LABELS
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.model import ModelError
-from tests.conftest import TINY_LABELS, TINY_TEXTS, build_tiny_bert
+from tests.conftest import TINY_LABELS, TINY_TEXTS, build_tiny_bert, write_tiny_splits
 
 torch = pytest.importorskip(
     "torch", reason="needs the [transformer] extra: pip install -r requirements-transformer.txt"
@@ -50,11 +50,7 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """train/validation/test CSVs made of the inline texts."""
-    folder = tmp_path_factory.mktemp("tiny-data")
-    frame = pd.DataFrame({"text": TINY_TEXTS, "label": TINY_LABELS})
-    for split in ("train", "validation", "test"):
-        frame.to_csv(folder / f"{split}.csv", index=False)
-    return folder
+    return write_tiny_splits(tmp_path_factory.mktemp("tiny-data"))
 
 
 @pytest.fixture(scope="module")
