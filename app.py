@@ -1,6 +1,6 @@
 """sentimentkit's Streamlit app: `streamlit run app.py`.
 
-Widgets and layout only; the logic lives in `sentimentkit.ui` and `sentimentkit.batch`, and every
+Widgets and layout only; the logic lives in `sentimentkit.ui` and `sentimentkit.serving.batch`, and every
 prediction goes through the BasePredictor interface (local model or the REST API).
 """
 
@@ -11,11 +11,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from sentimentkit import batch, ui
-from sentimentkit.batch import BatchError
+from sentimentkit import ui
 from sentimentkit.config import Settings
-from sentimentkit.model import ModelError
-from sentimentkit.predict import BackendError, BasePredictor
+from sentimentkit.models.pipeline import ModelError
+from sentimentkit.serving import batch
+from sentimentkit.serving.base import BackendError, BasePredictor
+from sentimentkit.serving.batch import BatchError
 
 PREVIEW_ROWS = 1_000
 # Files up to this many times the configured limit still reach the server, so that the app can say

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sentimentkit.baselines import MajorityBaseline, VaderBaseline, unigram_prototype
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.evaluate import metrics
-from sentimentkit.predict import Predictor
-from sentimentkit.train import clean_validation, load_splits
+from sentimentkit.models.baselines import MajorityBaseline, VaderBaseline, unigram_prototype
+from sentimentkit.serving.predictor import Predictor
+from sentimentkit.training.evaluate import metrics
+from sentimentkit.training.train import clean_validation, load_splits
 
 DATA = REPO_ROOT.parent / "shared" / "data" / "semeval2017"
 OUT = Path(__file__).with_suffix(".md")

@@ -42,9 +42,9 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from sentimentkit.config import SEED
-from sentimentkit.evaluate import metrics
-from sentimentkit.features import TweetVectorizer
-from sentimentkit.train import clean_validation, load_splits, recency_weights, temporal_split
+from sentimentkit.text.features import TweetVectorizer
+from sentimentkit.training.evaluate import metrics
+from sentimentkit.training.train import clean_validation, load_splits, recency_weights, temporal_split
 
 OUT = Path(__file__).with_suffix("")
 FEATURE_CONFIGS = {

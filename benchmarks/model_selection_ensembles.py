@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from model_selection import fit_lr  # noqa: E402
 
 from sentimentkit import LABELS  # noqa: E402
-from sentimentkit.evaluate import metrics  # noqa: E402
-from sentimentkit.features import TweetVectorizer  # noqa: E402
-from sentimentkit.train import clean_validation, load_splits, temporal_split  # noqa: E402
+from sentimentkit.text.features import TweetVectorizer  # noqa: E402
+from sentimentkit.training.evaluate import metrics  # noqa: E402
+from sentimentkit.training.train import clean_validation, load_splits, temporal_split  # noqa: E402
 
 C, BETA = 0.25, 2.0
 

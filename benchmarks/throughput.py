@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentimentkit.baselines import VaderBaseline
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.predict import Predictor
+from sentimentkit.models.baselines import VaderBaseline
+from sentimentkit.serving.predictor import Predictor
 
 DATA = REPO_ROOT.parent / "shared" / "data" / "semeval2017"
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from sentimentkit.config import REPO_ROOT, Settings
 from sentimentkit.data import load_split
-from sentimentkit.evaluate import metrics
+from sentimentkit.training.evaluate import metrics
 
 OUT_MD = Path(__file__).with_suffix(".md")
 NOTES_MD = Path(__file__).with_name("transformer_comparison_notes.md")
@@ -55,18 +55,18 @@ def open_model(kind: str, path: str | None, threads: int) -> tuple[Any, dict[str
     if kind == "vader":
         import vaderSentiment
 
-        from sentimentkit.baselines import VaderBaseline
+        from sentimentkit.models.baselines import VaderBaseline
 
         lexicon = Path(vaderSentiment.__file__).parent / "vader_lexicon.txt"
         return VaderBaseline(), {"size_bytes": lexicon.stat().st_size, "train_seconds": None,
                                  "size_note": "vader_lexicon.txt"}  # fmt: skip
     if kind == "tfidf":
-        from sentimentkit.predict import Predictor
+        from sentimentkit.serving.predictor import Predictor
 
         p = Predictor.load(path)
         return p, {"size_bytes": Path(path).stat().st_size, "train_seconds": p.card.get("train_seconds"),
                    "size_note": "model.pkl"}  # fmt: skip
-    from sentimentkit.transformer_predict import OnnxPredictor, TorchPredictor
+    from sentimentkit.serving.transformer import OnnxPredictor, TorchPredictor
 
     cls = TorchPredictor if kind == "torch" else OnnxPredictor
     p = cls(path, threads=threads)

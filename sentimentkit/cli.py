@@ -128,7 +128,7 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 
 def cmd_validate_data(args: argparse.Namespace) -> int:
     from sentimentkit.data import validate_splits
-    from sentimentkit.train import load_splits
+    from sentimentkit.training.train import load_splits
 
     for report in validate_splits(load_splits(args.data)):
         print(json.dumps(report.as_dict()))
@@ -136,7 +136,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from sentimentkit.train import train
+    from sentimentkit.training.train import train
 
     overrides = {"C": args.C, "recency_beta": args.recency_beta}
     params = {k: v for k, v in overrides.items() if v is not None} or None
@@ -153,8 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sentimentkit.data import load_labelled_csv
-    from sentimentkit.evaluate import format_report, metrics
-    from sentimentkit.predict import load_predictor
+    from sentimentkit.serving.loader import load_predictor
+    from sentimentkit.training.evaluate import format_report, metrics
 
     predictor = load_predictor(args.model)
     frame = load_labelled_csv(args.data, args.text_column, args.label_column)
@@ -165,7 +165,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from sentimentkit.predict import load_predictor
+    from sentimentkit.serving.loader import load_predictor
 
     if (args.text is None) == (args.input is None):
         raise UsageError('give either --text "..." or --input FILE.csv (with --output FILE.csv)')
@@ -178,7 +178,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     if args.output is None:
         raise UsageError("--input needs --output FILE.csv for the scored rows")
-    from sentimentkit.batch import score_csv_file
+    from sentimentkit.serving.batch import score_csv_file
 
     rows, errors = score_csv_file(predictor, args.input, args.output, args.text_column, args.chunk_rows)
     print(f"wrote {rows} rows to {args.output} ({errors} flagged in the 'error' column)")
@@ -202,7 +202,7 @@ def _require_training_extra() -> None:
 
 def cmd_train_transformer(args: argparse.Namespace) -> int:
     from sentimentkit.config import SEED
-    from sentimentkit.transformer import TrainConfig, train_transformer
+    from sentimentkit.training.transformer import TrainConfig, train_transformer
 
     _require_training_extra()
 
@@ -221,7 +221,7 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from sentimentkit.transformer import export_onnx
+    from sentimentkit.training.transformer import export_onnx
 
     _require_training_extra()
 
@@ -276,9 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # user-facing errors: one clear line, no traceback
-        from sentimentkit.batch import BatchError
         from sentimentkit.data import DataError
-        from sentimentkit.model import ModelError
+        from sentimentkit.models.pipeline import ModelError
+        from sentimentkit.serving.batch import BatchError
 
         if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
             print(f"error: {exc}", file=sys.stderr)

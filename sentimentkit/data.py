@@ -136,7 +136,7 @@ def near_duplicate_key(text: str) -> str:
 
     Retweets and re-posts of one tweet share this key.
     """
-    from sentimentkit.preprocess import MARKERS, tokenize
+    from sentimentkit.text.preprocess import MARKERS, tokenize
 
     return " ".join(t for t in tokenize(text) if t not in MARKERS)
 

@@ -13,7 +13,10 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit.config import Settings
-from sentimentkit.predict import OUTPUT_COLUMNS, BasePredictor, load_predictor, open_backend
+from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor
+
+# One click fills the text box with one of these and analyses it.
+from sentimentkit.serving.loader import load_predictor, open_backend
 
 # One click fills the text box with one of these and analyses it.
 EXAMPLES: dict[str, str] = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.model import build_pipeline, save_model
-from sentimentkit.predict import Predictor
+from sentimentkit.models.pipeline import build_pipeline, save_model
+from sentimentkit.serving.predictor import Predictor
 
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data" / "semeval2017").resolve()
 COMMITTED_MODEL = REPO_ROOT / "model.pkl"

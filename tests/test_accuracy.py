@@ -2,9 +2,9 @@
 
 import pytest
 
-from sentimentkit.baselines import VaderBaseline, unigram_prototype
 from sentimentkit.data import load_split
-from sentimentkit.evaluate import metrics
+from sentimentkit.models.baselines import VaderBaseline, unigram_prototype
+from sentimentkit.training.evaluate import metrics
 
 pytestmark = pytest.mark.slow
 

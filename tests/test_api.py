@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 
 from sentimentkit.api import create_app
 from sentimentkit.config import Settings
-from sentimentkit.model import card_path
-from sentimentkit.predict import OUTPUT_COLUMNS, BasePredictor, Predictor
+from sentimentkit.models.pipeline import card_path
+from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor
+from sentimentkit.serving.predictor import Predictor
 
 
 def make_client(predictor: BasePredictor | None = None, **settings: object) -> TestClient:

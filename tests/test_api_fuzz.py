@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
 
 from sentimentkit.api import create_app
 from sentimentkit.config import Settings
-from sentimentkit.model import build_pipeline
-from sentimentkit.predict import Predictor
+from sentimentkit.models.pipeline import build_pipeline
+from sentimentkit.serving.predictor import Predictor
 from tests.conftest import TINY_LABELS, TINY_TEXTS
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -13,8 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.model import build_pipeline, save_model
-from sentimentkit.predict import OUTPUT_COLUMNS
+from sentimentkit.models.pipeline import build_pipeline, save_model
+from sentimentkit.serving.base import OUTPUT_COLUMNS
 
 APP = str(REPO_ROOT / "app.py")
 # Inline training texts (as in conftest.py's tiny model), kept here so this module imports alone.
@@ -166,7 +166,9 @@ def test_missing_model_is_a_message_not_a_traceback(app, tmp_path: Path) -> None
 
 
 def test_unreachable_api_is_a_message_not_a_traceback(app) -> None:
-    pytest.importorskip("sentimentkit.remote", reason="RemotePredictor (issue: REST API) not written yet")
+    pytest.importorskip(
+        "sentimentkit.serving.remote", reason="RemotePredictor (issue: REST API) not written yet"
+    )
     at = app(SENTIMENTKIT_API_URL="http://127.0.0.1:9", SENTIMENTKIT_API_TIMEOUT_S="2")
     if not at.error:  # the client may connect lazily: the first request then fails
         analyse(at, "I love it")

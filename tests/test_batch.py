@@ -9,7 +9,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sentimentkit.batch import (
+from sentimentkit.serving.base import OUTPUT_COLUMNS
+from sentimentkit.serving.batch import (
     NOT_SCORED,
     BatchError,
     apply_threshold,
@@ -27,7 +28,6 @@ from sentimentkit.batch import (
     score_csv_file,
     score_table,
 )
-from sentimentkit.predict import OUTPUT_COLUMNS
 
 ROWS = [("1", "I love this, great day"), ("2", "café crème, so sad :("), ("3", "the train leaves at two")]
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.model import card_path
+from sentimentkit.models.pipeline import card_path
 
 from .conftest import TINY_TEXTS, write_tiny_splits
 

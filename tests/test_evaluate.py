@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sentimentkit.evaluate import (
+from sentimentkit.training.evaluate import (
     confident_mistakes,
     expected_calibration_error,
     format_report,

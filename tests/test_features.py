@@ -4,8 +4,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from sentimentkit.features import TweetVectorizer, char_document, word_ngrams
-from sentimentkit.preprocess import tokenize
+from sentimentkit.text.features import TweetVectorizer, char_document, word_ngrams
+from sentimentkit.text.preprocess import tokenize
 
 TEXTS = [
     "I love this so much :)",

@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from sentimentkit.model import sha256_file
-from sentimentkit.transformer import HUB_ALLOW_PATTERNS
+from sentimentkit.models.pipeline import sha256_file
+from sentimentkit.training.transformer import HUB_ALLOW_PATTERNS
 from tests.conftest import build_tiny_bert, write_tiny_splits
 
 torch = pytest.importorskip(
@@ -43,8 +43,8 @@ LFS_SUFFIXES = (".safetensors",)  # served like the hub serves LFS files (sha256
 # Runs in the subprocess: resolve each (base_model, expected_sha256) in argv, print one JSON line per call.
 RESOLVE_SCRIPT = """
 import json, sys
-from sentimentkit.model import ModelError
-from sentimentkit.transformer import resolve_base_model
+from sentimentkit.models.pipeline import ModelError
+from sentimentkit.training.transformer import resolve_base_model
 for name, expected in json.loads(sys.argv[1]):
     try:
         folder, provenance = resolve_base_model(name, expected)

@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from sentimentkit.model import ModelError, card_path, load_model, save_model, sha256_file
-from sentimentkit.predict import Predictor
+from sentimentkit.models.pipeline import ModelError, card_path, load_model, save_model, sha256_file
+from sentimentkit.serving.predictor import Predictor
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from sentimentkit import LABELS
-from sentimentkit.predict import OUTPUT_COLUMNS, text_error
+from sentimentkit.serving.base import OUTPUT_COLUMNS, text_error
 
 
 def test_same_shape_in_and_out(tiny_predictor):

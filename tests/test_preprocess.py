@@ -1,4 +1,4 @@
-from sentimentkit.preprocess import (
+from sentimentkit.text.preprocess import (
     ALLCAPS_TOKEN,
     ELONG_TOKEN,
     NUM_TOKEN,

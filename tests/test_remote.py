@@ -18,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from sentimentkit.api import create_app
 from sentimentkit.config import Settings
-from sentimentkit.predict import BackendError, Predictor, open_backend
-from sentimentkit.remote import RemotePredictor
+from sentimentkit.serving.base import BackendError
+from sentimentkit.serving.loader import open_backend
+from sentimentkit.serving.predictor import Predictor
+from sentimentkit.serving.remote import RemotePredictor
 
 
 def remote_for(

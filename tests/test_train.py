@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sentimentkit.train import CHOSEN_PARAMS, fit_pipeline, recency_weights, temporal_split
+from sentimentkit.training.train import CHOSEN_PARAMS, fit_pipeline, recency_weights, temporal_split
 
 
 def test_recency_weights_grow_with_position_and_average_one() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from sentimentkit import LABELS
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.model import ModelError
+from sentimentkit.models.pipeline import ModelError
 from tests.conftest import TINY_LABELS, TINY_TEXTS, build_tiny_bert, write_tiny_splits
 
 torch = pytest.importorskip(
@@ -27,8 +27,9 @@ pytest.importorskip("onnx", reason="ONNX export needs the onnx package (the [tra
 pytest.importorskip("tokenizers", reason="needs the tokenizers library")
 
 from sentimentkit.cli import main  # noqa: E402
-from sentimentkit.predict import load_predictor  # noqa: E402
-from sentimentkit.transformer import (  # noqa: E402
+from sentimentkit.serving.loader import load_predictor  # noqa: E402
+from sentimentkit.serving.transformer import OnnxPredictor, TorchPredictor  # noqa: E402
+from sentimentkit.training.transformer import (  # noqa: E402
     TrainConfig,
     class_weights,
     export_onnx,
@@ -36,7 +37,6 @@ from sentimentkit.transformer import (  # noqa: E402
     resolve_base_model,
     tune_logit_offsets,
 )
-from sentimentkit.transformer_predict import OnnxPredictor, TorchPredictor  # noqa: E402
 
 COMMITTED_INT8 = REPO_ROOT / "models" / "transformer-int8"
 
@@ -131,7 +131,7 @@ def test_onnx_serving_needs_neither_torch_nor_transformers(exported: Path) -> No
         "        if name.split('.')[0] in ('torch', 'transformers'):\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from sentimentkit.predict import load_predictor\n"
+        "from sentimentkit.serving.loader import load_predictor\n"
         f"p = load_predictor({str(exported)!r})\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
         "print(type(p).__name__, p.predict('best movie ever'))"
@@ -180,7 +180,7 @@ def test_weights_with_a_known_hash_name_the_model_after_the_official_checkpoint(
     tiny_base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wheel unpacks its weights into a folder called "model"; the card names the checkpoint instead."""
-    from sentimentkit import transformer
+    from sentimentkit.training import transformer
 
     assert resolve_base_model(tiny_base)[1]["official"] is None
     assert transformer.model_name({"name": "/x/model", "official": None}) == "sentimentkit-transformer-model"
@@ -244,7 +244,7 @@ def test_epochs_can_be_chosen_on_validation_without_its_reposts_of_train(
     pd.DataFrame({"text": TINY_TEXTS[:9] + fresh, "label": TINY_LABELS[:9] + list(LABELS)}).to_csv(
         data / "validation.csv", index=False
     )
-    from sentimentkit import transformer
+    from sentimentkit.training import transformer
 
     chooser_texts: list[list[str]] = []
     real_fit = transformer.fit

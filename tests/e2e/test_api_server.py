@@ -13,9 +13,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from sentimentkit.model import card_path
-from sentimentkit.predict import BackendError
-from sentimentkit.remote import RemotePredictor
+from sentimentkit.models.pipeline import card_path
+from sentimentkit.serving.base import BackendError
+from sentimentkit.serving.remote import RemotePredictor
 from tests.e2e.conftest import Server, free_port, run_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

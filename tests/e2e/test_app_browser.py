@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentimentkit.predict import OUTPUT_COLUMNS
+from sentimentkit.serving.base import OUTPUT_COLUMNS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

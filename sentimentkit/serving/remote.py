@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from sentimentkit.predict import BackendError, BasePredictor, error_record, text_error
+from sentimentkit.serving.base import BackendError, BasePredictor, error_record, text_error
 
 # Leave headroom under the server's body limit for the JSON envelope.
 _BODY_HEADROOM = 1024

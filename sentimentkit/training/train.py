@@ -18,8 +18,8 @@ from sklearn.pipeline import Pipeline
 from sentimentkit import LABELS, __version__
 from sentimentkit.config import SPLITS
 from sentimentkit.data import file_sha256, load_split, near_duplicates_of, split_path
-from sentimentkit.evaluate import expected_calibration_error, metrics
-from sentimentkit.model import build_pipeline, save_model
+from sentimentkit.models.pipeline import build_pipeline, save_model
+from sentimentkit.training.evaluate import expected_calibration_error, metrics
 
 # Chosen on the temporal holdout by benchmarks/model_selection.py (table: benchmarks/model_selection.md).
 CHOSEN_PARAMS: dict[str, Any] = {

@@ -20,7 +20,8 @@ from sklearn.pipeline import Pipeline
 from sentimentkit import LABELS
 from sentimentkit.config import SEED
 from sentimentkit.data import file_sha256 as sha256_file  # noqa: F401 - part of this module's API
-from sentimentkit.features import TweetVectorizer
+from sentimentkit.models.safe_pickle import UnsafePickleError, safe_loads
+from sentimentkit.text.features import TweetVectorizer
 
 FEATURE_PARAMS = (
     "word_max_n", "char_ngram_range", "word_min_df", "char_min_df",
@@ -112,7 +113,9 @@ def load_model(path: str | Path) -> tuple[Pipeline, dict[str, Any]]:
             "replaced after training; retrain or restore the original file."
         )
     try:
-        pipeline = pickle.loads(blob)  # noqa: S301 - hash-verified file we wrote ourselves
+        pipeline = safe_loads(blob)
+    except UnsafePickleError as exc:
+        raise ModelError(f"Refusing to load {path}: {exc}. Nothing from the file was run.") from None
     except Exception as exc:  # a truncated/garbled pickle raises many different types
         raise ModelError(f"Model file {path} is corrupt and cannot be read ({type(exc).__name__}).") from None
     if not isinstance(pipeline, Pipeline) or list(getattr(pipeline, "classes_", [])) != list(LABELS):

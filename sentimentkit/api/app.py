@@ -38,7 +38,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sentimentkit.config import Settings
-from sentimentkit.predict import BasePredictor, error_record, load_predictor, records_to_frame, text_error
+from sentimentkit.serving.base import BasePredictor, error_record, records_to_frame, text_error
+from sentimentkit.serving.loader import load_predictor
 
 logger = logging.getLogger("sentimentkit.api")
 
@@ -790,7 +791,7 @@ def _explain(p: BasePredictor, text: str, label: str | None) -> dict[str, Any]:
 def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) -> int:
     """Read the whole upload once without scoring, so that every error the file can cause (encoding,
     quoting, missing column, no rows) is a 4xx before the first byte of the answer is streamed."""
-    from sentimentkit.batch import BatchError, check_column, read_csv_chunks
+    from sentimentkit.serving.batch import BatchError, check_column, read_csv_chunks
 
     rows = 0
     try:
@@ -813,7 +814,7 @@ def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) 
 async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], name: str, text_column: str,
                          chunk_rows: int, max_chars: int) -> AsyncIterator[bytes]:  # fmt: skip
     """Parse and format in the thread pool, score on the loop (see MODEL_SLICE), one chunk at a time."""
-    from sentimentkit.batch import read_csv_chunks
+    from sentimentkit.serving.batch import read_csv_chunks
 
     chunks = read_csv_chunks(stream, name, chunk_rows=chunk_rows)
     first = True
@@ -828,7 +829,7 @@ def _scored_csv(
     chunk: pd.DataFrame, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool
 ) -> bytes:
     """The CSV text of a scored chunk, with formula-like cells neutralised."""
-    from sentimentkit.batch import neutralise_formulas
+    from sentimentkit.serving.batch import neutralise_formulas
 
     buffer = io.StringIO()
     neutralise_formulas(records_to_frame(chunk, records, labels)).to_csv(buffer, index=False, header=header)

@@ -1,7 +1,7 @@
 """Fine-tune a Hugging Face encoder for 3-class sentiment, save it with its card, export it to int8 ONNX.
 
 Training needs the `[transformer]` extra (torch, transformers); serving the int8 export needs only
-`[onnx]` (onnxruntime, tokenizers) through `sentimentkit.transformer_predict`. Heavy libraries are
+`[onnx]` (onnxruntime, tokenizers) through `sentimentkit.serving.transformer`. Heavy libraries are
 imported inside functions, so importing this module is free.
 
 Artifact folder (`save_artifact`): `model.safetensors`, `config.json`, the tokenizer files
@@ -30,9 +30,8 @@ import pandas as pd
 from sentimentkit import LABELS, __version__
 from sentimentkit.config import SEED, SPLITS
 from sentimentkit.data import file_sha256, split_path
-from sentimentkit.evaluate import expected_calibration_error, metrics
-from sentimentkit.model import ModelError, sha256_file
-from sentimentkit.transformer_predict import (
+from sentimentkit.models.pipeline import ModelError, sha256_file
+from sentimentkit.serving.transformer import (
     CARD_FILE,
     ONNX_INT8_FILE,
     TOKENIZER_FILE,
@@ -41,6 +40,7 @@ from sentimentkit.transformer_predict import (
     read_card,
     verify_files,
 )  # fmt: skip
+from sentimentkit.training.evaluate import expected_calibration_error, metrics
 
 Log = Callable[[str], None]
 
@@ -458,7 +458,7 @@ def train_transformer(
     test (reported only), and write the artifact folder `out`. Returns its card.
 
     `selection` records an earlier selection run (its table) in the card when no search runs here."""
-    from sentimentkit.train import clean_validation, load_splits
+    from sentimentkit.training.train import clean_validation, load_splits
 
     if cfg.select_on not in ("validation", "clean_validation"):
         raise ValueError(f"select_on must be 'validation' or 'clean_validation', not {cfg.select_on!r}")
@@ -513,7 +513,7 @@ def tune_bias(
     """Choose logit offsets on split `on` for the torch model in `folder`, then rewrite its card: the
     offsets (applied by every predictor), metrics with them, and the metrics without them, for every
     reported split (validation, clean_validation when present, test)."""
-    from sentimentkit.transformer_predict import TorchPredictor, softmax
+    from sentimentkit.serving.transformer import TorchPredictor, softmax
 
     predictor = TorchPredictor(folder)
     predictor.offsets = None
@@ -643,7 +643,7 @@ def export_onnx(
     ]  # fmt: skip
     write_json(out / CARD_FILE, card)
     if frames is not None:
-        from sentimentkit.transformer_predict import OnnxPredictor
+        from sentimentkit.serving.transformer import OnnxPredictor
 
         card = score_int8(OnnxPredictor(out), card, frames, log)
         write_json(out / CARD_FILE, card)
@@ -658,7 +658,7 @@ def quantised_candidate(
     extra: dict[str, Any], frames: dict[str, pd.DataFrame] | None, log: Log,
 ) -> tuple[Path, dict[str, Any]]:  # fmt: skip
     """One int8 folder (model, tokenizer, card) in `tmp`, with its validation macro recall when data is given."""
-    from sentimentkit.transformer_predict import OnnxPredictor
+    from sentimentkit.serving.transformer import OnnxPredictor
 
     folder = tmp / ("int8-per-channel" if per_channel else "int8-per-tensor")
     folder.mkdir()

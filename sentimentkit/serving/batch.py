@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from sentimentkit.predict import OUTPUT_COLUMNS, BasePredictor
+from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor
 
 SAMPLE_BYTES = 64 * 1024
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -20,8 +20,8 @@ import numpy as np
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
-from sentimentkit.model import ModelError, read_json_card, sha256_file
-from sentimentkit.predict import DEFAULT_THRESHOLD, BasePredictor
+from sentimentkit.models.pipeline import ModelError, read_json_card, sha256_file
+from sentimentkit.serving.base import DEFAULT_THRESHOLD, BasePredictor
 
 CARD_FILE = "card.json"
 TOKENIZER_FILE = "tokenizer.json"

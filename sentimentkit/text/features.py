@@ -18,8 +18,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from sentimentkit.lexicon import NEGATION_SCALAR, load_lexicons
-from sentimentkit.preprocess import NEG_SUFFIX, base_token, tokenize
+from sentimentkit.text.lexicon import NEGATION_SCALAR, load_lexicons
+from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize
 
 N_LEXICON_FEATURES = 7  # per lexicon
 LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")

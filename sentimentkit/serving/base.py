@@ -1,0 +1,168 @@
+"""The predictor interface every backend implements and every front end relies on.
+
+`predict` / `predict_proba` take one string or a list and answer in the same shape. `score` never
+raises for a bad item: each result carries its own `error`. This module imports no backend, so the
+backends (`predictor`, `transformer`, `remote`) and `loader` can all import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+import pandas as pd
+
+from sentimentkit import LABELS
+from sentimentkit.config import Settings
+
+PROBA_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
+OUTPUT_COLUMNS: tuple[str, ...] = ("sentiment", "confidence", *PROBA_COLUMNS, "uncertain", "error")
+DEFAULT_THRESHOLD = 0.5
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "PROBA_COLUMNS",
+    "BackendError",
+    "BasePredictor",
+    "error_record",
+    "records_to_frame",
+    "text_error",
+]
+
+
+class BackendError(Exception):
+    """The model backend (e.g. the REST API) could not answer; the message says why and what to do."""
+
+
+def text_error(value: object, max_chars: int) -> str | None:
+    """Why `value` cannot be scored (None when it can): not text, empty, or too long."""
+    if not isinstance(value, str):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "empty text"
+        return f"not text (got {type(value).__name__})"
+    if not value.strip():
+        return "empty text"
+    if len(value) > max_chars:
+        return f"text too long: {len(value)} characters, the limit is {max_chars}"
+    return None
+
+
+@dataclass(frozen=True)
+class TokenContribution:
+    token: str
+    start: int
+    end: int
+    weight: float
+
+
+class BasePredictor:
+    """What every front end relies on. Subclasses implement `predict_proba` (and may `explain`).
+
+    Implementations: `Predictor` (the pickled TF-IDF pipeline, in-process), the transformer/ONNX
+    predictor, and `sentimentkit.serving.remote.RemotePredictor` (the REST API as a client).
+    """
+
+    labels: tuple[str, ...] = LABELS
+    card: dict[str, Any]
+    threshold: float = DEFAULT_THRESHOLD
+    max_chars: int = Settings.max_chars
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "unknown"))
+
+    @property
+    def can_explain(self) -> bool:
+        return False
+
+    def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Class probabilities in `self.labels` order: shape (3,) for a string, (n, 3) for a list."""
+        raise NotImplementedError
+
+    def explain(self, text: str, label: str | None = None) -> dict[str, Any]:
+        """Per-token contributions; only models with exact explanations implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide explanations")
+
+    @overload
+    def predict(self, texts: str) -> str: ...
+    @overload
+    def predict(self, texts: Sequence[str]) -> list[str]: ...
+    def predict(self, texts: str | Sequence[str]) -> str | list[str]:
+        """Most likely label(s), same shape as the input."""
+        proba = self.predict_proba(texts)
+        if isinstance(texts, str):
+            return self.labels[int(np.argmax(proba))]
+        return [self.labels[i] for i in np.argmax(proba, axis=1)] if len(proba) else []
+
+    # --- records with validation ---------------------------------------------------------
+    def score(self, texts: Sequence[object], threshold: float | None = None) -> list[dict[str, Any]]:
+        """One result dict per input, in order. Invalid items get `error` and null scores."""
+        errors = [text_error(t, self.max_chars) for t in texts]
+        valid = [i for i, e in enumerate(errors) if e is None]
+        proba = self.predict_proba([str(texts[i]) for i in valid])
+        cut = self.threshold if threshold is None else threshold
+        results: list[dict[str, Any]] = [error_record(e) for e in errors]
+        for row, i in zip(proba, valid):
+            results[i] = self.record(row, cut)
+        return results
+
+    def record(self, proba: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
+        """The result dict for one probability row."""
+        best = int(np.argmax(proba))
+        confidence = float(proba[best])
+        cut = self.threshold if threshold is None else threshold
+        return {
+            "sentiment": self.labels[best],
+            "confidence": confidence,
+            "scores": {label: float(p) for label, p in zip(self.labels, proba)},
+            "uncertain": confidence < cut,
+            "error": None,
+        }
+
+    def score_frame(
+        self, frame: pd.DataFrame, text_column: str, threshold: float | None = None
+    ) -> pd.DataFrame:
+        """`frame` with the OUTPUT_COLUMNS appended; every row kept, in order."""
+        if text_column not in frame.columns:
+            raise KeyError(text_column)
+        return records_to_frame(frame, self.score(frame[text_column].tolist(), threshold), self.labels)
+
+
+def error_record(error: str | None) -> dict[str, Any]:
+    """The result dict of an item that could not be scored."""
+    return {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": error}
+
+
+def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose columns named like an output column get the suffix `_input`
+    (plus `_` until the name is free), so appending the outputs overwrites nothing."""
+    taken = {str(c) for c in frame.columns}
+    renames: dict[Any, str] = {}
+    for column in frame.columns:
+        if column in OUTPUT_COLUMNS:
+            new = f"{column}_input"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            renames[column] = new
+    return frame.rename(columns=renames) if renames else frame.copy()
+
+
+def records_to_frame(
+    frame: pd.DataFrame, records: list[dict[str, Any]], labels: Sequence[str] = LABELS
+) -> pd.DataFrame:
+    """Append OUTPUT_COLUMNS built from `records` (one per row, in order) to a copy of `frame`.
+
+    No input column is lost: one named like an output column is kept as `<name>_input`.
+    """
+    out = keep_input_columns(frame)
+    out["sentiment"] = [r["sentiment"] for r in records]
+    out["confidence"] = [r["confidence"] for r in records]
+    for label, column in zip(labels, PROBA_COLUMNS):
+        out[column] = [r["scores"][label] if r["scores"] else None for r in records]
+    out["uncertain"] = [r["uncertain"] for r in records]
+    out["error"] = [r["error"] for r in records]
+    return out
