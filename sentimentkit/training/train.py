@@ -69,14 +69,23 @@ def recency_weights(n: int, beta: float) -> np.ndarray:
     return w / w.mean()
 
 
-def fit_pipeline(train: pd.DataFrame, params: dict[str, Any]) -> Pipeline:
+def fit_pipeline(train: pd.DataFrame, params: dict[str, Any], extra: pd.DataFrame | None = None) -> Pipeline:
     """Fit the pipeline on the training frame, which must be in time order when `recency_beta` > 0
     (rows weighted by `recency_weights`, on top of the class weights; `bias_tuning` is applied
-    separately)."""
+    separately).
+
+    `extra` rows (`text`, `label`, `weight`: e.g. a teacher's pseudo-labels, see training/distill.py)
+    are appended after the gold rows with their own weights; the vocabulary is fitted on both.
+    """
     model_params = {k: v for k, v in params.items() if k not in ("bias_tuning", "recency_beta")}
     beta = float(params.get("recency_beta") or 0.0)
-    fit_params = {"clf__sample_weight": recency_weights(len(train), beta)} if beta else {}
-    return build_pipeline(model_params).fit(train["text"].tolist(), train["label"].tolist(), **fit_params)
+    weights = recency_weights(len(train), beta) if beta else None
+    texts, labels = train["text"].tolist(), train["label"].tolist()
+    if extra is not None and len(extra):
+        weights = np.concatenate([np.ones(len(train)) if weights is None else weights, extra["weight"]])
+        texts, labels = texts + extra["text"].tolist(), labels + extra["label"].tolist()
+    fit_params = {"clf__sample_weight": weights} if weights is not None else {}
+    return build_pipeline(model_params).fit(texts, labels, **fit_params)
 
 
 def tune_class_bias(pipeline: Pipeline, validation: pd.DataFrame) -> np.ndarray:
