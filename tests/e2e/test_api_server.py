@@ -35,6 +35,18 @@ def request_lines(server: Server) -> list[dict]:
     return [e for e in map(json.loads, lines) if e.get("event") == "request"]
 
 
+def wait_for_request_line(server: Server, match: Callable[[dict], bool], timeout: float = 5.0) -> dict:
+    """The first request log line that `match`es; the server writes it once the response has been
+    sent, so it can land a moment after the client has read the last byte."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in request_lines(server) if match(e)]
+        if found or time.monotonic() > deadline:
+            assert found, "no matching request log line"
+            return found[0]
+        time.sleep(0.05)
+
+
 def test_predict_batch_csv_metrics_over_real_http(tiny_api: Server) -> None:
     with httpx.Client(base_url=tiny_api.url, timeout=10) as http:
         assert http.get("/readyz").json()["status"] == "ready"
@@ -83,8 +95,8 @@ def test_csv_is_streamed_in_chunks_with_every_row_in_order(tiny_api: Server) -> 
     assert out["id"].tolist() == [str(i) for i in range(5000)]
     assert out["formula"][4999] == "'=A4999"
     assert out["sentiment"].tolist()[:2] == ["negative", "positive"]
-    entry = next(
-        e for e in request_lines(tiny_api) if e["route"] == "/v1/predict/csv" and e["n_texts"] == 5000
+    entry = wait_for_request_line(
+        tiny_api, lambda e: e["route"] == "/v1/predict/csv" and e["n_texts"] == 5000
     )
     assert entry["labels"] == {"negative": 2500, "positive": 2500}
 

@@ -1,0 +1,131 @@
+"""Every error the API answers is JSON (`ErrorBody`): the error class, the OpenAPI error table,
+the JSON helpers and the exception handlers that map FastAPI's and Starlette's errors onto it."""
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sentimentkit.api.log import log_event
+from sentimentkit.api.schemas import ErrorBody
+
+
+class ApiError(Exception):
+    """An error a client caused (or 503 for a missing model); becomes a JSON ErrorBody."""
+
+    def __init__(self, status: int, code: str, message: str, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.limit = status, code, message, limit
+
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "bad request (e.g. an unreadable CSV)"},
+    401: {"model": ErrorBody, "description": "missing or wrong X-API-Key (only when a key is configured)"},
+    413: {"model": ErrorBody, "description": "request body larger than the configured limit"},
+    422: {"model": ErrorBody, "description": "invalid request: wrong types, empty text, or a limit exceeded"},
+    503: {"model": ErrorBody, "description": "the model is not loaded (see /readyz)"},
+}
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+def only(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entries of these error statuses."""
+    return {code: ERRORS[code] for code in codes}
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A compact JSON response."""
+    # ASCII-only output: nothing a client sent can make the answer unencodable.
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def error_payload(exc: ApiError, request_id: str | None) -> dict[str, Any]:
+    """The ErrorBody of `exc`."""
+    out: dict[str, Any] = {"error": exc.code, "message": exc.message, "request_id": request_id}
+    if exc.limit is not None:
+        out["limit"] = exc.limit
+    return out
+
+
+def too_large(limit: int) -> ApiError:
+    """The 413 for a body over `limit` bytes."""
+    return ApiError(
+        413, "body_too_large",
+        f"The request body is larger than the limit of {limit:,} bytes; send fewer or shorter texts.", limit,
+    )  # fmt: skip
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer ApiError, validation errors, Starlette's HTTP errors and anything unexpected as JSON."""
+
+    def request_id(request: Request) -> str | None:
+        return request.scope.get("sentimentkit", {}).get("request_id")
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return json_response(error_payload(exc, request_id(request)), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        error = validation_to_api_error(exc.errors())
+        payload = error_payload(error, request_id(request))
+        payload["details"] = [
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
+            for e in exc.errors()[:20]
+        ]  # fmt: skip
+        return json_response(payload, error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = str(exc.detail)
+        if exc.status_code == 413 and detail.startswith("body_too_large:"):
+            error = too_large(int(detail.split(":", 1)[1]))
+        elif exc.status_code == 400 and detail == "There was an error parsing the body":
+            error = ApiError(400, "invalid_body", "The request body could not be parsed: send UTF-8 JSON "
+                             "(multipart/form-data with a file for the CSV endpoint).")  # fmt: skip
+        else:
+            error = ApiError(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), detail)
+        return json_response(
+            error_payload(error, request_id(request)), exc.status_code, getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log_event(logging.ERROR, "unhandled_error", request_id=request_id(request), error=type(exc).__name__)
+        error = ApiError(
+            500, "internal_error", "The server failed to answer; the error was logged with this request id."
+        )
+        return json_response(error_payload(error, request_id(request)), 500)
+
+
+def validation_to_api_error(errors: list[dict[str, Any]]) -> ApiError:
+    """Turn pydantic's first complaint into a message that names the field and the limit."""
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(loc) or "body"
+    kind = first.get("type", "")
+    ctx = first.get("ctx") or {}
+    if kind == "json_invalid":
+        return ApiError(422, "invalid_json", "The request body is not valid JSON.")
+    if kind == "string_too_long" and field == "text":
+        limit = int(ctx.get("max_length", 0))
+        return ApiError(422, "text_too_long", f"text is too long; the limit is {limit:,} characters.", limit)
+    if kind == "string_too_short" and field == "text":
+        return ApiError(422, "empty_text", "text is empty; send at least one non-blank character.")
+    if kind == "too_long" and field == "texts":
+        limit = int(ctx.get("max_length", 0))
+        return ApiError(422, "too_many_texts", f"texts holds too many items; the limit is {limit:,} per request.",
+                        limit)  # fmt: skip
+    if kind == "string_unicode":
+        return ApiError(
+            422, "invalid_text", f"{field} is not valid Unicode (a lone surrogate such as \\ud83d)."
+        )
+    if kind == "missing":
+        return ApiError(422, "missing_field", f"{field} is required.")
+    return ApiError(422, "invalid_request", f"{field}: {first.get('msg', 'invalid value')}.")

@@ -1,0 +1,30 @@
+"""The API's JSON log lines (one per request, plus events such as a failed model load)."""
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+logger = logging.getLogger("sentimentkit.api")
+
+
+def configure_logging() -> None:
+    """JSON lines on stderr, whatever uvicorn's own logging config is."""
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def log_event(level: int, event: str, **fields: Any) -> None:
+    """Log one JSON line: timestamp, level, event name and `fields`."""
+    payload = {
+        "ts": round(time.time(), 3),
+        "level": logging.getLevelName(level).lower(),
+        "event": event,
+        **fields,
+    }
+    logger.log(level, json.dumps(payload, default=str))

@@ -1,0 +1,120 @@
+"""Request and response models: they document the API in its OpenAPI schema.
+
+The request models are built per app (`predict_request_model`, `batch_request_model`) because their
+limits come from the settings.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, Field, create_model
+
+from sentimentkit.config import Settings
+
+
+class Scores(BaseModel):
+    """Probability of each class; the three sum to 1."""
+
+    negative: float
+    neutral: float
+    positive: float
+
+
+class TokenWeight(BaseModel):
+    token: str
+    start: int = Field(description="character offset of the token in the text")
+    end: int
+    weight: float = Field(description="additive contribution to the explained label's centred logit")
+
+
+class Explanation(BaseModel):
+    label: str
+    probability: float
+    bias: float
+    logit: float = Field(description="bias + sum of token weights")
+    tokens: list[TokenWeight]
+
+
+class Prediction(BaseModel):
+    sentiment: str = Field(description="negative, neutral or positive")
+    confidence: float = Field(description="probability of the predicted class")
+    scores: Scores
+    uncertain: bool = Field(description="confidence below the configured threshold")
+    model_version: str
+    explanation: Explanation | None = Field(None, description="present with ?explain=true")
+
+
+class BatchItem(BaseModel):
+    sentiment: str | None
+    confidence: float | None
+    scores: Scores | None
+    uncertain: bool | None
+    error: str | None = Field(description="why this item was not scored (empty or too long); else null")
+
+
+class BatchPrediction(BaseModel):
+    model_version: str
+    results: list[BatchItem] = Field(description="one per input text, in input order")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable code, e.g. text_too_long, body_too_large")
+    message: str = Field(description="what was wrong and how to fix it")
+    limit: int | None = Field(None, description="the limit that was exceeded, when one was")
+    request_id: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready or unavailable")
+    model_version: str | None = None
+    reason: str | None = Field(None, description="why the model is not available")
+
+
+class Limits(BaseModel):
+    max_chars: int
+    max_batch: int
+    max_body_bytes: int
+    max_upload_bytes: int
+
+
+class ModelInfo(BaseModel):
+    model_version: str
+    labels: list[str]
+    threshold: float
+    can_explain: bool
+    limits: Limits
+    card: dict[str, Any]
+
+
+def predict_request_model(settings: Settings) -> type[BaseModel]:
+    """The body of POST /v1/predict, with this server's character limit."""
+    return create_model(
+        "PredictRequest",
+        text=(
+            str,
+            Field(
+                min_length=1,
+                max_length=settings.max_chars,
+                description=f"the text to score, 1 to {settings.max_chars} characters",
+            ),
+        ),
+    )
+
+
+def batch_request_model(settings: Settings) -> type[BaseModel]:
+    """The body of POST /v1/predict/batch, with this server's batch limit."""
+    return create_model(
+        "BatchRequest",
+        texts=(
+            list[str],
+            Field(
+                max_length=settings.max_batch,
+                description=f"up to {settings.max_batch} texts; an empty or too long one "
+                "gets its own error without failing the others",
+            ),
+        ),
+    )
