@@ -59,9 +59,17 @@ def test_spans_point_into_original_text_and_match_tokenize():
     text = "I  don't LOVE it :("
     spans = tokenize_with_spans(text)
     assert [t for t, _, _ in spans] == tokenize(text)
-    for token, start, end in spans:
-        assert text[start:end].strip() == text[start:end]
-        assert base_token(token) in {"<allcaps>"} or text[start:end]
+    # Each token points at the whitespace-delimited chunk it came from.
+    assert [(t, text[s:e]) for t, s, e in spans] == [
+        ("i", "I"), ("don't", "don't"), (ALLCAPS_TOKEN, "LOVE"), ("love_NEG", "LOVE"), ("it_NEG", "it"),
+        (":(", ":("),
+    ]  # fmt: skip
+    tweet = "Soooo happy today!!! #Great @bob"
+    for token, start, end in tokenize_with_spans(tweet):
+        chunk = tweet[start:end]
+        assert chunk and chunk.strip() == chunk
+        # A word token is part of its (lower-cased) chunk; a marker token stands for its chunk.
+        assert token in {ELONG_TOKEN, USER_TOKEN} or base_token(token) in chunk.lower()
 
 
 def test_base_token_strips_negation_suffix():

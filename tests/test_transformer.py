@@ -28,7 +28,13 @@ pytest.importorskip("tokenizers", reason="needs the tokenizers library")
 
 from sentimentkit.cli import main  # noqa: E402
 from sentimentkit.serving.loader import load_predictor  # noqa: E402
-from sentimentkit.serving.transformer import OnnxPredictor, TorchPredictor  # noqa: E402
+from sentimentkit.serving.transformer import (  # noqa: E402
+    OnnxPredictor,
+    TorchPredictor,
+    pad_batch,
+    softmax,
+    token_windows,
+)
 from sentimentkit.training.transformer import (  # noqa: E402
     TrainConfig,
     class_weights,
@@ -47,10 +53,26 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+# Texts the tiny model never trains on, made of its vocabulary's words: three per class.
+HELD_OUT = {
+    "validation": ["great and wonderful movie", "so happy, best day", "I love this fantastic movie",
+                   "terrible and awful day", "I hate this, so bad", "worst movie, disgusting",
+                   "the report is on tuesday", "she leaves at noon", "the meeting is this morning"],
+    "test": ["what a great day", "this is so good", "wonderful, I love it",
+             "what a sad day", "this is so terrible", "awful, I hate it",
+             "the train is at noon", "she posted it on tuesday", "the platform is two"],
+}  # fmt: skip
+HELD_OUT_LABELS = ["positive"] * 3 + ["negative"] * 3 + ["neutral"] * 3
+
+
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """train/validation/test CSVs made of the inline texts."""
-    return write_tiny_splits(tmp_path_factory.mktemp("tiny-data"))
+    """train.csv of the inline texts; validation.csv and test.csv of other texts, so that choosing the
+    learning rate and the epoch on validation differs from choosing them on train or test."""
+    folder = write_tiny_splits(tmp_path_factory.mktemp("tiny-data"))
+    for split, texts in HELD_OUT.items():
+        pd.DataFrame({"text": texts, "label": HELD_OUT_LABELS}).to_csv(folder / f"{split}.csv", index=False)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +81,7 @@ def trained(tiny_base: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathF
     out = tmp_path_factory.mktemp("trained") / "model"
     code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(tiny_data),
                  "--out", str(out), "--epochs", "10", "--lr", "1e-2", "1e-3", "--search-rows", "27",
-                 "--batch-size", "8", "--max-length", "32", "--threads", "1", "--tune-bias"])  # fmt: skip
+                 "--batch-size", "4", "--max-length", "32", "--threads", "1", "--tune-bias"])  # fmt: skip
     assert code == 0
     return out
 
@@ -87,7 +109,15 @@ def test_training_writes_a_complete_card(trained: Path, tiny_base: Path) -> None
     assert {"torch", "transformers", "tokenizers"} <= set(card["libraries"])
     for split in ("validation", "test"):
         assert 0.0 <= card["metrics"][split]["avg_recall"] <= 1.0
-    # The tiny model learns the inline texts: better than chance after ten short epochs.
+    # Selection really ran on validation (a split apart from train and test): the learning rate with the
+    # best validation score of the search, then the epoch with the best validation score, was kept.
+    best_search = max(card["selection"], key=lambda row: row["avg_recall"])
+    assert card["hyperparameters"]["lr"] == best_search["lr"]
+    epochs = [e["avg_recall"] for e in card["training"]["epochs"]]
+    assert card["training"]["best_epoch"] == epochs.index(max(epochs)) + 1
+    assert card["metrics_without_offsets"]["validation"]["avg_recall"] == pytest.approx(max(epochs), abs=1e-9)
+    assert card["metrics"]["validation"]["n"] == card["metrics"]["test"]["n"] == len(HELD_OUT_LABELS)
+    # The tiny model generalises from the inline texts to held-out ones: better than chance (1/3).
     assert card["metrics"]["validation"]["avg_recall"] > 0.5
 
 
@@ -274,7 +304,85 @@ def test_epochs_can_be_chosen_on_validation_without_its_reposts_of_train(
     )
 
     # Data where every validation tweet is a re-post of a training tweet: a one-line error, no training.
-    code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(tiny_data), "--out",
+    reposts = write_tiny_splits(tmp_path / "reposts")  # validation = train
+    code = main(["train-transformer", "--base-model", str(tiny_base), "--data", str(reposts), "--out",
                  str(tmp_path / "x"), "--epochs", "1", "--threads", "1", "--select-on", "clean_validation"])  # fmt: skip
     assert code != 0 and "near-duplicate in train" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+# --- long texts: windows, not truncation ----------------------------------------------------------
+def test_token_windows_cover_every_token_within_max_length(exported: Path) -> None:
+    predictor = load_predictor(exported)
+    tok, max_length = predictor.tokenizer, predictor.max_length
+    short = tok.encode("I love this")
+    assert token_windows(short, max_length) == [short.ids]
+    encoding = tok.encode(" ".join(TINY_TEXTS))  # about 200 tokens, max_length 32
+    body = encoding.ids[1:-1]
+    windows = token_windows(encoding, max_length)
+    assert len(windows) > 2 and all(len(w) == max_length for w in windows)
+    assert all(w[0] == encoding.ids[0] and w[-1] == encoding.ids[-1] for w in windows)  # [CLS] ... [SEP]
+    # Consecutive windows overlap, the first starts at the body's start and the last ends at its end.
+    assert windows[0][1:-1] == body[: max_length - 2] and windows[-1][1:-1] == body[-(max_length - 2) :]
+    joined = windows[0][1:-1]
+    for window in windows[1:]:
+        inner = window[1:-1]
+        overlap = next(k for k in range(len(inner), 0, -1) if joined[-k:] == inner[:k])
+        assert overlap >= (max_length - 2) // 2
+        joined += inner[overlap:]
+    assert joined == body
+
+
+def test_short_texts_get_exactly_the_unwindowed_probabilities(exported: Path) -> None:
+    """A text within max_length tokens is one window: softmax(logits + offsets) of its own ids, bit for
+    bit, as before windowing existed."""
+    predictor = load_predictor(exported)
+    texts = TINY_TEXTS[:9]
+    ids = [e.ids for e in predictor.tokenizer.encode_batch(texts)]
+    assert max(len(row) for row in ids) <= predictor.max_length
+    order = np.argsort([len(row) for row in ids], kind="stable")
+    raw = predictor._logits(*pad_batch([ids[i] for i in order], predictor.pad_id))
+    expected = np.zeros((len(texts), 3))
+    # The tiny model was trained with --tune-bias: its card's logit offsets apply.
+    expected[order] = softmax(raw if predictor.offsets is None else raw + predictor.offsets)
+    assert np.array_equal(predictor.predict_proba(texts), expected)
+    assert [r["windows"] for r in predictor.score(texts)] == [1] * len(texts)
+
+
+def test_mixed_lengths_keep_their_order_and_report_their_windows(trained: Path) -> None:
+    # Torch (fp32) so that a text's scores do not depend on which other texts share its batch.
+    predictor = load_predictor(trained)
+    long_a = " ".join(TINY_TEXTS[:9]) + " " + TINY_TEXTS[3]  # well over max_length (32) tokens
+    long_b = "the meeting is on tuesday at noon " * 8 + "what a fantastic happy day"
+    texts = ["I love this", long_a, "", TINY_TEXTS[7], long_b, "worst day ever"]
+    alone = [predictor.predict_proba(t) for t in texts if t]
+    predictor.batch_size = 3  # windows of one text land in different chunks, out of text order
+    records = predictor.score(texts)
+    assert records[2]["error"] == "empty text" and "windows" not in records[2]
+    scored = [r for r in records if r["error"] is None]
+    np.testing.assert_allclose([[r["scores"][c] for c in LABELS] for r in scored], alone, atol=1e-5)
+    windows = [r["windows"] for r in scored]
+    assert windows[0] == windows[2] == windows[4] == 1 and windows[1] > 2 and windows[3] > 2
+    assert predictor.score(["", None]) == [
+        {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": e}
+        for e in ("empty text", "empty text")
+    ]
+
+
+@pytest.mark.skipif(not (COMMITTED_INT8 / "card.json").is_file(), reason="no committed int8 model")
+def test_words_after_the_first_window_change_the_score() -> None:
+    """Regression: the int8 model read only the first 64 tokens, so a long neutral preamble hid the
+    sentiment after it (the API accepts 5,120 characters)."""
+    predictor = load_predictor(COMMITTED_INT8)
+    preamble = "the meeting about the quarterly report is on tuesday at noon in room four and " * 8
+    words = preamble.split()[: predictor.max_length - 2]
+    filler = " ".join(words)
+    while len(predictor.tokenizer.encode(filler).ids) > predictor.max_length:  # exactly one full window
+        filler = " ".join(words := words[:-1])
+    ending = filler + " I hate this, awful, terrible"
+    truncated, full = predictor.predict_proba(filler), predictor.predict_proba(ending)
+    negative = LABELS.index("negative")
+    # Truncation at 64 tokens gave `ending` exactly the scores of `filler`; scored in full, the
+    # negative words count.
+    assert full[negative] > truncated[negative] + 0.2
+    assert predictor.score([ending])[0]["windows"] == 2

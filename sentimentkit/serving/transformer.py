@@ -5,6 +5,10 @@ transformers. `TorchPredictor` serves the fp32 training artifact and needs the `
 `load_transformer_predictor` picks one by what the folder holds; `load_predictor` calls it for any
 directory, so the CLI, the API and the app serve either model through SENTIMENTKIT_MODEL=DIR.
 
+Texts longer than the card's `max_length` tokens are not truncated: they are scored as overlapping
+windows of `max_length` tokens, pooled (`token_windows`, `_TransformerPredictor._proba`); `score` says
+per record how many windows a text took.
+
 Every file a predictor reads is checked against the SHA-256 its `card.json` records, like model.pkl.
 Threads: SENTIMENTKIT_TRANSFORMER_THREADS (default: onnxruntime's / torch's own choice).
 """
@@ -12,6 +16,7 @@ Threads: SENTIMENTKIT_TRANSFORMER_THREADS (default: onnxruntime's / torch's own 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -95,8 +100,9 @@ def pad_batch(ids: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray
     return input_ids, mask
 
 
-def load_tokenizer(path: Path, max_length: int) -> Any:
-    """The `tokenizers.Tokenizer` in tokenizer.json, truncating at max_length, without padding."""
+def load_tokenizer(path: Path) -> Any:
+    """The `tokenizers.Tokenizer` in tokenizer.json, without padding or truncation: long texts are
+    split into windows by `token_windows`, never cut."""
     try:
         from tokenizers import Tokenizer
     except ImportError:
@@ -105,12 +111,35 @@ def load_tokenizer(path: Path, max_length: int) -> Any:
         ) from None
     tok = Tokenizer.from_file(str(path))
     tok.no_padding()
-    tok.enable_truncation(max_length=max_length)
+    # tokenizer.json may carry the truncation the model was trained with; serving must see every token.
+    tok.no_truncation()
     return tok
 
 
+def token_windows(encoding: Any, max_length: int) -> list[list[int]]:
+    """The ids of one encoded text as windows of at most `max_length` ids, so no token is dropped.
+
+    A text that fits is one window, its ids unchanged. A longer one keeps its own leading/trailing
+    special tokens ([CLS] ... [SEP]) in every window, around equally long slices of the body that
+    overlap by half a window (the last slice ends at the text's end), so every token is scored, and
+    a phrase cut by one window's edge is seen whole in the next.
+    """
+    ids = encoding.ids
+    if len(ids) <= max_length:
+        return [ids]
+    special = encoding.special_tokens_mask
+    head = next((i for i, s in enumerate(special) if not s), len(ids))
+    tail = next((i for i, s in enumerate(reversed(special)) if not s), 0)
+    prefix, body, suffix = ids[:head], ids[head : len(ids) - tail], ids[len(ids) - tail :]
+    width = max(1, max_length - head - tail)
+    step = max(1, width // 2)
+    starts = [*range(0, len(body) - width, step), len(body) - width]
+    return [prefix + body[s : s + width] + suffix for s in starts]
+
+
 class _TransformerPredictor(BasePredictor):
-    """Shared part: tokenise, sort by length, run fixed-size chunks, softmax, restore order."""
+    """Shared part: tokenise, split long texts into windows, sort by length, run fixed-size chunks,
+    pool each text's windows, softmax, restore order."""
 
     batch_size: int = DEFAULT_BATCH_SIZE
 
@@ -123,6 +152,7 @@ class _TransformerPredictor(BasePredictor):
         verify_files(folder, card, [self._model_file(card), TOKENIZER_FILE])
         self._setup(folder, card, threshold, max_chars)
         self.batch_size = batch_size
+        self._local = threading.local()
         self._load(folder, card, threads)
 
     def _model_file(self, card: dict[str, Any]) -> str:
@@ -143,7 +173,7 @@ class _TransformerPredictor(BasePredictor):
         self.threshold = float(default if threshold is None else threshold)
         self.max_chars = max_chars
         self.max_length = int(card.get("max_length", DEFAULT_MAX_LENGTH))
-        self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE, self.max_length)
+        self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
         self.pad_id = int(self.tokenizer.token_to_id("[PAD]") or 0)
         # Per-class logit offsets chosen on validation at training time (none: plain softmax).
         offsets = card.get("logit_offsets")
@@ -161,16 +191,38 @@ class _TransformerPredictor(BasePredictor):
             return np.zeros((0, len(self.labels)))
         return self._proba([str(t) for t in texts])
 
+    def score(self, texts: Sequence[object], threshold: float | None = None) -> list[dict[str, Any]]:
+        """`BasePredictor.score`, each scored record adding `windows`: how many `max_length`-token
+        windows its text took (1: it fit whole; more: every window scored and pooled, none cut)."""
+        self._local.windows = []  # predict_proba is not called when no text is valid
+        records = super().score(texts, threshold)
+        scored = (record for record in records if record["error"] is None)
+        for record, count in zip(scored, self._local.windows):
+            record["windows"] = int(count)
+        return records
+
     def _proba(self, texts: list[str]) -> np.ndarray:
-        ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        windows = [token_windows(e, self.max_length) for e in self.tokenizer.encode_batch(texts)]
+        counts = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
+        # Per thread, for `score` to report (the API calls one predictor from several threads).
+        self._local.windows = counts
+        logits = self._window_logits([ids for text in windows for ids in text])
+        # A text's score is the mean of its windows' logits (log-linear pooling), then the card's
+        # offsets and softmax, as for one window: the offsets were tuned on logits, each window is
+        # a full max_length slice (token_windows), so equal weights are length weights, and a text
+        # of one window gets exactly the probabilities it got before windowing (x + 0.0) / 1 == x.
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        pooled = np.add.reduceat(logits, starts, axis=0) / counts[:, None]
+        return softmax(pooled if self.offsets is None else pooled + self.offsets)
+
+    def _window_logits(self, ids: list[list[int]]) -> np.ndarray:
+        """Raw float64 logits of each id list (all texts' windows batched together), in input order."""
         out = np.zeros((len(ids), len(self.labels)))
         # Sorting by length before chunking keeps padding (wasted compute) small.
         order = np.argsort([len(row) for row in ids], kind="stable")
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            input_ids, mask = pad_batch([ids[i] for i in rows], self.pad_id)
-            logits = self._logits(input_ids, mask)
-            out[rows] = softmax(logits if self.offsets is None else logits + self.offsets)
+            out[rows] = self._logits(*pad_batch([ids[i] for i in rows], self.pad_id))
         return out
 
     def _logits(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
