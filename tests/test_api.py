@@ -200,6 +200,27 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
     assert no_type.status_code == 422
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 1000,
+        b'{"text": ' + b"[" * 100_000,
+        b'{"text": "hi", "x": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2001,
+    ],
+    ids=["list", "text-list", "object"],
+)
+def test_deeply_nested_json_is_a_4xx_not_a_500(tiny_predictor: Predictor, body: bytes) -> None:
+    # Regression: the fast path caught only ValueError, and json.loads raises RecursionError here.
+    with TestClient(create_app(Settings(), predictor=tiny_predictor), raise_server_exceptions=False) as c:
+        answers = [
+            c.post(path, content=body, headers={"Content-Type": "application/json"})
+            for path in ("/v1/predict", "/v1/predict/batch")
+        ]
+        assert c.post("/v1/predict", json={"text": "still fine"}).status_code == 200
+    assert [a.status_code for a in answers] == [400, 400]
+    assert {a.json()["error"] for a in answers} == {"invalid_body"}
+
+
 def test_body_size_limit_is_enforced_before_parsing(tiny_predictor: Predictor) -> None:
     with make_client(tiny_predictor, max_body_bytes=200) as c:
         # Not even valid JSON: the limit answers first, from Content-Length alone.

@@ -118,7 +118,7 @@ class Service:
             return False
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting ("[[[[...") exhausts the parser's stack
             return False
         if type(payload) is not dict or len(payload) != 1:
             return False
