@@ -22,6 +22,7 @@ from sentimentkit.config import Settings
 from sentimentkit.models.pipeline import card_path
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor
 from sentimentkit.serving.predictor import Predictor
+from tests.api_apps import ExplodingPredictor
 
 
 def make_client(predictor: BasePredictor | None = None, **settings: object) -> TestClient:
@@ -361,6 +362,32 @@ def test_csv_malformed_and_missing_file(client: TestClient) -> None:
     assert client.post("/v1/predict/csv", data={"text_column": "text"}).status_code == 422
 
 
+def test_csv_scoring_that_fails_at_once_is_a_json_500_before_streaming(tiny_predictor: Predictor) -> None:
+    exploding = ExplodingPredictor(tiny_predictor.pipeline, tiny_predictor.card)
+    with TestClient(create_app(Settings(), predictor=exploding), raise_server_exceptions=False) as c:
+        response = post_csv(c, b"text\nboom\nI love it\n")
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error" and "secret" not in response.text
+
+
+def test_csv_scoring_that_fails_part_way_ends_with_the_marker_line(
+    tiny_predictor: Predictor, logs: LogLines
+) -> None:
+    exploding = ExplodingPredictor(tiny_predictor.pipeline, tiny_predictor.card)
+    rows = "".join(f"{i},{'boom' if i == 130 else 'I love it'}\n" for i in range(200))
+    with make_client(exploding, csv_chunk_rows=50) as c:
+        response = post_csv(c, ("id,text\n" + rows).encode(), text_column="text")
+    assert response.status_code == 200  # already sent when row 130 failed
+    assert response.headers["x-sentimentkit-rows"] == "200"
+    marker = response.headers["x-sentimentkit-error-marker"]
+    *data, last = response.text.splitlines()
+    assert last.startswith(marker) and "after 100 of 200 rows" in last and "secret" not in last
+    assert [line.split(",")[0] for line in data[1:]] == [str(i) for i in range(100)]
+    failed = [e for e in map(json.loads, logs.lines) if e.get("event") == "csv_stream_failed"]
+    assert failed and failed[0]["rows_sent"] == 100 and failed[0]["request_id"] in last
+    assert logs.requests()[-1]["status"] == 500
+
+
 def test_csv_upload_limit(tiny_predictor: Predictor) -> None:
     with make_client(tiny_predictor, max_upload_mb=1) as c:
         big = b"text\n" + b"I love it\n" * 120_000
@@ -470,15 +497,6 @@ def test_raw_text_logged_only_when_enabled(tiny_predictor: Predictor, logs: LogL
     with make_client(tiny_predictor, log_text=True) as c:
         c.post("/v1/predict", json={"text": "my secret love letter"})
     assert logs.requests()[-1]["texts"] == ["my secret love letter"]
-
-
-class ExplodingPredictor(Predictor):
-    """A real predictor that fails on one specific text, to prove a bug never leaks a traceback."""
-
-    def predict_proba(self, texts):  # type: ignore[no-untyped-def]
-        if not isinstance(texts, str) and "boom" in list(texts):
-            raise RuntimeError("internal detail /secret/path.py line 42")
-        return super().predict_proba(texts)
 
 
 def test_unexpected_errors_are_json_500_without_internals(tiny_predictor: Predictor) -> None:

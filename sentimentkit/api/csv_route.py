@@ -1,10 +1,18 @@
 """POST /v1/predict/csv: every row of an uploaded CSV, scored and streamed back in order.
 
-The upload is checked in full before the first byte of the answer (so that every error the file can
-cause is a 4xx), then parsed and formatted in the thread pool and scored on the loop, chunk by chunk.
+Failures are made visible to the client at every stage:
+- before the answer starts, the upload is read in full once without scoring, so that every error the
+  file can cause (encoding, quoting, missing column, no rows) is a 4xx JSON error, and the first chunk
+  is scored, so that a model that fails at once gives a JSON 500;
+- after that, a failure ends the body with one line that starts with `STREAM_ERROR_MARKER` and the
+  connection is closed without finishing the chunked body (an incomplete transfer for any HTTP client).
+  The response announces both conventions in headers: `ROWS_HEADER` (the data rows of a complete
+  answer) and `MARKER_HEADER` (the marker).
+Rows are parsed and formatted in the thread pool and scored on the loop, chunk by chunk.
 """
 
 import io
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,17 +24,22 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from sentimentkit.api.batcher import score_texts
-from sentimentkit.api.errors import ApiError, only
+from sentimentkit.api.errors import ApiError, StreamAbortedError, only
+from sentimentkit.api.log import log_event
 from sentimentkit.api.service import CSV_ROUTE, note_records, predictor_of, request_info
 from sentimentkit.config import Settings
 from sentimentkit.serving.base import BasePredictor, records_to_frame
+
+STREAM_ERROR_MARKER = "#sentimentkit-error"
+ROWS_HEADER = "X-Sentimentkit-Rows"
+MARKER_HEADER = "X-Sentimentkit-Error-Marker"
 
 
 def add_csv_route(app: FastAPI, settings: Settings) -> None:
     """Register POST /v1/predict/csv on `app`."""
 
     @app.post(CSV_ROUTE, response_class=StreamingResponse, responses=_csv_responses(), tags=["predict"])
-    def predict_csv(
+    async def predict_csv(
         request: Request,
         file: Annotated[
             UploadFile, File(description="CSV or TSV with a header row (UTF-8, UTF-16 or Latin-1)")
@@ -35,18 +48,27 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
     ) -> StreamingResponse:
         """Score every row of a CSV; the scored CSV streams back with every row, in order, with the
         original columns plus sentiment, confidence, p_negative, p_neutral, p_positive, uncertain, error.
-        Cells a spreadsheet would run as formulas are prefixed with an apostrophe."""
+        Cells a spreadsheet would run as formulas are prefixed with an apostrophe. If scoring fails
+        part-way, the body ends with a line starting with `#sentimentkit-error` and the connection is
+        closed before the chunked body is complete."""
         p = predictor_of(request)
         name = file.filename or "upload.csv"
-        rows = _check_csv(file.file, name, text_column, settings.csv_chunk_rows)
-        request_info(request)["n_rows"] = rows
+        rows = await run_in_threadpool(_check_csv, file.file, name, text_column, settings.csv_chunk_rows)
+        info = request_info(request)
+        info["n_rows"] = rows
+        parts = _stream_scored(
+            request, p, file.file, name, text_column, settings.csv_chunk_rows, settings.max_chars
+        )
+        first = await anext(parts)  # a model that fails at once still gets a JSON 500
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem)[:80] or "upload"
         return StreamingResponse(
-            _stream_scored(
-                request, p, file.file, name, text_column, settings.csv_chunk_rows, settings.max_chars
-            ),
+            _guarded(first, parts, rows, info.get("request_id")),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{stem}-scored.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{stem}-scored.csv"',
+                ROWS_HEADER: str(rows),
+                MARKER_HEADER: STREAM_ERROR_MARKER,
+            },
         )
 
 
@@ -80,8 +102,9 @@ def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) 
 
 
 async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], name: str, text_column: str,
-                         chunk_rows: int, max_chars: int) -> AsyncIterator[bytes]:  # fmt: skip
-    """Parse and format in the thread pool, score on the loop (see MODEL_SLICE), one chunk at a time."""
+                         chunk_rows: int, max_chars: int) -> AsyncIterator[tuple[bytes, int]]:  # fmt: skip
+    """Parse and format in the thread pool, score on the loop (see MODEL_SLICE), one chunk at a time;
+    yields each chunk's CSV text and its number of rows."""
     from sentimentkit.serving.batch import read_csv_chunks
 
     chunks = read_csv_chunks(stream, name, chunk_rows=chunk_rows)
@@ -89,8 +112,34 @@ async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], 
     while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
         records = await score_texts(p, chunk[text_column].tolist(), max_chars)
         note_records(request_info(request), records)
-        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first)
+        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first), len(chunk)
         first = False
+
+
+async def _guarded(
+    first: tuple[bytes, int], rest: AsyncIterator[tuple[bytes, int]], rows: int, request_id: str | None
+) -> AsyncIterator[bytes]:
+    """The body: the scored chunks, or, when scoring fails part-way, the chunks scored so far, then the
+    marker line, then StreamAbortedError (the middleware ends the request without finishing the body)."""
+    body, sent = first
+    yield body
+    try:
+        async for body, n in rest:
+            yield body
+            sent += n
+    except Exception as exc:  # the 200 is already out: say so in the body, the log and the transfer
+        log_event(logging.ERROR, "csv_stream_failed", request_id=request_id, rows_sent=sent, rows=rows,
+                  error=type(exc).__name__)  # fmt: skip
+        yield _marker_line(sent, rows, request_id)
+        raise StreamAbortedError from exc
+
+
+def _marker_line(sent: int, rows: int, request_id: str | None) -> bytes:
+    """One CSV field without commas or quotes, so that the line starts with the marker verbatim."""
+    return (
+        f"{STREAM_ERROR_MARKER}: scoring failed after {sent} of {rows} rows; this file is incomplete."
+        f" The error was logged with request id {request_id}.\n"
+    ).encode()
 
 
 def _scored_csv(

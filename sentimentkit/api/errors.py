@@ -22,6 +22,11 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.limit = status, code, message, limit
 
 
+class StreamAbortedError(Exception):
+    """A streamed answer failed after its 200 status went out: the middleware ends the request without
+    finishing the body, so the server closes the connection and the client sees an incomplete transfer."""
+
+
 ERRORS = {
     400: {"model": ErrorBody, "description": "bad request (e.g. an unreadable CSV)"},
     401: {"model": ErrorBody, "description": "missing or wrong X-API-Key (only when a key is configured)"},

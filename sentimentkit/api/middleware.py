@@ -11,7 +11,7 @@ from typing import Any
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentimentkit.api.errors import error_payload, json_response, too_large
+from sentimentkit.api.errors import StreamAbortedError, error_payload, json_response, too_large
 from sentimentkit.api.service import Service
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -61,6 +61,10 @@ class ServiceMiddleware:
                     return
                 receive = _replay(body)
             await self.app(scope, _limited(receive, limit), send_wrapper)
+        except StreamAbortedError:
+            # The client got a 200 header but an incomplete body: count it as the server error it is.
+            # Returning without the final body message makes the server close the connection.
+            status_box[0] = 500
         finally:
             svc.observe(scope, info, status_box[0], time.perf_counter() - start)
 

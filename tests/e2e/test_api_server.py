@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from sentimentkit.config import REPO_ROOT
 from sentimentkit.models.pipeline import card_path
 from sentimentkit.serving.base import BackendError
 from sentimentkit.serving.remote import RemotePredictor
@@ -99,6 +101,60 @@ def test_csv_is_streamed_in_chunks_with_every_row_in_order(tiny_api: Server) -> 
         tiny_api, lambda e: e["route"] == "/v1/predict/csv" and e["n_texts"] == 5000
     )
     assert entry["labels"] == {"negative": 2500, "positive": 2500}
+
+
+def test_csv_failing_part_way_is_visible_to_the_client(tiny_model_path: Path, tmp_path: Path) -> None:
+    """The real server, over a real predictor that fails on the row "boom" (tests/api_apps.py)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "tests.api_apps:create_exploding_app", "--factory",
+               "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
+    env = {"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_CSV_CHUNK_ROWS": "1000"}
+    rows = "".join(f"{i},{'boom' if i == 3500 else 'I love it'}\n" for i in range(5000))
+    received = b""
+    with run_server(command, "/readyz", port, env, tmp_path) as server, httpx.Client(timeout=30) as http:
+        files = {"file": ("big.csv", ("id,text\n" + rows).encode(), "text/csv")}
+        with http.stream("POST", server.url + "/v1/predict/csv", files=files) as response:
+            assert response.status_code == 200  # the status went out with the first chunk
+            assert response.headers["x-sentimentkit-rows"] == "5000"
+            marker = response.headers["x-sentimentkit-error-marker"]
+            with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+                for part in response.iter_raw():
+                    received += part
+        assert http.post(server.url + "/v1/predict", json={"text": "I love it"}).status_code == 200
+        failed = wait_for_request_line(server, lambda e: e["route"] == "/v1/predict/csv")
+        log = server.log()
+    *data, last = received.decode().splitlines()
+    assert last.startswith(marker) and "after 3000 of 5000 rows" in last
+    assert [line.split(",")[0] for line in data[1:]] == [str(i) for i in range(3000)]
+    assert failed["status"] == 500 and failed["request_id"] in last
+    assert '"event": "csv_stream_failed"' in log and "Traceback" not in log and "secret" not in log
+
+
+def raw_http(url: str, request: bytes) -> bytes:
+    """Send `request` as is on a fresh socket; everything the server answers until it closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while part := sock.recv(65536):
+            answer += part
+    return answer
+
+
+def test_a_bad_content_length_gets_the_servers_answer_that_the_docs_describe(tiny_api: Server) -> None:
+    docs = (REPO_ROOT / "docs" / "api.md").read_text()
+    section = docs[docs.index("### Errors the server answers before the application") :]
+    request = b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
+    for length in [b"abc", b"-1", b"1e3", b"5, 6", b"13\r\nContent-Length: 14"]:
+        answer = raw_http(tiny_api.url, request + length + b'\r\n\r\n{"text":"hi"}')
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode().split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in header_lines)
+        assert status_line == "HTTP/1.1 400 Bad Request" and headers["connection"] == "close", length
+        assert (
+            f"`Content-Type: {headers['content-type']}`" in section and f"body `{body.decode()}`" in section
+        )
+    assert not [e for e in request_lines(tiny_api) if e["route"] == "/v1/predict"]  # the app never saw one
 
 
 def test_remote_predictor_against_the_real_server(tiny_api: Server, tiny_predictor) -> None:  # type: ignore[no-untyped-def]
