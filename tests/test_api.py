@@ -590,8 +590,8 @@ def test_long_lived_objects_are_frozen_out_of_the_garbage_collector(tiny_model_p
 
 
 class ThreadGuardPredictor(Predictor):
-    """A real predictor that records which threads call it and whether two calls ever overlap
-    (the TF-IDF vectoriser's token cache is not safe to share between threads)."""
+    """A real predictor that records which threads call it and whether two calls ever overlap (the API
+    scores on the loop's thread, one call at a time: see MODEL_SLICE in sentimentkit/api/batcher.py)."""
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)

@@ -5,10 +5,15 @@ from typing import Any
 
 from sentimentkit.serving.base import BasePredictor, error_record, text_error
 
-# Every model call happens on the event loop's thread: predictors keep caches that are not safe to
-# share between threads (and with the GIL, threads would not score any faster). Long jobs (big
-# batches, CSV files) are scored in slices of this many texts, yielding to the loop in between so
-# that single-text requests are not held up behind them.
+# Every model call happens on the event loop's thread, one call at a time. Not for thread safety: the
+# TF-IDF model may be shared between threads (features.py adds new tokens to its cache under a lock,
+# and tests it), though the API does not rely on that for any backend. It is because a thread pool would
+# not make one worker score faster: the TF-IDF model's per-token work is Python holding the GIL, and
+# onnxruntime already spreads each call over its own intra-op threads. A thread hop per call would
+# only add latency, and the micro-batcher needs concurrent requests to meet on one thread. More CPUs
+# means more workers (`serve --workers N`). The price is that a model call blocks the loop, so long
+# jobs (big batches, CSV files) are scored in slices of this many texts, yielding to the loop in
+# between so that single-text requests are not held up behind them.
 MODEL_SLICE = 64
 
 
