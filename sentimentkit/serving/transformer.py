@@ -260,7 +260,10 @@ class TorchPredictor(_TransformerPredictor):
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+        # safetensors only (the hashed file), never a pickled pytorch_model.bin placed beside it.
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), use_safetensors=True
+        ).eval()
         order = [self.model.config.id2label[i] for i in range(len(self.labels))]
         if tuple(order) != self.labels:
             raise ModelError(
