@@ -183,7 +183,7 @@ def select(
     return best[0], best[1], table
 
 
-def build_card(
+def tfidf_card(
     params: dict[str, Any], data_dir: Path | None, splits: dict[str, pd.DataFrame],
     scores: dict[str, dict[str, Any]], train_seconds: float,
 ) -> dict[str, Any]:  # fmt: skip
@@ -207,5 +207,5 @@ def train(
     pipeline, record, _ = select(splits, candidates, log=log)
     chosen = record["params"]
     scores = {k: record[k] for k in ("holdout", "validation", "clean_validation", "test") if k in record}
-    card = build_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
+    card = tfidf_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
     return save_model(pipeline, out, card)

@@ -404,7 +404,7 @@ def model_name(base: dict[str, Any]) -> str:
     return f"sentimentkit-transformer-{Path(base.get('official') or base['name']).name}"
 
 
-def build_card(
+def transformer_card(
     base: dict[str, Any], cfg: TrainConfig, record: dict[str, Any], scores: dict[str, Any],
     data: dict[str, Any], selection: list[dict[str, Any]],
 ) -> dict[str, Any]:  # fmt: skip
@@ -457,7 +457,7 @@ def train_transformer(
     scores = {split: score_proba(torch_proba(model, tok, splits[split]["text"].tolist(), cfg.eval_batch_size),
                                  splits[split]["label"]) for split in reported_splits(splits)}  # fmt: skip
     data = data_provenance(Path(data_dir) if data_dir else None, splits)  # train, validation, test
-    card = build_card(base, cfg, record, scores, data, selection)
+    card = transformer_card(base, cfg, record, scores, data, selection)
     card = save_artifact(model, tok, base_folder, Path(out), card)
     return tune_bias(Path(out), splits, log, on=cfg.select_on) if cfg.tune_bias else card
 
