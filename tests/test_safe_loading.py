@@ -209,6 +209,15 @@ def test_allowed_classes_in_the_wrong_shape_are_not_served(model_copy: Path, no_
     plant(model_copy, pickle.dumps(pipeline.named_steps["features"], protocol=5))
     with pytest.raises(ModelError, match="holds a TweetVectorizer"):
         load_model(model_copy)
+    pipeline.steps.reverse()
+    pipeline.named_steps["clf"].coef_ = pipeline.named_steps["clf"].coef_[:, :5]
+    plant(model_copy, pickle.dumps(pipeline, protocol=5))
+    with pytest.raises(ModelError, match="weights do not fit"):
+        load_model(model_copy)
+    pipeline.steps = [1, 2]
+    plant(model_copy, pickle.dumps(pipeline, protocol=5))
+    with pytest.raises(ModelError, match="malformed"):
+        load_model(model_copy)
 
 
 def test_a_card_cannot_point_outside_the_model_folder(model_copy: Path, no_key) -> None:

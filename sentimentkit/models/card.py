@@ -18,6 +18,7 @@ import os
 import platform
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,6 @@ class ModelError(Exception):
 # --- building a card -----------------------------------------------------------------------------
 def library_versions(packages: Iterable[str]) -> dict[str, str]:
     """Python's version and each installed package's (distribution names; missing ones are left out)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for name in packages:
         try:

@@ -11,6 +11,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -85,7 +86,10 @@ def load_model(path: str | Path, settings: Settings | None = None) -> tuple[Pipe
         raise ModelError(f"Refusing to load {path}: {exc}. Nothing from the file was run.") from None
     except Exception as exc:  # a truncated/garbled pickle raises many different types
         raise ModelError(f"Model file {path} is corrupt and cannot be read ({type(exc).__name__}).") from None
-    problem = pipeline_problem(pipeline)
+    try:
+        problem = pipeline_problem(pipeline)
+    except Exception as exc:  # a crafted object can fail on any attribute it is asked for
+        problem = f"its state is malformed ({type(exc).__name__})"
     if problem:
         raise ModelError(f"Model file {path} is not a sentimentkit pipeline: {problem}.")
     return pipeline, card
@@ -112,4 +116,7 @@ def pipeline_problem(pipeline: Any) -> str | None:
         return "its features carry state that a saved model never has"
     if list(getattr(pipeline, "classes_", [])) != list(LABELS):
         return f"its labels are not {list(LABELS)}"
+    clf = pipeline.named_steps["clf"]
+    if np.shape(clf.coef_) != (len(LABELS), vec.n_features_) or np.shape(clf.intercept_) != (len(LABELS),):
+        return "its classifier's weights do not fit its features"
     return None
