@@ -108,6 +108,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     p.add_argument("--opset", type=int, default=17)
 
+    p = sub.add_parser("sign", help="sign a model's card with SENTIMENTKIT_SIGNING_KEY(_FILE) (HMAC-SHA256)")
+    p.add_argument(
+        "--model", type=Path, required=True, help="model.pkl (card beside it) or a transformer folder"
+    )
+
     p = sub.add_parser("serve", help="run the REST API with uvicorn")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -234,6 +239,25 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Sign a model that loads (hashes match, the allow-list accepts it) without a signature check."""
+    from dataclasses import replace
+
+    from sentimentkit.models.card import NO_KEY_MESSAGE, card_file, configured_key, sign_model
+    from sentimentkit.models.signing import key_id
+    from sentimentkit.serving.loader import load_predictor
+
+    settings = Settings.from_env()
+    key = configured_key(settings)
+    if key is None:
+        raise UsageError(NO_KEY_MESSAGE)
+    # Only a model that loads (hashes match, the allow-list accepts it, right shape) gets signed.
+    load_predictor(args.model, settings=replace(settings, signing_key=None, signing_key_file=None))
+    sign_model(args.model, settings)
+    print(f"signed {card_file(args.model)} (key id {key_id(key)})")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the API with uvicorn; each worker loads the model once in the app's lifespan.
 
@@ -263,7 +287,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {
     "fetch-data": cmd_fetch_data, "validate-data": cmd_validate_data, "train": cmd_train,
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
-    "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx,
+    "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx, "sign": cmd_sign,
 }  # fmt: skip
 
 

@@ -42,6 +42,11 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name, "").strip()
+    return Path(raw) if raw else None
+
+
 def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
@@ -67,6 +72,9 @@ class Settings:
     api_url: str | None = None
     api_timeout_s: float = 30.0
     labels: tuple[str, ...] = LABELS
+    # Optional secret for model-card signatures (sentimentkit.models.signing); kept out of repr/logs.
+    signing_key: str | None = field(default=None, repr=False)
+    signing_key_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,4 +96,6 @@ class Settings:
             log_text=env.get("SENTIMENTKIT_LOG_TEXT", "").strip().lower() in {"1", "true", "yes"},
             api_url=(env.get("SENTIMENTKIT_API_URL") or "").strip().rstrip("/") or None,
             api_timeout_s=_env_float("SENTIMENTKIT_API_TIMEOUT_S", cls.api_timeout_s) or 30.0,
+            signing_key=env.get("SENTIMENTKIT_SIGNING_KEY") or None,
+            signing_key_file=_env_path("SENTIMENTKIT_SIGNING_KEY_FILE"),
         )

@@ -114,7 +114,7 @@ def test_model_endpoint_gives_card_labels_threshold_and_limits(client: TestClien
     assert info["limits"] == {
         "max_chars": 5120, "max_batch": 1000, "max_body_bytes": 2_000_000, "max_upload_bytes": 50 * 1024 * 1024,
     }  # fmt: skip
-    assert info["card"]["version"] == "tiny-test" and "sha256" in info["card"]
+    assert info["card"]["version"] == "tiny-test" and "files" in info["card"]
 
 
 # --- single text -------------------------------------------------------------------------------------

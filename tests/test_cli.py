@@ -122,7 +122,7 @@ def test_train_recency_override_reaches_the_card_and_search_refuses_overrides(ti
     assert result.returncode == 0, result.stderr
     card = json.loads(card_path(out).read_text())
     assert card["hyperparameters"]["recency_beta"] == 0.0  # 0 is kept, not dropped for the default (2)
-    assert {"holdout", "validation", "validation_clean", "test"} <= set(card["metrics"])
+    assert {"holdout", "validation", "clean_validation", "test"} <= set(card["metrics"])
     assert "temporal-holdout AvgRec" in result.stdout
     clash = run("train", "--data", str(tiny_data), "--out", str(out), "--search", "--C", "1")
     assert clash.returncode == 2 and "drop --C" in clash.stderr and "Traceback" not in clash.stderr

@@ -20,7 +20,7 @@ def test_round_trip_keeps_predictions_and_card(tiny_predictor, tmp_path):
     card = save_model(tiny_predictor.pipeline, path, {"version": "x"})
     pipeline, loaded = load_model(path)
     assert loaded == card == json.loads(card_path(path).read_text())
-    assert loaded["sha256"] == sha256_file(path)
+    assert loaded["files"] == {"again.pkl": sha256_file(path)} and loaded["format"] == "sklearn-pickle"
     texts = ["I love it", "I hate it"]
     assert list(pipeline.predict(texts)) == list(tiny_predictor.pipeline.predict(texts))
 
@@ -47,7 +47,7 @@ def test_missing_card_is_refused(model_copy):
 def test_corrupt_pickle_with_matching_card_gives_clear_error(model_copy):
     model_copy.write_bytes(b"not a pickle at all")
     card = json.loads(card_path(model_copy).read_text())
-    card["sha256"] = sha256_file(model_copy)
+    card["files"]["model.pkl"] = sha256_file(model_copy)
     card_path(model_copy).write_text(json.dumps(card))
     with pytest.raises(ModelError, match="corrupt"):
         load_model(model_copy)

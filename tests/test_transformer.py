@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,28 @@ def test_training_writes_a_complete_card(trained: Path, tiny_base: Path) -> None
     assert card["metrics"]["validation"]["n"] == card["metrics"]["test"]["n"] == len(HELD_OUT_LABELS)
     # The tiny model generalises from the inline texts to held-out ones: better than chance (1/3).
     assert card["metrics"]["validation"]["avg_recall"] > 0.5
+    # One card schema for both model kinds (models.card), and every file serving reads is hashed.
+    assert set(card["files"]) == {"model.safetensors", "tokenizer.json", "config.json"}
+    assert card["model_file"] == "model.safetensors" and card["default_threshold"] == 0.5
+    assert {"name", "version", "created_at", "task", "train_seconds"} <= set(card)
+
+
+def test_with_a_signing_key_the_export_of_a_signed_folder_is_signed_and_loads(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every card export_onnx writes is signed, so it can open its own candidates under the key; an
+    unsigned source is refused."""
+    source = tmp_path / "torch"
+    shutil.copytree(trained, source)
+    monkeypatch.delenv("SENTIMENTKIT_SIGNING_KEY_FILE", raising=False)
+    monkeypatch.setenv("SENTIMENTKIT_SIGNING_KEY", "s" * 32)
+    with pytest.raises(ModelError, match="not signed"):
+        export_onnx(source, tmp_path / "refused", log=lambda m: None)
+    assert main(["sign", "--model", str(source)]) == 0
+    export_onnx(source, tmp_path / "int8", log=lambda m: None)
+    card = json.loads((tmp_path / "int8" / "card.json").read_text())
+    assert card["signature"]["algorithm"] == "HMAC-SHA256"
+    assert isinstance(load_predictor(tmp_path / "int8"), OnnxPredictor)
 
 
 def test_torch_predictor_answers_in_the_shape_it_was_asked(trained: Path) -> None:

@@ -1,37 +1,43 @@
 """Build the scikit-learn Pipeline; save and load it together with its card (`model.json`).
 
-The pickle is only ever loaded after its SHA-256 matches the card written beside it when we
-saved it: we never unpickle a file we did not write.
+The pickle is only ever unpickled after its card has vouched for it (`card.open_card`: the signature
+when a signing key is configured, then the SHA-256), and then only through the allow-list unpickler
+(`safe_pickle`), so even a pickle that passes those checks cannot run code while loading.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from sentimentkit import LABELS
-from sentimentkit.config import SEED
-from sentimentkit.data import file_sha256 as sha256_file  # noqa: F401 - part of this module's API
+from sentimentkit.config import SEED, Settings
+from sentimentkit.models.card import (
+    PICKLE_FORMAT,
+    ModelError,
+    atomic_write,
+    card_file,
+    file_hashes,
+    open_card,
+    write_card,
+)
+from sentimentkit.models.card import sha256_file as sha256_file  # noqa: F401 - part of this module's API
 from sentimentkit.models.safe_pickle import UnsafePickleError, safe_loads
 from sentimentkit.text.features import TweetVectorizer
+
+__all__ = ["ModelError", "build_pipeline", "card_path", "load_model", "save_model"]
 
 FEATURE_PARAMS = (
     "word_max_n", "char_ngram_range", "word_min_df", "char_min_df",
     "sublinear_tf", "char_weight", "lexicons", "lexicon_weight",
 )  # fmt: skip
 DEFAULT_PARAMS: dict[str, Any] = {"C": 1.0, "class_weight": "balanced"}
-
-
-class ModelError(Exception):
-    """A model file that is missing, corrupt, or does not match its card. The message says why."""
 
 
 def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
@@ -46,78 +52,71 @@ def build_pipeline(params: dict[str, Any] | None = None) -> Pipeline:
 
 def card_path(model_path: str | Path) -> Path:
     """The card lives beside the pickle: model.pkl -> model.json."""
-    return Path(model_path).with_suffix(".json")
+    return card_file(model_path)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def save_model(pipeline: Pipeline, path: str | Path, card: dict[str, Any]) -> dict[str, Any]:
-    """Write the pickle and its card (with the pickle's SHA-256 and size). Returns the card."""
+def save_model(
+    pipeline: Pipeline, path: str | Path, card: dict[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """Write the pickle and its card (with the pickle's SHA-256 and size; signed when a key is
+    configured). Returns the card."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = pickle.dumps(pipeline, protocol=5)
-    _atomic_write(path, blob)
-    card = {**card, "labels": list(LABELS), "model_file": path.name,
-            "sha256": hashlib.sha256(blob).hexdigest(), "size_bytes": len(blob)}  # fmt: skip
-    _atomic_write(card_path(path), (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
-    return card
+    atomic_write(path, blob)
+    card = {**card, "format": PICKLE_FORMAT, "labels": list(LABELS), "model_file": path.name,
+            "size_bytes": len(blob), "files": file_hashes({path.name: path}, {path: blob})}  # fmt: skip
+    return write_card(path, card, settings)
 
 
-def read_json_card(cpath: Path, missing: str) -> dict[str, Any]:
-    """A card file as a dict; ModelError(`missing`) if absent, ModelError if not a JSON object."""
-    if not cpath.is_file():
-        raise ModelError(missing)
-    try:
-        card = json.loads(cpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"Model card {cpath} is not valid JSON ({exc}).") from None
-    if not isinstance(card, dict):
-        raise ModelError(f"Model card {cpath} is not a JSON object.")
-    return card
-
-
-def load_card(path: str | Path) -> dict[str, Any]:
-    """Read the card beside `path`; ModelError if it is missing or not valid JSON."""
-    cpath = card_path(path)
-    card = read_json_card(
-        cpath,
-        f"Model card {cpath} not found. A model is only loaded together with the card written "
-        "when it was trained; retrain with `python -m sentimentkit train`.",
-    )
-    if "sha256" not in card:
-        raise ModelError(f"Model card {cpath} has no 'sha256' entry; it cannot vouch for the model.")
-    return card
-
-
-def load_model(path: str | Path) -> tuple[Pipeline, dict[str, Any]]:
-    """Load a pipeline after checking its SHA-256 against its card. Raises ModelError."""
+def load_model(path: str | Path, settings: Settings | None = None) -> tuple[Pipeline, dict[str, Any]]:
+    """Load a pipeline its card vouches for (signature when a key is configured, SHA-256), through the
+    allow-list unpickler, and check its shape. Raises ModelError with one line."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(
             f"Model file {path} not found. Train one with `python -m sentimentkit train --out {path}` "
             "or set SENTIMENTKIT_MODEL to an existing model.pkl."
         )
-    card = load_card(path)
-    blob = path.read_bytes()
-    actual = hashlib.sha256(blob).hexdigest()
-    if actual != card["sha256"]:
-        raise ModelError(
-            f"Refusing to load {path}: its SHA-256 ({actual[:12]}...) does not match the card "
-            f"{card_path(path).name} ({str(card['sha256'])[:12]}...). The file was changed or "
-            "replaced after training; retrain or restore the original file."
-        )
+    blob = path.read_bytes()  # the bytes checked are the bytes unpickled
+    card = open_card(path, settings=settings, data={path: blob})
     try:
         pipeline = safe_loads(blob)
     except UnsafePickleError as exc:
         raise ModelError(f"Refusing to load {path}: {exc}. Nothing from the file was run.") from None
     except Exception as exc:  # a truncated/garbled pickle raises many different types
         raise ModelError(f"Model file {path} is corrupt and cannot be read ({type(exc).__name__}).") from None
-    if not isinstance(pipeline, Pipeline) or list(getattr(pipeline, "classes_", [])) != list(LABELS):
-        raise ModelError(f"Model file {path} is not a sentimentkit pipeline with labels {list(LABELS)}.")
+    try:
+        problem = pipeline_problem(pipeline)
+    except Exception as exc:  # a crafted object can fail on any attribute it is asked for
+        problem = f"its state is malformed ({type(exc).__name__})"
+    if problem:
+        raise ModelError(f"Model file {path} is not a sentimentkit pipeline: {problem}.")
     return pipeline, card
+
+
+def pipeline_problem(pipeline: Any) -> str | None:
+    """Why `pipeline` is not the two-step features -> LogisticRegression pipeline we save (None if it is).
+
+    The allow-list already stops code from running while unpickling; this stops an object built
+    from allowed classes in an unexpected shape from reaching the predictor.
+    """
+    if type(pipeline) is not Pipeline:
+        return f"it holds a {type(pipeline).__name__}"
+    steps = getattr(pipeline, "steps", None)
+    shape = [(n, type(s)) for n, s in steps] if isinstance(steps, list) else None
+    if shape != [("features", TweetVectorizer), ("clf", LogisticRegression)]:
+        return "its steps are not features (TweetVectorizer) -> clf (LogisticRegression)"
+    vec = pipeline.named_steps["features"]
+    for name in ("word_vectorizer_", "char_vectorizer_"):
+        if type(getattr(vec, name, None)) is not TfidfVectorizer:
+            return f"its features.{name} is not a TfidfVectorizer"
+    # These are rebuilt lazily and never pickled (TweetVectorizer.__getstate__).
+    if {"_token_table", "_char_analyzer_fn", "_idf_all"} & set(vars(vec)):
+        return "its features carry state that a saved model never has"
+    if list(getattr(pipeline, "classes_", [])) != list(LABELS):
+        return f"its labels are not {list(LABELS)}"
+    clf = pipeline.named_steps["clf"]
+    if np.shape(clf.coef_) != (len(LABELS), vec.n_features_) or np.shape(clf.intercept_) != (len(LABELS),):
+        return "its classifier's weights do not fit its features"
+    return None

@@ -17,10 +17,10 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
+from sentimentkit.models.card import DEFAULT_THRESHOLD
 
 PROBA_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
 OUTPUT_COLUMNS: tuple[str, ...] = ("sentiment", "confidence", *PROBA_COLUMNS, "uncertain", "error")
-DEFAULT_THRESHOLD = 0.5
 
 __all__ = [
     "OUTPUT_COLUMNS",

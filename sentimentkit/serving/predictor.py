@@ -14,8 +14,9 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import Settings
+from sentimentkit.models.card import DEFAULT_THRESHOLD
 from sentimentkit.models.pipeline import load_model
-from sentimentkit.serving.base import DEFAULT_THRESHOLD, BasePredictor, TokenContribution, text_error
+from sentimentkit.serving.base import BasePredictor, TokenContribution, text_error
 from sentimentkit.text.features import N_LEXICON_FEATURES, TweetVectorizer
 from sentimentkit.text.preprocess import tokenize_with_spans
 
@@ -47,7 +48,7 @@ class Predictor(BasePredictor):
     ) -> Predictor:
         """Load and verify a model (default: settings' model path). Raises ModelError."""
         settings = settings or Settings.from_env()
-        pipeline, card = load_model(path or settings.model_path)
+        pipeline, card = load_model(path or settings.model_path, settings=settings)
         chosen = threshold if threshold is not None else settings.threshold
         return cls(pipeline, card, threshold=chosen, max_chars=settings.max_chars)
 

@@ -9,7 +9,8 @@ Texts longer than the card's `max_length` tokens are not truncated: they are sco
 windows of `max_length` tokens, pooled (`token_windows`, `_TransformerPredictor._proba`); `score` says
 per record how many windows a text took.
 
-Every file a predictor reads is checked against the SHA-256 its `card.json` records, like model.pkl.
+Every file a predictor reads is checked against the SHA-256 its `card.json` records (and the card's
+signature, when a signing key is configured) before it is opened, like model.pkl (`models.card`).
 Threads: SENTIMENTKIT_TRANSFORMER_THREADS (default: onnxruntime's / torch's own choice).
 """
 
@@ -25,50 +26,22 @@ import numpy as np
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
-from sentimentkit.models.pipeline import ModelError, read_json_card, sha256_file
-from sentimentkit.serving.base import DEFAULT_THRESHOLD, BasePredictor
+from sentimentkit.models.card import (
+    DEFAULT_THRESHOLD,
+    ONNX_INT8_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    ModelError,
+    open_card,
+    require_files,
+)
+from sentimentkit.serving.base import BasePredictor
 
-CARD_FILE = "card.json"
-TOKENIZER_FILE = "tokenizer.json"
-ONNX_INT8_FILE = "model.int8.onnx"
-WEIGHTS_FILE = "model.safetensors"
 DEFAULT_MAX_LENGTH = 128
 DEFAULT_BATCH_SIZE = 64
 THREADS_ENV = "SENTIMENTKIT_TRANSFORMER_THREADS"
 
-__all__ = ["OnnxPredictor", "TorchPredictor", "load_transformer_predictor", "read_card", "verify_files"]
-
-
-def read_card(folder: str | Path) -> dict[str, Any]:
-    """The card.json of a transformer folder; ModelError if it is missing, invalid or has no hashes."""
-    path = Path(folder) / CARD_FILE
-    card = read_json_card(
-        path,
-        f"{path} not found: a transformer folder is only loaded together with the card written when it "
-        "was trained or exported (`python -m sentimentkit train-transformer` / `export-onnx`).",
-    )
-    if not isinstance(card.get("files"), dict):
-        raise ModelError(
-            f"Model card {path} has no 'files' table of SHA-256s; it cannot vouch for the model."
-        )
-    return card
-
-
-def verify_files(folder: str | Path, card: dict[str, Any], names: Sequence[str]) -> None:
-    """Refuse (ModelError) unless each of `names` exists and matches the SHA-256 in the card."""
-    folder = Path(folder)
-    for name in names:
-        path, expected = folder / name, card["files"].get(name)
-        if not path.is_file():
-            raise ModelError(f"{path} not found; the folder {folder} is incomplete.")
-        if not expected:
-            raise ModelError(f"The card of {folder} records no SHA-256 for {name}; it cannot vouch for it.")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ModelError(
-                f"Refusing to load {path}: its SHA-256 ({actual[:12]}...) does not match the card "
-                f"({str(expected)[:12]}...). The file was changed or corrupted; export or train it again."
-            )
+__all__ = ["OnnxPredictor", "TorchPredictor", "load_transformer_predictor"]
 
 
 def threads_from_env() -> int | None:
@@ -145,11 +118,11 @@ class _TransformerPredictor(BasePredictor):
 
     def __init__(
         self, folder: str | Path, threshold: float | None = None, max_chars: int = Settings.max_chars,
-        threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, settings: Settings | None = None,
     ) -> None:  # fmt: skip
         folder = Path(folder)
-        card = read_card(folder)
-        verify_files(folder, card, [self._model_file(card), TOKENIZER_FILE])
+        card = open_card(folder, settings=settings)  # signature and hashes, before any file is opened
+        require_files(card, folder, [self._model_file(card), TOKENIZER_FILE])
         self._setup(folder, card, threshold, max_chars)
         self.batch_size = batch_size
         self._local = threading.local()
@@ -287,7 +260,10 @@ class TorchPredictor(_TransformerPredictor):
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+        # safetensors only (the hashed file), never a pickled pytorch_model.bin placed beside it.
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), use_safetensors=True
+        ).eval()
         order = [self.model.config.id2label[i] for i in range(len(self.labels))]
         if tuple(order) != self.labels:
             raise ModelError(
@@ -312,9 +288,13 @@ def load_transformer_predictor(
     chosen = threshold if threshold is not None else settings.threshold
     threads = threads_from_env()
     if (folder / ONNX_INT8_FILE).is_file() and (folder / TOKENIZER_FILE).is_file():
-        return OnnxPredictor(folder, threshold=chosen, max_chars=settings.max_chars, threads=threads)
+        return OnnxPredictor(
+            folder, threshold=chosen, max_chars=settings.max_chars, threads=threads, settings=settings
+        )
     if (folder / WEIGHTS_FILE).is_file():
-        return TorchPredictor(folder, threshold=chosen, max_chars=settings.max_chars, threads=threads)
+        return TorchPredictor(
+            folder, threshold=chosen, max_chars=settings.max_chars, threads=threads, settings=settings
+        )
     raise ModelError(
         f"{folder} holds neither {ONNX_INT8_FILE} + {TOKENIZER_FILE} nor {WEIGHTS_FILE}; "
         "train one with `python -m sentimentkit train-transformer` (and `export-onnx`)."

@@ -3,9 +3,7 @@ test, write model.pkl + model.json."""
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from sentimentkit import LABELS, __version__
 from sentimentkit.config import SPLITS
-from sentimentkit.data import file_sha256, load_split, near_duplicates_of, split_path
+from sentimentkit.data import load_split, near_duplicates_of
+from sentimentkit.models.card import PICKLE_FORMAT, data_provenance, library_versions, new_card
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
 
@@ -38,7 +36,7 @@ SEARCH_GRID: dict[str, list[Any]] = {
     "recency_beta": [0.0, 1.0, 2.0, 3.0],
 }
 HOLDOUT_FRACTION = 0.2
-DEFAULT_THRESHOLD = 0.5
+LIBRARIES = ("scikit-learn", "nltk", "numpy", "pandas")
 BIAS_STEPS = np.round(np.arange(-1.0, 1.01, 0.1), 2)
 
 Log = Callable[[str], None]
@@ -149,7 +147,7 @@ def fit_candidate(
         "params": params,
         "train_seconds": seconds,
         "validation": evaluate_pipeline(pipeline, splits["validation"]),
-        "validation_clean": evaluate_pipeline(pipeline, clean),
+        "clean_validation": evaluate_pipeline(pipeline, clean),
     }
     if holdout:
         older, newest = temporal_split(splits["train"])
@@ -185,40 +183,14 @@ def select(
     return best[0], best[1], table
 
 
-def library_versions() -> dict[str, str]:
-    import nltk
-    import sklearn
-
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-            "nltk": nltk.__version__, "numpy": np.__version__, "pandas": pd.__version__}  # fmt: skip
-
-
-def build_card(
+def tfidf_card(
     params: dict[str, Any], data_dir: Path | None, splits: dict[str, pd.DataFrame],
     scores: dict[str, dict[str, Any]], train_seconds: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """The model card: provenance, hyperparameters, versions and metrics."""
-    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    return {
-        "name": "sentimentkit-tfidf-lr",
-        "version": f"{__version__}+{created:%Y%m%d%H%M}",
-        "created_at": created.isoformat(),
-        "task": "3-class tweet sentiment (SemEval-2017 Task 4A)",
-        "labels": list(LABELS),
-        "default_threshold": DEFAULT_THRESHOLD,
-        "hyperparameters": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
-        "training_data": {
-            split: {
-                "file": split_path(split, data_dir).name,
-                "rows": len(frame),
-                "sha256": file_sha256(split_path(split, data_dir)),
-            }
-            for split, frame in splits.items()
-        },  # fmt: skip
-        "train_seconds": round(train_seconds, 1),
-        "libraries": library_versions(),
-        "metrics": scores,
-    }
+    """The model card (the common schema of `models.card`): provenance, hyperparameters, versions, metrics."""
+    hyperparameters = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    return new_card("sentimentkit-tfidf-lr", PICKLE_FORMAT, "", hyperparameters,
+                    data_provenance(data_dir, splits), train_seconds, library_versions(LIBRARIES), scores)  # fmt: skip
 
 
 def train(
@@ -234,6 +206,6 @@ def train(
     candidates = grid(base, SEARCH_GRID) if search else [base]
     pipeline, record, _ = select(splits, candidates, log=log)
     chosen = record["params"]
-    scores = {k: record[k] for k in ("holdout", "validation", "validation_clean", "test") if k in record}
-    card = build_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
+    scores = {k: record[k] for k in ("holdout", "validation", "clean_validation", "test") if k in record}
+    card = tfidf_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
     return save_model(pipeline, out, card)

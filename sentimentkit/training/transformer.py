@@ -11,9 +11,7 @@ hyperparameters, data hashes, metrics, selection runs, library versions, the wei
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import math
 import os
 import random
@@ -27,25 +25,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentimentkit import LABELS, __version__
-from sentimentkit.config import SEED, SPLITS
-from sentimentkit.data import file_sha256, split_path
-from sentimentkit.models.pipeline import ModelError, sha256_file
-from sentimentkit.serving.transformer import (
-    CARD_FILE,
+from sentimentkit import LABELS
+from sentimentkit.config import SEED
+from sentimentkit.models.card import (
+    CONFIG_FILE,
     ONNX_INT8_FILE,
     TOKENIZER_FILE,
     WEIGHTS_FILE,
-    pad_batch,
-    read_card,
-    verify_files,
+    ModelError,
+    data_provenance,
+    library_versions,
+    new_card,
+    open_card,
+    require_files,
+    sha256_file,
+    write_card,
 )  # fmt: skip
+from sentimentkit.serving.transformer import pad_batch
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
 
 Log = Callable[[str], None]
 
 ONNX_FP32_FILE = "model.onnx"
-DEFAULT_THRESHOLD = 0.5
+LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "onnx", "onnxruntime", "numpy")
 # Official checkpoints whose weights we can vouch for (SHA-256 of model.safetensors).
 KNOWN_BASE_SHA256: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
@@ -372,29 +374,6 @@ def select_config(
 
 
 # --- artifact ------------------------------------------------------------------------------------
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that trained (or exported) the model."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "tokenizers", "safetensors", "onnx", "onnxruntime", "numpy"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[name] = version(name)
-    return out
-
-
-def data_provenance(data_dir: Path | None, splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """File name, rows and SHA-256 of each split."""
-    return {split: {"file": split_path(split, data_dir).name, "rows": len(splits[split]),
-                    "sha256": file_sha256(split_path(split, data_dir))} for split in SPLITS if split in splits}  # fmt: skip
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Pretty JSON with a trailing newline."""
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
 def save_artifact(model: Any, tok: Any, tok_folder: Path, out: Path, card: dict[str, Any]) -> dict[str, Any]:
     """Write weights (safetensors), config, tokenizer files and card.json (with the files' SHA-256s).
 
@@ -407,9 +386,11 @@ def save_artifact(model: Any, tok: Any, tok_folder: Path, out: Path, card: dict[
         if (tok_folder / name).is_file() and tok_folder.resolve() != out.resolve():
             shutil.copyfile(tok_folder / name, out / name)
     tok.save(str(out / TOKENIZER_FILE))
-    card = {**card, "files": {name: sha256_file(out / name) for name in (WEIGHTS_FILE, TOKENIZER_FILE)}}
-    write_json(out / CARD_FILE, card)
-    return card
+    # config.json too: transformers reads it when serving the folder with torch.
+    names = (WEIGHTS_FILE, TOKENIZER_FILE, CONFIG_FILE)
+    files = {name: sha256_file(out / name) for name in names}
+    size = (out / WEIGHTS_FILE).stat().st_size
+    return write_card(out, {**card, "model_file": WEIGHTS_FILE, "size_bytes": size, "files": files})
 
 
 def reported_splits(splits: dict[str, pd.DataFrame]) -> list[str]:
@@ -423,29 +404,21 @@ def model_name(base: dict[str, Any]) -> str:
     return f"sentimentkit-transformer-{Path(base.get('official') or base['name']).name}"
 
 
-def build_card(
+def transformer_card(
     base: dict[str, Any], cfg: TrainConfig, record: dict[str, Any], scores: dict[str, Any],
     data: dict[str, Any], selection: list[dict[str, Any]],
 ) -> dict[str, Any]:  # fmt: skip
-    """The transformer model card (format "torch"; export_onnx derives the "onnx-int8" one)."""
-    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    """The transformer model card (format "torch"; export_onnx derives the "onnx-int8" one): the common
+    schema of `models.card` plus the base model, max_length, selection runs and training record."""
+    hyperparameters = {k: v for k, v in asdict(cfg).items() if k != "extra"} | cfg.extra
+    card = new_card(model_name(base), "torch", "tr", hyperparameters, data, record["train_seconds"],
+                    library_versions(LIBRARIES), scores)  # fmt: skip
     return {
-        "name": model_name(base),
-        "version": f"{__version__}+tr{created:%Y%m%d%H%M}",
-        "format": "torch",
-        "created_at": created.isoformat(),
-        "task": "3-class tweet sentiment (SemEval-2017 Task 4A)",
-        "labels": list(LABELS),
-        "default_threshold": DEFAULT_THRESHOLD,
+        **card,
         "max_length": cfg.max_length,
         "base_model": base,
-        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k != "extra"} | cfg.extra,
         "selection": selection,
         "training": record,
-        "training_data": data,
-        "train_seconds": record["train_seconds"],
-        "libraries": library_versions(),
-        "metrics": scores,
     }
 
 
@@ -483,8 +456,8 @@ def train_transformer(
     record["selected_on"] = cfg.select_on
     scores = {split: score_proba(torch_proba(model, tok, splits[split]["text"].tolist(), cfg.eval_batch_size),
                                  splits[split]["label"]) for split in reported_splits(splits)}  # fmt: skip
-    data = data_provenance(Path(data_dir) if data_dir else None, splits)
-    card = build_card(base, cfg, record, scores, data, selection)
+    data = data_provenance(Path(data_dir) if data_dir else None, splits)  # train, validation, test
+    card = transformer_card(base, cfg, record, scores, data, selection)
     card = save_artifact(model, tok, base_folder, Path(out), card)
     return tune_bias(Path(out), splits, log, on=cfg.select_on) if cfg.tune_bias else card
 
@@ -522,15 +495,14 @@ def tune_bias(
     }
     offsets, value = tune_logit_offsets(np.log(raw[on]), splits[on]["label"])
     log(f"logit offsets chosen on {on}: {offsets.tolist()} ({on} AvgRec {value:.4f})")
-    card = read_card(folder)
+    card = open_card(folder)
     card["logit_offsets"] = offsets.tolist()
     card["metrics_without_offsets"] = {s: score_proba(p, splits[s]["label"]) for s, p in raw.items()}
     card["metrics"] = {
         s: score_proba(softmax(np.log(p) + offsets), splits[s]["label"]) for s, p in raw.items()
     }
     card["hyperparameters"]["tune_bias"] = True
-    write_json(folder / CARD_FILE, card)
-    return card
+    return write_card(folder, card)
 
 
 # --- ONNX export + int8 quantisation -------------------------------------------------------------
@@ -623,8 +595,8 @@ def export_onnx(
     model_dir, out = Path(model_dir), Path(out)
     # Read the data first: a wrong --data should fail before anything is written.
     frames = {split: load_split(split, data_dir) for split in ("validation", "test")} if data_dir else None
-    source = read_card(model_dir)
-    verify_files(model_dir, source, [WEIGHTS_FILE, TOKENIZER_FILE])
+    source = open_card(model_dir)
+    require_files(source, model_dir, [WEIGHTS_FILE, TOKENIZER_FILE])
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / ONNX_FP32_FILE
         export_fp32(model_dir, fp32, opset)
@@ -635,18 +607,17 @@ def export_onnx(
                  for pc in ((False, True) if frames else (False,))]  # fmt: skip
         folder, card = max(tried, key=lambda t: t[1]["quantisation"].get("validation_avg_recall", 0.0))[:2]
         out.mkdir(parents=True, exist_ok=True)
-        for name in (ONNX_INT8_FILE, TOKENIZER_FILE, CARD_FILE):
+        for name in (ONNX_INT8_FILE, TOKENIZER_FILE):
             shutil.copyfile(folder / name, out / name)
     card["quantisation"]["candidates"] = [
         {k: c["quantisation"].get(k) for k in ("per_channel", "validation_avg_recall")} | {"size_bytes": c["size_bytes"]}
         for _, c in tried
     ]  # fmt: skip
-    write_json(out / CARD_FILE, card)
+    card = write_card(out, card)
     if frames is not None:
         from sentimentkit.serving.transformer import OnnxPredictor
 
-        card = score_int8(OnnxPredictor(out), card, frames, log)
-        write_json(out / CARD_FILE, card)
+        card = write_card(out, score_int8(OnnxPredictor(out), card, frames, log))
     log(
         f"wrote {out / ONNX_INT8_FILE} ({card['size_bytes'] / 1e6:.1f} MB, fp32 ONNX {extra['fp32_onnx_bytes'] / 1e6:.1f} MB)"
     )
@@ -664,15 +635,14 @@ def quantised_candidate(
     folder.mkdir()
     quant = quantise_int8(fp32, folder / ONNX_INT8_FILE, per_channel)
     shutil.copyfile(model_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
-    card = int8_card(source, folder, {**quant, **extra})
-    write_json(folder / CARD_FILE, card)
+    card = write_card(folder, int8_card(source, folder, {**quant, **extra}))
     if frames is not None:
         val = frames["validation"]
         score = score_proba(OnnxPredictor(folder).predict_proba(val["text"].tolist()), val["label"])[
             "avg_recall"
         ]
         card["quantisation"]["validation_avg_recall"] = score
-        write_json(folder / CARD_FILE, card)
+        card = write_card(folder, card)
         log(f"int8 per_channel={per_channel}: validation AvgRec {score:.4f}")
     return folder, card
 
@@ -693,7 +663,7 @@ def int8_card(source: dict[str, Any], out: Path, quant: dict[str, Any]) -> dict[
         "source": {"version": source.get("version"), "weights_sha256": source["files"][WEIGHTS_FILE]},
         "quantisation": quant,
         "fp32_metrics": source.get("metrics", {}),
-        "libraries": library_versions(),
+        "libraries": library_versions(LIBRARIES),
     }
 
 
