@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -102,7 +102,7 @@ def write_report(path: Path, rows: int, csv_path: Path, t: dict[str, float], loa
     lines = [
         f"# Streamlit app: {rows:,}-row CSV batch, measured in a real browser",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({os.cpu_count()} CPU cores, Python {platform.python_version()}), headless Debian chromium "
         "driven by Playwright against `streamlit run app.py` with the committed model.",
         f"Input: {rows:,} tweets sampled with replacement from SemEval-2017 test.csv "

@@ -75,7 +75,7 @@ def new_card(
     train_seconds: float, libraries: dict[str, str], metrics: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     """The fields every card has, in one order; the trainer adds its own (and `files` on saving)."""
-    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     return {
         "name": name,
         "version": f"{__version__}+{version_tag}{created:%Y%m%d%H%M}",

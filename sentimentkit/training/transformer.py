@@ -656,7 +656,7 @@ def int8_card(source: dict[str, Any], out: Path, quant: dict[str, Any]) -> dict[
         **{k: source[k] for k in keep if k in source},
         "version": f"{source.get('version', 'unknown')}-int8",
         "format": "onnx-int8",
-        "created_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "model_file": ONNX_INT8_FILE,
         "size_bytes": (out / ONNX_INT8_FILE).stat().st_size,
         "files": files,
