@@ -372,3 +372,9 @@ def test_score_chunk_is_pure_and_flags_row_errors(tiny_predictor) -> None:
 
 def test_csv_text_neutralises_column_names_too() -> None:
     assert scored_csv_text(pd.DataFrame({"=cmd": ["-1", "-x"]})) == "'=cmd\n-1\n'-x\n"
+
+
+def test_a_mostly_utf8_file_with_a_stray_byte_is_refused_naming_the_line() -> None:
+    data = b"text\n" + "caf\u00e9\n".encode() * 5 + b"bad \xff byte\n" + b"fine\n"
+    with pytest.raises(BatchError, match="^line 7: bytes that are not valid UTF-8.*mixes encodings"):
+        read_table(data, "in.csv")

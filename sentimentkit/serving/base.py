@@ -39,13 +39,14 @@ class BackendError(Exception):
 
 
 EMPTY_TEXT = "empty text"
+TOO_LONG = "text too long"
 
 
 def text_error(value: object, max_chars: int) -> str | None:
     """Why `value` cannot be scored (None when it can): not text, empty, or too long.
 
     The one rule for every front end (CLI, app, API, batch files, the API client): a text is a
-    `str` with at least one non-blank character and at most `max_chars` characters.
+    `str` of valid Unicode with at least one non-blank character and at most `max_chars` characters.
     """
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -54,8 +55,19 @@ def text_error(value: object, max_chars: int) -> str | None:
     if not value.strip():
         return EMPTY_TEXT
     if len(value) > max_chars:
-        return f"text too long: {len(value)} characters, the limit is {max_chars}"
+        return f"{TOO_LONG}: {len(value)} characters, the limit is {max_chars}"
+    if not value.isascii() and not _is_unicode(value):
+        return "not valid Unicode (a lone surrogate such as \\ud83d)"
     return None
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a lone surrogate (JSON allows "\\ud83d"; no model can read it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -63,13 +63,33 @@ def score_chunk(
     `row_errors` (position in `frame` -> message, e.g. a ragged CSV line) is not scored and carries
     that message in `error`. An input column named like an output column is kept as `<name>_input`.
     """
+    records = predictor.score(chunk_texts(frame, text_column, row_errors), threshold)
+    return scored_frame(frame, records, predictor.labels, row_errors)
+
+
+def chunk_texts(
+    frame: pd.DataFrame, text_column: str, row_errors: Mapping[int, str] | None = None
+) -> list[Any]:
+    """The texts `score_chunk` hands to the model: rows with a read error become None (not scored).
+
+    With `scored_frame` it lets a caller substitute its own scheduler for `predictor.score` (the
+    API scores in slices on its event loop) and still produce exactly `score_chunk`'s output.
+    """
     check_column(frame, text_column)
-    texts = frame[text_column].tolist()
     errors = row_errors or {}
-    records = predictor.score([None if i in errors else t for i, t in enumerate(texts)], threshold)
-    for i, message in errors.items():
+    return [None if i in errors else t for i, t in enumerate(frame[text_column].tolist())]
+
+
+def scored_frame(
+    frame: pd.DataFrame,
+    records: list[dict[str, Any]],
+    labels: Sequence[str],
+    row_errors: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
+    """`frame` with the records of its `chunk_texts` appended, read errors in place of "empty text"."""
+    for i, message in (row_errors or {}).items():
         records[i] = {**records[i], "error": message}
-    return records_to_frame(frame, records, predictor.labels)
+    return records_to_frame(frame, records, labels)
 
 
 def score_chunks(
@@ -270,6 +290,7 @@ __all__ = [
     "apply_threshold",
     "check_column",
     "check_upload",
+    "chunk_texts",
     "confidence_histogram",
     "detect_delimiter",
     "detect_encoding",
@@ -288,4 +309,5 @@ __all__ = [
     "score_chunks",
     "score_file",
     "score_table",
+    "scored_frame",
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -85,10 +84,32 @@ class Table:
 # --- encoding ---------------------------------------------------------------------------------
 @dataclass
 class _Scan:
-    utf8: bool = True
+    """What one pass over the bytes found: lines that are (not) valid UTF-8, cp1252 validity,
+    zero bytes, and a sample of the non-ASCII lines for charset-normalizer."""
+
+    utf8_lines: int = 0  # non-ASCII lines that are valid UTF-8
+    bad_lines: int = 0  # lines that are not valid UTF-8
+    first_bad: int = 0  # line number of the first of those
     cp1252: bool = True
     nul: bool = False
     sample: bytearray = field(default_factory=bytearray)
+
+    def add_lines(self, data: bytes, first_line: int) -> None:
+        """Account for complete lines `data` (ending in \\n, or the file's last line)."""
+        self.nul = self.nul or b"\x00" in data
+        if data.isascii():
+            return
+        self.cp1252 = self.cp1252 and _decodes(codecs.getincrementaldecoder("cp1252")(), data, final=True)
+        for offset, line in enumerate(data.split(b"\n")):
+            if line.isascii():
+                continue
+            if len(self.sample) < _SAMPLE_BYTES:
+                self.sample += line + b"\n"
+            if _decodes(codecs.getincrementaldecoder("utf-8")(), line, final=True):
+                self.utf8_lines += 1
+            else:
+                self.first_bad = self.first_bad or first_line + offset
+                self.bad_lines += 1
 
 
 def detect_encoding(source: bytes | IO[bytes]) -> str:
@@ -117,8 +138,14 @@ def _detect(stream: IO[bytes], start: int) -> str:
             "The file is not text (it contains binary bytes). Save it as CSV (UTF-8), or give an Excel "
             "workbook the .xlsx extension."
         )
-    if scan.utf8:
+    if not scan.bad_lines:
         return "utf-8"
+    if scan.utf8_lines > scan.bad_lines:
+        # Mostly UTF-8 with a few stray bytes: reading it all as cp1252 would garble every other line.
+        raise BatchError(
+            f"line {scan.first_bad}: bytes that are not valid UTF-8, while {scan.utf8_lines:,} other lines "
+            "are UTF-8 (the file mixes encodings). Re-save it as UTF-8 CSV."
+        )
     return _legacy_encoding(scan, stream, start)
 
 
@@ -143,18 +170,17 @@ def _utf16_without_bom(head: bytes) -> str | None:
 
 
 def _scan(stream: IO[bytes]) -> _Scan:
-    """One pass over the whole stream: is it valid UTF-8, valid cp1252, binary; non-ASCII lines."""
+    """One pass over the whole stream, line by line where it is not plain ASCII."""
     scan = _Scan()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
+    carry = b""
+    line = 1
     for block in iter(partial(stream.read, _BLOCK), b""):
-        scan.nul = scan.nul or b"\x00" in block
-        scan.utf8 = scan.utf8 and _decodes(utf8, block)
-        if block.isascii():
-            continue
-        scan.cp1252 = scan.cp1252 and _decodes(codecs.getincrementaldecoder("cp1252")(), block)
-        if len(scan.sample) < _SAMPLE_BYTES:
-            scan.sample += b"\n".join(re.findall(rb"[^\n]*[\x80-\xff][^\n]*", block))[:_SAMPLE_BYTES] + b"\n"
-    scan.utf8 = scan.utf8 and _decodes(utf8, b"", final=True)
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        scan.add_lines(data[:cut], line)
+        line += data.count(b"\n", 0, cut)
+    scan.add_lines(carry, line)
     return scan
 
 
