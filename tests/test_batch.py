@@ -378,3 +378,11 @@ def test_a_mostly_utf8_file_with_a_stray_byte_is_refused_naming_the_line() -> No
     data = b"text\n" + "caf\u00e9\n".encode() * 5 + b"bad \xff byte\n" + b"fine\n"
     with pytest.raises(BatchError, match="^line 7: bytes that are not valid UTF-8.*mixes encodings"):
         read_table(data, "in.csv")
+
+
+def test_a_closed_multiline_last_record_is_fine_and_a_runaway_quote_names_its_line() -> None:
+    table = read_table(b'id,text\n1,ok\n2,"two\nlines"', "in.csv")
+    assert table.frame["text"].tolist() == ["ok", "two\nlines"]
+    runaway = b'id,text\n1,"never closed\n' + b"2,more text that the quote swallows\n" * 5000
+    with pytest.raises(BatchError, match="^line 2: .*field limit.*never closed"):
+        read_table(runaway, "in.csv")

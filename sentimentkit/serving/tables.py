@@ -17,6 +17,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -105,9 +107,10 @@ class _Scan:
                 continue
             if len(self.sample) < _SAMPLE_BYTES:
                 self.sample += line + b"\n"
-            if _decodes(codecs.getincrementaldecoder("utf-8")(), line, final=True):
+            try:
+                line.decode("utf-8")
                 self.utf8_lines += 1
-            else:
+            except UnicodeDecodeError:
                 self.first_bad = self.first_bad or first_line + offset
                 self.bad_lines += 1
 
@@ -282,33 +285,36 @@ def check_column(columns: Any, text_column: str) -> None:
 
 
 # --- CSV ----------------------------------------------------------------------------------------
-def _decoded_lines(stream: IO[bytes], encoding: str) -> Iterator[str]:
-    """The stream's text, line by line with line ends kept (only \\n ends a line here, so a
-    Unicode line separator inside a text stays in its row)."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    rest = ""
-    for block in iter(partial(stream.read, _BLOCK), b""):
-        *complete, rest = (rest + decoder.decode(block)).split("\n")
-        yield from (line + "\n" for line in complete)
-    rest += decoder.decode(b"", final=True)
-    if rest:
-        yield rest
-
-
 class _Lines:
-    """The decoded lines fed to csv.reader, remembering those of the record being read."""
+    """The stream's decoded text as lines (ends kept; only \\n ends a line, so a Unicode line
+    separator inside a text stays in its row), remembering the last two blocks of lines so that the
+    raw text of the final record can be checked for a quote that is never closed."""
 
-    def __init__(self, lines: Iterator[str]) -> None:
-        self.lines = lines
-        self.record: list[str] = []
+    def __init__(self, stream: IO[bytes], encoding: str) -> None:
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder(encoding)()
+        self.recent: deque[list[str]] = deque(maxlen=2)
 
-    def __iter__(self) -> _Lines:
-        return self
+    def __iter__(self) -> Iterator[str]:
+        # Lines are handed to csv.reader through chain(), so no Python code runs per line.
+        return itertools.chain.from_iterable(self._blocks())
 
-    def __next__(self) -> str:
-        line = next(self.lines)
-        self.record.append(line)
-        return line
+    def _blocks(self) -> Iterator[list[str]]:
+        rest = ""
+        for block in iter(partial(self.stream.read, _BLOCK), b""):
+            *complete, rest = (rest + self.decoder.decode(block)).split("\n")
+            yield self._remember([line + "\n" for line in complete])
+        rest += self.decoder.decode(b"", final=True)
+        if rest:
+            yield self._remember([rest])
+
+    def _remember(self, lines: list[str]) -> list[str]:
+        self.recent.append(lines)
+        return lines
+
+    def last(self, n: int) -> list[str]:
+        """The last `n` lines read (a record longer than the field limit never gets here)."""
+        return [line for block in self.recent for line in block][-n:]
 
 
 class CsvTable:
@@ -325,9 +331,9 @@ class CsvTable:
         self.filename = filename
         self.encoding = detect_encoding(stream)
         self.delimiter = detect_delimiter(_text_sample(stream, self.encoding), filename)
-        self._lines = _Lines(_decoded_lines(stream, self.encoding))
-        self._reader = csv.reader(self._lines, delimiter=self.delimiter)
-        self._line = 0  # physical lines consumed so far
+        self._lines = _Lines(stream, self.encoding)
+        self._reader = csv.reader(iter(self._lines), delimiter=self.delimiter)
+        self._line = self._start = 0  # physical lines consumed so far; first line of the last record
         self._notes: list[str] = []
         self.ragged: list[int] = []
         self.columns, header_notes = unique_columns(self._header())
@@ -369,10 +375,10 @@ class CsvTable:
         """(first line number, fields) per record; refuses a quote that is never closed."""
         while True:
             start = self._line + 1
-            self._lines.record = []
             try:
                 fields = next(self._reader)
             except StopIteration:
+                self._check_last_record()
                 return
             except UnicodeDecodeError:
                 raise BatchError(
@@ -383,13 +389,18 @@ class CsvTable:
                     f"line {start}: {exc}. A quote that is never closed makes every later line part of one "
                     "text; check the quotes near that line."
                 ) from None
-            self._line = self._reader.line_num
-            if self._line > start and _unclosed(self._lines.record, self.delimiter):
-                raise BatchError(
-                    f"line {start}: a quote opened here is never closed, so every later line would be part "
-                    "of one text. Close the quote (or double it inside a quoted text) and try again."
-                )
+            self._start, self._line = start, self._reader.line_num
             yield start, fields
+
+    def _check_last_record(self) -> None:
+        """csv.reader accepts end of file inside quotes; the last record then swallowed every line
+        after an unclosed quote. Only the last record can have done that."""
+        lines = self._line - self._start + 1
+        if self._line and lines > 1 and _unclosed(self._lines.last(lines), self.delimiter):
+            raise BatchError(
+                f"line {self._start}: a quote opened here is never closed, so every later line would be part "
+                "of one text. Close the quote (or double it inside a quoted text) and try again."
+            )
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         """The data rows, `chunk_rows` at a time, with a running index from 0."""
@@ -398,11 +409,12 @@ class CsvTable:
         errors: dict[int, str] = {}
         done = 0
         for line, fields in self._records():
-            row, error = _fit(fields, width, self.delimiter, line)
-            if error:
-                errors[len(rows)] = error
-                self.ragged.append(line)
-            rows.append(row)
+            if len(fields) != width:
+                fields, error = _fit(fields, width, self.delimiter, line)
+                if error:
+                    errors[len(rows)] = error
+                    self.ragged.append(line)
+            rows.append(fields)
             if len(rows) == chunk_rows:
                 yield self._chunk(rows, errors, done)
                 done += len(rows)
