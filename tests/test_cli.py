@@ -137,33 +137,32 @@ def read_scored(path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def test_predict_keeps_blank_lines_as_flagged_rows(tiny_model_path, tmp_path):
+def score_bytes(model, tmp_path, data: bytes) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
+    """Run `predict` on `data` as in.csv; the run (which must succeed) and the scored rows."""
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_bytes(b"text\nhello\n\nworld\n\n\nbye\n")
-    result = predict_file(tiny_model_path, src, out)
+    src.write_bytes(data)
+    result = predict_file(model, src, out)
     assert result.returncode == 0, result.stderr
+    return result, read_scored(out)
+
+
+def test_predict_keeps_blank_lines_as_flagged_rows(tiny_model_path, tmp_path):
+    result, scored = score_bytes(tiny_model_path, tmp_path, b"text\nhello\n\nworld\n\n\nbye\n")
     assert "wrote 6 rows" in result.stdout and "3 flagged" in result.stdout
-    scored = read_scored(out)
     assert scored["text"].tolist() == ["hello", "", "world", "", "", "bye"]
     assert scored["error"].tolist() == ["", "empty text", "", "empty text", "empty text", ""]
 
 
 def test_predict_one_column_file_with_unquoted_commas(tiny_model_path, tmp_path):
-    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_bytes(b"text\nhello, world\nbye\nsee you\n")
-    result = predict_file(tiny_model_path, src, out)
-    assert result.returncode == 0, result.stderr
-    scored = read_scored(out)
+    _, scored = score_bytes(tiny_model_path, tmp_path, b"text\nhello, world\nbye\nsee you\n")
     assert scored["text"].tolist() == ["hello, world", "bye", "see you"]
     assert scored["error"].tolist() == ["", "", ""] and all(scored["sentiment"])
 
 
 def test_predict_flags_ragged_rows_with_their_line_and_warns(tiny_model_path, tmp_path):
-    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_bytes(b"id,text\n1,I love it\n2,hello, world\n3,I hate it\n")
-    result = predict_file(tiny_model_path, src, out)
-    assert result.returncode == 0, result.stderr
-    scored = read_scored(out)
+    result, scored = score_bytes(
+        tiny_model_path, tmp_path, b"id,text\n1,I love it\n2,hello, world\n3,I hate it\n"
+    )
     assert scored["id"].tolist() == ["1", "2", "3"] and scored["text"][1] == "hello, world"
     assert scored["error"].tolist() == ["", "line 3: 3 fields, the header has 2", ""]
     assert "warning: 1 rows have more or fewer fields than the header (lines 3)" in result.stderr
@@ -192,12 +191,12 @@ def test_a_failed_predict_leaves_an_existing_output_untouched(tiny_model_path, t
 
 
 def test_predict_reads_cp1252_and_late_latin1_bytes(tiny_model_path, tmp_path):
-    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     text = "\u201cGreat\u201d, only 5 \u20ac"
-    src.write_bytes(("text\n" + "plain row\n" * 8000 + f'"{text}"\ncaf\u00e9\n').encode("cp1252"))
-    result = predict_file(tiny_model_path, src, out)
-    assert result.returncode == 0, result.stderr  # was: "not valid utf-8 (at byte 3)", partial output
-    assert read_scored(out)["text"].tolist()[-2:] == [text, "caf\u00e9"]
+    data = ("text\n" + "plain row\n" * 8000 + f'"{text}"\ncaf\u00e9\n').encode("cp1252")
+    _, scored = score_bytes(
+        tiny_model_path, tmp_path, data
+    )  # was: "not valid utf-8 (at byte 3)", partial output
+    assert scored["text"].tolist()[-2:] == [text, "caf\u00e9"]
 
 
 def test_predict_reads_xlsx_and_reports_renamed_columns(tiny_model_path, tmp_path):
@@ -218,9 +217,7 @@ def test_predict_reads_xlsx_and_reports_renamed_columns(tiny_model_path, tmp_pat
 
 
 def test_predict_neutralises_formulas_in_the_cli_output(tiny_model_path, tmp_path):
-    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_bytes(b'text,note\nI love it,=HYPERLINK("http://x")\n@user I hate it,-5\n')
-    assert predict_file(tiny_model_path, src, out).returncode == 0
-    scored = read_scored(out)
+    data = b'text,note\nI love it,=HYPERLINK("http://x")\n@user I hate it,-5\n'
+    _, scored = score_bytes(tiny_model_path, tmp_path, data)
     assert scored["note"].tolist() == ['\'=HYPERLINK("http://x")', "-5"]
     assert scored["text"].tolist() == ["I love it", "'@user I hate it"]
