@@ -89,7 +89,7 @@ def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
     analyzed = st.session_state.analyzed
     problem = ui.input_problem(analyzed, max_chars)
     if problem:
-        (st.warning if not analyzed.strip() else st.error)(problem)
+        (st.warning if problem == ui.EMPTY_PROMPT else st.error)(problem)
         return
     models = [("Fast model", backends.main)]
     if backends.accurate is not None:
@@ -142,15 +142,15 @@ def show_explanation(backend: BasePredictor, text: str) -> None:
 
 
 # --- batch ---------------------------------------------------------------------------------
-def read_upload(uploaded: Any, settings: Settings) -> pd.DataFrame:
+def read_upload(uploaded: Any, settings: Settings) -> batch.Table:
     """The uploaded table, parsed once per file (reruns reuse it)."""
     cached = st.session_state.get("upload_table")
     if cached and cached["file_id"] == uploaded.file_id:
-        return cached["frame"]
+        return cached["table"]
     batch.check_upload(uploaded.name, uploaded.size, settings.max_upload_mb)
-    frame = batch.read_table(uploaded.getvalue(), uploaded.name, max_rows=settings.max_rows)
-    st.session_state.upload_table = {"file_id": uploaded.file_id, "frame": frame}
-    return frame
+    table = batch.read_table(uploaded.getvalue(), uploaded.name, max_rows=settings.max_rows)
+    st.session_state.upload_table = {"file_id": uploaded.file_id, "table": table}
+    return table
 
 
 def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> None:
@@ -168,12 +168,14 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
     if uploaded is None:
         return
     try:
-        frame = read_upload(uploaded, settings)
+        table = read_upload(uploaded, settings)
     except BatchError as exc:
         st.error(str(exc))
         return
-    columns = [str(c) for c in frame.columns]
-    st.write(f"**{uploaded.name}**: {len(frame):,} rows, {len(columns)} columns.")
+    columns = table.columns
+    st.write(f"**{uploaded.name}**: {len(table.frame):,} rows, {len(columns)} columns.")
+    for note in table.notes:
+        st.info(f"Note: {note}")
     column = st.selectbox(
         "Column with the text", columns, index=columns.index(str(batch.guess_text_column(columns)))
     )
@@ -183,24 +185,24 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
         if choice.startswith("Accurate"):
             backend, model_name = backends.accurate, "accurate"
     job = (uploaded.file_id, column, model_name)
-    if st.button(f"Score {len(frame):,} rows", type="primary", key="score"):
-        run_batch(backend, frame, column, threshold, job, uploaded.name)
+    if st.button(f"Score {len(table.frame):,} rows", type="primary", key="score"):
+        run_batch(backend, table, column, threshold, job, uploaded.name)
     result = st.session_state.get("batch_result")
     if result and result["job"] == job:
         show_batch_results(backend, result, threshold)
 
 
 def run_batch(
-    backend: BasePredictor, frame: pd.DataFrame, column: str, threshold: float, job: tuple, name: str
+    backend: BasePredictor, table: batch.Table, column: str, threshold: float, job: tuple, name: str
 ) -> None:
-    """Score `frame` with a progress bar and keep the result in the session (for reruns)."""
+    """Score `table` with a progress bar and keep the result in the session (for reruns)."""
     bar = st.progress(0.0, text="Scoring…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"Scored {done:,} of {total:,} rows")
 
     try:
-        scored = batch.score_table(backend, frame, column, threshold, progress_callback=progress)
+        scored = batch.score_table(backend, table, column, threshold, progress_callback=progress)
     except BackendError as exc:
         bar.empty()
         st.error(api_problem(exc) + " Nothing was scored.")

@@ -49,7 +49,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="label")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("predict", help="score one text (--text) or a CSV file (--input/--output)")
+    p = sub.add_parser("predict", help="score one text (--text) or a CSV/TSV/XLSX file (--input/--output)")
     _add_model(p, settings)
     p.add_argument("--text", default=None)
     p.add_argument("--input", type=Path, default=None)
@@ -183,10 +183,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     if args.output is None:
         raise UsageError("--input needs --output FILE.csv for the scored rows")
-    from sentimentkit.serving.batch import score_csv_file
+    if args.chunk_rows < 1:
+        raise UsageError("--chunk-rows must be at least 1")
+    from sentimentkit.serving.batch import score_file
 
-    rows, errors = score_csv_file(predictor, args.input, args.output, args.text_column, args.chunk_rows)
-    print(f"wrote {rows} rows to {args.output} ({errors} flagged in the 'error' column)")
+    result = score_file(predictor, args.input, args.output, args.text_column, args.chunk_rows)
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"wrote {result.rows} rows to {args.output} ({result.flagged} flagged in the 'error' column)")
     return 0
 
 

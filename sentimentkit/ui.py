@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit.config import Settings
-from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor
+from sentimentkit.serving.base import EMPTY_TEXT, OUTPUT_COLUMNS, BasePredictor, text_error
 
 # One click fills the text box with one of these and analyses it.
 from sentimentkit.serving.loader import load_predictor, open_backend
@@ -63,16 +63,21 @@ def open_backends(settings: Settings) -> Backends:
     return Backends(main, accurate)
 
 
+EMPTY_PROMPT = "Type or paste a text first (or click one of the examples)."
+
+
 def input_problem(text: str | None, max_chars: int) -> str | None:
-    """A message for the user when `text` cannot be analysed (None when it can)."""
-    if text is None or not text.strip():
-        return "Type or paste a text first (or click one of the examples)."
-    if len(text) > max_chars:
-        return (
-            f"The text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it, or split "
-            "it into several rows of a CSV file and use the Batch (CSV) tab."
-        )
-    return None
+    """A message for the user when `text` cannot be analysed (None when it can); the rule is
+    `text_error`, the one every front end uses."""
+    error = text_error(text, max_chars)
+    if error is None:
+        return None
+    if error == EMPTY_TEXT:
+        return EMPTY_PROMPT
+    return (
+        f"{error[0].upper()}{error[1:]}. Shorten it, or split it into several rows of a CSV file and "
+        "use the Batch (CSV) tab."
+    )
 
 
 def probability_frame(result: dict[str, Any], labels: tuple[str, ...]) -> pd.DataFrame:

@@ -636,3 +636,31 @@ def test_model_is_only_called_from_one_thread_even_under_mixed_load(tiny_predict
     assert all(r.status_code == 200 for r in responses)
     assert len(read_answer(responses[-2])) == 500
     assert len(guard.threads) == 1 and guard.overlaps == 0
+
+
+def test_csv_route_shares_the_batch_path_blank_ragged_xlsx_and_notes(client: TestClient) -> None:
+    response = post_csv(client, b"id,text,text\n1,I love it,a\n\n3,hello, world,b\n")
+    assert response.status_code == 200
+    out = read_answer(response)
+    assert out["id"].tolist() == ["1", "", "3"]  # the blank line is an empty row, in its place
+    assert out["error"].tolist() == ["", "empty text", "line 4: 4 fields, the header has 3"]
+    notes = response.headers["X-Input-Notes"]
+    assert "'text.1'" in notes and "(lines 4)" in notes
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in (["text"], ["I love it"], ["@SUM(1)"]):
+        book.active.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    answer = read_answer(post_csv(client, buffer.getvalue(), name="book.xlsx"))
+    assert answer["sentiment"][0] == "positive" and answer["text"].tolist() == ["I love it", "'@SUM(1)"]
+
+
+def test_predict_uses_the_one_text_rule(client: TestClient) -> None:
+    from sentimentkit.serving.base import text_error
+
+    assert text_error("\ud83d love", 100) is not None  # the rule itself refuses a lone surrogate
+    for payload, code in (({"text": " "}, "empty_text"), ({"text": "x" * 5121}, "text_too_long")):
+        body = client.post("/v1/predict", json=payload).json()
+        assert body["error"] == code

@@ -138,7 +138,7 @@ def test_empty_input_gets_a_clear_message(app) -> None:
 def test_too_long_input_gets_a_clear_message(app) -> None:
     at = analyse(app(SENTIMENTKIT_MAX_CHARS="40"), "I love it " * 5)
     assert texts(at.error) == [
-        "The text has 50 characters; the limit is 40. Shorten it, or split it into several rows of a "
+        "Text too long: 50 characters, the limit is 40. Shorten it, or split it into several rows of a "
         "CSV file and use the Batch (CSV) tab."
     ]
     assert not at.metric
@@ -238,6 +238,19 @@ def test_batch_xlsx_flags_non_text_cells(app) -> None:
     assert preview(at)["error"].tolist()[1:] == ["not text (got int)", "empty text"]
 
 
+def test_batch_keeps_blank_and_ragged_rows_and_notes_renamed_columns(app) -> None:
+    data = b"id,text,text\n1,I love it,a\n\n3,hello, world,b\n4,caf\xe9,c\n"  # Latin-1 after UTF-8-valid rows
+    at = upload(app(), "tweets.csv", data)
+    assert not at.error and not at.exception
+    notes = texts(at.info)
+    assert any("'text.1'" in n for n in notes) and any("(lines 4)" in n for n in notes)
+    at.button(key="score").click().run()
+    table = preview(at)
+    assert table["id"].tolist() == ["1", "", "3", "4"]  # the blank line is a row, in its place
+    assert table["error"].tolist()[1:3] == ["empty text", "line 4: 4 fields, the header has 3"]
+    assert table["text"].tolist()[3] == "caf\u00e9"
+
+
 @pytest.mark.parametrize(
     ("name", "data", "env", "message"),
     [
@@ -247,7 +260,12 @@ def test_batch_xlsx_flags_non_text_cells(app) -> None:
         ("header.csv", b"id,text\n", {}, "has a header but no rows to score. Add one text per row"),
         ("binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", {}, "The file is not text"),
         ("broken.xlsx", b"PK\x03\x04 broken", {}, "The Excel file could not be read"),
-        ("bad.csv", b"text\n" + b"plain ascii row\n" * 6000 + b"caf\xe9\n", {}, "Re-save it as UTF-8"),
+        (
+            "unclosed.csv",
+            b'text\nfine\n"never closed\nmore\n',
+            {},
+            "line 3: a quote opened here is never closed",
+        ),
         ("big.csv", b"text\n" + b"x" * 1_100_000, {"SENTIMENTKIT_MAX_UPLOAD_MB": "1"}, "at most 1 MB"),
         ("rows.csv", b"text\na\nb\nc\nd\n", {"SENTIMENTKIT_MAX_ROWS": "3"}, "scores at most 3"),
     ],

@@ -25,11 +25,19 @@ from sentimentkit.serving.batch import (
     neutralise_formulas,
     read_table,
     result_csv_bytes,
-    score_csv_file,
+    score_chunk,
+    score_chunks,
+    score_file,
     score_table,
 )
+from sentimentkit.serving.batch import csv_text as scored_csv_text
 
 ROWS = [("1", "I love this, great day"), ("2", "café crème, so sad :("), ("3", "the train leaves at two")]
+
+
+def values(scored: pd.DataFrame, column: str = "error") -> list[object]:
+    """A column's values with missing ones as None (pandas may store them as NaN)."""
+    return [None if pd.isna(v) else v for v in scored[column]]
 
 
 def csv_text(sep: str = ",") -> str:
@@ -40,7 +48,7 @@ def csv_text(sep: str = ",") -> str:
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "latin-1"])
 def test_read_table_decodes_every_supported_encoding(encoding: str) -> None:
-    frame = read_table(csv_text().encode(encoding), "in.csv")
+    frame = read_table(csv_text().encode(encoding), "in.csv").frame
     assert list(frame.columns) == ["id", "text"]  # a BOM must not leak into the first header
     assert frame["text"].tolist() == [t for _, t in ROWS]
 
@@ -48,35 +56,37 @@ def test_read_table_decodes_every_supported_encoding(encoding: str) -> None:
 def test_utf16_without_bom_is_detected() -> None:
     data = csv_text().encode("utf-16-le")
     assert detect_encoding(data) == "utf-16-le"
-    assert read_table(data, "in.csv")["text"].tolist()[1] == "café crème, so sad :("
+    assert read_table(data, "in.csv").frame["text"].tolist()[1] == "café crème, so sad :("
 
 
-def test_detect_encoding_prefers_utf8_and_falls_back_to_latin1() -> None:
+def test_detect_encoding_prefers_utf8_then_cp1252_then_latin1() -> None:
     assert detect_encoding("naïve".encode()) == "utf-8"
     assert detect_encoding(codecs.BOM_UTF8 + b"a") == "utf-8-sig"
-    assert detect_encoding("naïve".encode("latin-1")) == "latin-1"
+    assert detect_encoding("naïve".encode("latin-1")) == "cp1252"  # the same characters, and more
+    every_byte = b"text\n" + bytes(range(0x80, 0x100)).replace(b"\n", b"") + b"\n"
+    assert len(read_table(every_byte, "in.csv").frame) == 1  # some single-byte encoding always fits
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
 def test_read_table_sniffs_the_delimiter(sep: str) -> None:
-    frame = read_table(csv_text(sep).encode(), "in.csv")
+    frame = read_table(csv_text(sep).encode(), "in.csv").frame
     assert frame["text"].tolist() == [t for _, t in ROWS]
 
 
 def test_tsv_extension_means_tab() -> None:
     assert detect_delimiter("a,b\tc", "x.tsv") == "\t"
-    assert read_table(csv_text("\t").encode(), "in.tsv")["id"].tolist() == ["1", "2", "3"]
+    assert read_table(csv_text("\t").encode(), "in.tsv").frame["id"].tolist() == ["1", "2", "3"]
 
 
 def test_quoted_newlines_and_empty_cells_stay_in_their_rows() -> None:
     data = b'id,text,note\n1,"line one\nline two",x\n2,,y\n3,"say ""hi""",\n'
-    frame = read_table(data, "in.csv")
+    frame = read_table(data, "in.csv").frame
     assert frame["text"].tolist() == ["line one\nline two", "", 'say "hi"']
     assert frame["note"].tolist() == ["x", "y", ""]
 
 
 def test_values_are_kept_exactly_not_guessed() -> None:
-    frame = read_table(b"id,text\n007,NA\n1e3,null\n", "in.csv")
+    frame = read_table(b"id,text\n007,NA\n1e3,null\n", "in.csv").frame
     assert frame["id"].tolist() == ["007", "1e3"]
     assert frame["text"].tolist() == ["NA", "null"]
 
@@ -92,7 +102,7 @@ def xlsx_bytes(rows: list[list[object]]) -> bytes:
 
 def test_xlsx_round_trip_keeps_rows_and_flags_non_text(tiny_predictor) -> None:
     data = xlsx_bytes([["n", "text"], [1, "I love it"], [2, 12345], [3, None], [4, "@SUM(1)"]])
-    frame = read_table(data, "book.xlsx")
+    frame = read_table(data, "book.xlsx").frame
     assert frame["n"].tolist() == [1, 2, 3, 4]
     scored = score_table(tiny_predictor, frame, "text")
     errors = scored["error"].tolist()
@@ -126,14 +136,98 @@ def test_read_table_rejects_too_many_rows_and_points_to_the_cli() -> None:
     data = ("text\n" + "hello\n" * 11).encode()
     with pytest.raises(BatchError, match="python -m sentimentkit predict --input FILE.csv --output OUT.csv"):
         read_table(data, "in.csv", max_rows=10)
-    assert len(read_table(data, "in.csv", max_rows=11)) == 11
+    assert len(read_table(data, "in.csv", max_rows=11).frame) == 11
 
 
-def test_undecodable_bytes_after_the_sample_give_a_clear_error() -> None:
-    # UTF-8 in the first 64 KiB, then a stray Latin-1 byte: the sniffed encoding no longer fits.
+def test_a_latin1_byte_after_the_first_64kb_decides_the_encoding() -> None:
+    # Was: UTF-8 sniffed from the first 64 KiB, then a failed run "at byte 3" for a later byte.
     data = b"text\n" + b"plain ascii row\n" * 6000 + "caf\xe9\n".encode("latin-1")
-    with pytest.raises(BatchError, match="not valid utf-8.*Re-save it as UTF-8"):
-        read_table(data, "in.csv")
+    assert detect_encoding(data) == "cp1252"
+    assert read_table(data, "in.csv").frame["text"].tolist()[-1] == "caf\u00e9"
+
+
+def test_cp1252_curly_quotes_and_euro_survive() -> None:
+    # Was: read as Latin-1, so \x93 \x94 \x80 became invisible control characters.
+    text = "\u201cGreat\u201d deal, only 5 \u20ac \u2013 caf\u00e9"
+    data = f"id,text\n1,{text!r}\n".replace("'", '"').encode("cp1252")
+    assert detect_encoding(data) == "cp1252"
+    assert read_table(data, "in.csv").frame["text"].tolist() == [text]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [("\u041f\u0440\u0438\u0432\u0435\u0442, \u043a\u0430\u043a \u0434\u0435\u043b\u0430?", "cp1251"),
+     ("Za\u017c\u00f3\u0142\u0107 g\u0119\u015bl\u0105 ja\u017a\u0144, to jest \u017ale", "cp1250")],
+)  # fmt: skip
+def test_other_legacy_encodings_are_recognised(text: str, encoding: str) -> None:
+    data = f'text\n"{text}"\n'.encode(encoding)
+    assert read_table(data, "in.csv").frame["text"].tolist() == [text]
+
+
+def test_blank_lines_are_kept_as_empty_rows_in_order(tiny_predictor) -> None:
+    # Was: pandas' skip_blank_lines dropped them (3 rows out of 6, "0 flagged").
+    table = read_table(b"text\nhello\n\nworld\n\n\nbye\n", "in.csv")
+    assert table.frame["text"].tolist() == ["hello", "", "world", "", "", "bye"]
+    scored = score_table(tiny_predictor, table, "text")
+    assert values(scored) == [None, "empty text", None, "empty text", "empty text", None]
+
+
+def test_an_unquoted_comma_in_a_one_column_file_stays_in_the_text(tiny_predictor) -> None:
+    # Was: pandas used the first column as the index and every text came out "empty text".
+    table = read_table(b"text\nhello, world\nbye\nsee you\n", "in.csv")
+    assert table.frame["text"].tolist() == ["hello, world", "bye", "see you"]
+    assert score_table(tiny_predictor, table, "text")["error"].isna().all()
+
+
+def test_ragged_rows_keep_every_field_and_are_flagged_with_their_line(tiny_predictor) -> None:
+    data = b'id,text\n1,I love it\n2,hello, world\n3\n"4","multi\nline"\n5,I hate it\n'
+    table = read_table(data, "in.csv")
+    assert table.frame["id"].tolist() == ["1", "2", "3", "4", "5"]
+    assert table.frame["text"].tolist() == ["I love it", "hello, world", "", "multi\nline", "I hate it"]
+    scored = score_table(tiny_predictor, table, "text", chunk_rows=2)
+    assert values(scored) == [
+        None, "line 3: 3 fields, the header has 2", "line 4: 1 field, the header has 2", None, None,
+    ]  # fmt: skip
+    assert values(scored, "sentiment")[1:3] == [None, None]
+    assert any("lines 3, 4" in note and "Quote texts" in note for note in table.notes)
+
+
+def test_a_quote_that_is_never_closed_refuses_the_file_naming_the_line() -> None:
+    with pytest.raises(BatchError, match="^line 3: a quote opened here is never closed"):
+        read_table(b'id,text\n1,fine\n2,"unterminated\n3,ok\n4,ok\n', "in.csv")
+
+
+def test_renamed_columns_are_reported() -> None:
+    table = read_table(b"text,text,,sentiment\na,b,c,d\n", "in.csv")
+    assert table.columns == ["text", "text.1", "column_3", "sentiment"]
+    assert table.frame.iloc[0].tolist() == ["a", "b", "c", "d"]
+    assert len(table.notes) == 3
+    assert "called 'text.1'" in table.notes[0] and "'column_3'" in table.notes[1]
+    assert "'sentiment' is written as 'sentiment_input'" in table.notes[2]
+
+
+def test_xlsx_duplicate_headers_blank_rows_and_extra_sheets_are_reported() -> None:
+    book = openpyxl.Workbook()
+    for row in [["text", "text"], ["I love it", "a"], [None, None], ["I hate it", None, "stray"], [None]]:
+        book.active.append(row)
+    book.create_sheet("second")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    table = read_table(buffer.getvalue(), "book.xlsx")
+    assert table.columns == ["text", "text.1", "column_3"]
+    assert table.frame["text"].tolist() == ["I love it", None, "I hate it"]  # inner blank row kept
+    assert table.frame["column_3"].tolist() == [None, None, "stray"]  # a value without header kept
+    assert "only the first, 'Sheet'" in table.notes[0] and len(table.notes) == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "message"),
+    [(b"PK\x03\x04rest", "book.csv", "give it the .xlsx extension"),
+     (b"\xd0\xcf\x11\xe0rest", "book.csv", "old Excel")],
+)  # fmt: skip
+def test_workbooks_under_a_text_name_get_a_correct_message(data: bytes, name: str, message: str) -> None:
+    with pytest.raises(BatchError, match=message):
+        read_table(data, name)
 
 
 def test_check_upload_limits_size_and_type() -> None:
@@ -214,7 +308,7 @@ def test_threshold_summary_histogram_and_filters(tiny_predictor) -> None:
 
 
 def test_result_csv_bytes_round_trip_is_lossless_and_safe(tiny_predictor) -> None:
-    frame = read_table(b'id,text\n1,"multi\nline, love it"\n2,\n3,=1+1\n4,-5\n', "in.csv")
+    frame = read_table(b'id,text\n1,"multi\nline, love it"\n2,\n3,=1+1\n4,-5\n', "in.csv").frame
     data = result_csv_bytes(score_table(tiny_predictor, frame, "text"))
     assert data.startswith(codecs.BOM_UTF8)
     back = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str, keep_default_na=False)
@@ -224,10 +318,71 @@ def test_result_csv_bytes_round_trip_is_lossless_and_safe(tiny_predictor) -> Non
     assert back["error"].tolist() == ["", "empty text", "", ""]
 
 
-def test_score_csv_file_still_streams_for_the_cli(tiny_predictor, tmp_path) -> None:
+def test_score_file_streams_keeps_blank_lines_and_neutralises(tiny_predictor, tmp_path) -> None:
     source = tmp_path / "in.csv"
-    source.write_bytes("text\nI love it\n\ncafé\n=1+1\n".encode("latin-1"))
-    rows, flagged = score_csv_file(tiny_predictor, source, tmp_path / "out.csv", escape_formulas=True)
+    source.write_bytes("text\nI love it\n\ncaf\u00e9\n=1+1\n".encode("latin-1"))
+    result = score_file(tiny_predictor, source, tmp_path / "out.csv", chunk_rows=2)
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
-    assert (rows, flagged) == (3, 0)  # pandas skips the blank line, as before
-    assert out["text"].tolist() == ["I love it", "café", "'=1+1"]
+    assert (result.rows, result.flagged) == (4, 1)  # was (3, 0): the blank line was dropped
+    assert out["text"].tolist() == ["I love it", "", "caf\u00e9", "'=1+1"]  # the CLI neutralises too
+
+
+def test_score_file_refuses_to_write_over_its_input(tiny_predictor, tmp_path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("text\nI love it\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(source)
+    for output in (source, tmp_path / "." / "in.csv", link):
+        with pytest.raises(BatchError, match="is the input file"):
+            score_file(tiny_predictor, source, output)
+    assert source.read_text() == "text\nI love it\n"
+
+
+def test_a_failed_run_leaves_an_existing_output_untouched_and_no_partial_file(
+    tiny_predictor, tmp_path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"text\n" + b"I love it\n" * 50 + b'"never closed\nmore\n')
+    output = tmp_path / "out.csv"
+    output.write_text("previous results\n")
+    with pytest.raises(BatchError, match="line 52"):
+        score_file(tiny_predictor, source, output, chunk_rows=10)  # fails after 5 chunks were written
+    assert output.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_score_file_reads_xlsx(tiny_predictor, tmp_path) -> None:
+    source = tmp_path / "book.xlsx"
+    source.write_bytes(xlsx_bytes([["id", "text"], [1, "I love it"], [2, "@user I hate it"]]))
+    result = score_file(tiny_predictor, source, tmp_path / "out.csv")
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert result.rows == 2 and out["sentiment"].tolist() == ["positive", "negative"]
+    assert out["text"].tolist() == ["I love it", "'@user I hate it"]
+
+
+def test_score_chunk_is_pure_and_flags_row_errors(tiny_predictor) -> None:
+    frame = pd.DataFrame({"text": ["I love it", "I hate it", ""]}, index=[7, 8, 9])
+    scored = score_chunk(tiny_predictor, frame, "text", row_errors={1: "line 9: 3 fields"})
+    assert scored.index.tolist() == [7, 8, 9] and list(frame.columns) == ["text"]
+    assert values(scored) == [None, "line 9: 3 fields", "empty text"]
+    assert values(scored, "sentiment") == ["positive", None, None]
+    parts = list(score_chunks(tiny_predictor, [frame.iloc[:2], frame.iloc[2:]], "text"))
+    assert [len(p) for p in parts] == [2, 1]
+
+
+def test_csv_text_neutralises_column_names_too() -> None:
+    assert scored_csv_text(pd.DataFrame({"=cmd": ["-1", "-x"]})) == "'=cmd\n-1\n'-x\n"
+
+
+def test_a_mostly_utf8_file_with_a_stray_byte_is_refused_naming_the_line() -> None:
+    data = b"text\n" + "caf\u00e9\n".encode() * 5 + b"bad \xff byte\n" + b"fine\n"
+    with pytest.raises(BatchError, match="^line 7: bytes that are not valid UTF-8.*mixes encodings"):
+        read_table(data, "in.csv")
+
+
+def test_a_closed_multiline_last_record_is_fine_and_a_runaway_quote_names_its_line() -> None:
+    table = read_table(b'id,text\n1,ok\n2,"two\nlines"', "in.csv")
+    assert table.frame["text"].tolist() == ["ok", "two\nlines"]
+    runaway = b'id,text\n1,"never closed\n' + b"2,more text that the quote swallows\n" * 5000
+    with pytest.raises(BatchError, match="^line 2: .*field limit.*never closed"):
+        read_table(runaway, "in.csv")

@@ -126,3 +126,98 @@ def test_train_recency_override_reaches_the_card_and_search_refuses_overrides(ti
     assert "temporal-holdout AvgRec" in result.stdout
     clash = run("train", "--data", str(tiny_data), "--out", str(out), "--search", "--C", "1")
     assert clash.returncode == 2 and "drop --C" in clash.stderr and "Traceback" not in clash.stderr
+
+
+# --- issue 10 §1: nothing lost, shifted, clobbered or silently changed ------------------------------
+def predict_file(model, src, out, *extra: str) -> subprocess.CompletedProcess:
+    return run("predict", "--model", str(model), "--input", str(src), "--output", str(out), *extra)
+
+
+def read_scored(path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def score_bytes(model, tmp_path, data: bytes) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
+    """Run `predict` on `data` as in.csv; the run (which must succeed) and the scored rows."""
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_bytes(data)
+    result = predict_file(model, src, out)
+    assert result.returncode == 0, result.stderr
+    return result, read_scored(out)
+
+
+def test_predict_keeps_blank_lines_as_flagged_rows(tiny_model_path, tmp_path):
+    result, scored = score_bytes(tiny_model_path, tmp_path, b"text\nhello\n\nworld\n\n\nbye\n")
+    assert "wrote 6 rows" in result.stdout and "3 flagged" in result.stdout
+    assert scored["text"].tolist() == ["hello", "", "world", "", "", "bye"]
+    assert scored["error"].tolist() == ["", "empty text", "", "empty text", "empty text", ""]
+
+
+def test_predict_one_column_file_with_unquoted_commas(tiny_model_path, tmp_path):
+    _, scored = score_bytes(tiny_model_path, tmp_path, b"text\nhello, world\nbye\nsee you\n")
+    assert scored["text"].tolist() == ["hello, world", "bye", "see you"]
+    assert scored["error"].tolist() == ["", "", ""] and all(scored["sentiment"])
+
+
+def test_predict_flags_ragged_rows_with_their_line_and_warns(tiny_model_path, tmp_path):
+    result, scored = score_bytes(
+        tiny_model_path, tmp_path, b"id,text\n1,I love it\n2,hello, world\n3,I hate it\n"
+    )
+    assert scored["id"].tolist() == ["1", "2", "3"] and scored["text"][1] == "hello, world"
+    assert scored["error"].tolist() == ["", "line 3: 3 fields, the header has 2", ""]
+    assert "warning: 1 rows have more or fewer fields than the header (lines 3)" in result.stderr
+
+
+def test_predict_refuses_output_equal_to_input(tiny_model_path, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"text\nI love it\n")
+    result = predict_file(tiny_model_path, src, tmp_path / "." / "in.csv")
+    assert result.returncode == 2 and "is the input file" in result.stderr
+    assert src.read_bytes() == b"text\nI love it\n"  # was truncated to 0 bytes
+
+
+def test_a_failed_predict_leaves_an_existing_output_untouched(tiny_model_path, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_bytes(b"tweet\nI love it\n")
+    out.write_bytes(b"yesterday's results\n")
+    result = predict_file(tiny_model_path, src, out)  # wrong column: the run fails
+    assert result.returncode == 2 and "Column 'text' not found" in result.stderr
+    assert out.read_bytes() == b"yesterday's results\n"  # was emptied
+    src.write_bytes(b"text\n" + b"I love it\n" * 30 + b'"never closed\nx\n')
+    result = predict_file(tiny_model_path, src, out, "--chunk-rows", "5")  # fails after 6 chunks
+    assert result.returncode == 2 and "line 32" in result.stderr
+    assert out.read_bytes() == b"yesterday's results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]  # no partial file
+
+
+def test_predict_reads_cp1252_and_late_latin1_bytes(tiny_model_path, tmp_path):
+    text = "\u201cGreat\u201d, only 5 \u20ac"
+    data = ("text\n" + "plain row\n" * 8000 + f'"{text}"\ncaf\u00e9\n').encode("cp1252")
+    _, scored = score_bytes(
+        tiny_model_path, tmp_path, data
+    )  # was: "not valid utf-8 (at byte 3)", partial output
+    assert scored["text"].tolist()[-2:] == [text, "caf\u00e9"]
+
+
+def test_predict_reads_xlsx_and_reports_renamed_columns(tiny_model_path, tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in [["text", "text", "sentiment"], ["I love it", "x", "gold"], ["I hate it", "y", "gold"]]:
+        book.active.append(row)
+    src, out = tmp_path / "in.xlsx", tmp_path / "out.csv"
+    book.save(src)
+    result = predict_file(tiny_model_path, src, out)
+    assert result.returncode == 0, result.stderr  # was: "use an Excel workbook with the .xlsx extension"
+    scored = read_scored(out)
+    assert list(scored.columns)[:3] == ["text", "text.1", "sentiment_input"]
+    assert scored["sentiment"].tolist() == ["positive", "negative"]
+    assert "warning: column 2 is another 'text'; it is called 'text.1'" in result.stderr
+    assert "warning: the input column 'sentiment' is written as 'sentiment_input'" in result.stderr
+
+
+def test_predict_neutralises_formulas_in_the_cli_output(tiny_model_path, tmp_path):
+    data = b'text,note\nI love it,=HYPERLINK("http://x")\n@user I hate it,-5\n'
+    _, scored = score_bytes(tiny_model_path, tmp_path, data)
+    assert scored["note"].tolist() == ['\'=HYPERLINK("http://x")', "-5"]
+    assert scored["text"].tolist() == ["I love it", "'@user I hate it"]

@@ -83,3 +83,12 @@ def test_single_text_path_matches_sklearn_pipeline(tiny_predictor):
             rtol=1e-5,
             atol=1e-7,
         )
+
+
+def test_text_error_refuses_lone_surrogates_and_is_the_apps_rule():
+    from sentimentkit import ui
+
+    assert "not valid Unicode" in text_error("\ud83d love", 100)
+    assert text_error("\U0001f600 love", 100) is None
+    assert ui.input_problem("   ", 10) == ui.EMPTY_PROMPT
+    assert ui.input_problem("x" * 11, 10).startswith("Text too long: 11 characters, the limit is 10.")

@@ -154,3 +154,17 @@ def test_a_server_that_is_not_the_api_is_an_unexpected_answer() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_texts_are_checked_by_the_one_rule_before_anything_is_sent(tiny_predictor: Predictor) -> None:
+    from sentimentkit.serving.base import text_error
+
+    sent: list[bytes] = []
+    with remote_for(tiny_predictor, max_chars=20) as remote:
+        remote._client.event_hooks["request"].append(lambda request: sent.append(request.read()))
+        texts: list[object] = ["I love it", "x" * 30, "   ", 7]
+        results = remote.score(texts)
+    assert [r["error"] for r in results] == [None, *(text_error(t, 20) for t in texts[1:])]
+    assert (
+        len(sent) == 1 and b"I love it" in sent[0] and b"xxx" not in sent[0]
+    )  # only the valid text went out

@@ -11,14 +11,12 @@ Failures are made visible to the client at every stage:
 Rows are parsed and formatted in the thread pool and scored on the loop, chunk by chunk.
 """
 
-import io
 import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Annotated, Any
 
-import pandas as pd
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -28,11 +26,13 @@ from sentimentkit.api.errors import ApiError, StreamAbortedError, only
 from sentimentkit.api.log import log_event
 from sentimentkit.api.service import CSV_ROUTE, note_records, predictor_of, request_info
 from sentimentkit.config import Settings
-from sentimentkit.serving.base import BasePredictor, records_to_frame
+from sentimentkit.serving.base import BasePredictor
+from sentimentkit.serving.tables import Chunk
 
 STREAM_ERROR_MARKER = "#sentimentkit-error"
 ROWS_HEADER = "X-Sentimentkit-Rows"
 MARKER_HEADER = "X-Sentimentkit-Error-Marker"
+NOTES_HEADER = "X-Input-Notes"
 
 
 def add_csv_route(app: FastAPI, settings: Settings) -> None:
@@ -42,7 +42,8 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
     async def predict_csv(
         request: Request,
         file: Annotated[
-            UploadFile, File(description="CSV or TSV with a header row (UTF-8, UTF-16 or Latin-1)")
+            UploadFile,
+            File(description="CSV, TSV or .xlsx with a header row (CSV: UTF-8, UTF-16, cp1252...)"),
         ],
         text_column: Annotated[str, Form(description="name of the column that holds the text")] = "text",
     ) -> StreamingResponse:
@@ -50,10 +51,13 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
         original columns plus sentiment, confidence, p_negative, p_neutral, p_positive, uncertain, error.
         Cells a spreadsheet would run as formulas are prefixed with an apostrophe. If scoring fails
         part-way, the body ends with a line starting with `#sentimentkit-error` and the connection is
-        closed before the chunked body is complete."""
+        closed before the chunked body is complete. Renamed columns and ragged lines are described in
+        the X-Input-Notes header."""
         p = predictor_of(request)
         name = file.filename or "upload.csv"
-        rows = await run_in_threadpool(_check_csv, file.file, name, text_column, settings.csv_chunk_rows)
+        rows, notes = await run_in_threadpool(
+            _check_csv, file.file, name, text_column, settings.csv_chunk_rows
+        )
         info = request_info(request)
         info["n_rows"] = rows
         parts = _stream_scored(
@@ -68,6 +72,7 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
                 "Content-Disposition": f'attachment; filename="{stem}-scored.csv"',
                 ROWS_HEADER: str(rows),
                 MARKER_HEADER: STREAM_ERROR_MARKER,
+                **_notes_header(notes),
             },
         )
 
@@ -78,41 +83,49 @@ def _csv_responses() -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) -> int:
+def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) -> tuple[int, list[str]]:
     """Read the whole upload once without scoring, so that every error the file can cause (encoding,
-    quoting, missing column, no rows) is a 4xx before the first byte of the answer is streamed."""
-    from sentimentkit.serving.batch import BatchError, check_column, read_csv_chunks
+    quoting, missing column, no rows) is a 4xx before the first byte of the answer is streamed.
+    Returns the row count and the reader's notes (renamed columns, ragged lines)."""
+    from sentimentkit.serving.batch import BatchError, check_column, open_table
 
     rows = 0
     try:
-        for chunk in read_csv_chunks(stream, name, chunk_rows=chunk_rows):
-            if rows == 0:
-                check_column(chunk, text_column)
-            rows += len(chunk)
+        table = open_table(stream, name)
+        check_column(table.columns, text_column)
+        for chunk in table.chunks(chunk_rows):
+            rows += len(chunk.frame)
     except BatchError as exc:
         code = "missing_column" if "not found" in str(exc) else "invalid_csv"
         raise ApiError(422 if code == "missing_column" else 400, code, str(exc)) from None
-    except (ValueError, OSError) as exc:  # pandas' lower-level complaints about a malformed file
+    except (ValueError, OSError) as exc:  # lower-level complaints about a malformed file
         raise ApiError(400, "invalid_csv", f"The file could not be read as CSV: {exc}") from None
     finally:
         stream.seek(0)
     if rows == 0:
         raise ApiError(400, "invalid_csv", f"{name} has a header but no rows to score.")
-    return rows
+    return rows, table.notes
+
+
+def _notes_header(notes: list[str]) -> dict[str, str]:
+    """The reader's notes as one ASCII header line (non-ASCII characters escaped)."""
+    joined = " | ".join(notes).encode("ascii", "backslashreplace").decode("ascii")
+    return {NOTES_HEADER: joined} if notes else {}
 
 
 async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], name: str, text_column: str,
                          chunk_rows: int, max_chars: int) -> AsyncIterator[tuple[bytes, int]]:  # fmt: skip
-    """Parse and format in the thread pool, score on the loop (see MODEL_SLICE), one chunk at a time;
+    """The shared batch path (`open_table` chunks, `chunk_texts`, `scored_frame`, `csv_text`), with the
+    model called in slices on the loop (see MODEL_SLICE), parsing and formatting in the thread pool;
     yields each chunk's CSV text and its number of rows."""
-    from sentimentkit.serving.batch import read_csv_chunks
+    from sentimentkit.serving.batch import chunk_texts, open_table
 
-    chunks = read_csv_chunks(stream, name, chunk_rows=chunk_rows)
+    chunks = (await run_in_threadpool(open_table, stream, name)).chunks(chunk_rows)
     first = True
     while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
-        records = await score_texts(p, chunk[text_column].tolist(), max_chars)
+        records = await score_texts(p, chunk_texts(chunk.frame, text_column, chunk.row_errors), max_chars)
         note_records(request_info(request), records)
-        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first), len(chunk)
+        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first), len(chunk.frame)
         first = False
 
 
@@ -142,12 +155,10 @@ def _marker_line(sent: int, rows: int, request_id: str | None) -> bytes:
     ).encode()
 
 
-def _scored_csv(
-    chunk: pd.DataFrame, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool
-) -> bytes:
+def _scored_csv(chunk: Chunk, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool) -> bytes:
     """The CSV text of a scored chunk, with formula-like cells neutralised."""
-    from sentimentkit.serving.batch import neutralise_formulas
+    from sentimentkit.serving.batch import csv_text, scored_frame
 
-    buffer = io.StringIO()
-    neutralise_formulas(records_to_frame(chunk, records, labels)).to_csv(buffer, index=False, header=header)
-    return buffer.getvalue().encode("utf-8")
+    return csv_text(scored_frame(chunk.frame, records, labels, chunk.row_errors), header=header).encode(
+        "utf-8"
+    )

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
+from sentimentkit.serving.base import EMPTY_TEXT, TOO_LONG
 
 
 class ApiError(Exception):
@@ -109,6 +110,17 @@ def add_error_handlers(app: FastAPI) -> None:
         return json_response(error_payload(error, request_id(request)), 500)
 
 
+def text_api_error(error: str, max_chars: int) -> ApiError:
+    """The 422 for a text that `text_error` (the one rule for every front end) refuses."""
+    if error == EMPTY_TEXT:
+        return ApiError(422, "empty_text", "text is empty or blank; send at least one non-blank character.")
+    if error.startswith(TOO_LONG):
+        return ApiError(
+            422, "text_too_long", f"text is too long; the limit is {max_chars:,} characters.", max_chars
+        )
+    return ApiError(422, "invalid_text", f"text cannot be scored: {error}.")
+
+
 def validation_to_api_error(errors: list[dict[str, Any]]) -> ApiError:
     """Turn pydantic's first complaint into a message that names the field and the limit."""
     first = errors[0] if errors else {}
@@ -118,11 +130,6 @@ def validation_to_api_error(errors: list[dict[str, Any]]) -> ApiError:
     ctx = first.get("ctx") or {}
     if kind == "json_invalid":
         return ApiError(422, "invalid_json", "The request body is not valid JSON.")
-    if kind == "string_too_long" and field == "text":
-        limit = int(ctx.get("max_length", 0))
-        return ApiError(422, "text_too_long", f"text is too long; the limit is {limit:,} characters.", limit)
-    if kind == "string_too_short" and field == "text":
-        return ApiError(422, "empty_text", "text is empty; send at least one non-blank character.")
     if kind == "too_long" and field == "texts":
         limit = int(ctx.get("max_length", 0))
         return ApiError(422, "too_many_texts", f"texts holds too many items; the limit is {limit:,} per request.",

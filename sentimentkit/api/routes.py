@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from sentimentkit.api.batcher import score_texts
 from sentimentkit.api.csv_route import add_csv_route
-from sentimentkit.api.errors import ApiError, json_response, only
+from sentimentkit.api.errors import ApiError, json_response, only, text_api_error
 from sentimentkit.api.schemas import (
     BatchPrediction,
     Health,
@@ -27,7 +27,7 @@ from sentimentkit.api.service import (
     request_info,
 )
 from sentimentkit.config import Settings
-from sentimentkit.serving.base import BasePredictor
+from sentimentkit.serving.base import BasePredictor, text_error
 
 
 def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
@@ -71,9 +71,10 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         p = predictor_of(request)
         text: str = body.text  # type: ignore[attr-defined]
         remember_text(request, settings, [text])
-        record = await batcher_of(request.app, p).score(text)
-        if record["error"]:  # only blank text gets here: pydantic already enforced the length limits
-            raise ApiError(422, "empty_text", "text is blank; send at least one non-blank character.")
+        error = text_error(text, settings.max_chars)
+        record = await batcher_of(request.app, p).score(text) if error is None else {"error": error}
+        if record["error"]:
+            raise text_api_error(record["error"], settings.max_chars)
         note_records(request_info(request), [record])
         out = prediction(p, record)
         if explain:

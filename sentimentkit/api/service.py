@@ -16,7 +16,7 @@ from sentimentkit.api.errors import ApiError, too_large
 from sentimentkit.api.log import logger
 from sentimentkit.api.metrics import Metrics
 from sentimentkit.config import Settings
-from sentimentkit.serving.base import BasePredictor
+from sentimentkit.serving.base import BasePredictor, text_error
 
 API_KEY_HEADER = "X-API-Key"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -77,15 +77,6 @@ def prediction(predictor: BasePredictor, record: dict[str, Any]) -> dict[str, An
     }  # fmt: skip
 
 
-def _is_unicode(text: str) -> bool:
-    """False for a lone surrogate (JSON allows "\\ud83d"; the validated route rejects it)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class Service:
     """Per-app state shared by the middleware and the routes: settings, metrics, logging."""
 
@@ -123,9 +114,7 @@ class Service:
         if type(payload) is not dict or len(payload) != 1:
             return False
         text = payload.get("text")
-        if type(text) is not str or not (0 < len(text) <= self.settings.max_chars) or not text.strip():
-            return False
-        if not text.isascii() and not _is_unicode(text):
+        if text_error(text, self.settings.max_chars) is not None:
             return False
         if self.settings.log_text:
             info["texts"] = [text]

@@ -28,6 +28,7 @@ __all__ = [
     "BackendError",
     "BasePredictor",
     "error_record",
+    "input_column_renames",
     "records_to_frame",
     "text_error",
 ]
@@ -37,17 +38,36 @@ class BackendError(Exception):
     """The model backend (e.g. the REST API) could not answer; the message says why and what to do."""
 
 
+EMPTY_TEXT = "empty text"
+TOO_LONG = "text too long"
+
+
 def text_error(value: object, max_chars: int) -> str | None:
-    """Why `value` cannot be scored (None when it can): not text, empty, or too long."""
+    """Why `value` cannot be scored (None when it can): not text, empty, or too long.
+
+    The one rule for every front end (CLI, app, API, batch files, the API client): a text is a
+    `str` of valid Unicode with at least one non-blank character and at most `max_chars` characters.
+    """
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "empty text"
+            return EMPTY_TEXT
         return f"not text (got {type(value).__name__})"
     if not value.strip():
-        return "empty text"
+        return EMPTY_TEXT
     if len(value) > max_chars:
-        return f"text too long: {len(value)} characters, the limit is {max_chars}"
+        return f"{TOO_LONG}: {len(value)} characters, the limit is {max_chars}"
+    if not value.isascii() and not _is_unicode(value):
+        return "not valid Unicode (a lone surrogate such as \\ud83d)"
     return None
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a lone surrogate (JSON allows "\\ud83d"; no model can read it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -102,12 +122,15 @@ class BasePredictor:
         """One result dict per input, in order. Invalid items get `error` and null scores."""
         errors = [text_error(t, self.max_chars) for t in texts]
         valid = [i for i, e in enumerate(errors) if e is None]
-        proba = self.predict_proba([str(texts[i]) for i in valid])
         cut = self.threshold if threshold is None else threshold
         results: list[dict[str, Any]] = [error_record(e) for e in errors]
-        for row, i in zip(proba, valid):
-            results[i] = self.record(row, cut)
+        for i, record in zip(valid, self.score_valid([str(texts[i]) for i in valid], cut)):
+            results[i] = record
         return results
+
+    def score_valid(self, texts: list[str], threshold: float) -> list[dict[str, Any]]:
+        """Records for texts that passed `text_error` (backends that answer records override this)."""
+        return [self.record(row, threshold) for row in self.predict_proba(texts)] if texts else []
 
     def record(self, proba: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
         """The result dict for one probability row."""
@@ -136,18 +159,24 @@ def error_record(error: str | None) -> dict[str, Any]:
     return {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": error}
 
 
-def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` whose columns named like an output column get the suffix `_input`
-    (plus `_` until the name is free), so appending the outputs overwrites nothing."""
-    taken = {str(c) for c in frame.columns}
+def input_column_renames(columns: Sequence[Any]) -> dict[Any, str]:
+    """New names for input columns named like an output column: the suffix `_input` (plus `_`
+    until the name is free), so appending the outputs overwrites nothing."""
+    taken = {str(c) for c in columns}
     renames: dict[Any, str] = {}
-    for column in frame.columns:
+    for column in columns:
         if column in OUTPUT_COLUMNS:
             new = f"{column}_input"
             while new in taken:
                 new += "_"
             taken.add(new)
             renames[column] = new
+    return renames
+
+
+def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` with `input_column_renames` applied."""
+    renames = input_column_renames(list(frame.columns))
     return frame.rename(columns=renames) if renames else frame.copy()
 
 

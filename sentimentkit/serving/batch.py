@@ -1,164 +1,143 @@
-"""Batch scoring of tables: read CSV/TSV/XLSX safely, score every row, write results.
+"""Batch scoring of tables: one chunk function, one streaming driver, one CSV writer.
 
-Guarantees: every input row comes out, in order, with its original columns plus
-OUTPUT_COLUMNS; rows that cannot be scored are flagged in `error`, never dropped.
+- `score_chunk(predictor, frame, text_column)` is pure: a pandas frame in, the same rows with
+  OUTPUT_COLUMNS appended out. It has no I/O and no state, so it runs as well in a worker process or
+  a Spark `mapInPandas` as here.
+- `score_chunks` streams chunks (from `tables.open_table(...).chunks(n)` or plain frames) through it.
+- `csv_text` is the only way a scored frame becomes CSV (CLI, app download, API): every cell that
+  a spreadsheet would run as a formula is neutralised first (`neutralise_formulas`).
+- `score_file` is the CLI's path: input file -> scored CSV, written atomically (`atomic_output`).
+
+Guarantees: every input row comes out, in order, with its original columns plus OUTPUT_COLUMNS;
+rows that cannot be scored are flagged in `error`, never dropped.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
+import contextlib
+import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
-from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor
+from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor, records_to_frame
+from sentimentkit.serving.tables import (
+    CLI_HINT,
+    BatchError,
+    Chunk,
+    CsvTable,
+    Table,
+    check_column,
+    check_upload,
+    detect_delimiter,
+    detect_encoding,
+    guess_text_column,
+    open_table,
+    read_table,
+)
 
-SAMPLE_BYTES = 64 * 1024
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-TEXT_COLUMN_HINTS = ("text", "tweet", "content", "message", "comment", "review", "body", "sentence")
-TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm")
-CLI_HINT = "python -m sentimentkit predict --input FILE.csv --output OUT.csv"
 # The label used in summaries for rows that could not be scored (empty, not text, too long).
 NOT_SCORED = "not scored"
+ProgressCallback = Callable[[int, int], None]
 
 
-class BatchError(Exception):
-    """A problem with an uploaded or given table; the message says what to do."""
+# --- the chunk function and its driver ----------------------------------------------------------
+def score_chunk(
+    predictor: BasePredictor,
+    frame: pd.DataFrame,
+    text_column: str,
+    threshold: float | None = None,
+    row_errors: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
+    """`frame` (same rows, order and index) with OUTPUT_COLUMNS appended; pure, no I/O.
+
+    Texts are checked by `text_error` (the one rule) inside `predictor.score`; a row listed in
+    `row_errors` (position in `frame` -> message, e.g. a ragged CSV line) is not scored and carries
+    that message in `error`. An input column named like an output column is kept as `<name>_input`.
+    """
+    records = predictor.score(chunk_texts(frame, text_column, row_errors), threshold)
+    return scored_frame(frame, records, predictor.labels, row_errors)
 
 
-def detect_encoding(sample: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 (by BOM) or Latin-1 as the fallback that never fails."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    if len(sample) >= 4 and sample[1::2].count(0) > len(sample) // 4:
-        return "utf-16-le"  # UTF-16 without BOM: every other byte zero for Latin text
-    return "latin-1"
+def chunk_texts(
+    frame: pd.DataFrame, text_column: str, row_errors: Mapping[int, str] | None = None
+) -> list[Any]:
+    """The texts `score_chunk` hands to the model: rows with a read error become None (not scored).
+
+    With `scored_frame` it lets a caller substitute its own scheduler for `predictor.score` (the
+    API scores in slices on its event loop) and still produce exactly `score_chunk`'s output.
+    """
+    check_column(frame, text_column)
+    errors = row_errors or {}
+    return [None if i in errors else t for i, t in enumerate(frame[text_column].tolist())]
 
 
-def detect_delimiter(text_sample: str, filename: str = "") -> str:
-    """Tab for .tsv, otherwise csv.Sniffer over , ; tab |, defaulting to comma."""
-    if filename.lower().endswith((".tsv", ".tab")):
-        return "\t"
-    try:
-        return csv.Sniffer().sniff(text_sample[:20_000], delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+def scored_frame(
+    frame: pd.DataFrame,
+    records: list[dict[str, Any]],
+    labels: Sequence[str],
+    row_errors: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
+    """`frame` with the records of its `chunk_texts` appended, read errors in place of "empty text"."""
+    for i, message in (row_errors or {}).items():
+        records[i] = {**records[i], "error": message}
+    return records_to_frame(frame, records, labels)
 
 
-def guess_text_column(columns: list[str]) -> str:
-    """The column most likely to hold the text (by name), else the first column."""
-    lowered = [str(c).strip().lower() for c in columns]
-    for hint in TEXT_COLUMN_HINTS:
-        if hint in lowered:
-            return columns[lowered.index(hint)]
-    return columns[0]
+def score_chunks(
+    predictor: BasePredictor,
+    chunks: Iterable[Chunk | pd.DataFrame],
+    text_column: str,
+    threshold: float | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The streaming driver: `score_chunk` over each chunk, lazily, in order."""
+    for chunk in chunks:
+        if isinstance(chunk, pd.DataFrame):
+            chunk = Chunk(chunk)
+        yield score_chunk(predictor, chunk.frame, text_column, threshold, chunk.row_errors)
 
 
-def _csv_options(sample: bytes, filename: str) -> dict[str, Any]:
-    encoding = detect_encoding(sample)
-    text = sample.decode(encoding if encoding != "utf-8" else "utf-8", errors="ignore")
-    return {"encoding": encoding, "sep": detect_delimiter(text, filename)}
+def score_table(
+    backend: BasePredictor,
+    table: Table | pd.DataFrame,
+    text_column: str,
+    threshold: float | None = None,
+    progress_callback: ProgressCallback | None = None,
+    chunk_rows: int = 5_000,
+) -> pd.DataFrame:
+    """Score a whole in-memory table (the app) with `score_chunks`, calling
+    `progress_callback(done, total)` after each chunk; every row kept, in order."""
+    if isinstance(table, pd.DataFrame):
+        table = Table(table)
+    check_column(table.frame, text_column)
+    total = len(table.frame)
+    parts: list[pd.DataFrame] = []
+    for scored in score_chunks(backend, table.chunks(chunk_rows), text_column, threshold):
+        parts.append(scored)
+        if progress_callback is not None:
+            progress_callback(sum(len(p) for p in parts), total)
+    if not parts:
+        return score_chunk(backend, table.frame, text_column, threshold)
+    return pd.concat(parts)
 
 
-def read_csv_chunks(source: str | Path | IO[bytes], filename: str = "", chunk_rows: int = 20_000
-                    ) -> Iterator[pd.DataFrame]:  # fmt: skip
-    """Stream a CSV/TSV as string-typed frames; values are kept exactly (no NA guessing)."""
-    if isinstance(source, (str, Path)):
-        filename = filename or str(source)
-        with open(source, "rb") as fh:
-            sample = fh.read(SAMPLE_BYTES)
-    else:
-        sample = source.read(SAMPLE_BYTES)
-        source.seek(0)
-    if not sample.strip():
-        raise BatchError("The file is empty. Upload a CSV with a header row and one text per row.")
-    options = _csv_options(sample, filename)
-    if b"\x00" in sample and not options["encoding"].startswith("utf-16"):
-        # Latin-1 decodes any bytes, so a binary file would otherwise parse into garbage rows.
-        raise BatchError(
-            "The file is not text (it contains binary bytes). Upload a CSV/TSV saved as text, "
-            "or an Excel workbook with the .xlsx extension."
-        )
-    try:
-        reader = pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False,
-                             chunksize=chunk_rows, **options)  # fmt: skip
-        yield from reader
-    except UnicodeDecodeError as exc:
-        raise BatchError(
-            f"The file has bytes that are not valid {options['encoding']} (at byte {exc.start}). "
-            "Re-save it as UTF-8 CSV."
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise BatchError("The file is empty. Upload a CSV with a header row and one text per row.") from None
-    except pd.errors.ParserError as exc:
-        raise BatchError(f"The file is not a well-formed CSV: {exc}. Check quoting and delimiters.") from None
-
-
-def read_table(data: bytes, filename: str, max_rows: int | None = None) -> pd.DataFrame:
-    """Read an uploaded CSV, TSV or XLSX into a string-typed frame (all in memory)."""
-    name = filename.lower()
-    if name.endswith((".xlsx", ".xlsm")):
-        frame = _read_excel(data)
-    elif name.endswith((".csv", ".tsv", ".tab", ".txt")):
-        frame = pd.concat(list(read_csv_chunks(io.BytesIO(data), filename)), ignore_index=True)
-    elif name.endswith(".xls"):
-        raise BatchError(
-            f"{filename!r} is an old Excel (.xls) workbook. Save it as .xlsx or CSV (UTF-8) and upload that."
-        )
-    else:
-        raise BatchError(
-            f"{filename!r} is not a CSV, TSV or Excel (.xlsx) file. Export your table as CSV (UTF-8) "
-            "or .xlsx and upload that."
-        )
-    if frame.columns.empty:
-        raise BatchError("The file has no columns. Upload a CSV with a header row.")
-    if frame.empty:
-        raise BatchError(
-            "The file has a header but no rows to score. Add one text per row below the header and "
-            "upload it again."
-        )
-    if max_rows is not None and len(frame) > max_rows:
-        raise BatchError(
-            f"The file has {len(frame):,} rows; this app scores at most {max_rows:,}. Use the command line "
-            "for large files: python -m sentimentkit predict --input FILE.csv --output OUT.csv"
-        )
-    return frame
-
-
-def _read_excel(data: bytes) -> pd.DataFrame:
-    if not data.strip():
-        raise BatchError("The file is empty. Upload a workbook with a header row and one text per row.")
-    try:
-        # dtype=object keeps each cell's own type, so a number in the text column is flagged
-        # "not text" instead of being scored as the string "12345".
-        frame = pd.read_excel(io.BytesIO(data), dtype=object, keep_default_na=False, engine="openpyxl")
-    except Exception as exc:  # openpyxl raises many types for a broken file
-        raise BatchError(
-            f"The Excel file could not be read ({type(exc).__name__}). Save it again as .xlsx."
-        ) from None
-    return frame
-
-
+# --- CSV output ---------------------------------------------------------------------------------
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix cells that a spreadsheet would run as formulas with ' (OWASP CSV-injection advice)."""
+    """Prefix with ' every text cell (and column name) that a spreadsheet would run as a formula:
+    it starts with = + - @ tab or CR and is not a number (OWASP CSV-injection advice)."""
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(_neutralise_cell)
+    out.columns = [_neutralise_cell(c) for c in out.columns]
     return out
 
 
@@ -168,78 +147,92 @@ def _neutralise_cell(value: Any) -> Any:
     return value
 
 
-def check_column(frame: pd.DataFrame, text_column: str) -> None:
-    """Raise BatchError (naming the available columns) when `text_column` is not in `frame`."""
-    if text_column not in frame.columns:
-        raise BatchError(
-            f"Column {text_column!r} not found; the columns are {list(frame.columns)}. "
-            "Choose the column that holds the text."
-        )
+def csv_text(scored: pd.DataFrame, header: bool = True) -> str:
+    """A scored chunk as CSV text, formulas neutralised: the one writer of every CSV we hand out."""
+    return neutralise_formulas(scored).to_csv(index=False, header=header)
 
 
-def score_csv_file(
-    predictor: BasePredictor, input_path: str | Path, output_path: str | Path,
-    text_column: str = "text", chunk_rows: int = 20_000, escape_formulas: bool = False,
-) -> tuple[int, int]:  # fmt: skip
-    """Stream-score a CSV file chunk by chunk into `output_path`. Returns (rows, flagged rows)."""
-    rows = flagged = 0
-    with open(output_path, "w", encoding="utf-8", newline="") as out:
-        for chunk in read_csv_chunks(input_path, chunk_rows=chunk_rows):
-            check_column(chunk, text_column)
-            scored = predictor.score_frame(chunk, text_column)
-            if escape_formulas:
-                scored = neutralise_formulas(scored)
-            scored.to_csv(out, index=False, header=rows == 0)
-            rows += len(scored)
-            flagged += int(scored["error"].notna().sum())
-    if rows == 0:
-        raise BatchError(f"{input_path} has a header but no rows to score.")
-    return rows, flagged
+def result_csv_bytes(scored: pd.DataFrame) -> bytes:
+    """The full result as UTF-8 CSV with a BOM (so Excel shows accents), formulas neutralised."""
+    return csv_text(scored).encode("utf-8-sig")
 
 
-def check_upload(filename: str, size_bytes: int, max_upload_mb: int) -> None:
-    """Reject an upload by name or size before reading it; the message says what to do instead."""
-    if not filename.lower().endswith((*TABLE_EXTENSIONS, ".xls")):
-        raise BatchError(
-            f"{filename!r} is not a CSV, TSV or Excel (.xlsx) file. Export your table as CSV (UTF-8) "
-            "or .xlsx and upload that."
-        )
-    if size_bytes > max_upload_mb * 1024 * 1024:
-        raise BatchError(
-            f"The file is {size_bytes / 1024 / 1024:.1f} MB; the app accepts at most {max_upload_mb} MB. "
-            f"Split it, or score it with the command line: {CLI_HINT}"
-        )
-    if size_bytes == 0:
-        raise BatchError("The file is empty. Upload a CSV with a header row and one text per row.")
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[IO[str]]:
+    """A text file that becomes `path` only when the block ends without an exception.
 
-
-ProgressCallback = Callable[[int, int], None]
-
-
-def score_table(
-    backend: BasePredictor,
-    frame: pd.DataFrame,
-    text_column: str,
-    threshold: float | None = None,
-    progress_callback: ProgressCallback | None = None,
-    chunk_rows: int = 5_000,
-) -> pd.DataFrame:
-    """Score every row of `frame` in chunks; call `progress_callback(done, total)` after each.
-
-    The result has every input row, in order, and every input column (one named like an output
-    column gets the suffix `_input`), followed by OUTPUT_COLUMNS. Rows that cannot be scored
-    carry a message in `error` and nulls elsewhere; they are never dropped.
+    It is written beside `path` (same folder, so the final rename is atomic) and removed on
+    failure: a failed run never leaves a partial file and never replaces an existing one.
     """
-    check_column(frame, text_column)
-    total = len(frame)
-    parts: list[pd.DataFrame] = []
-    for start in range(0, total, chunk_rows):
-        parts.append(backend.score_frame(frame.iloc[start : start + chunk_rows], text_column, threshold))
-        if progress_callback is not None:
-            progress_callback(min(start + chunk_rows, total), total)
-    if not parts:
-        return backend.score_frame(frame, text_column, threshold)
-    return pd.concat(parts)
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise BatchError(
+            f"The output folder {str(target.parent)!r} does not exist. Create it or choose another."
+        )
+    mode = target.stat().st_mode & 0o777 if target.exists() else _default_mode()
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# --- the CLI's file-to-file path ------------------------------------------------------------------
+@dataclass
+class FileResult:
+    """What `score_file` did: rows written, rows flagged in `error`, notes for the user (renamed
+    columns, ragged lines)."""
+
+    rows: int
+    flagged: int
+    notes: list[str] = field(default_factory=list)
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (also through links), so writing one would destroy the other."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def score_file(
+    predictor: BasePredictor,
+    input_path: str | Path,
+    output_path: str | Path,
+    text_column: str = "text",
+    chunk_rows: int = 20_000,
+    threshold: float | None = None,
+) -> FileResult:
+    """Stream-score a CSV/TSV/XLSX file into a CSV at `output_path`, written atomically (a failed
+    run leaves no output and an existing file untouched); refuses to write over the input."""
+    if same_file(input_path, output_path):
+        raise BatchError(
+            f"The output {str(output_path)!r} is the input file; writing it would destroy the input. "
+            "Choose another name for the scores."
+        )
+    rows = flagged = 0
+    with open_table(input_path) as table:
+        check_column(table.columns, text_column)
+        with atomic_output(output_path) as out:
+            for scored in score_chunks(predictor, table.chunks(chunk_rows), text_column, threshold):
+                out.write(csv_text(scored, header=rows == 0))
+                rows += len(scored)
+                flagged += int(scored["error"].notna().sum())
+            if rows == 0:
+                raise BatchError(f"{input_path} has a header but no rows to score.")
+        return FileResult(rows, flagged, table.notes)
 
 
 def apply_threshold(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -287,27 +280,34 @@ def filter_results(
     return scored[mask]
 
 
-def result_csv_bytes(scored: pd.DataFrame) -> bytes:
-    """The full result as UTF-8 CSV (with BOM, so Excel shows accents), formulas neutralised."""
-    return neutralise_formulas(scored).to_csv(index=False).encode("utf-8-sig")
-
-
 __all__ = [
     "CLI_HINT",
     "NOT_SCORED",
     "OUTPUT_COLUMNS",
     "BatchError",
+    "Chunk",
+    "CsvTable",
     "apply_threshold",
     "check_column",
     "check_upload",
+    "chunk_texts",
     "confidence_histogram",
+    "detect_delimiter",
+    "detect_encoding",
     "filter_results",
     "guess_text_column",
     "label_summary",
+    "FileResult",
+    "Table",
+    "atomic_output",
+    "csv_text",
     "neutralise_formulas",
-    "read_csv_chunks",
+    "open_table",
     "read_table",
     "result_csv_bytes",
-    "score_csv_file",
+    "score_chunk",
+    "score_chunks",
+    "score_file",
     "score_table",
+    "scored_frame",
 ]

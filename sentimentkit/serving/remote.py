@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from sentimentkit.serving.base import BackendError, BasePredictor, error_record, text_error
+from sentimentkit.serving.base import BackendError, BasePredictor, text_error
 
 # Leave headroom under the server's body limit for the JSON envelope.
 _BODY_HEADROOM = 1024
@@ -83,30 +83,17 @@ class RemotePredictor(BasePredictor):
         return self._call("GET", "/readyz", accept=(200, 503))
 
     # --- scoring ----------------------------------------------------------------------------
-    def score(self, texts: Sequence[object], threshold: float | None = None) -> list[dict[str, Any]]:
-        """One result per input, in order, via POST /v1/predict/batch in chunks the server accepts.
-
-        Items that are not text are flagged locally (JSON cannot carry them); everything else,
-        including the empty/too-long checks, is the server's verdict.
-        """
-        results: list[dict[str, Any] | None] = [None] * len(texts)
-        sendable: list[int] = []
-        for i, value in enumerate(texts):
-            if isinstance(value, str):
-                sendable.append(i)
-            else:
-                results[i] = error_record(text_error(value, 0))
-        for chunk in self._chunks([texts[i] for i in sendable]):  # type: ignore[misc]
-            answer = self._call(
-                "POST", "/v1/predict/batch", body={"texts": [texts[sendable[i]] for i in chunk]}
-            )
+    def score_valid(self, texts: list[str], threshold: float) -> list[dict[str, Any]]:
+        """Records for texts that passed `text_error` (with the server's limit, from GET /v1/model),
+        via POST /v1/predict/batch in chunks the server accepts; `uncertain` uses `threshold`."""
+        results: list[dict[str, Any]] = []
+        for chunk in self._chunks(texts):
+            answer = self._call("POST", "/v1/predict/batch", body={"texts": [texts[i] for i in chunk]})
             records = answer.get("results")
             if not isinstance(records, list) or len(records) != len(chunk):
                 raise self._unexpected("POST /v1/predict/batch", "a result list of the wrong length")
-            for i, record in zip(chunk, records):
-                results[sendable[i]] = record
-        cut = self.threshold if threshold is None else threshold
-        return [_with_threshold(r, cut) for r in results if r is not None]
+            results += records
+        return [_with_threshold(r, threshold) for r in results]
 
     def _chunks(self, texts: list[str]) -> list[list[int]]:
         """Index groups that respect the server's max_batch and max_body_bytes."""

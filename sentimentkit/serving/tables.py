@@ -1,0 +1,598 @@
+"""Reading user tables (CSV, TSV, XLSX) without losing, shifting or silently changing a row.
+
+Rules (each one a promise the README repeats):
+- The encoding is decided over the whole file before any row is read: a BOM wins; then UTF-16
+  without BOM (by its zero bytes); then UTF-8 if every byte of the file is valid UTF-8; otherwise
+  cp1252 (so curly quotes and the euro sign survive) unless charset-normalizer finds the text far
+  more plausible in another encoding (Cyrillic, Central European, Japanese...); Latin-1 last.
+- A blank line is an empty row (its text is flagged "empty text" when scored), kept in order.
+- A row with more or fewer fields than the header keeps every field (extra ones are joined into
+  the last column) and is flagged in `row_errors` with its line number; it is not scored.
+- A file whose header has none of `, ; tab |` has one column: each line is one text, commas and all.
+- Renamed columns (empty, duplicate, or named like an output column) are reported in `notes`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from sentimentkit.serving.base import input_column_renames
+
+DELIMITERS = ",;\t|"
+ONE_COLUMN = "\x1f"  # ASCII unit separator: never in a real text, so a one-column line is never split
+EXCEL_EXTENSIONS = (".xlsx", ".xlsm")
+TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", *EXCEL_EXTENSIONS)
+TEXT_COLUMN_HINTS = ("text", "tweet", "content", "message", "comment", "review", "body", "sentence")
+CLI_HINT = "python -m sentimentkit predict --input FILE.csv --output OUT.csv"
+_BLOCK = 1 << 20
+_SAMPLE_BYTES = 64 * 1024  # non-ASCII lines handed to charset-normalizer
+_SNIFF_CHARS = 20_000
+_RAGGED_LINES_SHOWN = 5
+_EMPTY_FILE = "The file is empty. Upload a CSV with a header row and one text per row."
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # old binary Office files (.xls)
+
+
+class BatchError(Exception):
+    """A problem with an uploaded or given table; the message says what to do."""
+
+
+@dataclass
+class Chunk:
+    """Consecutive rows of a table: `frame` (CSV cells are strings; Excel cells keep their type) and
+    `row_errors` (position in `frame` -> why that row is not scored, e.g. a ragged CSV line)."""
+
+    frame: pd.DataFrame
+    row_errors: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    """A whole table in memory (uploads, Excel): rows, per-row read errors, notes about renames."""
+
+    frame: pd.DataFrame
+    row_errors: dict[int, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
+        """The rows in slices of `chunk_rows`, each with its own row errors (positions re-based)."""
+        for start in range(0, len(self.frame), chunk_rows):
+            stop = start + chunk_rows
+            errors = {i - start: e for i, e in self.row_errors.items() if start <= i < stop}
+            yield Chunk(self.frame.iloc[start:stop], errors)
+
+
+# --- encoding ---------------------------------------------------------------------------------
+@dataclass
+class _Scan:
+    """What one pass over the bytes found: lines that are (not) valid UTF-8, cp1252 validity,
+    zero bytes, and a sample of the non-ASCII lines for charset-normalizer."""
+
+    utf8_lines: int = 0  # non-ASCII lines that are valid UTF-8
+    bad_lines: int = 0  # lines that are not valid UTF-8
+    first_bad: int = 0  # line number of the first of those
+    cp1252: bool = True
+    nul: bool = False
+    sample: bytearray = field(default_factory=bytearray)
+
+    def add_lines(self, data: bytes, first_line: int) -> None:
+        """Account for complete lines `data` (ending in \\n, or the file's last line)."""
+        self.nul = self.nul or b"\x00" in data
+        if data.isascii():
+            return
+        self.cp1252 = self.cp1252 and _decodes(codecs.getincrementaldecoder("cp1252")(), data, final=True)
+        for offset, line in enumerate(data.split(b"\n")):
+            if line.isascii():
+                continue
+            if len(self.sample) < _SAMPLE_BYTES:
+                self.sample += line + b"\n"
+            try:
+                line.decode("utf-8")
+                self.utf8_lines += 1
+            except UnicodeDecodeError:
+                self.first_bad = self.first_bad or first_line + offset
+                self.bad_lines += 1
+
+
+def detect_encoding(source: bytes | IO[bytes]) -> str:
+    """The encoding of the whole of `source` (a stream is read to the end and put back where it was).
+
+    Raises BatchError for binary data (zero bytes that are not UTF-16).
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    start = stream.tell()
+    try:
+        return _detect(stream, start)
+    finally:
+        stream.seek(start)
+
+
+def _detect(stream: IO[bytes], start: int) -> str:
+    head = stream.read(_BLOCK)
+    bom = _bom_encoding(head) or _utf16_without_bom(head)
+    if bom:
+        return bom
+    stream.seek(start)
+    scan = _scan(stream)
+    if scan.nul:
+        # Latin-1 decodes any bytes, so a binary file would otherwise parse into garbage rows.
+        raise BatchError(
+            "The file is not text (it contains binary bytes). Save it as CSV (UTF-8), or give an Excel "
+            "workbook the .xlsx extension."
+        )
+    if not scan.bad_lines:
+        return "utf-8"
+    if scan.utf8_lines > scan.bad_lines:
+        # Mostly UTF-8 with a few stray bytes: reading it all as cp1252 would garble every other line.
+        raise BatchError(
+            f"line {scan.first_bad}: bytes that are not valid UTF-8, while {scan.utf8_lines:,} other lines "
+            "are UTF-8 (the file mixes encodings). Re-save it as UTF-8 CSV."
+        )
+    return _legacy_encoding(scan, stream, start)
+
+
+def _bom_encoding(head: bytes) -> str | None:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return None
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 of mostly Latin text has a zero byte in every other position."""
+    if len(head) < 4:
+        return None
+    half = len(head) // 4
+    if head[1::2].count(0) > half and not head[0::2].count(0):
+        return "utf-16-le"
+    if head[0::2].count(0) > half and not head[1::2].count(0):
+        return "utf-16-be"
+    return None
+
+
+def _scan(stream: IO[bytes]) -> _Scan:
+    """One pass over the whole stream, line by line where it is not plain ASCII."""
+    scan = _Scan()
+    carry = b""
+    line = 1
+    for block in iter(partial(stream.read, _BLOCK), b""):
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        scan.add_lines(data[:cut], line)
+        line += data.count(b"\n", 0, cut)
+    scan.add_lines(carry, line)
+    return scan
+
+
+def _decodes(decoder: codecs.IncrementalDecoder, data: bytes, final: bool = False) -> bool:
+    try:
+        decoder.decode(data, final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _legacy_encoding(scan: _Scan, stream: IO[bytes], start: int) -> str:
+    """Not UTF-8: cp1252 unless charset-normalizer finds another encoding clearly more plausible."""
+    from charset_normalizer import from_bytes
+
+    fallback = "cp1252" if scan.cp1252 else "latin-1"
+    matches = from_bytes(bytes(scan.sample))
+    best = matches.best()
+    if best is None:
+        return fallback
+    # Several encodings often give the very same characters (cp1250 and cp1252 agree on curly
+    # quotes, the euro sign and most accents); among the most plausible ones, cp1252 wins.
+    plausible = [m for m in matches if m.chaos <= best.chaos + 0.01]
+    if scan.cp1252 and any("cp1252" in m.could_be_from_charset for m in plausible):
+        return "cp1252"
+    stream.seek(start)
+    decoder = codecs.getincrementaldecoder(best.encoding)()
+    whole = all(_decodes(decoder, block) for block in iter(partial(stream.read, _BLOCK), b""))
+    return best.encoding if whole and _decodes(decoder, b"", final=True) else fallback
+
+
+# --- delimiter and header ---------------------------------------------------------------------
+def detect_delimiter(text_sample: str, filename: str = "") -> str:
+    """Tab for .tsv/.tab; else the one of `, ; tab |` the header uses (csv.Sniffer decides between
+    several); ONE_COLUMN when the header has none, so each line is one text, commas and all."""
+    if filename.lower().endswith((".tsv", ".tab")):
+        return "\t"
+    header = next(csv.reader(io.StringIO(text_sample, newline=""), delimiter=ONE_COLUMN), [""])
+    used = [d for d in DELIMITERS if d in (header[0] if header else "")]
+    if not used:
+        return ONE_COLUMN
+    if len(used) == 1:
+        return used[0]
+    try:
+        return csv.Sniffer().sniff(text_sample[:_SNIFF_CHARS], delimiters="".join(used)).delimiter
+    except csv.Error:
+        return max(used, key=header[0].count)
+
+
+def unique_columns(names: list[Any]) -> tuple[list[str], list[str]]:
+    """Column names made unique and non-empty, and a note for every one that was renamed
+    (including input columns that the output will rename to keep its own columns)."""
+    columns: list[str] = []
+    notes: list[str] = []
+    for position, raw in enumerate(names, start=1):
+        name = "" if raw is None else str(raw)
+        if not name.strip():
+            new = _free(f"column_{position}", columns)
+            notes.append(f"column {position} has no name in the header; it is called {new!r}.")
+        elif name in columns:
+            new = _free(name, columns, first=1)
+            notes.append(
+                f"column {position} is another {name!r}; it is called {new!r} (the first keeps {name!r})."
+            )
+        else:
+            new = name
+        columns.append(new)
+    for old, new in input_column_renames(columns).items():
+        notes.append(f"the input column {old!r} is written as {new!r}: the output adds its own {old!r}.")
+    return columns, notes
+
+
+def _free(name: str, taken: list[str], first: int | None = None) -> str:
+    if first is None and name not in taken:
+        return name
+    k = first or 2
+    while f"{name}.{k}" in taken:
+        k += 1
+    return f"{name}.{k}"
+
+
+def guess_text_column(columns: list[str]) -> str:
+    """The column most likely to hold the text (by name), else the first column."""
+    lowered = [str(c).strip().lower() for c in columns]
+    for hint in TEXT_COLUMN_HINTS:
+        if hint in lowered:
+            return columns[lowered.index(hint)]
+    return columns[0]
+
+
+def check_column(columns: Any, text_column: str) -> None:
+    """Raise BatchError (naming the available columns) when `text_column` is not among `columns`
+    (a list of names or a DataFrame)."""
+    names = [str(c) for c in (columns.columns if isinstance(columns, pd.DataFrame) else columns)]
+    if text_column not in names:
+        raise BatchError(
+            f"Column {text_column!r} not found; the columns are {names}. Choose the column that holds the text."
+        )
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+class _Lines:
+    """The stream's decoded text as lines (ends kept; only \\n ends a line, so a Unicode line
+    separator inside a text stays in its row), remembering the last two blocks of lines so that the
+    raw text of the final record can be checked for a quote that is never closed."""
+
+    def __init__(self, stream: IO[bytes], encoding: str) -> None:
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder(encoding)()
+        self.recent: deque[list[str]] = deque(maxlen=2)
+
+    def __iter__(self) -> Iterator[str]:
+        # Lines are handed to csv.reader through chain(), so no Python code runs per line.
+        return itertools.chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[list[str]]:
+        rest = ""
+        for block in iter(partial(self.stream.read, _BLOCK), b""):
+            *complete, rest = (rest + self.decoder.decode(block)).split("\n")
+            yield self._remember([line + "\n" for line in complete])
+        rest += self.decoder.decode(b"", final=True)
+        if rest:
+            yield self._remember([rest])
+
+    def _remember(self, lines: list[str]) -> list[str]:
+        self.recent.append(lines)
+        return lines
+
+    def last(self, n: int) -> list[str]:
+        """The last `n` lines read (a record longer than the field limit never gets here)."""
+        return [line for block in self.recent for line in block][-n:]
+
+
+class CsvTable:
+    """A CSV/TSV opened for streaming: encoding and delimiter decided, header read and made unique.
+
+    `chunks(n)` yields the rows n at a time; `notes` says what was renamed and which lines were
+    ragged (complete once the chunks have all been read). Use it as a context manager to close a
+    file it opened.
+    """
+
+    def __init__(self, stream: IO[bytes], filename: str = "", owns_stream: bool = False) -> None:
+        self._stream = stream
+        self._owns_stream = owns_stream
+        self.filename = filename
+        self.encoding = detect_encoding(stream)
+        self.delimiter = detect_delimiter(_text_sample(stream, self.encoding), filename)
+        self._lines = _Lines(stream, self.encoding)
+        self._reader = csv.reader(iter(self._lines), delimiter=self.delimiter)
+        self._line = self._start = 0  # physical lines consumed so far; first line of the last record
+        self._notes: list[str] = []
+        self.ragged: list[int] = []
+        self.columns, header_notes = unique_columns(self._header())
+        self._notes += header_notes
+
+    def close(self) -> None:
+        """Close the file if this table opened it."""
+        if self._owns_stream:
+            self._stream.close()
+
+    def __enter__(self) -> CsvTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def notes(self) -> list[str]:
+        """What was renamed, skipped or flagged, one sentence each."""
+        if not self.ragged:
+            return list(self._notes)
+        shown = ", ".join(str(n) for n in self.ragged[:_RAGGED_LINES_SHOWN])
+        more = ", ..." if len(self.ragged) > _RAGGED_LINES_SHOWN else ""
+        return [*self._notes, f"{len(self.ragged)} rows have more or fewer fields than the header (lines "
+                f"{shown}{more}); they are kept, flagged in 'error' and not scored. Quote texts that contain "
+                f"{_delimiter_name(self.delimiter)}."]  # fmt: skip
+
+    def _header(self) -> list[str]:
+        for start, fields in self._records():
+            if fields:
+                if start > 1:
+                    self._notes.append(
+                        f"{start - 1} blank lines before the header (line {start}) were skipped."
+                    )
+                return fields
+        raise BatchError(_EMPTY_FILE)
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        """(first line number, fields) per record; refuses a quote that is never closed."""
+        while True:
+            start = self._line + 1
+            try:
+                fields = next(self._reader)
+            except StopIteration:
+                self._check_last_record()
+                return
+            except UnicodeDecodeError:
+                raise BatchError(
+                    f"line {start}: bytes that are not valid {self.encoding}. Re-save the file as UTF-8 CSV."
+                ) from None
+            except csv.Error as exc:
+                raise BatchError(
+                    f"line {start}: {exc}. A quote that is never closed makes every later line part of one "
+                    "text; check the quotes near that line."
+                ) from None
+            self._start, self._line = start, self._reader.line_num
+            yield start, fields
+
+    def _check_last_record(self) -> None:
+        """csv.reader accepts end of file inside quotes; the last record then swallowed every line
+        after an unclosed quote. Only the last record can have done that."""
+        lines = self._line - self._start + 1
+        if self._line and lines > 1 and _unclosed(self._lines.last(lines), self.delimiter):
+            raise BatchError(
+                f"line {self._start}: a quote opened here is never closed, so every later line would be part "
+                "of one text. Close the quote (or double it inside a quoted text) and try again."
+            )
+
+    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
+        """The data rows, `chunk_rows` at a time, with a running index from 0."""
+        width = len(self.columns)
+        rows: list[list[str]] = []
+        errors: dict[int, str] = {}
+        done = 0
+        for line, fields in self._records():
+            if len(fields) != width:
+                fields, error = _fit(fields, width, self.delimiter, line)
+                if error:
+                    errors[len(rows)] = error
+                    self.ragged.append(line)
+            rows.append(fields)
+            if len(rows) == chunk_rows:
+                yield self._chunk(rows, errors, done)
+                done += len(rows)
+                rows, errors = [], {}
+        if rows:
+            yield self._chunk(rows, errors, done)
+
+    def _chunk(self, rows: list[list[str]], errors: dict[int, str], start: int) -> Chunk:
+        frame = pd.DataFrame(rows, columns=self.columns, dtype=object)
+        frame.index = pd.RangeIndex(start, start + len(rows))
+        return Chunk(frame, errors)
+
+
+def _text_sample(stream: IO[bytes], encoding: str) -> str:
+    """The first characters of the text (for the delimiter); the stream is put back."""
+    start = stream.tell()
+    head = stream.read(_SNIFF_CHARS * 4)
+    stream.seek(start)
+    text = codecs.getincrementaldecoder(encoding)(errors="ignore").decode(head)
+    return text.lstrip("\r\n")
+
+
+def _unclosed(lines: list[str], delimiter: str) -> bool:
+    """True when these lines end inside a quoted field (csv.reader accepts that at end of file)."""
+    try:
+        list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _fit(fields: list[str], width: int, delimiter: str, line: int) -> tuple[list[str], str | None]:
+    """The row's cells for a header of `width` columns, and why it is flagged (None when it fits)."""
+    if len(fields) == width:
+        return fields, None
+    if not fields:  # a blank line: an empty row, flagged later as "empty text"
+        return [""] * width, None
+    error = f"line {line}: {len(fields)} field{'' if len(fields) == 1 else 's'}, the header has {width}"
+    if len(fields) > width:
+        joined = ("" if delimiter == ONE_COLUMN else delimiter).join(fields[width - 1 :])
+        return [*fields[: width - 1], joined], error
+    return fields + [""] * (width - len(fields)), error
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "a tab", ",": "a comma", ";": "a semicolon", "|": "a '|'"}.get(delimiter, repr(delimiter))
+
+
+# --- Excel ------------------------------------------------------------------------------------
+def read_excel(source: bytes | str | Path) -> Table:
+    """The first sheet of an .xlsx/.xlsm workbook: first row = header; every later row kept (blank
+    rows inside the data too; empty rows after the last value are not rows). Cells keep their type,
+    so a number in the text column is flagged "not text" rather than scored as a string."""
+    import openpyxl
+
+    try:
+        handle = io.BytesIO(source) if isinstance(source, bytes) else source
+        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+        sheets = [ws.title for ws in book.worksheets]
+        book.close()
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for a broken file
+        raise BatchError(
+            f"The Excel file could not be read ({type(exc).__name__}). Save it again as .xlsx."
+        ) from None
+    while rows and all(_blank_cell(v) for v in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise BatchError("The workbook is empty. Put a header row and one text per row in its first sheet.")
+    width = max(_last_value(row) for row in rows)
+    columns, notes = unique_columns((rows[0] + [None] * width)[:width])
+    if len(sheets) > 1:
+        notes.insert(0, f"the workbook has {len(sheets)} sheets; only the first, {sheets[0]!r}, was read.")
+    body = [(row + [None] * width)[:width] for row in rows[1:]]
+    frame = pd.DataFrame(body, columns=columns, dtype=object)
+    return Table(frame.where(frame.notna(), None), {}, notes)
+
+
+def _blank_cell(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _last_value(row: list[object]) -> int:
+    return max((i + 1 for i, v in enumerate(row) if not _blank_cell(v)), default=1)
+
+
+# --- opening files and uploads ------------------------------------------------------------------
+def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable | Table:
+    """A CSV/TSV (streamed) or an Excel workbook (in memory), chosen by the file name; `.xls`, zip
+    and old Office files get a message saying what to do. Paths are opened here (and stay open while
+    the returned table is read)."""
+    name = (filename or str(source if isinstance(source, (str, Path)) else "")).lower()
+    if isinstance(source, (str, Path)):
+        if name.endswith(EXCEL_EXTENSIONS):
+            return read_excel(Path(source))
+        stream: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed by the CsvTable (or below)
+        try:
+            _refuse_office(stream, name)
+            return CsvTable(stream, name, owns_stream=True)
+        except BaseException:
+            stream.close()
+            raise
+    if name.endswith(EXCEL_EXTENSIONS):
+        return read_excel(source.read())
+    _refuse_office(source, name)
+    return CsvTable(source, name)
+
+
+def _refuse_office(stream: IO[bytes], name: str) -> None:
+    start = stream.tell()
+    head = stream.read(8)
+    stream.seek(start)
+    if not head.strip() and not stream.read(_BLOCK).strip():
+        raise BatchError(_EMPTY_FILE)
+    stream.seek(start)
+    if name.endswith(".xls") or head.startswith(_OLE_MAGIC):
+        raise BatchError(
+            f"{name!r} is an old Excel (.xls) workbook. Save it as .xlsx or CSV (UTF-8) and use that."
+        )
+    if head.startswith(_ZIP_MAGIC):
+        raise BatchError(
+            f"{name!r} is a zip file, not text: if it is an Excel workbook, give it the .xlsx extension; "
+            "otherwise export the table as CSV (UTF-8)."
+        )
+
+
+def read_table(data: bytes, filename: str, max_rows: int | None = None) -> Table:
+    """An uploaded CSV, TSV or XLSX as one in-memory Table (refused by name when it is none of them)."""
+    name = filename.lower()
+    if not name.endswith((*TABLE_EXTENSIONS, ".xls")):
+        raise BatchError(
+            f"{filename!r} is not a CSV, TSV or Excel (.xlsx) file. Export your table as CSV (UTF-8) "
+            "or .xlsx and upload that."
+        )
+    opened = open_table(io.BytesIO(data), filename)
+    table = opened if isinstance(opened, Table) else _collect(opened, max_rows)
+    if table.frame.empty:
+        raise BatchError(
+            "The file has a header but no rows to score. Add one text per row below the header and "
+            "upload it again."
+        )
+    _check_rows(len(table.frame), max_rows)
+    return table
+
+
+def _collect(opened: CsvTable, max_rows: int | None) -> Table:
+    frames: list[pd.DataFrame] = []
+    errors: dict[int, str] = {}
+    rows = 0
+    for chunk in opened.chunks(20_000):
+        errors.update({rows + i: e for i, e in chunk.row_errors.items()})
+        frames.append(chunk.frame)
+        rows += len(chunk.frame)
+        _check_rows(rows, max_rows)  # stop reading as soon as the file is known to be too big
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=opened.columns, dtype=object)
+    return Table(frame, errors, opened.notes)
+
+
+def _check_rows(rows: int, max_rows: int | None) -> None:
+    if max_rows is not None and rows > max_rows:
+        raise BatchError(
+            f"The file has more than {max_rows:,} rows; this app scores at most {max_rows:,}. Use the command "
+            f"line for large files: {CLI_HINT}"
+        )
+
+
+def check_upload(filename: str, size_bytes: int, max_upload_mb: int) -> None:
+    """Reject an upload by name or size before reading it; the message says what to do instead."""
+    if not filename.lower().endswith((*TABLE_EXTENSIONS, ".xls")):
+        raise BatchError(
+            f"{filename!r} is not a CSV, TSV or Excel (.xlsx) file. Export your table as CSV (UTF-8) "
+            "or .xlsx and upload that."
+        )
+    if size_bytes > max_upload_mb * 1024 * 1024:
+        raise BatchError(
+            f"The file is {size_bytes / 1024 / 1024:.1f} MB; the app accepts at most {max_upload_mb} MB. "
+            f"Split it, or score it with the command line: {CLI_HINT}"
+        )
+    if size_bytes == 0:
+        raise BatchError(_EMPTY_FILE)
