@@ -58,6 +58,17 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows)
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
 
+    p = sub.add_parser("report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)")
+    _add_model(p, settings)
+    p.add_argument("--input", type=Path, required=True, help="CSV/TSV/XLSX, raw or already scored by `predict`")
+    p.add_argument("--output", type=Path, required=True, help="the HTML report to write")
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON summary here")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--date-column", default="auto", help="column with dates; 'auto' detects one, 'none' skips")
+    p.add_argument("--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips")
+    p.add_argument("--date-order", default="auto", choices=["auto", "DMY", "MDY", "YMD"],
+                   help="day/month order of numeric dates; auto decides from the values or says why it cannot")  # fmt: skip
+
     p = sub.add_parser("train-transformer", help="fine-tune a Hugging Face encoder; write a model folder")
     p.add_argument(
         "--base-model", required=True, help="local model folder or hub id (e.g. distilbert-base-uncased)"
@@ -194,6 +205,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from sentimentkit.insights.report import (
+        AUTO,
+        build_insights,
+        ensure_scored,
+        has_scores,
+        render_html,
+        summary_json,
+    )
+    from sentimentkit.serving.batch import read_table
+    from sentimentkit.serving.loader import load_predictor
+
+    if not args.input.is_file():
+        raise UsageError(f"{args.input} not found")
+    frame = read_table(args.input.read_bytes(), args.input.name)
+    predictor = load_predictor(args.model)
+    scored, source = ensure_scored(frame, args.text_column, None if has_scores(frame) else predictor)
+    pick = {"auto": AUTO, "none": None}
+    ins = build_insights(scored, args.text_column, predictor, pick.get(args.date_column, args.date_column),
+                         pick.get(args.group_column, args.group_column), args.date_order, source)  # fmt: skip
+    args.output.write_text(render_html(ins, f"Sentiment report: {args.input.name}"), encoding="utf-8")
+    if args.json:
+        args.json.write_text(summary_json(ins), encoding="utf-8")
+    for line in ins.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else "") + f" ({ins.n_rows:,} rows)")
+    return 0
+
+
 TRAINING_EXTRA_HINT = "needs the training extra: pip install torch==2.13.0 (CPU build) then pip install -r requirements-transformer.txt"
 
 
@@ -292,6 +332,7 @@ COMMANDS = {
     "fetch-data": cmd_fetch_data, "validate-data": cmd_validate_data, "train": cmd_train,
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
     "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx, "sign": cmd_sign,
+    "report": cmd_report,
 }  # fmt: skip
 
 

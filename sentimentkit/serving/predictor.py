@@ -17,6 +17,7 @@ from sentimentkit.config import Settings
 from sentimentkit.models.card import DEFAULT_THRESHOLD
 from sentimentkit.models.pipeline import load_model
 from sentimentkit.serving.base import BasePredictor, TokenContribution, text_error
+from sentimentkit.serving.contributions import TermContributions, term_contributions
 from sentimentkit.text.features import N_LEXICON_FEATURES, TweetVectorizer
 from sentimentkit.text.preprocess import tokenize_with_spans
 
@@ -81,6 +82,11 @@ class Predictor(BasePredictor):
         return logits
 
     # --- explanation ---------------------------------------------------------------------
+    def explain_batch(self, texts: Sequence[str]) -> TermContributions:
+        """`explain` for many texts at once, summed per distinct token: every class's exact per-term
+        contributions (see `sentimentkit.serving.contributions`). Texts must be scorable."""
+        return term_contributions(self.pipeline, list(texts))
+
     def explain(self, text: str, label: str | None = None) -> dict[str, Any]:
         """Exact per-token contributions to the (centred) logit of `label` (default: predicted).
 
