@@ -58,14 +58,22 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows)
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
 
-    p = sub.add_parser("report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)")
+    p = sub.add_parser(
+        "report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)"
+    )
     _add_model(p, settings)
-    p.add_argument("--input", type=Path, required=True, help="CSV/TSV/XLSX, raw or already scored by `predict`")
+    p.add_argument(
+        "--input", type=Path, required=True, help="CSV/TSV/XLSX, raw or already scored by `predict`"
+    )
     p.add_argument("--output", type=Path, required=True, help="the HTML report to write")
     p.add_argument("--json", type=Path, default=None, help="also write the JSON summary here")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--date-column", default="auto", help="column with dates; 'auto' detects one, 'none' skips")
-    p.add_argument("--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips")
+    p.add_argument(
+        "--date-column", default="auto", help="column with dates; 'auto' detects one, 'none' skips"
+    )
+    p.add_argument(
+        "--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips"
+    )
     p.add_argument("--date-order", default="auto", choices=["auto", "DMY", "MDY", "YMD"],
                    help="day/month order of numeric dates; auto decides from the values or says why it cannot")  # fmt: skip
 
