@@ -13,9 +13,13 @@ import streamlit as st
 
 from sentimentkit import ui
 from sentimentkit.config import Settings
+from sentimentkit.insights import charts
+from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
+from sentimentkit.insights.groups import group_candidates
+from sentimentkit.insights.report import Insights, build_insights, render_html
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving import batch
-from sentimentkit.serving.base import BackendError, BasePredictor
+from sentimentkit.serving.base import OUTPUT_COLUMNS, BackendError, BasePredictor
 from sentimentkit.serving.batch import BatchError
 
 PREVIEW_ROWS = 1_000
@@ -190,6 +194,7 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
     result = st.session_state.get("batch_result")
     if result and result["job"] == job:
         show_batch_results(backend, result, threshold)
+        insights_section(backends, result, column)
 
 
 def run_batch(
@@ -256,6 +261,98 @@ def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
         f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
     )
     st.dataframe(ui.display_frame(shown.head(PREVIEW_ROWS)), width="stretch", height=320)
+
+
+# --- insights ------------------------------------------------------------------------------
+NO_COLUMN = "(none)"
+
+
+def insights_section(backends: ui.Backends, result: dict[str, Any], text_column: str) -> None:
+    """Over time, by group, drivers and a report download for the scored table."""
+    scored = result["frame"]
+    st.header("Insights")
+    date_column, group_column, order = insights_pickers(scored, text_column)
+    key = (result["job"], date_column, group_column, order)
+    cached = st.session_state.get("insights")
+    if not cached or cached["key"] != key:
+        with st.spinner("Finding what drives the sentiment…"):
+            try:
+                ins = build_insights(scored, text_column, backends.main, date_column, group_column, order,
+                                     source="scored in the app")  # fmt: skip
+            except ValueError as exc:
+                st.error(str(exc))
+                return
+        cached = st.session_state.insights = {"key": key, "insights": ins}
+    show_insights(cached["insights"], scored, result["name"])
+
+
+def insights_pickers(scored: pd.DataFrame, text_column: str) -> tuple[str | None, str | None, str]:
+    """The date column, group column and date order pickers (defaults: detected columns)."""
+    columns = [str(c) for c in scored.columns if c not in OUTPUT_COLUMNS and c != text_column]
+    detected = st.session_state.get("insights_detected")
+    if not detected or detected["columns"] != columns:
+        frame = scored[columns]
+        detected = {"columns": columns, "date": detect_date_column(frame),
+                    "group": next(iter(group_candidates(frame)), None)}  # fmt: skip
+        st.session_state.insights_detected = detected
+    options = [NO_COLUMN, *columns]
+    left, middle, right = st.columns([2, 2, 1])
+    date = left.selectbox("Date column", options, index=options.index(detected["date"] or NO_COLUMN),
+                          key="insights_date")  # fmt: skip
+    group = middle.selectbox("Group column", options, index=options.index(detected["group"] or NO_COLUMN),
+                             key="insights_group")  # fmt: skip
+    order = right.selectbox("Date order", DATE_ORDERS, key="insights_order",
+                            help="auto reads the day/month order from the values, or says why it cannot")  # fmt: skip
+    return (None if date == NO_COLUMN else date), (None if group == NO_COLUMN else group), order
+
+
+def show_insights(ins: Insights, scored: pd.DataFrame, name: str) -> None:
+    """Warnings, charts, clickable terms with their texts, and the report download."""
+    for warning in ins.warnings:
+        st.warning(warning)
+    for note in ins.notes:
+        st.caption(note)
+    if ins.timeline is not None:
+        st.subheader(f"Over time (per {ins.timeline.granularity})")
+        st.altair_chart(charts.timeline_chart(ins.timeline), width="content")
+        for spike in ins.timeline.spikes:
+            terms = ", ".join(t["term"] for t in spike.terms) or "no clear terms"
+            st.markdown(
+                f"- **Spike** {spike.in_words(ins.timeline.period_label(spike.period))} Terms: *{terms}*"
+            )
+    if ins.groups is not None:
+        st.subheader(f"By {ins.groups.column}")
+        st.write(ins.groups.test_in_words())
+        st.altair_chart(charts.group_chart(ins.groups), width="content")
+    if ins.drivers:
+        st.subheader("What drives each label")
+        st.altair_chart(charts.drivers_chart(ins.drivers), width="content")
+    if ins.distinctive.get("negative") or ins.distinctive.get("positive"):
+        st.altair_chart(charts.distinctive_chart(ins.distinctive), width="content")
+    show_term_texts(ins, scored)
+    st.download_button(
+        "Download report", data=lambda: render_html(ins, f"Sentiment report: {name}").encode("utf-8"),
+        file_name=name.rsplit(".", 1)[0] + "-report.html", mime="text/html", on_click="ignore", key="download_report",
+    )  # fmt: skip
+
+
+def show_term_texts(ins: Insights, scored: pd.DataFrame) -> None:
+    """Clickable terms (drivers and distinctive terms); a click filters the preview to their texts."""
+    terms = list(dict.fromkeys(
+        t["term"] for source in (ins.drivers, ins.distinctive) for entries in source.values() for t in entries[:8]
+    ))  # fmt: skip
+    if not terms or ins.terms is None:
+        return
+    term = st.pills("Click a term to see its texts", terms, key="insights_term")
+    if term is None:
+        return
+    rows = ins.terms.rows_with(term)
+    st.caption(
+        f"{len(rows):,} texts contain “{term}”; the preview shows the first {min(len(rows), PREVIEW_ROWS):,}."
+    )
+    st.dataframe(
+        ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]]), width="stretch", height=320, key="term_preview"
+    )
 
 
 # --- model information ----------------------------------------------------------------------

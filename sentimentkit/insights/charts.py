@@ -13,6 +13,7 @@ from sentimentkit.insights.timeline import Timeline
 
 LABEL_COLOURS = {"negative": "#d41159", "neutral": "#9e9e9e", "positive": "#1a85ff"}
 WIDTH = 640
+TERM_AXIS = alt.Axis(labelOverlap=False, labelLimit=160)  # every term labelled, none skipped
 
 
 def _label_scale(labels: Sequence[str] = LABELS) -> alt.Scale:
@@ -100,11 +101,13 @@ def drivers_chart(drivers: dict[str, list[dict]], top: int = 12) -> alt.HConcatC
     """One bar chart per label: the terms that pushed its texts toward it (summed contributions)."""
     charts = []
     for label, terms in drivers.items():
+        if not terms:
+            continue  # e.g. no text has this label
         data = pd.DataFrame(terms[:top], columns=["term", "weight", "n_texts"])
         charts.append(alt.Chart(data).mark_bar(color=LABEL_COLOURS.get(label, "#777777")).encode(
-            y=alt.Y("term:N", sort="-x", title=None), x=alt.X("weight:Q", title="summed contribution"),
+            y=alt.Y("term:N", sort="-x", title=None, axis=TERM_AXIS), x=alt.X("weight:Q", title="summed contribution"),
             tooltip=["term:N", alt.Tooltip("weight:Q", format=".2f"), "n_texts:Q"],
-        ).properties(width=170, height=16 * max(len(data), 3), title=f"Toward {label}"))  # fmt: skip
+        ).properties(width=170, height=20 * max(len(data), 3), title=f"Toward {label}"))  # fmt: skip
     return alt.hconcat(*charts)
 
 
@@ -116,10 +119,10 @@ def distinctive_chart(distinctive: dict[str, list[dict]], top: int = 12) -> alt.
             rows.append({**entry, "label": label, "signed_z": sign * entry["z"]})
     data = pd.DataFrame(rows, columns=["term", "z", "log_odds", "n_texts", "label", "signed_z"])
     return alt.Chart(data).mark_bar().encode(
-        y=alt.Y("term:N", sort=alt.SortField("signed_z"), title=None),
+        y=alt.Y("term:N", sort=alt.SortField("signed_z"), title=None, axis=TERM_AXIS),
         x=alt.X("signed_z:Q", title="z-score of the log-odds ratio (negative <-> positive)"),
         color=alt.Color("label:N", scale=_label_scale(), title=None),
         tooltip=["term:N", "label:N", alt.Tooltip("z:Q", format=".1f"), alt.Tooltip("log_odds:Q", format=".2f"),
                  "n_texts:Q"],
-    ).properties(width=WIDTH, height=14 * max(len(data), 4),
+    ).properties(width=WIDTH, height=20 * max(len(data), 4),
                  title="Most distinctive terms: negative vs positive (log-odds, informative Dirichlet prior)")  # fmt: skip

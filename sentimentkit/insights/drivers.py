@@ -40,8 +40,10 @@ class TermMatrix:
     contributions: TermContributions | None = None
 
     def rows_with(self, term: str) -> np.ndarray:
-        """Positions of the texts that contain `term` (a raw token or its display name)."""
-        matches = np.flatnonzero((self.terms == term) | (display_names(self.terms) == term))
+        """Positions of the texts that contain `term`: a token, its display name, or its base word
+        ("good" also finds "not good", as in the distinctive terms)."""
+        names = [(display_name(str(t)), base_token(str(t))) for t in self.terms]
+        matches = np.flatnonzero([term in (str(raw), *pair) for raw, pair in zip(self.terms, names)])
         if len(matches) == 0:
             return np.zeros(0, dtype=int)
         return np.flatnonzero(np.asarray(self.presence[:, matches].sum(axis=1)).ravel() > 0)
