@@ -9,8 +9,16 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-POSITIVE = ["I love this airline, great crew", "best flight ever, thank you", "great service and a happy landing"]
-NEGATIVE = ["worst delay ever, I hate this", "lost my bag again, awful service", "cancelled flight, terrible and rude"]
+POSITIVE = [
+    "I love this airline, great crew",
+    "best flight ever, thank you",
+    "great service and a happy landing",
+]
+NEGATIVE = [
+    "worst delay ever, I hate this",
+    "lost my bag again, awful service",
+    "cancelled flight, terrible and rude",
+]
 
 
 def insights_csv(path: Path) -> Path:
@@ -30,7 +38,9 @@ def test_insights_section_charts_terms_and_report(page, start_streamlit, browser
     page.goto(start_streamlit().url)
     page.get_by_text("sentimentkit: tweet sentiment").wait_for()
     page.get_by_role("tab", name="Batch (CSV)").click()
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(insights_csv(tmp_path / "a.csv")))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        str(insights_csv(tmp_path / "a.csv"))
+    )
     page.get_by_role("button", name="Score 60 rows").click()
     page.get_by_role("heading", name="Insights").wait_for()
     # The detected columns are pre-selected and the charts are drawn.
@@ -41,9 +51,6 @@ def test_insights_section_charts_terms_and_report(page, start_streamlit, browser
     charts.first.wait_for()
     assert charts.count() >= 4  # time, groups, drivers, distinctive
     # A click on a term filters the preview to the texts that contain it.
-    label = page.get_by_text("Click a term to see its texts")
-    label.scroll_into_view_if_needed()
-    page.screenshot(path="/tmp/e2e/before.png")
     page.get_by_role("radio", name="love", exact=True).click()
     page.get_by_text("10 texts contain “love”").wait_for()
     # The report downloads and renders its charts with the network off.
