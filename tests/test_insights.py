@@ -66,7 +66,7 @@ def test_net_sentiment_interval_covers_about_95_percent() -> None:
     rng = np.random.default_rng(7)
     draws = rng.multinomial(300, [0.3, 0.3, 0.4], size=4000)
     _, low, high = net_sentiment(draws[:, 2], draws[:, 0], np.full(4000, 300))
-    coverage = np.mean((low <= 0.1) & (0.1 <= high))
+    coverage = np.mean((low <= 0.1) & (high >= 0.1))
     assert 0.93 <= coverage <= 0.97
 
 
