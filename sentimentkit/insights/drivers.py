@@ -90,31 +90,45 @@ def _word_mask(terms: np.ndarray) -> np.ndarray:
 
 
 def top_terms(weights: np.ndarray, counts: np.ndarray, terms: np.ndarray, top: int) -> list[dict]:
-    """The `top` terms with the largest positive weight, as [{term, weight, n_texts}]."""
-    eligible = np.flatnonzero((weights > 0) & _word_mask(terms))
-    best = eligible[np.argsort(-weights[eligible], kind="stable")[:top]]
+    """The `top` words (see `is_word`) with the largest positive weight, as [{term, weight, n_texts}]."""
+    positive = np.flatnonzero(weights > 0)
+    best = []
+    # Checking words only down the sorted list: far cheaper than testing every term of a big file.
+    for j in positive[np.argsort(-weights[positive], kind="stable")]:
+        if is_word(str(terms[j])):
+            best.append(j)
+            if len(best) == top:
+                break
     return [{"term": display_name(str(terms[j])), "weight": round(float(weights[j]), 4),
              "n_texts": int(counts[j])} for j in best]  # fmt: skip
 
 
-def driver_terms(matrix: TermMatrix, labels: pd.Series, within: np.ndarray | None = None, top: int = 15,
+def driver_terms(matrix: TermMatrix, labels: pd.Series, top: int = 15,
                  label_order: Sequence[str] = LABELS) -> dict[str, list[dict]]:  # fmt: skip
-    """Per label: the terms that pushed its texts (those `within` a boolean mask, default all)
-    toward it the most: their exact contributions to the label's centred logit, summed."""
+    """Per label: the terms that pushed its texts toward it the most (exact contributions to the
+    label's centred logit, summed over the texts with that label)."""
+    everything = np.zeros(len(labels), dtype=np.int64)
+    return driver_terms_by(matrix, labels, everything, 1, top, label_order).get(0, {})
+
+
+def driver_terms_by(matrix: TermMatrix, labels: pd.Series, group: np.ndarray, n_groups: int, top: int = 15,
+                    label_order: Sequence[str] = LABELS) -> dict[int, dict[str, list[dict]]]:  # fmt: skip
+    """`driver_terms` for every group at once: `group[i]` is row i's group number (-1: none).
+
+    One sparse product per label (group indicator x contributions) instead of a slice per group.
+    """
     contributions = matrix.contributions
     if contributions is None:
         return {}
     values = labels.to_numpy()
-    out: dict[str, list[dict]] = {}
+    out: dict[int, dict[str, list[dict]]] = {g: {} for g in range(n_groups)}
     for label in label_order:
-        mask = values == label
-        if within is not None:
-            mask &= within
-        k = contributions.labels.index(label)
-        selected = contributions.weights[k][mask]
-        weights = np.asarray(selected.sum(axis=0)).ravel()
-        counts = np.asarray(matrix.presence[mask].sum(axis=0)).ravel()
-        out[label] = top_terms(weights, counts, matrix.terms, top)
+        rows = np.flatnonzero((values == label) & (group >= 0))
+        indicator = sp.csr_matrix((np.ones(len(rows)), (group[rows], rows)), shape=(n_groups, len(values)))
+        weights = (indicator @ contributions.weights[contributions.labels.index(label)]).toarray()
+        counts = (indicator @ matrix.presence).toarray()
+        for g in range(n_groups):
+            out[g][label] = top_terms(weights[g], counts[g], matrix.terms, top)
     return out
 
 

@@ -26,6 +26,7 @@ class GroupResult:
     test: ChiSquare | None
     n_groups: int  # distinct values before the top-N cut
     other_label: str | None  # the name given to the merged smaller groups, if any
+    row_keys: pd.Series  # each row's group as shown (top groups, "other", "(missing)")
 
     def test_in_words(self) -> str:
         if self.test is None:
@@ -53,7 +54,7 @@ def by_group(raw: pd.Series, labels: pd.Series, column: str, top: int = TOP_GROU
     test = chi_square(table[[f"n_{label}" for label in label_order]])
     table = table.sort_values(["net_sentiment", "n"], ascending=[False, False])
     table.index.name = "group"
-    return GroupResult(column, table, test, n_groups, other)
+    return GroupResult(column, table, test, n_groups, other, keys)
 
 
 def group_candidates(frame: pd.DataFrame, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:

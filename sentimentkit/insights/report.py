@@ -23,6 +23,7 @@ from sentimentkit.insights.drivers import (
     TermMatrix,
     distinctive_terms,
     driver_terms,
+    driver_terms_by,
     excess_terms,
     representative_examples,
     term_matrix,
@@ -206,11 +207,11 @@ def _add_groups(ins: Insights, scored: pd.DataFrame, labels: pd.Series, wanted: 
         )
     if ins.terms is None or ins.terms.contributions is None:
         return
-    keys = scored[column].astype(object).where(scored[column].notna(), "").astype(str).str.strip().to_numpy()
-    for group in ins.groups.table.sort_values("n", ascending=False).index[:GROUP_DRIVER_GROUPS]:
-        ins.drivers_by_group[str(group)] = driver_terms(
-            ins.terms, labels, keys == group, top=GROUP_DRIVER_TERMS
-        )
+    largest = [str(g) for g in ins.groups.table.sort_values("n", ascending=False).index[:GROUP_DRIVER_GROUPS]]
+    number = pd.Series(range(len(largest)), index=largest)
+    group = ins.groups.row_keys.map(number).fillna(-1).astype(int).to_numpy()
+    found = driver_terms_by(ins.terms, labels, group, len(largest), top=GROUP_DRIVER_TERMS)
+    ins.drivers_by_group = {name: found[i] for i, name in enumerate(largest)}
 
 
 # --- JSON ----------------------------------------------------------------------------------------
