@@ -8,18 +8,16 @@ python docs/screenshot_insights.py
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshot import REPO, app_in_chromium  # noqa: E402 - the sibling script, run as a script
+
 TEST = REPO.parent / "shared" / "data" / "semeval2017" / "test.csv"
 
 
@@ -36,45 +34,23 @@ def sample_csv(folder: Path) -> Path:
 
 
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-            f"--server.port={port}", "--server.address=127.0.0.1", "--server.fileWatcherType=none"]  # fmt: skip
-    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=2)  # noqa: S310 - loopback
-                break
-            except OSError:
-                time.sleep(0.3)
-        with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                         args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
-            page = browser.new_page(viewport={"width": 1280, "height": 5200})
-            page.set_default_timeout(120_000)
-            page.goto(url)
-            page.get_by_role("tab", name="Batch (CSV)").click()
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-                str(sample_csv(Path(tmp)))
-            )
-            page.get_by_role("button", name="Score 3,000 rows").click()
-            page.get_by_role("button", name="Download report").wait_for()
-            page.get_by_role("radio", name="love", exact=True).click()
-            page.get_by_text("texts contain “love”").wait_for()
-            page.wait_for_timeout(2500)  # let the charts finish drawing
-            top = page.get_by_role("heading", name="Insights").bounding_box()["y"] - 10
-            bottom = page.get_by_role("button", name="Download report").bounding_box()["y"] + 50
-            page.screenshot(path=str(REPO / "docs" / "insights.png"),
-                            clip={"x": 280, "y": top, "width": 1000, "height": bottom - top})  # fmt: skip
-            browser.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with app_in_chromium() as (url, browser), tempfile.TemporaryDirectory() as tmp:
+        page = browser.new_page(viewport={"width": 1280, "height": 5200})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.get_by_role("tab", name="Batch (CSV)").click()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+            str(sample_csv(Path(tmp)))
+        )
+        page.get_by_role("button", name="Score 3,000 rows").click()
+        page.get_by_role("button", name="Download report").wait_for()
+        page.get_by_role("radio", name="love", exact=True).click()
+        page.get_by_text("texts contain “love”").wait_for()
+        page.wait_for_timeout(2500)  # let the charts finish drawing
+        top = page.get_by_role("heading", name="Insights").bounding_box()["y"] - 10
+        bottom = page.get_by_role("button", name="Download report").bounding_box()["y"] + 50
+        page.screenshot(path=str(REPO / "docs" / "insights.png"),
+                        clip={"x": 280, "y": top, "width": 1000, "height": bottom - top})  # fmt: skip
 
 
 if __name__ == "__main__":
