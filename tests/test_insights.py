@@ -260,3 +260,19 @@ def test_cli_report_writes_html_and_json_and_errors_are_one_line(tiny_model_path
                  "--date-column", "nope")  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "date column 'nope' not found" in result.stderr
+
+
+def test_spikes_name_the_terms_that_drove_them(predictor) -> None:
+    rows = []
+    for day in range(10):
+        spike = day == 8
+        texts = ["my flight is delayed again, awful"] * (35 if spike else 8) + ["great flight, thanks"] * (
+            5 if spike else 32
+        )
+        rows += [{"text": f"{t} {i}", "date": f"{day + 10}-03-2016 12.00"} for i, t in enumerate(texts)]
+    scored, _ = ensure_scored(pd.DataFrame(rows), "text", predictor)
+    ins = build_insights(scored, "text", predictor, group_column=None)
+    (spike,) = ins.timeline.spikes
+    assert spike.period == pd.Timestamp("2016-03-18")
+    assert {"delayed", "awful"} & {t["term"] for t in spike.terms}
+    assert summary(ins)["over_time"]["spikes"][0]["period"] == "2016-03-18"
