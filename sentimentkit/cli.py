@@ -227,16 +227,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not args.input.is_file():
         raise UsageError(f"{args.input} not found")
-    frame = read_table(args.input.read_bytes(), args.input.name)
+    table = read_table(args.input.read_bytes(), args.input.name)
     predictor = load_predictor(args.model)
-    scored, source = ensure_scored(frame, args.text_column, None if has_scores(frame) else predictor)
+    scored, source = ensure_scored(table, args.text_column, None if has_scores(table.frame) else predictor)
     pick = {"auto": AUTO, "none": None}
     ins = build_insights(scored, args.text_column, predictor, pick.get(args.date_column, args.date_column),
                          pick.get(args.group_column, args.group_column), args.date_order, source)  # fmt: skip
+    ins.notes[:0] = table.notes  # e.g. renamed duplicate columns: said in the report too
     args.output.write_text(render_html(ins, f"Sentiment report: {args.input.name}"), encoding="utf-8")
     if args.json:
         args.json.write_text(summary_json(ins), encoding="utf-8")
-    for line in ins.warnings:
+    for line in (*table.notes, *ins.warnings):
         print(f"warning: {line}", file=sys.stderr)
     print(f"wrote {args.output}" + (f" and {args.json}" if args.json else "") + f" ({ins.n_rows:,} rows)")
     return 0

@@ -96,17 +96,18 @@ def reuse_scores(frame: pd.DataFrame, labels: tuple[str, ...] = LABELS) -> pd.Da
 
 
 def ensure_scored(
-    frame: pd.DataFrame, text_column: str, backend: BasePredictor | None
+    table: batch.Table | pd.DataFrame, text_column: str, backend: BasePredictor | None
 ) -> tuple[pd.DataFrame, str]:
-    """(scored table, how): the file's own labels when present, else scored by `backend`."""
+    """(scored table, how): the file's own labels when present, else scored by `backend`
+    (`batch.score_table`, which keeps a Table's per-row read errors)."""
+    frame = table.frame if isinstance(table, batch.Table) else table
     batch.check_column(frame, text_column)
     if has_scores(frame):
         return reuse_scores(frame), "the file's own 'sentiment' column"
     if backend is None:
         raise ValueError("the file has no 'sentiment' column and no model was given to score it")
-    return batch.score_table(
-        backend, frame, text_column
-    ), f"scored by {backend.card.get('name', 'the model')}"
+    scored = batch.score_table(backend, table, text_column)
+    return scored, f"scored by {backend.card.get('name', 'the model')}"
 
 
 # --- building ----------------------------------------------------------------------------------
