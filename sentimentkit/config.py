@@ -71,6 +71,8 @@ class Settings:
     log_text: bool = False
     api_url: str | None = None
     api_timeout_s: float = 30.0
+    # API serving a `models:/NAME@ALIAS` URI: seconds between checks of the alias (0: only on reload).
+    model_poll_s: float = 30.0
     labels: tuple[str, ...] = LABELS
     # Optional secret for model-card signatures (sentimentkit.models.signing); kept out of repr/logs.
     signing_key: str | None = field(default=None, repr=False)
@@ -98,4 +100,5 @@ class Settings:
             api_timeout_s=_env_float("SENTIMENTKIT_API_TIMEOUT_S", cls.api_timeout_s) or 30.0,
             signing_key=env.get("SENTIMENTKIT_SIGNING_KEY") or None,
             signing_key_file=_env_path("SENTIMENTKIT_SIGNING_KEY_FILE"),
+            model_poll_s=_env_float("SENTIMENTKIT_MODEL_POLL_S", cls.model_poll_s) or 0.0,
         )
