@@ -154,6 +154,17 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="the model registry: list versions, promote, roll back")
     models = p.add_subparsers(dest="models_command", required=True)
+    q = models.add_parser("register", help="register a model on disk (model.pkl or transformer folder)")
+    q.add_argument(
+        "path", help="model.pkl (card beside it) or a transformer folder such as models/transformer-int8"
+    )
+    q.add_argument(
+        "--name",
+        choices=MODEL_NAMES,
+        default=None,
+        help="default: by kind (file: tfidf, folder: transformer)",
+    )
+    q.add_argument("--reason", default="", help="why (recorded with who and when)")
     q = models.add_parser("list", help="registered versions: aliases, sha256, metrics, created")
     q.add_argument("--name", choices=MODEL_NAMES, default=None, help="one model (default: both)")
     q.add_argument("--json", action="store_true", help="print one JSON array")
@@ -203,8 +214,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} and its card; temporal-holdout AvgRec {m['holdout']['avg_recall']:.4f}, "
               f"validation AvgRec {m['validation']['avg_recall']:.4f}, test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
         if args.register:
+            from sentimentkit.mlops import registry
+
             row = register_trained(args.out, card, data_dir, args.data, reason=args.reason)
-            print(f"registered {row['name']} version {row['version']} (aliases: {', '.join(row['aliases'])})")
+            print(registry.registered_message(row))
     return 0
 
 
@@ -388,6 +401,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             test = r.get("metrics", {}).get("test.avg_recall")
             print(f"{r['name']:<26}{r.get('version', ''):>4}  {','.join(r.get('aliases', [])):<22}"
                   f"{(r.get('sha256') or '')[:12]:<14}{'' if test is None else f'test AvgRec {test:.4f}  '}{r.get('created', '')}")  # fmt: skip
+        return 0
+    if args.models_command == "register":
+        row = registry.register_existing(args.path, name=args.name, reason=args.reason)
+        print(registry.registered_message(row))
         return 0
     if args.models_command == "promote":
         event = registry.promote(args.version, name=args.name, alias=args.alias, reason=args.reason)

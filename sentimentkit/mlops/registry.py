@@ -259,6 +259,22 @@ def register(
     return describe_version(name, version)
 
 
+def registered_message(row: dict[str, Any]) -> str:
+    """The line the CLI and the notebook print after a registration."""
+    return f"registered {row['name']} version {row['version']} (aliases: {', '.join(row['aliases'])})"
+
+
+def register_existing(model: str | Path, name: str | None = None, reason: str = "") -> dict[str, Any]:
+    """Register a model already on disk (model.pkl, or a transformer/ONNX folder) with its own card.
+
+    It is loaded first, through the same checks as serving, so only a model that loads gets a version.
+    """
+    from sentimentkit.serving.loader import load_predictor
+
+    predictor = load_predictor(model)
+    return register(model, predictor.card, {}, name=name, reason=reason or "registered from disk")
+
+
 # -- aliases and their history ------------------------------------------------------------------
 
 

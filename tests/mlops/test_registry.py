@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sentimentkit.cli import main
+from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
 from sentimentkit.mlops import registry
 from sentimentkit.models.pipeline import ModelError, load_card
@@ -156,3 +157,27 @@ def test_cli_train_register_list_promote_rollback(tmp_path: Path, capsys: pytest
     assert {"data.train.sha256", "data.train.source", "git_commit"} <= set(run.data.tags)
     artifacts = {a.path for a in registry.client().list_artifacts(run.info.run_id, "plots")}
     assert artifacts == {"plots/confusion_matrix_validation.png", "plots/reliability_validation.png"}
+
+
+def test_register_an_onnx_folder_and_serve_it(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = REPO_ROOT / "models" / "transformer-int8"
+    if not (folder / "card.json").is_file():
+        pytest.skip("the committed int8 ONNX model is not in this checkout")
+    assert main(["models", "register", str(folder), "--reason", "accurate model"]) == 0
+    assert (
+        "registered sentimentkit-transformer version 1 (aliases: challenger, champion)"
+        in capsys.readouterr().out
+    )
+    predictor = load_predictor("models:/sentimentkit-transformer@champion")
+    assert predictor.registry == {"name": "sentimentkit-transformer", "version": "1", "alias": "champion"}
+    assert predictor.predict("I love this so much, what a great day") == "positive"
+
+
+def test_registering_a_tampered_file_is_refused(tiny_model_path: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "bad" / "model.pkl"
+    copy.parent.mkdir()
+    shutil.copyfile(tiny_model_path.with_suffix(".json"), copy.with_suffix(".json"))
+    copy.write_bytes(tiny_model_path.read_bytes()[:-10])
+    with pytest.raises(ModelError, match="does not match the card"):
+        registry.register_existing(copy)
+    assert registry.list_versions() == []
