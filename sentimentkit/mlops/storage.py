@@ -15,7 +15,6 @@ when the block succeeds. Every storage failure becomes one `StorageError` line s
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import socket
@@ -81,13 +80,14 @@ def storage_options(protocol: str) -> dict[str, Any]:
 
 def filesystem(uri: str | Path) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for `uri`."""
+    protocol = protocol_of(uri)
+    options = storage_options(protocol)  # first: missing credentials are the likelier mistake
     try:
         import fsspec
     except ImportError:
         raise StorageError(f"{uri} is a remote URI, which needs fsspec and adlfs: {MLOPS_HINT}") from None
-    protocol = protocol_of(uri)
-    options = storage_options(protocol)
-    check_reachable(blob_endpoint(), uri)
+    if protocol in AZURE_PROTOCOLS:
+        check_reachable(blob_endpoint(), uri)
     try:
         return fsspec.core.url_to_fs(str(uri), **options)
     except StorageError:
@@ -112,8 +112,8 @@ def blob_endpoint() -> tuple[str, int] | None:
     return (f"{account}.blob.{suffix}", 443) if account else None
 
 
-@functools.lru_cache(maxsize=16)
 def _reachable(host: str, port: int) -> bool:
+    """One TCP connect (milliseconds when the endpoint is up), checked before each operation."""
     try:
         socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
     except OSError:
@@ -126,7 +126,6 @@ def check_reachable(endpoint: tuple[str, int] | None, uri: str | Path) -> None:
     if endpoint is None:
         return
     if not _reachable(*endpoint):
-        _reachable.cache_clear()  # a later call may find it up
         raise StorageError(
             f"cannot reach the storage endpoint {endpoint[0]}:{endpoint[1]} for {uri}; check the endpoint "
             f"in {CONNECTION_STRING_ENV} (or {ACCOUNT_NAME_ENV}) and the network."
