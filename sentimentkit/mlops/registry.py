@@ -150,7 +150,7 @@ def user() -> str:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 def git_commit() -> str | None:
@@ -368,7 +368,7 @@ def _row(mlflow_client: Any, version: Any, aliases: dict[str, list[str]]) -> dic
         "sha256": tags.get(f"{SHA_TAG}{entry}") if entry != "." else None,
         "files": {k[len(SHA_TAG) :]: v for k, v in tags.items() if k.startswith(SHA_TAG)},
         "metrics": metrics,
-        "created": dt.datetime.fromtimestamp(version.creation_timestamp / 1000, dt.timezone.utc)
+        "created": dt.datetime.fromtimestamp(version.creation_timestamp / 1000, dt.UTC)
         .replace(microsecond=0)
         .isoformat(),
         "registered_by": tags.get("registered_by"),

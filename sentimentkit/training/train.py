@@ -238,14 +238,14 @@ def training_plots(model_path: str | Path, frame: pd.DataFrame) -> dict[str, Any
     predictor = load_predictor(model_path)
     proba = predictor.predict_proba(frame["text"].tolist())
     pred = np.asarray(predictor.labels)[proba.argmax(axis=1)]
-    matrix = np.asarray(metrics(frame["label"], pred)["confusion_matrix"])
+    matrix = np.asarray(metrics(frame["label"], pred, labels=predictor.labels)["confusion_matrix"])
     cm_fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(matrix, cmap="Blues")
     ax.set(
         xticks=range(3),
         yticks=range(3),
-        xticklabels=LABELS,
-        yticklabels=LABELS,
+        xticklabels=predictor.labels,
+        yticklabels=predictor.labels,
         xlabel="predicted",
         ylabel="true",
     )
