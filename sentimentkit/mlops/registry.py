@@ -30,7 +30,7 @@ from typing import Any
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
 from sentimentkit.mlops import CHALLENGER, CHAMPION, MODEL_NAMES, TFIDF_MODEL, TRANSFORMER_MODEL, storage
-from sentimentkit.models.pipeline import ModelError
+from sentimentkit.models.card import ModelError, card_file
 
 EXPERIMENT = "sentimentkit"
 DEFAULT_ROOT = REPO_ROOT / "mlruns"
@@ -183,9 +183,7 @@ def artifact_files(model: Path) -> tuple[Path, list[Path]]:
     """(folder to upload, its files): model.pkl with its card, or every file of a transformer folder."""
     if model.is_dir():
         return model, sorted(p for p in model.rglob("*") if p.is_file())
-    from sentimentkit.models.pipeline import card_path
-
-    return model.parent, [model, card_path(model)]
+    return model.parent, [model, card_file(model)]
 
 
 def log_run(

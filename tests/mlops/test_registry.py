@@ -14,20 +14,24 @@ from sentimentkit.cli import main
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
 from sentimentkit.mlops import registry
-from sentimentkit.models.pipeline import ModelError, load_card
+from sentimentkit.models.card import ModelError, card_file
 from sentimentkit.serving.loader import load_predictor
 from tests.conftest import write_tiny_splits
 
 pytestmark = pytest.mark.usefixtures("registry_env")
 
 
+def _card(model: Path) -> dict:
+    return json.loads(card_file(model).read_text())
+
+
 def _register_twice(tiny_model_path: Path, tmp_path: Path) -> None:
     """Two versions: the tiny model, then a copy whose card differs (so its bytes differ)."""
-    registry.register(tiny_model_path, load_card(tiny_model_path), {"train": "data/train.csv"})
+    registry.register(tiny_model_path, _card(tiny_model_path), {"train": "data/train.csv"})
     second = tmp_path / "v2" / "model.pkl"
     second.parent.mkdir()
     shutil.copyfile(tiny_model_path, second)
-    card = {**load_card(tiny_model_path), "version": "tiny-2"}
+    card = {**_card(tiny_model_path), "version": "tiny-2"}
     second.with_suffix(".json").write_text(json.dumps(card))
     registry.register(second, card)
 
