@@ -424,22 +424,35 @@ def verify_copy(folder: Path, expected: dict[str, str], label: str) -> None:
             )
 
 
-def _download(source: str, target: Path) -> None:
-    """Copy the registered artifact folder to `target` (a fresh folder)."""
-    _check_artifact_store(source)
-    with registry_errors(f"downloading {source}"):
-        from mlflow.artifacts import download_artifacts
+def _fetch_verified(source: str, folder: Path, expected: dict[str, str], label: str) -> None:
+    """Download the registered artifact folder, verify it, and only then put it in place at `folder`.
 
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output one line
-        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
-        try:
+    Several API workers may do this at once: a worker whose copy finds `folder` already filled by
+    another uses that one after verifying it, so none deletes a copy another is loading.
+    """
+    _check_artifact_store(source)
+    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=folder.parent))
+    try:
+        with registry_errors(f"downloading {source}"):
+            from mlflow.artifacts import download_artifacts
+
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output one line
             got = Path(
                 download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking_uri())
             )
-            shutil.rmtree(target, ignore_errors=True)
-            got.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        verify_copy(got, expected, label)  # a tampered store is refused before anything is cached
+        if folder.exists():
+            try:
+                verify_copy(folder, expected, label)
+                return  # another process installed it meanwhile
+            except RegistryError:
+                folder.rename(tmp / "stale")  # the bad cached copy the caller found
+        try:
+            got.rename(folder)
+        except OSError:  # another process installed its verified copy first
+            verify_copy(folder, expected, label)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve(uri: str) -> ResolvedModel:
@@ -469,7 +482,6 @@ def resolve(uri: str) -> ResolvedModel:
     try:
         verify_copy(folder, expected, label)
     except RegistryError:
-        _download(mv.source, folder)
-        verify_copy(folder, expected, label)
+        _fetch_verified(mv.source, folder, expected, label)
     entry = (mv.tags or {}).get(ENTRY_TAG, "model.pkl")
     return ResolvedModel(folder if entry == "." else folder / entry, name, version, alias)

@@ -185,3 +185,23 @@ def test_registering_a_tampered_file_is_refused(tiny_model_path: Path, tmp_path:
     with pytest.raises(ModelError, match="does not match the card"):
         registry.register_existing(copy)
     assert registry.list_versions() == []
+
+
+def test_concurrent_first_loads_share_one_verified_copy(tiny_model_path: Path, tmp_path: Path) -> None:
+    """API workers starting together all download; none may delete the copy another is loading."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _register_twice(tiny_model_path, tmp_path)
+    registry.client()  # open the store once, as a server has before its workers resolve
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _: registry.resolve("models:/sentimentkit-tfidf/1").path, range(4)))
+    assert len(set(paths)) == 1 and file_sha256(paths[0]) == file_sha256(tiny_model_path)
+    assert [p.name for p in paths[0].parent.parent.iterdir()] == ["1"]  # no download folders left behind
+
+
+def test_a_refused_download_is_not_cached(tiny_model_path: Path, tmp_path: Path) -> None:
+    _register_twice(tiny_model_path, tmp_path)
+    _artifact("2").write_bytes(b"changed")
+    with pytest.raises(registry.RegistryError):
+        registry.resolve("models:/sentimentkit-tfidf/2")
+    assert not (registry.cache_root() / "sentimentkit-tfidf" / "2").exists()
