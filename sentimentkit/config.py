@@ -7,8 +7,10 @@ environment, so importing this module is free.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sentimentkit import LABELS
 
@@ -22,24 +24,22 @@ TWEETEVAL_BASE_URL = "https://raw.githubusercontent.com/cardiffnlp/tweeteval/mai
 SEED = 13
 
 
-def _env_float(name: str, default: float | None) -> float | None:
+def _env_number(name: str, default: Any, convert: Callable[[str], Any], kind: str) -> Any:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        return convert(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+
+
+def _env_float(name: str, default: float | None) -> float | None:
+    return _env_number(name, default, float, "a number")
 
 
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    return _env_number(name, default, int, "a whole number")
 
 
 def _env_path(name: str) -> Path | None:

@@ -665,3 +665,10 @@ def test_predict_uses_the_one_text_rule(client: TestClient) -> None:
     for payload, code in (({"text": " "}, "empty_text"), ({"text": "x" * 5121}, "text_too_long")):
         body = client.post("/v1/predict", json=payload).json()
         assert body["error"] == code
+
+
+def test_invisible_texts_and_old_mac_csv_files(client: TestClient) -> None:
+    # A zero-width joiner and a direction mark were scored as a text; a CSV with \r line ends was a 400.
+    assert client.post("/v1/predict", json={"text": "\u200d\u200f"}).json()["error"] == "empty_text"
+    answer = read_answer(post_csv(client, b'text,id\r"multi\rline",1\rI love it,2\r'))
+    assert answer["text"].tolist() == ["multi\rline", "I love it"] and answer["id"].tolist() == ["1", "2"]

@@ -31,6 +31,7 @@ from sentimentkit.serving.batch import (
     score_table,
 )
 from sentimentkit.serving.batch import csv_text as scored_csv_text
+from sentimentkit.serving.tables import FIELD_LIMIT
 
 ROWS = [("1", "I love this, great day"), ("2", "café crème, so sad :("), ("3", "the train leaves at two")]
 
@@ -384,5 +385,54 @@ def test_a_closed_multiline_last_record_is_fine_and_a_runaway_quote_names_its_li
     table = read_table(b'id,text\n1,ok\n2,"two\nlines"', "in.csv")
     assert table.frame["text"].tolist() == ["ok", "two\nlines"]
     runaway = b'id,text\n1,"never closed\n' + b"2,more text that the quote swallows\n" * 5000
-    with pytest.raises(BatchError, match="^line 2: .*field limit.*never closed"):
+    with pytest.raises(BatchError, match="^line 2: a quote opened here is never closed"):
         read_table(runaway, "in.csv")
+    runaway += b"2,more text that the quote swallows\n" * (FIELD_LIMIT // 36)  # fails before the end
+    with pytest.raises(BatchError, match=f"^line 2: a cell longer than {FIELD_LIMIT:,} .*never closed"):
+        read_table(runaway, "in.csv")
+
+
+# --- adversarial review ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "data",
+    [b"text\rhello\rworld\rbye\r", b"text\r\nhello\rworld\nbye\r\n", b"text\rhello\r\rworld\rbye"],
+    ids=["cr-only", "mixed", "cr-blank-line"],
+)
+def test_old_mac_and_mixed_line_ends_are_rows(data: bytes) -> None:
+    # Was: refused ("new-line character seen in unquoted field ... a quote that is never closed").
+    table = read_table(data, "in.csv")
+    expected = ["hello", "world", "bye"] if b"\r\r" not in data else ["hello", "", "world", "bye"]
+    assert table.frame["text"].tolist() == expected and not table.row_errors
+
+
+def test_a_cr_line_end_split_across_read_blocks_is_one_line_end() -> None:
+    first = b"text\r\n" + b"x" * ((1 << 20) - 7) + b"\r"  # the \r ends the first 1 MiB block
+    table = read_table(first + b"\nnext\r\n", "in.csv")
+    assert [len(t) for t in table.frame["text"]] == [(1 << 20) - 7, 4]
+
+
+def test_a_one_megabyte_cell_is_a_row_flagged_too_long(tiny_predictor) -> None:
+    # Was: the whole file refused ("field larger than field limit (131072)").
+    table = read_table(b"id,text\n1," + b"a" * 1_000_000 + b"\n2,I love it\n", "in.csv")
+    scored = score_table(tiny_predictor, table, "text")
+    assert values(scored)[0].startswith("text too long: 1000000 characters") and values(scored)[1] is None
+
+
+def test_a_carriage_return_inside_a_text_is_quoted_in_the_output(tiny_predictor) -> None:
+    # Was: written bare, so every reader split the row in two at the \r.
+    scored = score_table(tiny_predictor, read_table(b'text,id\r"multi\rline",1\rbye,2\r', "in.csv"), "text")
+    back = pd.read_csv(io.StringIO(scored_csv_text(scored), newline=""), dtype=str, keep_default_na=False)
+    assert back["text"].tolist() == ["multi\rline", "bye"] and back["id"].tolist() == ["1", "2"]
+    assert scored_csv_text(scored.iloc[1:]).endswith("\n") and "\r" not in scored_csv_text(scored.iloc[1:])
+
+
+def test_folders_as_input_or_output_are_one_clear_error(tiny_predictor, tmp_path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"text\nI love it\n")
+    with pytest.raises(BatchError, match="is a folder; give the CSV"):
+        score_file(tiny_predictor, tmp_path, tmp_path / "out.csv")
+    with pytest.raises(BatchError, match=r"is a folder\. Give a file name"):
+        score_file(tiny_predictor, src, tmp_path)  # was: "[Errno 21] ... '.out.csv.x1y2.part' -> ..."
+    with pytest.raises(BatchError, match="does not exist"):
+        score_file(tiny_predictor, tmp_path / "missing.csv", tmp_path / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

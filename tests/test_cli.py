@@ -221,3 +221,20 @@ def test_predict_neutralises_formulas_in_the_cli_output(tiny_model_path, tmp_pat
     _, scored = score_bytes(tiny_model_path, tmp_path, data)
     assert scored["note"].tolist() == ['\'=HYPERLINK("http://x")', "-5"]
     assert scored["text"].tolist() == ["I love it", "'@user I hate it"]
+
+
+def test_predict_hostile_inputs_get_rows_or_one_line(tiny_model_path, tmp_path):
+    # Old Mac line ends and a 1 MB cell were refused whole; folders gave an OS error naming a temp file.
+    big = b"a" * 1_000_000
+    result, scored = score_bytes(tiny_model_path, tmp_path, b"text\rI love it\r" + big + b"\rbye\r")
+    assert scored["text"].tolist() == ["I love it", big.decode(), "bye"]
+    assert scored["error"][1].startswith("text too long") and "1 flagged" in result.stdout
+    for args, message in (
+        (("--input", str(tmp_path), "--output", str(tmp_path / "o.csv")), "is a folder; give the CSV"),
+        (("--input", str(tmp_path / "in.csv"), "--output", str(tmp_path)), "is a folder. Give a file name"),
+        (("--text", "hi", "--threshold", "5"), "The threshold (--threshold, SENTIMENTKIT_THRESHOLD) must be"),
+        (("--text", "\u200d"), "cannot score this text: empty text"),
+    ):
+        result = run("predict", "--model", str(tiny_model_path), *args)
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

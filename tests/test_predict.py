@@ -92,3 +92,11 @@ def test_text_error_refuses_lone_surrogates_and_is_the_apps_rule():
     assert text_error("\U0001f600 love", 100) is None
     assert ui.input_problem("   ", 10) == ui.EMPTY_PROMPT
     assert ui.input_problem("x" * 11, 10).startswith("Text too long: 11 characters, the limit is 10.")
+
+
+def test_texts_that_show_nothing_are_empty(tiny_predictor):
+    # Zero-width joiners/spaces, direction marks and BOMs alone were scored as if they were words.
+    invisible = ["\u200d", "\u200f\u202e", " \ufeff\u200b ", "\u2028"]
+    assert [r["error"] for r in tiny_predictor.score(invisible)] == ["empty text"] * 4
+    visible = ["\u200f\u05e9\u05dc\u05d5\u05dd", "\U0001f468\u200d\U0001f469", "\ufeffhi"]
+    assert [r["error"] for r in tiny_predictor.score(visible)] == [None] * 3

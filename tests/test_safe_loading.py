@@ -377,3 +377,45 @@ def test_a_transformer_folder_is_signed_and_checked_before_onnx_opens_it(
         m.setattr("sentimentkit.serving.transformer._onnx_session", no_session)
         with pytest.raises(ModelError, match="signature does not match"):
             load_predictor(int8_copy)
+
+
+# --- adversarial review: other pipelines, non-finite weights, swapped cards, bad thresholds -------
+def test_another_sklearn_pipeline_with_a_matching_hash_is_not_served(model_copy: Path, no_key) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    other = Pipeline([("features", TfidfVectorizer(dtype=np.float32)), ("clf", LogisticRegression())])
+    plant(model_copy, pickle.dumps(other.fit(TINY_TEXTS, TINY_LABELS), protocol=5))
+    with pytest.raises(ModelError, match="not a sentimentkit pipeline: its steps"):
+        load_model(model_copy)
+
+
+def test_non_finite_weights_are_not_served(model_copy: Path, no_key) -> None:
+    # Was: loaded, and every answer was NaN (not even valid JSON on the CLI).
+    pipeline = build_pipeline({"word_min_df": 1, "char_min_df": 1}).fit(TINY_TEXTS, TINY_LABELS)
+    pipeline.named_steps["clf"].coef_[0, 0] = np.nan
+    plant(model_copy, pickle.dumps(pipeline, protocol=5))
+    with pytest.raises(ModelError, match="weights are not all finite"):
+        load_model(model_copy)
+
+
+def test_a_card_swapped_in_from_another_model_is_refused(model_copy: Path, tmp_path: Path, no_key) -> None:
+    other = tmp_path / "other" / "model.pkl"
+    pipeline = build_pipeline({"word_min_df": 1, "char_min_df": 1}).fit(TINY_TEXTS[::-1], TINY_LABELS[::-1])
+    save_model(pipeline, other, {"name": "other"}, Settings.from_env())
+    shutil.copy(card_file(other), card_file(model_copy))
+    with pytest.raises(ModelError, match="does not match the card"):
+        load_predictor(model_copy)
+
+
+@pytest.mark.parametrize("value", ["abc", 7, -0.1, None, True])
+def test_a_card_threshold_that_is_not_a_probability_is_one_line(model_copy: Path, no_key, value) -> None:
+    # Was: "could not convert string to float: 'abc'", and 7 silently made every answer uncertain.
+    card = json.loads(card_file(model_copy).read_text())
+    card["default_threshold"] = value
+    card_file(model_copy).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="default_threshold must be a number from 0 to 1"):
+        load_predictor(model_copy)
+    with pytest.raises(ModelError, match=r"The threshold \(--threshold"):
+        load_predictor(COMMITTED_MODEL, threshold=1.5)

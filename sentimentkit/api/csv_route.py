@@ -27,6 +27,14 @@ from sentimentkit.api.log import log_event
 from sentimentkit.api.service import CSV_ROUTE, note_records, predictor_of, request_info
 from sentimentkit.config import Settings
 from sentimentkit.serving.base import BasePredictor
+from sentimentkit.serving.batch import (
+    BatchError,
+    check_column,
+    chunk_texts,
+    csv_text,
+    open_table,
+    scored_frame,
+)
 from sentimentkit.serving.tables import Chunk
 
 STREAM_ERROR_MARKER = "#sentimentkit-error"
@@ -87,8 +95,6 @@ def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) 
     """Read the whole upload once without scoring, so that every error the file can cause (encoding,
     quoting, missing column, no rows) is a 4xx before the first byte of the answer is streamed.
     Returns the row count and the reader's notes (renamed columns, ragged lines)."""
-    from sentimentkit.serving.batch import BatchError, check_column, open_table
-
     rows = 0
     try:
         table = open_table(stream, name)
@@ -118,8 +124,6 @@ async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], 
     """The shared batch path (`open_table` chunks, `chunk_texts`, `scored_frame`, `csv_text`), with the
     model called in slices on the loop (see MODEL_SLICE), parsing and formatting in the thread pool;
     yields each chunk's CSV text and its number of rows."""
-    from sentimentkit.serving.batch import chunk_texts, open_table
-
     chunks = (await run_in_threadpool(open_table, stream, name)).chunks(chunk_rows)
     first = True
     while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
@@ -157,8 +161,6 @@ def _marker_line(sent: int, rows: int, request_id: str | None) -> bytes:
 
 def _scored_csv(chunk: Chunk, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool) -> bytes:
     """The CSV text of a scored chunk, with formula-like cells neutralised."""
-    from sentimentkit.serving.batch import csv_text, scored_frame
-
     return csv_text(scored_frame(chunk.frame, records, labels, chunk.row_errors), header=header).encode(
         "utf-8"
     )

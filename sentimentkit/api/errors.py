@@ -113,7 +113,9 @@ def add_error_handlers(app: FastAPI) -> None:
 def text_api_error(error: str, max_chars: int) -> ApiError:
     """The 422 for a text that `text_error` (the one rule for every front end) refuses."""
     if error == EMPTY_TEXT:
-        return ApiError(422, "empty_text", "text is empty or blank; send at least one non-blank character.")
+        return ApiError(
+            422, "empty_text", "text is empty, blank or invisible; send at least one visible character."
+        )
     if error.startswith(TOO_LONG):
         return ApiError(
             422, "text_too_long", f"text is too long; the limit is {max_chars:,} characters.", max_chars

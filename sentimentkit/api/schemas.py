@@ -98,7 +98,7 @@ def predict_request_model(settings: Settings) -> type[BaseModel]:
         text=(
             str,
             Field(
-                description=f"the text to score, 1 to {settings.max_chars} characters, not all blank",
+                description=f"the text to score, 1 to {settings.max_chars} characters, not all blank or invisible",
                 # Documented here, enforced by `text_error` in the route (one rule for every front end).
                 json_schema_extra={"minLength": 1, "maxLength": settings.max_chars},
             ),

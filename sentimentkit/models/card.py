@@ -92,6 +92,20 @@ def new_card(
     }
 
 
+def model_threshold(card: dict[str, Any], chosen: float | None = None) -> float:
+    """The confidence threshold a predictor uses: `chosen` (a setting or option), else the card's
+    `default_threshold`. Raises ModelError unless it is a number from 0 to 1."""
+    value = card.get("default_threshold", DEFAULT_THRESHOLD) if chosen is None else chosen
+    where = (
+        "The threshold (--threshold, SENTIMENTKIT_THRESHOLD)"
+        if chosen is not None
+        else "The card's default_threshold"
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ModelError(f"{where} must be a number from 0 to 1, got {str(value)[:40]!r}.")
+    return float(value)
+
+
 # --- where the card and the artifact files are ---------------------------------------------------
 def card_file(model: str | Path) -> Path:
     """The card of a model location: FOLDER/card.json, or model.pkl -> model.json."""

@@ -119,4 +119,6 @@ def pipeline_problem(pipeline: Any) -> str | None:
     clf = pipeline.named_steps["clf"]
     if np.shape(clf.coef_) != (len(LABELS), vec.n_features_) or np.shape(clf.intercept_) != (len(LABELS),):
         return "its classifier's weights do not fit its features"
+    if not (np.isfinite(clf.coef_).all() and np.isfinite(clf.intercept_).all()):
+        return "its classifier's weights are not all finite numbers"  # they would answer NaN
     return None

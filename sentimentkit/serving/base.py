@@ -8,6 +8,7 @@ backends (`predictor`, `transformer`, `remote`) and `loader` can all import it w
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -46,19 +47,26 @@ def text_error(value: object, max_chars: int) -> str | None:
     """Why `value` cannot be scored (None when it can): not text, empty, or too long.
 
     The one rule for every front end (CLI, app, API, batch files, the API client): a text is a
-    `str` of valid Unicode with at least one non-blank character and at most `max_chars` characters.
+    `str` of valid Unicode with at least one visible character (not white space, not a zero-width or
+    direction mark) and at most `max_chars` characters.
     """
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return EMPTY_TEXT
         return f"not text (got {type(value).__name__})"
-    if not value.strip():
+    if not value.strip() or (not value.isascii() and _invisible(value)):
         return EMPTY_TEXT
     if len(value) > max_chars:
         return f"{TOO_LONG}: {len(value)} characters, the limit is {max_chars}"
     if not value.isascii() and not _is_unicode(value):
         return "not valid Unicode (a lone surrogate such as \\ud83d)"
     return None
+
+
+def _invisible(text: str) -> bool:
+    """True when `text` shows nothing: only white space and format characters (zero-width joiners and
+    spaces, direction marks, BOMs...), which a model would score as if it had read something."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def _is_unicode(text: str) -> bool:

@@ -135,10 +135,14 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     it starts with = + - @ tab or CR and is not a number (OWASP CSV-injection advice)."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+        if _may_hold_text(out[column]):
             out[column] = out[column].map(_neutralise_cell)
     out.columns = [_neutralise_cell(c) for c in out.columns]
     return out
+
+
+def _may_hold_text(values: pd.Series) -> bool:
+    return values.dtype == object or pd.api.types.is_string_dtype(values)
 
 
 def _neutralise_cell(value: Any) -> Any:
@@ -149,7 +153,25 @@ def _neutralise_cell(value: Any) -> Any:
 
 def csv_text(scored: pd.DataFrame, header: bool = True) -> str:
     """A scored chunk as CSV text, formulas neutralised: the one writer of every CSV we hand out."""
-    return neutralise_formulas(scored).to_csv(index=False, header=header)
+    safe = neutralise_formulas(scored)
+    # The csv writer quotes a cell only for the characters of its line end, so with "\n" a lone "\r"
+    # inside a text (old Mac line ends) would be written bare and split the row for every reader.
+    # Such a chunk is written with "\r\n" line ends, which quotes it; all others keep "\n".
+    end = "\r\n" if _has_carriage_return(safe) else "\n"
+    return safe.to_csv(index=False, header=header, lineterminator=end)
+
+
+def _has_carriage_return(frame: pd.DataFrame) -> bool:
+    if any("\r" in str(c) for c in frame.columns):
+        return True
+    for column in frame.columns:
+        if _may_hold_text(frame[column]):
+            try:
+                if frame[column].str.contains("\r", regex=False, na=False).any():
+                    return True
+            except AttributeError:  # no strings in this column
+                continue
+    return False
 
 
 def result_csv_bytes(scored: pd.DataFrame) -> bytes:
@@ -168,6 +190,10 @@ def atomic_output(path: str | Path) -> Iterator[IO[str]]:
     if not target.parent.is_dir():
         raise BatchError(
             f"The output folder {str(target.parent)!r} does not exist. Create it or choose another."
+        )
+    if target.is_dir():
+        raise BatchError(
+            f"The output {str(target)!r} is a folder. Give a file name, e.g. {str(target / 'scored.csv')!r}."
         )
     mode = target.stat().st_mode & 0o777 if target.exists() else _default_mode()
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")

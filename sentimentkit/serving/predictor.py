@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import Settings
-from sentimentkit.models.card import DEFAULT_THRESHOLD
+from sentimentkit.models.card import model_threshold
 from sentimentkit.models.pipeline import load_model
 from sentimentkit.serving.base import BasePredictor, TokenContribution, text_error
 from sentimentkit.serving.contributions import TermContributions, term_contributions
@@ -35,8 +35,7 @@ class Predictor(BasePredictor):
         self.pipeline = pipeline
         self.card = card
         self.labels = tuple(str(c) for c in pipeline.classes_)
-        default = card.get("default_threshold", DEFAULT_THRESHOLD)
-        self.threshold = float(default if threshold is None else threshold)
+        self.threshold = model_threshold(card, threshold)
         self.max_chars = max_chars
         clf = pipeline.named_steps["clf"]
         self._vectorizer = pipeline.named_steps["features"]

@@ -18,6 +18,7 @@ import codecs
 import csv
 import io
 import itertools
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", *EXCEL_EXTENSIONS)
 TEXT_COLUMN_HINTS = ("text", "tweet", "content", "message", "comment", "review", "body", "sentence")
 CLI_HINT = "python -m sentimentkit predict --input FILE.csv --output OUT.csv"
 _BLOCK = 1 << 20
+# A cell may hold up to 8 MiB characters (csv's default, 128 KiB, refused whole files with one long
+# cell; such a text is now a row flagged "text too long"). A quote that is never closed still fails
+# fast: it swallows the rest of the file into one cell, which soon passes this limit.
+FIELD_LIMIT = 8 << 20
+_LINE_END = re.compile(r"(\r\n|\r|\n)")
 _SAMPLE_BYTES = 64 * 1024  # non-ASCII lines handed to charset-normalizer
 _SNIFF_CHARS = 20_000
 _RAGGED_LINES_SHOWN = 5
@@ -286,14 +292,16 @@ def check_column(columns: Any, text_column: str) -> None:
 
 # --- CSV ----------------------------------------------------------------------------------------
 class _Lines:
-    """The stream's decoded text as lines (ends kept; only \\n ends a line, so a Unicode line
-    separator inside a text stays in its row), remembering the last two blocks of lines so that the
-    raw text of the final record can be checked for a quote that is never closed."""
+    """The stream's decoded text as lines (ends kept; \\n, \\r\\n and a lone \\r end a line, as in
+    csv's universal newlines, but a Unicode line separator inside a text stays in its row),
+    remembering the last blocks of lines so that the raw text of the final record can be checked
+    for a quote that is never closed."""
 
     def __init__(self, stream: IO[bytes], encoding: str) -> None:
         self.stream = stream
         self.decoder = codecs.getincrementaldecoder(encoding)()
-        self.recent: deque[list[str]] = deque(maxlen=2)
+        # Enough blocks to hold a record of FIELD_LIMIT characters (a character is at least a byte).
+        self.recent: deque[list[str]] = deque(maxlen=FIELD_LIMIT // _BLOCK + 2)
 
     def __iter__(self) -> Iterator[str]:
         # Lines are handed to csv.reader through chain(), so no Python code runs per line.
@@ -302,8 +310,8 @@ class _Lines:
     def _blocks(self) -> Iterator[list[str]]:
         rest = ""
         for block in iter(partial(self.stream.read, _BLOCK), b""):
-            *complete, rest = (rest + self.decoder.decode(block)).split("\n")
-            yield self._remember([line + "\n" for line in complete])
+            complete, rest = _split_lines(rest + self.decoder.decode(block))
+            yield self._remember(complete)
         rest += self.decoder.decode(b"", final=True)
         if rest:
             yield self._remember([rest])
@@ -315,6 +323,16 @@ class _Lines:
     def last(self, n: int) -> list[str]:
         """The last `n` lines read (a record longer than the field limit never gets here)."""
         return [line for block in self.recent for line in block][-n:]
+
+
+def _split_lines(text: str) -> tuple[list[str], str]:
+    """The complete lines of `text` (ends kept) and the unfinished rest."""
+    if "\r" not in text:  # the common case, without a regular expression
+        *complete, rest = text.split("\n")
+        return [line + "\n" for line in complete], rest
+    hold = "\r" if text.endswith("\r") else ""  # its \n may start the next block
+    parts = _LINE_END.split(text[: len(text) - len(hold)])
+    return [line + end for line, end in zip(parts[0:-1:2], parts[1::2])], parts[-1] + hold
 
 
 class CsvTable:
@@ -332,6 +350,8 @@ class CsvTable:
         self.encoding = detect_encoding(stream)
         self.delimiter = detect_delimiter(_text_sample(stream, self.encoding), filename)
         self._lines = _Lines(stream, self.encoding)
+        if csv.field_size_limit() < FIELD_LIMIT:
+            csv.field_size_limit(FIELD_LIMIT)  # process-wide, hence only ever raised
         self._reader = csv.reader(iter(self._lines), delimiter=self.delimiter)
         self._line = self._start = 0  # physical lines consumed so far; first line of the last record
         self._notes: list[str] = []
@@ -385,10 +405,7 @@ class CsvTable:
                     f"line {start}: bytes that are not valid {self.encoding}. Re-save the file as UTF-8 CSV."
                 ) from None
             except csv.Error as exc:
-                raise BatchError(
-                    f"line {start}: {exc}. A quote that is never closed makes every later line part of one "
-                    "text; check the quotes near that line."
-                ) from None
+                raise BatchError(_csv_error_message(start, exc)) from None
             self._start, self._line = start, self._reader.line_num
             yield start, fields
 
@@ -435,6 +452,15 @@ def _text_sample(stream: IO[bytes], encoding: str) -> str:
     stream.seek(start)
     text = codecs.getincrementaldecoder(encoding)(errors="ignore").decode(head)
     return text.lstrip("\r\n")
+
+
+def _csv_error_message(line: int, exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        return (
+            f"line {line}: a cell longer than {FIELD_LIMIT:,} characters, most likely a quote that is never "
+            "closed (it makes every later line part of one text); check the quotes near that line."
+        )
+    return f"line {line}: the CSV cannot be parsed ({exc}); check the quotes near that line."
 
 
 def _unclosed(lines: list[str], delimiter: str) -> bool:
@@ -509,6 +535,7 @@ def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable |
     the returned table is read)."""
     name = (filename or str(source if isinstance(source, (str, Path)) else "")).lower()
     if isinstance(source, (str, Path)):
+        _check_input_path(Path(source))
         if name.endswith(EXCEL_EXTENSIONS):
             return read_excel(Path(source))
         stream: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed by the CsvTable (or below)
@@ -522,6 +549,13 @@ def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable |
         return read_excel(source.read())
     _refuse_office(source, name)
     return CsvTable(source, name)
+
+
+def _check_input_path(path: Path) -> None:
+    if path.is_dir():
+        raise BatchError(f"The input {str(path)!r} is a folder; give the CSV, TSV or .xlsx file in it.")
+    if not path.exists():
+        raise BatchError(f"The input file {str(path)!r} does not exist.")
 
 
 def _refuse_office(stream: IO[bytes], name: str) -> None:

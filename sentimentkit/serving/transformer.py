@@ -27,11 +27,11 @@ import numpy as np
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
 from sentimentkit.models.card import (
-    DEFAULT_THRESHOLD,
     ONNX_INT8_FILE,
     TOKENIZER_FILE,
     WEIGHTS_FILE,
     ModelError,
+    model_threshold,
     open_card,
     require_files,
 )
@@ -142,8 +142,7 @@ class _TransformerPredictor(BasePredictor):
         self.labels = tuple(card.get("labels") or LABELS)
         if set(self.labels) != set(LABELS):
             raise ModelError(f"The card of {folder} has labels {list(self.labels)}, expected {list(LABELS)}.")
-        default = card.get("default_threshold", DEFAULT_THRESHOLD)
-        self.threshold = float(default if threshold is None else threshold)
+        self.threshold = model_threshold(card, threshold)
         self.max_chars = max_chars
         self.max_length = int(card.get("max_length", DEFAULT_MAX_LENGTH))
         self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
