@@ -113,7 +113,10 @@ def render(args: argparse.Namespace, rows: list, again: tuple[float, float], lat
     """The markdown report."""
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     p50, p99 = np.percentile(lat, 50, axis=0), np.percentile(lat, 99, axis=0)
-    table = ["| texts (one pass each) | model texts/s | VADER texts/s | model / VADER |", "|---|---:|---:|---:|"]
+    table = [
+        "| texts (one pass each) | model texts/s | VADER texts/s | model / VADER |",
+        "|---|---:|---:|---:|",
+    ]
     table += [f"| {name} | {m:,.0f} | {v:,.0f} | {m / v:.2f}x |" for name, (m, v) in rows]
     table.append(
         f"| *not new text:* the test tweets a second time (caches hold them) | {again[0]:,.0f} | {again[1]:,.0f} "

@@ -83,8 +83,9 @@ def _normalise_token(token: str) -> list[str]:
     if len(token) >= 3 and token.isupper() and any(c.isalpha() for c in token):
         out.append(ALLCAPS_TOKEN)
     lowered = token.lower()
-    reduced = _ELONG_RE.sub(r"\1\1", lowered)
-    if reduced != lowered:
+    reduced = lowered
+    if _ELONG_RE.search(lowered):  # rare; sub() with a template costs far more than search()
+        reduced = _ELONG_RE.sub(r"\1\1", lowered)
         out.append(ELONG_TOKEN)
     if reduced.startswith("#") and len(reduced) > 1:
         out.append(reduced)
