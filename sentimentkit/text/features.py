@@ -5,7 +5,20 @@
 same tokens) so its vocabulary and IDF are exactly scikit-learn's. Transforming is the hot path
 at serving time, so it avoids sklearn's per-n-gram Python loop: every distinct token's feature
 ids are computed once and cached as a NumPy array, and a batch becomes one concatenation plus
-vectorised TF-IDF weighting. `tests/test_features.py` checks the result equals sklearn's.
+vectorised TF-IDF weighting. New tokens (unseen text) are entered together: their char n-grams
+are matched as integer keys in one vectorised pass. `tests/test_features.py` checks the result
+equals sklearn's.
+
+Threading: a fitted `TweetVectorizer` (and so one `Predictor`) may be shared by any number of
+threads. Its only mutable state is caches: the per-token table grows under a lock and publishes a
+token in the index only after its entry is complete, in arrays that are replaced (never shrunk or
+rewritten) when they grow, so lock-free readers see complete entries; the lazily built pieces
+(token table, char n-gram index, IDF vector) may be built twice by racing threads, each copy
+complete and equal; preprocess's chunk cache is a dict used with single atomic operations. Each
+call's matrices are its own. This relies on CPython's GIL making those dict and attribute operations
+atomic. `tests/test_features.py` checks that 8 threads sharing one model on unseen texts give
+exactly the single-threaded probabilities. Threads do not make scoring faster (the GIL); they make
+it safe to share one model between a server's threads.
 """
 
 from __future__ import annotations
