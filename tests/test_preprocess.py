@@ -74,7 +74,21 @@ def test_letters_only_chunks_take_the_fast_path_with_the_regex_result():
     them whole, including letters of other scripts and emoticon-like letter pairs."""
     from sentimentkit.text.preprocess import _NUM_RE, _URL_RE, _WORD_RE, _normalise_token, _tokenize_chunk
 
-    words = ["hello", "XD", "xD", "Do", "ß", "straße", "naïve", "日本語", "ǅemal", "ĳssel", "a", "SOOOO", "noooo"]
+    words = [
+        "hello",
+        "XD",
+        "xD",
+        "Do",
+        "ß",
+        "straße",
+        "naïve",
+        "日本語",
+        "ǅemal",
+        "ĳssel",
+        "a",
+        "SOOOO",
+        "noooo",
+    ]
     for word in words:
         assert word.isalpha()
         assert _WORD_RE.findall(word) == [word], word
