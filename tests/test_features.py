@@ -128,7 +128,8 @@ def test_char_ngrams_of_words_shorter_than_the_smallest_n_follow_sklearn():
 
     vec = TweetVectorizer(word_min_df=1, char_min_df=1, char_ngram_range=(4, 5)).fit(TEXTS + ["a b c"])
     analyzer = vec.char_vectorizer_.build_analyzer()
-    owner, ids = _CharGrams(vec.char_vectorizer_, analyzer).ids(["a", "b", "love"])
+    words = ["a", "b", "love"] + [w for t in TEXTS for w in tokenize(t)]  # enough for the vectorised path
+    owner, ids = _CharGrams(vec.char_vectorizer_, analyzer).ids(words)
     vocab = vec.char_vectorizer_.vocabulary_
     assert ids[owner == 0].tolist() == [vocab[" a "]]  # sklearn keeps the padded word itself
     assert sorted(ids[owner == 2].tolist()) == sorted(vocab[g] for g in analyzer("love") if g in vocab)

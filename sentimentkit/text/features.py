@@ -37,6 +37,7 @@ from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize
 N_LEXICON_FEATURES = 7  # per lexicon
 LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")
 _TOKEN_CACHE_MAX = 500_000
+_FEW_WORDS = 8
 _EMPTY = np.zeros(0, dtype=np.int32)
 
 
@@ -368,7 +369,7 @@ class _CharGrams:
     window by window, and matched with a binary search. For a word without whitespace the char_wb
     n-grams are the windows of " word " of every size in the range up to its padded length (sklearn
     stops at the padded word itself); words with whitespace, and vocabularies whose alphabet is too
-    large for the keys, go through sklearn's own analyzer. `tests/test_features.py` checks the ids
+    large for the keys, or batches of only a few words, go through sklearn's own analyzer. `tests/test_features.py` checks the ids
     against sklearn's analyzer.
     """
 
@@ -415,7 +416,8 @@ class _CharGrams:
     def ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(index into `words`, n-gram id) of every in-vocabulary char_wb n-gram of the words."""
         plain = [i for i, w in enumerate(words) if w.split() == [w] and len(w) + 2 >= self.min_n]
-        plain = plain if self.vectorised else []
+        # a few words (single-text calls): the analyzer's loop costs less than the vectorised set-up
+        plain = plain if self.vectorised and len(words) > _FEW_WORDS else []
         owners, ids = [], []
         if plain:
             codes, starts, lengths = self._encode([f" {words[i]} " for i in plain])
