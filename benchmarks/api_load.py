@@ -4,10 +4,12 @@
     python benchmarks/api_load.py --quick             # 5 s smoke run, writes nothing
 
 Starts `python -m sentimentkit serve --workers N` on a free loopback port, warms it up, then runs
-wrk with single-text POST /v1/predict requests of real tweets (rotating through the SemEval test
-split) and reports requests/s, p50/p95/p99 latency, errors (non-2xx + socket errors) and the
-server's memory (RSS of its whole process tree, sampled with psutil). Then it measures the batch
-endpoint at 100 and 1,000 texts per request. It also records how busy the machine was with other
+wrk with single-text POST /v1/predict requests that rotate over distinct tweets the server has not
+seen (`../shared/data/unlabeled/tweets.csv`, minus any text of the SemEval-2017 splits; the warm-up
+sends SemEval train tweets instead) and reports requests/s, p50/p95/p99 latency, errors (non-2xx +
+socket errors), how many requests repeated a text, and memory (RSS sampled with psutil: the server's
+process tree, and the whole tree of this run: server workers + wrk + this script). Then it measures
+the batch endpoint at 100 and 1,000 texts per request, on other unlabeled tweets. It also records how busy the machine was with other
 work, because wrk and the server share the same cores. Results go to benchmarks/api_load.md.
 """
 
@@ -34,7 +36,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "benchmarks" / "api_wrk.lua"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "semeval2017" / "test.csv"
+SHARED = ROOT.parent / "shared" / "data"
+DEFAULT_DATA = SHARED / "unlabeled" / "tweets.csv"
+SEMEVAL = SHARED / "semeval2017"
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Run:
     name: str
     result: dict
     rss_peak_mb: float
+    all_peak_mb: float  # server + wrk + this script
     server_cpu_s: float
     wrk_cpu_s: float
     busy_cpu_s: float  # all cores, whole machine
@@ -81,7 +86,7 @@ def write_bodies(texts: list[str], size: int, path: Path, count: int = 40) -> Pa
             out.writelines(json.dumps({"text": t}) + "\n" for t in texts)
         else:
             for i in range(count):
-                start = (i * size) % max(1, len(texts) - size)
+                start = (i * size) % max(1, len(texts) - size + 1)
                 out.write(json.dumps({"texts": texts[start : start + size]}) + "\n")
     return path
 
@@ -116,14 +121,17 @@ def busy_cpu_s() -> float:
 
 
 class MemorySampler(threading.Thread):
+    """Peak RSS of the server's process tree, and of this process's whole tree (server, wrk, us)."""
+
     def __init__(self, pid: int, every: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.pid, self.every, self.peak = pid, every, 0.0
+        self.pid, self.every, self.peak, self.all_peak = pid, every, 0.0, 0.0
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             self.peak = max(self.peak, tree_rss_mb(self.pid))
+            self.all_peak = max(self.all_peak, tree_rss_mb(os.getpid()))
             self.stop.wait(self.every)
 
 
@@ -171,7 +179,7 @@ def run_wrk(url: str, bodies: Path, seconds: int, connections: int, threads: int
     if process.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({process.returncode}):\n{text}")
     result = json.loads(line.removeprefix("WRK_RESULT "))
-    return Run(name, result, sampler.peak, cpu1 - cpu0, usage.ru_utime + usage.ru_stime, busy1 - busy0,
+    return Run(name, result, sampler.peak, sampler.all_peak, cpu1 - cpu0, usage.ru_utime + usage.ru_stime, busy1 - busy0,
                texts_per_request, {"connections": connections, "threads": threads, "wrk_output": text})  # fmt: skip
 
 
@@ -181,17 +189,34 @@ def ms(us: float) -> str:
 
 def table(runs: list[Run]) -> str:
     rows = [
-        "| run | connections | requests/s | texts/s | p50 ms | p95 ms | p99 ms | max ms | errors | server RSS peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | connections | requests/s | texts/s | p50 ms | p95 ms | p99 ms | max ms | errors | distinct texts "
+        "| texts sent more than once | server RSS peak MiB | all processes RSS peak MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         x = r.result
         rows.append(
             f"| {r.name} | {r.extra['connections']} | {r.rps:,.0f} | {r.rps * r.texts_per_request:,.0f} | "
             f"{ms(x['p50_us'])} | {ms(x['p95_us'])} | {ms(x['p99_us'])} | {ms(x['max_us'])} | "
-            f"{r.errors} ({x['errors_status']} non-2xx) | {r.rss_peak_mb:,.0f} |"
+            f"{r.errors} ({x['errors_status']} non-2xx) | {r.extra['distinct']:,} | {repeated(r):.0%} "
+            f"| {r.rss_peak_mb:,.0f} | {r.all_peak_mb:,.0f} |"
         )
     return "\n".join(rows)
+
+
+def repeated(run: Run) -> float:
+    """Share of the texts sent that had been sent before in the same run (wrk cycles its bodies)."""
+    sent = run.result["requests"] * run.texts_per_request
+    return max(0, sent - run.extra["distinct"]) / max(1, sent)
+
+
+def distinct_unseen(path: Path) -> list[str]:
+    """Non-blank distinct texts of `path` that are not texts of the SemEval-2017 splits."""
+    seen = set()
+    for split in ("train", "validation", "test"):
+        seen.update(pd.read_csv(SEMEVAL / f"{split}.csv", dtype=str, keep_default_na=False)["text"])
+    texts = pd.read_csv(path, dtype=str, keep_default_na=False)["text"]
+    return [t for t in dict.fromkeys(texts) if t.strip() and t not in seen]
 
 
 def cpu_table(runs: list[Run], cores: int) -> str:
@@ -258,26 +283,35 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
-    texts = [t for t in pd.read_csv(args.data, dtype=str, keep_default_na=False)["text"] if t.strip()]
+    texts = distinct_unseen(args.data)
+    split = int(len(texts) * 0.7)  # single-text run | batch runs: never the same tweets
+    warm_texts = [
+        t for t in pd.read_csv(SEMEVAL / "train.csv", dtype=str, keep_default_na=False)["text"] if t.strip()
+    ]
     cores = psutil.cpu_count() or 1
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        single = write_bodies(texts, 1, tmp / "single.jsonl")
+        single = write_bodies(texts[:split], 1, tmp / "single.jsonl")
+        warm = write_bodies(warm_texts, 1, tmp / "warm.jsonl")
         process, url = start_server(args, tmp / "server.log")
         try:
             pid = process.pid
             idle_rss = tree_rss_mb(pid)
             predict = url + "/v1/predict"
-            run_wrk(predict, single, args.warmup, args.connections, args.threads, "warm-up", pid)
+            run_wrk(predict, warm, args.warmup, args.connections, args.threads, "warm-up", pid)
             started = time.time()
             runs = [run_wrk(predict, single, args.duration, args.connections, args.threads,
                             "single text, POST /v1/predict", pid)]  # fmt: skip
+            runs[0].extra["distinct"] = split
             server_side = server_latency(tmp / "server.log", started, time.time())
             for size in (100, 1000):
-                bodies = write_bodies(texts, size, tmp / f"batch{size}.jsonl")
+                batch_texts = texts[split:]
+                count = len(batch_texts) // size
+                bodies = write_bodies(batch_texts, size, tmp / f"batch{size}.jsonl", count)
                 runs.append(run_wrk(url + "/v1/predict/batch", bodies, args.batch_duration, args.batch_connections,
                                     1, f"batch of {size:,}, POST /v1/predict/batch", pid, size))  # fmt: skip
+                runs[-1].extra["distinct"] = count * size
             final_rss = tree_rss_mb(pid)
         finally:
             process.terminate()
@@ -341,15 +375,18 @@ def render(args: argparse.Namespace, runs: list[Run], cores: int, load_before: t
 
 Measured {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} with wrk against a real server
 (`python -m sentimentkit serve --workers {args.workers}`, uvicorn + uvloop + httptools) on 127.0.0.1,
-model `{args.model.name}`, code at commit {commit_of(args)}; single-text bodies rotate through the {args.data.name} tweets of SemEval-2017.
-After a {args.warmup} s unreported warm-up, the single-text run lasts {args.duration} s with
+model `{args.model.name}`, code at commit {commit_of(args)}. Texts: distinct tweets from `{args.data.name}` that
+are not in any SemEval-2017 split, 70% for the single-text run and the rest for the batch runs; wrk
+cycles through them, so a run longer than its texts repeats some (column "sent more than once").
+After a {args.warmup} s unreported warm-up on SemEval train tweets, the single-text run lasts {args.duration} s with
 {args.connections} connections ({args.threads} wrk threads); each batch run lasts {args.batch_duration} s
 with {args.batch_connections} connections.
 
 {table(runs)}
 
 Errors = non-2xx answers + socket errors (connect, read, write, timeout). Server RSS is the sum over
-the server's process tree (uvicorn supervisor + workers), sampled every 0.5 s: {idle_rss:,.0f} MiB idle
+the server's process tree (uvicorn supervisor + workers); "all processes" adds the load generator
+(wrk and this script, which holds the texts); both sampled every 0.5 s. Server: {idle_rss:,.0f} MiB idle
 after start-up, {final_rss:,.0f} MiB at the end.
 
 Latency the server itself logged for the single-text run (request reaching the app to answer handed

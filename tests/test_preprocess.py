@@ -75,3 +75,30 @@ def test_spans_point_into_original_text_and_match_tokenize():
 def test_base_token_strips_negation_suffix():
     assert base_token("good_NEG") == "good"
     assert base_token("good") == "good"
+
+
+def test_letters_only_chunks_take_the_fast_path_with_the_regex_result():
+    """`_tokenize_chunk` skips the TweetTokenizer regex for letters-only chunks; the regex keeps
+    them whole, including letters of other scripts and emoticon-like letter pairs."""
+    from sentimentkit.text.preprocess import _NUM_RE, _URL_RE, _WORD_RE, _normalise_token, _tokenize_chunk
+
+    words = [
+        "hello",
+        "XD",
+        "xD",
+        "Do",
+        "ß",
+        "straße",
+        "naïve",
+        "日本語",
+        "ǅemal",
+        "ĳssel",
+        "a",
+        "SOOOO",
+        "noooo",
+    ]
+    for word in words:
+        assert word.isalpha()
+        assert _WORD_RE.findall(word) == [word], word
+        assert _URL_RE.match(word) is None and _NUM_RE.match(word) is None  # skipped for letters
+        assert _tokenize_chunk(word) == tuple(_normalise_token(word))

@@ -5,7 +5,20 @@
 same tokens) so its vocabulary and IDF are exactly scikit-learn's. Transforming is the hot path
 at serving time, so it avoids sklearn's per-n-gram Python loop: every distinct token's feature
 ids are computed once and cached as a NumPy array, and a batch becomes one concatenation plus
-vectorised TF-IDF weighting. `tests/test_features.py` checks the result equals sklearn's.
+vectorised TF-IDF weighting. New tokens (unseen text) are entered together: their char n-grams
+are matched as integer keys in one vectorised pass. `tests/test_features.py` checks the result
+equals sklearn's.
+
+Threading: a fitted `TweetVectorizer` (and so one `Predictor`) may be shared by any number of
+threads. Its only mutable state is caches: the per-token table grows under a lock and publishes a
+token in the index only after its entry is complete, in arrays that are replaced (never shrunk or
+rewritten) when they grow, so lock-free readers see complete entries; the lazily built pieces
+(token table, char n-gram index, IDF vector) may be built twice by racing threads, each copy
+complete and equal; preprocess's chunk cache is a dict used with single atomic operations. Each
+call's matrices are its own. This relies on CPython's GIL making those dict and attribute operations
+atomic. `tests/test_features.py` checks that 8 threads sharing one model on unseen texts give
+exactly the single-threaded probabilities. Threads do not make scoring faster (the GIL); they make
+it safe to share one model between a server's threads.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize
 N_LEXICON_FEATURES = 7  # per lexicon
 LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")
 _TOKEN_CACHE_MAX = 500_000
+_FEW_WORDS = 8
 _EMPTY = np.zeros(0, dtype=np.int32)
 
 
@@ -137,7 +151,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         tokens = tokenize(text)
         table = self._table()
         tids = table.ids(tokens)
-        parts = [table.feats[i] for i in tids.tolist()]
+        parts = [table.gather(tids)]
         if self.word_max_n >= 2 and len(tids) > 1:
             parts.append(table.bigrams(tids, np.zeros(len(tids), dtype=np.int64))[1])
             if self.word_max_n >= 3:
@@ -167,27 +181,23 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
     def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """Term counts (word + char blocks), per-token lexicon valences, and tokens per document.
 
-        Vectorised across the batch: one pass of dict look-ups over all tokens, one concatenation,
-        and bigrams matched by token-id pairs with a binary search instead of string joins.
+        Vectorised across the batch: one pass of dict look-ups over all tokens, one gather of the
+        tokens' cached feature ids, bigrams matched by token-id pairs with a binary search instead of
+        string joins, and duplicates counted by sorting (document, feature) keys.
         """
         table = self._table()
         n_docs = len(docs)
-        tok_lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n_docs)
+        tok_lengths = np.fromiter(map(len, docs), dtype=np.int64, count=n_docs)
         tids = table.ids([t for doc in docs for t in doc])
-        feats = table.feats
-        id_lengths = table.n_feats[tids]
         token_doc = np.repeat(np.arange(n_docs), tok_lengths)
-        rows = [np.repeat(token_doc, id_lengths)]
-        cols = [np.concatenate([feats[i] for i in tids.tolist()]) if len(tids) else _EMPTY]
+        rows, cols = [np.repeat(token_doc, table.n_feats[tids])], [table.gather(tids)]
         if self.word_max_n >= 2:
             for r, c in (table.bigrams(tids, token_doc), self._ngram_ids(docs, min_n=3)):
                 rows.append(r)
                 cols.append(c)
-        indices = np.concatenate(cols)
-        counts = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float32), (np.concatenate(rows), indices)),
-            shape=(n_docs, self.n_word_ + self.n_char_),
-        )  # duplicates are summed: counts
+        counts = _count_matrix(
+            np.concatenate(rows), np.concatenate(cols), n_docs, self.n_word_ + self.n_char_
+        )
         return counts, table.valences[tids], tok_lengths
 
     def _ngram_ids(self, docs: list[list[str]], min_n: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -213,16 +223,17 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
             np.log(X.data, out=X.data)
             X.data += 1.0
         X.data *= self._idf()[X.indices]
-        is_char = X.indices >= self.n_word_
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-        sq = X.data.astype(np.float64) ** 2
         n_rows = X.shape[0]
-        word_norm = np.sqrt(np.bincount(rows, weights=sq * ~is_char, minlength=n_rows))
-        char_norm = np.sqrt(np.bincount(rows, weights=sq * is_char, minlength=n_rows))
-        word_norm[word_norm == 0] = 1.0
-        char_norm[char_norm == 0] = 1.0
-        scale = np.where(is_char, self.char_weight / char_norm[rows], 1.0 / word_norm[rows])
-        X.data *= scale.astype(np.float32)
+        rows = np.repeat(np.arange(n_rows), np.diff(X.indptr))
+        is_char = X.indices >= self.n_word_
+        # One bincount over (row, block) pairs: bin 2r is row r's word block, 2r + 1 its char block.
+        sq = X.data.astype(np.float64)
+        sq *= sq
+        norms = np.sqrt(np.bincount(2 * rows + is_char, weights=sq, minlength=2 * n_rows))
+        norms[norms == 0] = 1.0
+        inverse = 1.0 / norms  # word blocks
+        inverse[1::2] = self.char_weight / norms[1::2]
+        X.data *= inverse[2 * rows + is_char].astype(np.float32)
         return X
 
     # --- per-token work, done once per distinct token -----------------------------------
@@ -230,7 +241,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         """Feature ids (unigram and char n-grams, repeated per occurrence) and lexicon valences."""
         table = self._table()
         tid = int(table.ids([token])[0])
-        return table.feats[tid], table.valences[tid]
+        return table.feats(tid), table.valences[tid]
 
     def _table(self) -> _TokenTable:
         table = getattr(self, "_token_table", None)
@@ -240,17 +251,35 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
 
     def token_entry(self, token: str) -> tuple[np.ndarray, np.ndarray]:
         """Compute (not cached) a token's feature ids and its valence in each lexicon."""
-        word_vocab = self.word_vectorizer_.vocabulary_
-        char_vocab = self.char_vectorizer_.vocabulary_
-        ids = [word_vocab[token]] if token in word_vocab else []
-        base = base_token(token)
-        analyzer = self._char_analyzer()
-        ids += [self.n_word_ + char_vocab[g] for g in analyzer(base) if g in char_vocab]
+        ids, _, valences = self._token_entries([token])
+        return ids, valences[0]
+
+    def _token_entries(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Feature ids of `tokens` (concatenated), how many each, valences (tokens, lexicons).
+
+        All new tokens of a call together: char n-grams are looked up as integer keys in one
+        vectorised pass (`_CharGrams`), the rest are a few dict look-ups per token.
+        """
+        word_get = self.word_vectorizer_.vocabulary_.get
         lexicons = load_lexicons(tuple(self.lexicons))
-        valence = np.array([lex.get(base, 0.0) for lex in lexicons], dtype=np.float32)
-        if token.endswith(NEG_SUFFIX):
-            valence *= NEGATION_SCALAR
-        return np.asarray(ids, dtype=np.int32), valence
+        bases = [base_token(t) for t in tokens]
+        owner, char_ids = self._char_grams().ids(bases)
+        word_ids = np.fromiter((word_get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+        in_vocab = np.flatnonzero(word_ids >= 0)
+        owner = np.concatenate([in_vocab, owner])
+        order = np.argsort(owner, kind="stable")  # per token: its word id, then its char n-grams
+        ids = np.concatenate([word_ids[in_vocab], char_ids + self.n_word_])[order].astype(np.int32)
+        lengths = np.bincount(owner, minlength=len(tokens))
+        vals = np.array([[lex.get(b, 0.0) for lex in lexicons] for b in bases], dtype=np.float32)
+        vals = vals.reshape(len(tokens), len(lexicons))
+        vals[[i for i, t in enumerate(tokens) if t.endswith(NEG_SUFFIX)]] *= NEGATION_SCALAR
+        return ids, lengths, vals
+
+    def _char_grams(self) -> _CharGrams:
+        grams = getattr(self, "_char_grams_index", None)
+        if grams is None:
+            grams = self._char_grams_index = _CharGrams(self.char_vectorizer_, self._char_analyzer())
+        return grams
 
     def _char_analyzer(self) -> Callable[[str], list[str]]:
         analyzer = getattr(self, "_char_analyzer_fn", None)
@@ -260,13 +289,33 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_token_table", "_char_analyzer_fn", "_idf_all"):
+        for key in ("_token_table", "_char_analyzer_fn", "_idf_all", "_char_grams_index"):
             state.pop(key, None)  # rebuilt lazily; keeps the pickle small
         return state
 
     @staticmethod
     def _tokenize_all(texts: Iterable[str | Sequence[str]]) -> list[list[str]]:
         return [tokenize(t) if isinstance(t, str) else list(t) for t in texts]
+
+
+def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    """CSR matrix of how often each (row, col) pair occurs, columns sorted within each row.
+
+    What `csr_matrix((ones, (rows, cols)))` computes, without its per-row sort and duplicate pass:
+    one sort of integer keys (rows arrive in order), then run lengths.
+    """
+    keys = rows.astype(np.int64) * n_cols + cols
+    keys.sort()
+    first = np.ones(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=len(keys)).astype(np.float32)
+    unique = keys[starts]
+    row_of = unique // n_cols
+    indptr = np.zeros(n_rows + 1, dtype=np.int32 if len(unique) < 2**31 else np.int64)
+    np.cumsum(np.bincount(row_of, minlength=n_rows), out=indptr[1:])
+    indices = (unique - row_of * n_cols).astype(indptr.dtype)
+    return sp.csr_matrix((counts, indices, indptr), shape=(n_rows, n_cols))
 
 
 def _lexicon_features(valences: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -295,6 +344,102 @@ def _lexicon_features(valences: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out.reshape(n_docs, -1)
 
 
+def _find(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of `queries` in the non-empty `sorted_keys`, and which are there. The queries are
+    sorted first: a binary search that moves forward through cached memory is several times faster."""
+    order = np.argsort(queries)
+    pos = np.empty(len(queries), dtype=np.intp)
+    pos[order] = np.searchsorted(sorted_keys, queries[order])
+    np.minimum(pos, len(sorted_keys) - 1, out=pos)
+    return pos, sorted_keys[pos] == queries
+
+
+def _grown(array: np.ndarray, needed: int) -> np.ndarray:
+    """A copy of `array` at least twice as long (and longer than `needed`), zero-filled at the end."""
+    out = np.zeros((max(2 * len(array), needed + 1), *array.shape[1:]), dtype=array.dtype)
+    out[: len(array)] = array
+    return out
+
+
+class _CharGrams:
+    """scikit-learn's `char_wb` n-gram ids of many words at once, without a Python loop per n-gram.
+
+    Every vocabulary n-gram becomes an integer key (its length, then each character's index in the
+    vocabulary's alphabet in a few bits), sorted once. A batch of words is encoded the same way,
+    window by window, and matched with a binary search. For a word without whitespace the char_wb
+    n-grams are the windows of " word " of every size in the range up to its padded length (sklearn
+    stops at the padded word itself); words with whitespace, and vocabularies whose alphabet is too
+    large for the keys, or batches of only a few words, go through sklearn's own analyzer. `tests/test_features.py` checks the ids
+    against sklearn's analyzer.
+    """
+
+    def __init__(self, char_vectorizer: TfidfVectorizer, analyzer: Callable[[str], list[str]]) -> None:
+        self.vocabulary = char_vectorizer.vocabulary_
+        self.analyzer = analyzer
+        self.min_n, self.max_n = char_vectorizer.ngram_range
+        alphabet = sorted(set("".join(self.vocabulary)))
+        self.bits = max(1, len(alphabet).bit_length())  # codes 1..len(alphabet); 0 = not in it
+        self.length_shift = self.bits * self.max_n
+        self.vectorised = self.length_shift + self.max_n.bit_length() <= 63
+        self.code_of = np.zeros(max(map(ord, alphabet), default=0) + 1, dtype=np.int64)
+        self.code_of[[ord(c) for c in alphabet]] = np.arange(1, len(alphabet) + 1)
+        grams = list(self.vocabulary)
+        if not self.vectorised:
+            return
+        codes, starts, lengths = self._encode(grams)
+        keys = np.zeros(len(grams), dtype=np.int64)
+        for n in range(1, self.max_n + 1):
+            of_n = lengths == n
+            keys[of_n] = self._keys(codes, starts[of_n], n)
+        order = np.argsort(keys)
+        self.keys = keys[order]
+        self.vectorised = len(keys) > 0
+        self.ids_of_keys = np.fromiter(map(self.vocabulary.__getitem__, grams), dtype=np.int32)[order]
+
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Alphabet codes of the texts joined, each text's start, each text's length."""
+        joined = "".join(texts).encode("utf-32-le", "surrogatepass")  # one code point per 4 bytes
+        points = np.frombuffer(joined, dtype=np.uint32).astype(np.int64)
+        codes = self.code_of[np.minimum(points, len(self.code_of) - 1)]
+        codes[points >= len(self.code_of)] = 0
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        return codes, np.cumsum(lengths) - lengths, lengths
+
+    def _keys(self, codes: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+        """Keys of the n-character windows at `starts`; a window with a code-0 character has a
+        zero in its key where every vocabulary key of that length has a non-zero code."""
+        key = np.full(len(starts), n << self.length_shift, dtype=np.int64)
+        for k in range(n):
+            key |= codes[starts + k] << (self.bits * k)
+        return key
+
+    def ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(index into `words`, n-gram id) of every in-vocabulary char_wb n-gram of the words."""
+        plain = [i for i, w in enumerate(words) if w.split() == [w] and len(w) + 2 >= self.min_n]
+        # a few words (single-text calls): the analyzer's loop costs less than the vectorised set-up
+        plain = plain if self.vectorised and len(words) > _FEW_WORDS else []
+        owners, ids = [], []
+        if plain:
+            codes, starts, lengths = self._encode([f" {words[i]} " for i in plain])
+            owner_of_char = np.repeat(np.arange(len(plain)), lengths)
+            ends = starts + lengths
+            for n in range(self.min_n, self.max_n + 1):
+                # every window of size n inside one padded word; sizes above the word's stop there
+                first = np.flatnonzero(ends[owner_of_char] - np.arange(len(codes)) >= n)
+                pos, hit = _find(self.keys, self._keys(codes, first, n))
+                owners.append(np.asarray(plain)[owner_of_char[first[hit]]])
+                ids.append(self.ids_of_keys[pos[hit]])
+        done = set(plain)
+        for i, word in enumerate(words):
+            if i not in done:
+                found = [self.vocabulary[g] for g in self.analyzer(word) if g in self.vocabulary]
+                owners.append(np.full(len(found), i, dtype=np.int64))
+                ids.append(np.asarray(found, dtype=np.int32))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), _EMPTY
+        return np.concatenate(owners), np.concatenate(ids)
+
+
 class _TokenTable:
     """Everything computed per distinct token, once: an integer id, its feature ids, its lexicon
     valences; plus the bigram vocabulary keyed by token-id pairs for vectorised look-up.
@@ -303,47 +448,79 @@ class _TokenTable:
     def __init__(self, vec: TweetVectorizer) -> None:
         self.vec = vec
         # Servers share one model across threads (Streamlit sessions, API thread pool): adding
-        # tokens and snapshotting the arrays happen under this lock; look-ups need none.
+        # tokens happens under this lock; look-ups need none (see the module docstring).
         self._lock = threading.Lock()
         self.index: dict[str, int] = {}
-        self.feats: list[np.ndarray] = []
-        # Grown by doubling, so a new token costs O(1) amortised (single-text calls add tokens often).
+        # Per token id: where its feature ids start in the flat buffer, how many, its valences.
+        # All grown by doubling, so a new token costs O(1) amortised (single-text calls add tokens
+        # often); a grown array is a new copy, so a reader's older reference stays valid.
+        self._starts = np.zeros(1024, dtype=np.int64)
         self._n_feats = np.zeros(1024, dtype=np.int64)
         self._vals = np.zeros((1024, len(vec.lexicons)), dtype=np.float32)
-        keys, ids = [], []
+        self._flat = np.zeros(16384, dtype=np.int32)
+        self._used = 0
+        pairs, ids = [], []
         if vec.word_max_n >= 2:
             for gram, j in vec.word_vectorizer_.vocabulary_.items():
                 parts = gram.split(" ")
                 if len(parts) == 2:
-                    a, b = self.ids(parts).tolist()
-                    keys.append((a << 32) | b)
+                    pairs += parts
                     ids.append(j)
-        order = np.argsort(np.asarray(keys, dtype=np.int64))
-        self.bigram_keys = np.asarray(keys, dtype=np.int64)[order]
+        tids = self.ids(pairs)
+        keys = (tids[0::2] << 32) | tids[1::2]
+        order = np.argsort(keys)
+        self.bigram_keys = keys[order]
         self.bigram_ids = np.asarray(ids, dtype=np.int32)[order]
 
     def ids(self, tokens: list[str]) -> np.ndarray:
-        """Token ids (new tokens get their entry computed now)."""
+        """Token ids (new tokens get their entries computed now, all together)."""
         get = self.index.get
-        found = [get(t, -1) for t in tokens]
-        if -1 in found:
+        found = np.fromiter([get(t, -1) for t in tokens], dtype=np.int64, count=len(tokens))
+        missing = np.flatnonzero(found < 0).tolist()
+        if missing:
+            new = [tokens[k] for k in missing]
             with self._lock:
-                found = [i if i >= 0 else self._add(t) for t, i in zip(tokens, found)]
-        return np.asarray(found, dtype=np.int64)
+                self._add(new)
+            found[missing] = [self.index[t] for t in new]
+        return found
 
-    def _add(self, token: str) -> int:
-        tid = self.index.get(token)
-        if tid is None:
-            feats, vals = self.vec.token_entry(token)
-            tid = len(self.feats)
-            if tid == len(self._n_feats):
-                self._n_feats = np.concatenate([self._n_feats, np.zeros_like(self._n_feats)])
-                self._vals = np.concatenate([self._vals, np.zeros_like(self._vals)])
-            self._n_feats[tid] = len(feats)
-            self._vals[tid] = vals
-            self.feats.append(feats)
-            self.index[token] = tid  # last: readers without the lock only see complete entries
-        return tid
+    def _add(self, tokens: list[str]) -> None:
+        """Enter the tokens that are not in the index yet (the caller holds the lock)."""
+        new = [t for t in dict.fromkeys(tokens) if t not in self.index]  # another thread's, maybe
+        if not new:
+            return
+        feats, lengths, vals = self.vec._token_entries(new)
+        first, stop = len(self.index), len(self.index) + len(new)
+        if stop > len(self._n_feats):
+            self._starts = _grown(self._starts, stop)
+            self._n_feats = _grown(self._n_feats, stop)
+            self._vals = _grown(self._vals, stop)
+        end = self._used + len(feats)
+        if end > len(self._flat):
+            self._flat = _grown(self._flat, end)
+        self._flat[self._used : end] = feats
+        self._starts[first:stop] = self._used + np.cumsum(lengths) - lengths
+        self._n_feats[first:stop] = lengths
+        self._vals[first:stop] = vals
+        self._used = end
+        self.index.update(zip(new, range(first, stop)))  # last: lock-free readers see whole entries
+
+    def feats(self, tid: int) -> np.ndarray:
+        """The unigram and char n-gram feature ids of one token id."""
+        start = self._starts[tid]
+        return self._flat[start : start + self._n_feats[tid]]
+
+    def gather(self, tids: np.ndarray) -> np.ndarray:
+        """The feature ids of every token in `tids`, concatenated in order (one vectorised gather)."""
+        flat, starts, lengths = self._flat, self._starts[tids], self._n_feats[tids]
+        total = int(lengths.sum())
+        if total == 0:
+            return _EMPTY
+        ends = np.cumsum(lengths)
+        # Position k of the output reads flat[starts[t] + (k - first output position of token t)].
+        shift = np.repeat(starts - (ends - lengths), lengths)
+        shift += np.arange(total)
+        return flat[shift]
 
     @property
     def n_feats(self) -> np.ndarray:
@@ -358,10 +535,8 @@ class _TokenTable:
         if len(tids) < 2 or len(self.bigram_keys) == 0:
             return np.zeros(0, dtype=np.int64), _EMPTY
         same_doc = token_doc[1:] == token_doc[:-1]
-        keys = (tids[:-1] << 32) | tids[1:]
-        pos = np.searchsorted(self.bigram_keys, keys)
-        pos[pos == len(self.bigram_keys)] = 0
-        hit = same_doc & (self.bigram_keys[pos] == keys)
+        pos, hit = _find(self.bigram_keys, (tids[:-1] << 32) | tids[1:])
+        hit &= same_doc
         return token_doc[:-1][hit], self.bigram_ids[pos[hit]]
 
 

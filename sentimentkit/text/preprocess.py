@@ -73,18 +73,20 @@ _chunk_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool, bool]] = {
 
 def _normalise_token(token: str) -> list[str]:
     """Map one raw TweetTokenizer token to its normalised form(s)."""
-    if token.startswith("@") and len(token) > 1:
-        return [USER_TOKEN]
-    if _URL_RE.match(token):
-        return [URL_TOKEN]
-    if _NUM_RE.match(token):
-        return [NUM_TOKEN]
+    if not token.isalpha():  # letters only: no mention, URL (needs ":" or ".") or number
+        if token.startswith("@") and len(token) > 1:
+            return [USER_TOKEN]
+        if _URL_RE.match(token):
+            return [URL_TOKEN]
+        if _NUM_RE.match(token):
+            return [NUM_TOKEN]
     out: list[str] = []
     if len(token) >= 3 and token.isupper() and any(c.isalpha() for c in token):
         out.append(ALLCAPS_TOKEN)
     lowered = token.lower()
-    reduced = _ELONG_RE.sub(r"\1\1", lowered)
-    if reduced != lowered:
+    reduced = lowered
+    if _ELONG_RE.search(lowered):  # rare; sub() with a template costs far more than search()
+        reduced = _ELONG_RE.sub(r"\1\1", lowered)
         out.append(ELONG_TOKEN)
     if reduced.startswith("#") and len(reduced) > 1:
         out.append(reduced)
@@ -95,6 +97,8 @@ def _normalise_token(token: str) -> list[str]:
 
 def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
     """Normalised tokens of one whitespace-free chunk (before negation marking)."""
+    if chunk.isalpha():  # the TweetTokenizer regex keeps a run of letters whole: skip it (common)
+        return tuple(_normalise_token(chunk))
     tokens: list[str] = []
     for raw in _WORD_RE.findall(chunk):
         tokens.extend(_normalise_token(raw))
