@@ -71,7 +71,7 @@ def _chunk_weights(vec: TweetVectorizer, table, coef: np.ndarray, docs: list[lis
     token_doc = np.repeat(np.arange(n_docs), lengths)
     # Every feature occurrence: (owning token occurrence, feature id, share of it).
     owner = [np.repeat(np.arange(n_occ), table.n_feats[tids])]
-    cols = [np.concatenate([table.feats[i] for i in tids.tolist()]) if n_occ else np.zeros(0, np.int32)]
+    cols = [table.gather(tids) if n_occ else np.zeros(0, np.int32)]
     share = [np.ones(len(owner[0]))]
     for o, c, s in _ngram_owners(vec, table, docs, tids, token_doc, lengths):
         owner.append(o)
