@@ -151,6 +151,8 @@ def describe(exc: BaseException, uri: str | Path) -> str:
         exc, (ConnectionError, TimeoutError)
     ):
         return f"cannot reach the storage endpoint for {uri}; check the endpoint in {CONNECTION_STRING_ENV} and the network."
+    if name == "HttpResponseError" and text.strip():  # the service's own first line says what was wrong
+        return f"storage operation on {uri} failed: {text.strip().splitlines()[0]}"
     return f"storage operation on {uri} failed ({name})."
 
 
