@@ -21,5 +21,12 @@ if [ -f requirements-transformer.txt ]; then
   $PY -m pip install -q torch==2.13.0
   $PY -m pip install -q -r requirements-transformer.txt
 fi
+if [ -f requirements-mlops.txt ]; then
+  # MLflow registry + Azure Blob storage, and the Azurite blob emulator its tests start (Node 20).
+  $PY -m pip install -q -r requirements-mlops.txt
+  if command -v npm >/dev/null 2>&1 && [ ! -x .tools/node/node_modules/.bin/azurite-blob ]; then
+    npm install -s --prefix .tools/node --no-audit --no-fund azurite@3.35.0
+  fi
+fi
 $PY -m pip install -q --no-deps -e .
 echo "setup-dev: ready ($($PY --version))"

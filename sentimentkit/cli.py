@@ -33,7 +33,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=settings.data_dir)
 
     p = sub.add_parser("train", help="train on train (newer tweets weigh more), write model.pkl + model.json")
-    p.add_argument("--data", type=Path, default=settings.data_dir)
+    p.add_argument(
+        "--data", type=str, default=str(settings.data_dir), help="data folder or az://container/folder"
+    )
     p.add_argument("--out", type=Path, default=Path("model.pkl"))
     p.add_argument("--search", action="store_true",
                    help="grid-search C and recency weighting on the temporal holdout of train (slower)")  # fmt: skip
@@ -41,10 +43,15 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--recency-beta", type=float, default=None,
                    help="override the recency weighting: row weight exp(beta * position / rows), which assumes "
                         "train.csv is in time order (oldest first); 0 = equal weights")  # fmt: skip
+    p.add_argument("--register", action="store_true",
+                   help="log the run to MLflow and register a new sentimentkit-tfidf version (mlops extra)")  # fmt: skip
+    p.add_argument("--reason", default="", help="why (recorded with the registration)")
 
     p = sub.add_parser("evaluate", help="metrics of a model on a labelled CSV")
     _add_model(p, settings)
-    p.add_argument("--data", type=Path, required=True, help="labelled CSV file")
+    p.add_argument(
+        "--data", type=str, required=True, help="labelled CSV file (path or az://container/file.csv)"
+    )
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -52,8 +59,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="score one text (--text) or a CSV file (--input/--output)")
     _add_model(p, settings)
     p.add_argument("--text", default=None)
-    p.add_argument("--input", type=Path, default=None)
-    p.add_argument("--output", type=Path, default=None)
+    p.add_argument("--input", type=str, default=None, help="CSV file (path or az://container/file.csv)")
+    p.add_argument("--output", type=str, default=None, help="CSV file (path or az://container/file.csv)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows)
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
@@ -113,7 +120,27 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
     _add_model(p, settings)
+    add_models_parser(sub)
     return parser
+
+
+def add_models_parser(sub: argparse._SubParsersAction) -> None:
+    """`models list | promote | rollback`: the MLflow model registry (mlops extra)."""
+    from sentimentkit.mlops import CHAMPION, MODEL_NAMES, TFIDF_MODEL
+
+    p = sub.add_parser("models", help="the model registry: list versions, promote, roll back")
+    models = p.add_subparsers(dest="models_command", required=True)
+    q = models.add_parser("list", help="registered versions: aliases, sha256, metrics, created")
+    q.add_argument("--name", choices=MODEL_NAMES, default=None, help="one model (default: both)")
+    q.add_argument("--json", action="store_true", help="print one JSON array")
+    for action, text in (("promote", "point an alias (default champion) at VERSION"),
+                         ("rollback", "move the alias back to the version before its latest promotion")):  # fmt: skip
+        q = models.add_parser(action, help=text)
+        if action == "promote":
+            q.add_argument("version", help="version number (see `models list`)")
+        q.add_argument("--name", choices=MODEL_NAMES, default=TFIDF_MODEL)
+        q.add_argument("--alias", default=CHAMPION)
+        q.add_argument("--reason", default="", help="why (recorded with who and when)")
 
 
 def cmd_fetch_data(args: argparse.Namespace) -> int:
@@ -136,28 +163,36 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from sentimentkit.training.train import train
+    from sentimentkit.config import SPLITS
+    from sentimentkit.mlops.storage import local_dir
+    from sentimentkit.training.train import register_trained, train
 
     overrides = {"C": args.C, "recency_beta": args.recency_beta}
     params = {k: v for k, v in overrides.items() if v is not None} or None
     if args.search and params:
         raise UsageError("--search chooses C and the recency weighting itself; drop --C / --recency-beta")
-    card = train(
-        args.data, args.out, params=params, search=args.search, log=lambda m: print(m, file=sys.stderr)
-    )
-    m = card["metrics"]
-    print(f"wrote {args.out} and its card; temporal-holdout AvgRec {m['holdout']['avg_recall']:.4f}, "
-          f"validation AvgRec {m['validation']['avg_recall']:.4f}, test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
+    with local_dir(args.data, [f"{split}.csv" for split in SPLITS]) as data_dir:
+        card = train(
+            data_dir, args.out, params=params, search=args.search, log=lambda m: print(m, file=sys.stderr)
+        )
+        m = card["metrics"]
+        print(f"wrote {args.out} and its card; temporal-holdout AvgRec {m['holdout']['avg_recall']:.4f}, "
+              f"validation AvgRec {m['validation']['avg_recall']:.4f}, test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
+        if args.register:
+            row = register_trained(args.out, card, data_dir, args.data, reason=args.reason)
+            print(f"registered {row['name']} version {row['version']} (aliases: {', '.join(row['aliases'])})")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sentimentkit.data import load_labelled_csv
+    from sentimentkit.mlops.storage import local_input
     from sentimentkit.serving.loader import load_predictor
     from sentimentkit.training.evaluate import format_report, metrics
 
     predictor = load_predictor(args.model)
-    frame = load_labelled_csv(args.data, args.text_column, args.label_column)
+    with local_input(args.data) as data:
+        frame = load_labelled_csv(data, args.text_column, args.label_column)
     result = metrics(frame["label"], predictor.predict(frame["text"].tolist()))
     result["model_version"] = predictor.version
     print(json.dumps(result) if args.json else format_report(result))
@@ -178,9 +213,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     if args.output is None:
         raise UsageError("--input needs --output FILE.csv for the scored rows")
+    from sentimentkit.mlops.storage import local_input, local_output
     from sentimentkit.serving.batch import score_csv_file
 
-    rows, errors = score_csv_file(predictor, args.input, args.output, args.text_column, args.chunk_rows)
+    with local_input(args.input) as source, local_output(args.output) as target:
+        rows, errors = score_csv_file(predictor, source, target, args.text_column, args.chunk_rows)
     print(f"wrote {rows} rows to {args.output} ({errors} flagged in the 'error' column)")
     return 0
 
@@ -260,10 +297,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from sentimentkit.mlops import registry
+
+    if args.models_command == "list":
+        rows = registry.list_versions(args.name)
+        if args.json:
+            print(json.dumps(rows))
+            return 0
+        for r in rows or [{"name": "(no registered versions)"}]:
+            test = r.get("metrics", {}).get("test.avg_recall")
+            print(f"{r['name']:<26}{r.get('version', ''):>4}  {','.join(r.get('aliases', [])):<22}"
+                  f"{(r.get('sha256') or '')[:12]:<14}{'' if test is None else f'test AvgRec {test:.4f}  '}{r.get('created', '')}")  # fmt: skip
+        return 0
+    if args.models_command == "promote":
+        event = registry.promote(args.version, name=args.name, alias=args.alias, reason=args.reason)
+    else:
+        event = registry.rollback(name=args.name, alias=args.alias, reason=args.reason)
+    print(f"{args.name}@{event['alias']}: version {event['previous']} -> {event['version']} "
+          f"({event['action']} by {event['who']} at {event['when']})")  # fmt: skip
+    return 0
+
+
 COMMANDS = {
     "fetch-data": cmd_fetch_data, "validate-data": cmd_validate_data, "train": cmd_train,
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
     "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx,
+    "models": cmd_models,
 }  # fmt: skip
 
 

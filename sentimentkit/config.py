@@ -66,6 +66,8 @@ class Settings:
     log_text: bool = False
     api_url: str | None = None
     api_timeout_s: float = 30.0
+    # API serving a `models:/NAME@ALIAS` URI: seconds between checks of the alias (0: only on reload).
+    model_poll_s: float = 30.0
     labels: tuple[str, ...] = LABELS
 
     @classmethod
@@ -88,4 +90,5 @@ class Settings:
             log_text=env.get("SENTIMENTKIT_LOG_TEXT", "").strip().lower() in {"1", "true", "yes"},
             api_url=(env.get("SENTIMENTKIT_API_URL") or "").strip().rstrip("/") or None,
             api_timeout_s=_env_float("SENTIMENTKIT_API_TIMEOUT_S", cls.api_timeout_s) or 30.0,
+            model_poll_s=_env_float("SENTIMENTKIT_MODEL_POLL_S", cls.model_poll_s) or 0.0,
         )

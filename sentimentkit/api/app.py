@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from sentimentkit.api.errors import ApiError, add_error_handlers
 from sentimentkit.api.log import configure_logging, log_event
 from sentimentkit.api.middleware import ServiceMiddleware
+from sentimentkit.api.reload import add_reload_route, follow_model
 from sentimentkit.api.routes import add_routes
 from sentimentkit.api.service import API_KEY_HEADER, REQUEST_ID_HEADER, Service
 from sentimentkit.config import Settings
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None, predictor: BasePredictor | None
         # would show. Freezing moves everything alive now out of the collector's reach.
         gc.collect()
         gc.freeze()
-        yield
+        async with follow_model(app, settings):
+            yield
 
     app = FastAPI(
         title="sentimentkit", version="1.0.0", lifespan=lifespan,
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None, predictor: BasePredictor | None
     if predictor is not None:
         _verify(predictor)
     add_routes(app, settings, service)
+    add_reload_route(app, settings)
     add_error_handlers(app)
     service.routes = {getattr(r, "path", "") for r in app.routes}
     service.app = app

@@ -57,7 +57,8 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         limits = {"max_chars": settings.max_chars, "max_batch": settings.max_batch,
                   "max_body_bytes": settings.max_body_bytes, "max_upload_bytes": service.upload_limit}  # fmt: skip
         return json_response({"model_version": p.version, "labels": list(p.labels), "threshold": p.threshold,
-                              "can_explain": p.can_explain, "limits": limits, "card": p.card})  # fmt: skip
+                              "can_explain": p.can_explain, "limits": limits, "card": p.card,
+                              "registry": p.registry})  # fmt: skip
 
     @app.post("/v1/predict", response_model=Prediction, responses=only(400, 401, 413, 422, 503),
               tags=["predict"])  # fmt: skip

@@ -88,6 +88,7 @@ class ModelInfo(BaseModel):
     can_explain: bool
     limits: Limits
     card: dict[str, Any]
+    registry: dict[str, str | None] | None = None  # {name, version, alias} when served from the registry
 
 
 def predict_request_model(settings: Settings) -> type[BaseModel]:

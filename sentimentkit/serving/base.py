@@ -69,6 +69,8 @@ class BasePredictor:
     card: dict[str, Any]
     threshold: float = DEFAULT_THRESHOLD
     max_chars: int = Settings.max_chars
+    # {name, version, alias} when loaded from the model registry (`models:/...`), else None.
+    registry: dict[str, str | None] | None = None
 
     @property
     def version(self) -> str:

@@ -15,15 +15,28 @@ def load_predictor(
     """Open whichever model `path` (default: SENTIMENTKIT_MODEL) names.
 
     A `.pkl` file is the TF-IDF pipeline; a directory is a transformer artifact (served with
-    onnxruntime when it holds `model.int8.onnx`, otherwise with torch).
+    onnxruntime when it holds `model.int8.onnx`, otherwise with torch). `models:/NAME@ALIAS` or
+    `models:/NAME/VERSION` is a registered version, copied and verified first (the `mlops` extra).
     """
     settings = settings or Settings.from_env()
+    if str(path or settings.model_path).startswith("models:/"):
+        return load_registered(str(path or settings.model_path), threshold, settings)
     path = Path(path or settings.model_path)
     if path.is_dir():
         from sentimentkit.serving.transformer import load_transformer_predictor
 
         return load_transformer_predictor(path, threshold=threshold, settings=settings)
     return Predictor.load(path, threshold=threshold, settings=settings)
+
+
+def load_registered(uri: str, threshold: float | None, settings: Settings) -> BasePredictor:
+    """A registry version: resolved to a local copy verified against the registry's SHA-256s."""
+    from sentimentkit.mlops.registry import resolve  # lazy: mlflow is an optional extra
+
+    resolved = resolve(uri)
+    predictor = load_predictor(resolved.path, threshold=threshold, settings=settings)
+    predictor.registry = resolved.info()
+    return predictor
 
 
 def open_backend(settings: Settings | None = None) -> BasePredictor:

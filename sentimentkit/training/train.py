@@ -237,3 +237,57 @@ def train(
     scores = {k: record[k] for k in ("holdout", "validation", "validation_clean", "test") if k in record}
     card = build_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
     return save_model(pipeline, out, card)
+
+
+def training_plots(model_path: str | Path, frame: pd.DataFrame) -> dict[str, Any]:
+    """Confusion matrix and reliability diagram of the saved model on `frame` (matplotlib figures).
+
+    Empty when matplotlib is not installed: the run is still logged, without pictures.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on servers and in CI
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    from sentimentkit.serving.loader import load_predictor
+    from sentimentkit.training.evaluate import reliability_table
+
+    predictor = load_predictor(model_path)
+    proba = predictor.predict_proba(frame["text"].tolist())
+    pred = np.asarray(predictor.labels)[proba.argmax(axis=1)]
+    matrix = np.asarray(metrics(frame["label"], pred)["confusion_matrix"])
+    cm_fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(
+        xticks=range(3),
+        yticks=range(3),
+        xticklabels=LABELS,
+        yticklabels=LABELS,
+        xlabel="predicted",
+        ylabel="true",
+    )
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center")
+    table = reliability_table(proba, frame["label"].tolist())
+    rel_fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.plot(table["confidence"], table["accuracy"], "o-")
+    ax.set(xlabel="confidence", ylabel="accuracy", title="reliability (validation)")
+    plt.close("all")  # the figures stay usable; pyplot just forgets them
+    return {"confusion_matrix_validation": cm_fig, "reliability_validation": rel_fig}
+
+
+def register_trained(
+    model_path: str | Path, card: dict[str, Any], data_dir: str | Path, data_uri: str | Path, reason: str = ""
+) -> dict[str, Any]:
+    """Log the training run to MLflow and register the model as a new `sentimentkit-tfidf` version.
+
+    `data_dir` is the local copy that was trained on, `data_uri` where it came from (recorded).
+    """
+    from sentimentkit.mlops import registry, storage
+
+    plots = training_plots(model_path, load_split("validation", data_dir))
+    sources = {split: storage.join(data_uri, f"{split}.csv") for split in SPLITS}
+    return registry.register(model_path, card, sources, plots, name=registry.TFIDF_MODEL, reason=reason)
