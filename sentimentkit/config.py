@@ -42,6 +42,10 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
 def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
@@ -68,6 +72,9 @@ class Settings:
     api_timeout_s: float = 30.0
     # API serving a `models:/NAME@ALIAS` URI: seconds between checks of the alias (0: only on reload).
     model_poll_s: float = 30.0
+    # Prediction log (local folder or az:// URI; None: off) and whether it keeps the raw text.
+    prediction_log: str | None = None
+    prediction_log_text: bool = False
     labels: tuple[str, ...] = LABELS
 
     @classmethod
@@ -87,8 +94,10 @@ class Settings:
             csv_chunk_rows=_env_int("SENTIMENTKIT_CSV_CHUNK_ROWS", cls.csv_chunk_rows),
             api_key=env.get("SENTIMENTKIT_API_KEY") or None,
             cors_origins=_env_list("SENTIMENTKIT_CORS_ORIGINS"),
-            log_text=env.get("SENTIMENTKIT_LOG_TEXT", "").strip().lower() in {"1", "true", "yes"},
+            log_text=_env_flag("SENTIMENTKIT_LOG_TEXT"),
             api_url=(env.get("SENTIMENTKIT_API_URL") or "").strip().rstrip("/") or None,
             api_timeout_s=_env_float("SENTIMENTKIT_API_TIMEOUT_S", cls.api_timeout_s) or 30.0,
             model_poll_s=_env_float("SENTIMENTKIT_MODEL_POLL_S", cls.model_poll_s) or 0.0,
+            prediction_log=(env.get("SENTIMENTKIT_PREDICTION_LOG") or "").strip() or None,
+            prediction_log_text=_env_flag("SENTIMENTKIT_PREDICTION_LOG_TEXT"),
         )

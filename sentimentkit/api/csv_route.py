@@ -87,8 +87,9 @@ async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], 
     chunks = read_csv_chunks(stream, name, chunk_rows=chunk_rows)
     first = True
     while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
-        records = await score_texts(p, chunk[text_column].tolist(), max_chars)
-        note_records(request_info(request), records)
+        texts = chunk[text_column].tolist()
+        records = await score_texts(p, texts, max_chars)
+        note_records(request_info(request), records, texts, p)
         yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first)
         first = False
 

@@ -27,6 +27,9 @@ class Metrics:
                                    ["label"], registry=r)  # fmt: skip
         self.confidence = Histogram("sentimentkit_prediction_confidence", "Confidence of the predicted label",
                                     buckets=CONFIDENCE_BUCKETS, registry=r)  # fmt: skip
+        self.prediction_log = Counter("sentimentkit_prediction_log_rows", "Prediction-log rows by outcome: "
+                                      "logged (written), dropped (queue full), failed (storage error)",
+                                      ["outcome"], registry=r)  # fmt: skip
         # Children cached by label values: `.labels()` takes a lock and builds a key on every call.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._label_children: dict[str, Any] = {}
@@ -49,6 +52,10 @@ class Metrics:
             child.inc(count)
         for value in confidences or ():
             self.confidence.observe(value)
+
+    def count_prediction_log(self, outcome: str, rows: int) -> None:
+        """Called by the prediction log (from its writer thread, or a request's when dropping)."""
+        self.prediction_log.labels(outcome).inc(rows)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

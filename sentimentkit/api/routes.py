@@ -75,7 +75,7 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         record = await batcher_of(request.app, p).score(text)
         if record["error"]:  # only blank text gets here: pydantic already enforced the length limits
             raise ApiError(422, "empty_text", "text is blank; send at least one non-blank character.")
-        note_records(request_info(request), [record])
+        note_records(request_info(request), [record], [text], p)
         out = prediction(p, record)
         if explain:
             out["explanation"] = _explain(p, text, label)
@@ -89,7 +89,7 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         texts: list[str] = body.texts  # type: ignore[attr-defined]
         remember_text(request, settings, texts)
         records = await score_texts(p, texts, settings.max_chars)
-        note_records(request_info(request), records)
+        note_records(request_info(request), records, texts, p)
         return json_response({"model_version": p.version, "results": records})
 
     add_csv_route(app, settings)
