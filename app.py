@@ -13,6 +13,7 @@ import streamlit as st
 
 from sentimentkit import ui
 from sentimentkit.config import Settings
+from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import BackendError, BasePredictor
@@ -210,6 +211,9 @@ def run_batch(
         st.error(str(exc))
         return
     bar.empty()
+    with batch_logger(backend, column, "app") as log:  # the prediction log, when configured
+        if log is not None:
+            log(scored)
     st.session_state.batch_result = {"job": job, "frame": scored, "name": name}
 
 

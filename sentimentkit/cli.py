@@ -205,10 +205,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.input is None):
         raise UsageError('give either --text "..." or --input FILE.csv (with --output FILE.csv)')
     predictor = load_predictor(args.model, threshold=args.threshold)
+    from sentimentkit.mlops.predlog import batch_logger
+
     if args.text is not None:
         record = predictor.score([args.text])[0]
         if record["error"]:
             raise UsageError(f"cannot score this text: {record['error']}")
+        with batch_logger(predictor, "text", "cli") as log:
+            if log is not None:
+                import pandas as pd
+
+                from sentimentkit.serving.base import records_to_frame
+
+                log(records_to_frame(pd.DataFrame({"text": [args.text]}), [record], predictor.labels))
         print(json.dumps(record))
         return 0
     if args.output is None:
@@ -216,8 +225,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from sentimentkit.mlops.storage import local_input, local_output
     from sentimentkit.serving.batch import score_csv_file
 
-    with local_input(args.input) as source, local_output(args.output) as target:
-        rows, errors = score_csv_file(predictor, source, target, args.text_column, args.chunk_rows)
+    logger = batch_logger(predictor, args.text_column, "cli")
+    with local_input(args.input) as source, local_output(args.output) as target, logger as log:
+        rows, errors = score_csv_file(
+            predictor, source, target, args.text_column, args.chunk_rows, on_scored=log
+        )
     print(f"wrote {rows} rows to {args.output} ({errors} flagged in the 'error' column)")
     return 0
 

@@ -14,19 +14,22 @@ its SHA-256 and the hashes of its unknown words stand for it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sentimentkit.config import Settings
 from sentimentkit.mlops import storage
 from sentimentkit.mlops.profile import model_vocabulary, text_stats, token_hash
+from sentimentkit.serving.remote import RemotePredictor
 
 ROW_FIELDS: tuple[str, ...] = (
     "ts", "request_id", "source", "model_name", "model_version", "label", "p_negative", "p_neutral",
@@ -206,6 +209,20 @@ def log_frame(log: PredictionLog, predictor: Any, scored: Any, text_column: str,
     ]  # fmt: skip
     while not log.submit(predictor, texts, records, source=source):
         time.sleep(0.05)  # a batch job may wait for room (an API request never does)
+
+
+@contextlib.contextmanager
+def batch_logger(predictor: Any, text_column: str, source: str,
+                 settings: Settings | None = None) -> Iterator[Callable[[Any], None] | None]:  # fmt: skip
+    """For batch scoring (CLI, app): a function taking each scored table, or None when the log is
+    off or the predictor is the REST API (which logs what it scores itself). Waits for the writes
+    when the block ends."""
+    settings = settings or Settings.from_env()
+    if not settings.prediction_log or isinstance(predictor, RemotePredictor):
+        yield None
+        return
+    with PredictionLog(settings.prediction_log, log_text=settings.prediction_log_text) as log:
+        yield lambda scored: log_frame(log, predictor, scored, text_column, source)
 
 
 # --- reading the log back -------------------------------------------------------------------

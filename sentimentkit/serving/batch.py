@@ -180,13 +180,18 @@ def check_column(frame: pd.DataFrame, text_column: str) -> None:
 def score_csv_file(
     predictor: BasePredictor, input_path: str | Path, output_path: str | Path,
     text_column: str = "text", chunk_rows: int = 20_000, escape_formulas: bool = False,
+    on_scored: Callable[[pd.DataFrame], None] | None = None,
 ) -> tuple[int, int]:  # fmt: skip
-    """Stream-score a CSV file chunk by chunk into `output_path`. Returns (rows, flagged rows)."""
+    """Stream-score a CSV file chunk by chunk into `output_path`. Returns (rows, flagged rows).
+
+    `on_scored` (the prediction log) sees each scored chunk before it is written."""
     rows = flagged = 0
     with open(output_path, "w", encoding="utf-8", newline="") as out:
         for chunk in read_csv_chunks(input_path, chunk_rows=chunk_rows):
             check_column(chunk, text_column)
             scored = predictor.score_frame(chunk, text_column)
+            if on_scored is not None:
+                on_scored(scored)
             if escape_formulas:
                 scored = neutralise_formulas(scored)
             scored.to_csv(out, index=False, header=rows == 0)

@@ -182,3 +182,35 @@ def _poster(base: str) -> Any:
         assert status == expect
 
     return post
+
+
+def test_cli_predict_logs_the_csv_and_the_single_text(
+    tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentimentkit.cli import main
+
+    monkeypatch.setenv("SENTIMENTKIT_PREDICTION_LOG", str(tmp_path / "log"))
+    source = tmp_path / "in.csv"
+    source.write_text("text\ngreat day\n\nawful day\n", encoding="utf-8")
+    assert main(["predict", "--model", str(tiny_model_path), "--input", str(source),
+                 "--output", str(tmp_path / "out.csv"), "--chunk-rows", "1"]) == 0  # fmt: skip
+    assert main(["predict", "--model", str(tiny_model_path), "--text", "so happy"]) == 0
+    frame = read_log(tmp_path / "log")
+    assert frame["text_sha256"].tolist() == [hashlib.sha256(t.encode()).hexdigest()
+                                             for t in ("great day", "awful day", "so happy")]  # fmt: skip
+    assert set(frame["source"]) == {"cli"}
+
+
+def test_batch_logger_is_off_without_a_log_and_for_the_remote_api(
+    tiny_predictor: Predictor, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sentimentkit.mlops.predlog import batch_logger
+    from sentimentkit.serving.remote import RemotePredictor
+
+    monkeypatch.delenv("SENTIMENTKIT_PREDICTION_LOG", raising=False)
+    with batch_logger(tiny_predictor, "text", "app") as log:
+        assert log is None
+    monkeypatch.setenv("SENTIMENTKIT_PREDICTION_LOG", str(tmp_path))
+    remote = RemotePredictor("http://127.0.0.1:9", connect=False)
+    with batch_logger(remote, "text", "app") as log:
+        assert log is None  # the API logs what it scores: no second copy
