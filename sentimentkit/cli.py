@@ -121,7 +121,24 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     _add_model(p, settings)
     add_models_parser(sub)
+    add_monitor_parser(sub, settings)
     return parser
+
+
+def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`monitor`: the prediction log against the serving model's reference profile."""
+    p = sub.add_parser("monitor", help="compare the prediction log with the model's reference: OK/WARN/ALERT")
+    p.add_argument(
+        "--log", default=settings.prediction_log, help="log URI (default: SENTIMENTKIT_PREDICTION_LOG)"
+    )
+    p.add_argument("--since", default="7d", help="how far back the trends go (30m, 12h, 7d, 2w)")
+    p.add_argument("--window", default="1d", help="the latest window the signals judge")
+    p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
+    p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
+                   help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
+    _add_model(p, settings)
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -309,6 +326,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.predlog import parse_age
+    from sentimentkit.mlops.report import render_html
+    from sentimentkit.mlops.storage import write_bytes
+
+    if not args.log:
+        raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
+    thresholds = monitor.Thresholds.load(args.thresholds)
+    report, reference = monitor.run(args.log, parse_age(args.since), parse_age(args.window), args.model,
+                                    thresholds=thresholds)  # fmt: skip
+    if args.html:
+        write_bytes(args.html, render_html(report, reference).encode("utf-8"))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(report["summary"])
+        for name, sig in report["signals"].items():
+            print(f"  {sig['status']:5} {name}: {sig['reason']}")
+    failing = {"never": 3, "warn": 1, "alert": 2}[args.fail_on]
+    return 3 if monitor.ORDER[report["status"]] >= failing else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from sentimentkit.mlops import registry
 
@@ -335,7 +375,7 @@ COMMANDS = {
     "fetch-data": cmd_fetch_data, "validate-data": cmd_validate_data, "train": cmd_train,
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
     "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx,
-    "models": cmd_models,
+    "models": cmd_models, "monitor": cmd_monitor,
 }  # fmt: skip
 
 

@@ -77,10 +77,12 @@ class PredictionLog:
 
     # --- the caller's side: never blocks, never raises ---------------------------------------
     def submit(self, predictor: Any, texts: Sequence[str], records: Sequence[dict[str, Any]], *,
-               source: str, request_id: str | None = None) -> bool:  # fmt: skip
-        """Queue the scored `texts` for writing; False (and counted as dropped) when the queue is full."""
+               source: str, request_id: str | None = None, at: float | None = None) -> bool:  # fmt: skip
+        """Queue the scored `texts` for writing; False (and counted as dropped) when the queue is full.
+
+        `at` (a Unix time) backdates the rows, for replaying recorded traffic; default: now."""
         try:
-            self._queue.put_nowait((time.time(), request_id, source, predictor, texts, records))
+            self._queue.put_nowait((at or time.time(), request_id, source, predictor, texts, records))
         except queue.Full:
             self._count("dropped", sum(1 for r in records if not r.get("error")))
             return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,3 +115,30 @@ def reference_profile(predictor: Any, texts: Sequence[str], source: str) -> dict
         "unknown_shares": shares(unknown, UNKNOWN_EDGES) if unknown else None,
         "frequent_unknown_tokens": len(frequent),
     }
+
+
+def pipeline_reference(
+    pipeline: Any, card: dict[str, Any], texts: Sequence[str], source: str
+) -> dict[str, Any]:
+    """`reference_profile` of a freshly trained pipeline (training calls this to fill the card)."""
+    from sentimentkit.serving.predictor import Predictor
+
+    return reference_profile(Predictor(pipeline, card), texts, source)
+
+
+def model_reference(predictor: Any, data_dir: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """(reference profile, where it came from) for a loaded model.
+
+    The card's own `reference` when training stored one; otherwise (models trained before it existed,
+    like the committed model.pkl) it is computed now from the validation split, and the note says so.
+    """
+    card = getattr(predictor, "card", {}) or {}
+    name = f"{card.get('name', 'the model')} {card.get('version', '')}".strip()
+    if card.get("reference"):
+        return card["reference"], f"stored in the card of {name} at training time"
+    from sentimentkit.data import load_split, split_path
+
+    frame = load_split("validation", data_dir)
+    source = split_path("validation", data_dir).name
+    reference = reference_profile(predictor, frame["text"].tolist(), source)
+    return reference, f"computed now from {source} ({reference['n']:,} tweets): the card of {name} has none"

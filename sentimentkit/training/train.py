@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sentimentkit import LABELS, __version__
 from sentimentkit.config import SPLITS
 from sentimentkit.data import file_sha256, load_split, near_duplicates_of, split_path
+from sentimentkit.mlops.profile import pipeline_reference
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
 
@@ -236,6 +237,9 @@ def train(
     chosen = record["params"]
     scores = {k: record[k] for k in ("holdout", "validation", "validation_clean", "test") if k in record}
     card = build_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
+    card["reference"] = pipeline_reference(
+        pipeline, card, splits["validation"]["text"].tolist(), "validation.csv"
+    )
     return save_model(pipeline, out, card)
 
 
