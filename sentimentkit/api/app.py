@@ -86,10 +86,14 @@ async def prediction_log(service: Service, settings: Settings) -> AsyncIterator[
     if not settings.prediction_log:
         yield
         return
+    from sentimentkit.mlops.monitor import LiveMonitor
     from sentimentkit.mlops.predlog import PredictionLog
+    from sentimentkit.mlops.profile import model_reference
 
+    live = LiveMonitor(lambda: model_reference(service.app.state.predictor, settings.data_dir)[0])
+    service.metrics.add_live_monitor(live)
     service.predlog = PredictionLog(settings.prediction_log, log_text=settings.prediction_log_text,
-                                    on_count=service.metrics.count_prediction_log)  # fmt: skip
+                                    on_count=service.metrics.count_prediction_log, on_written=live.update)  # fmt: skip
     log_event(
         logging.INFO, "prediction_log_on", uri=settings.prediction_log, text=settings.prediction_log_text
     )

@@ -53,6 +53,20 @@ class Metrics:
         for value in confidences or ():
             self.confidence.observe(value)
 
+    def add_live_monitor(self, live: Any) -> None:
+        """Expose `live.gauges()` (a LiveMonitor) as sentimentkit_monitor{signal, statistic}."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        class Collector:
+            def collect(self) -> Any:
+                family = GaugeMetricFamily("sentimentkit_monitor", "Monitoring signals over the latest "
+                                           "predictions (status: 0 OK, 1 WARN, 2 ALERT)", labels=["signal", "statistic"])  # fmt: skip
+                for (signal, statistic), value in live.gauges().items():
+                    family.add_metric([signal, statistic], value)
+                yield family
+
+        self.registry.register(Collector())  # type: ignore[arg-type]
+
     def count_prediction_log(self, outcome: str, rows: int) -> None:
         """Called by the prediction log (from its writer thread, or a request's when dropping)."""
         self.prediction_log.labels(outcome).inc(rows)

@@ -362,3 +362,51 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
     reference, note = served_reference(frame, model, data_dir, window, now)
     report = compare(frame, reference, window, since, thresholds, now, note)
     return report, reference
+
+
+# --- the live window inside the API -------------------------------------------------------------------
+class LiveMonitor:
+    """The signals over the API's most recent predictions, for Prometheus gauges.
+
+    Fed by the prediction log's writer thread after each write (never on a request's path). The
+    reference comes from `reference_of()`, asked again whenever the serving model version changes.
+    """
+
+    def __init__(self, reference_of: Any, rows: int = 5_000, thresholds: Thresholds | None = None) -> None:
+        from collections import deque
+
+        self.reference_of = reference_of
+        self.rows: Any = deque(maxlen=rows)
+        self.thresholds = thresholds or Thresholds()
+        self.report: dict[str, Any] | None = None
+        self.error: str | None = None
+        self._reference: tuple[str, dict[str, Any]] | None = None
+
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        """Add freshly written rows and recompute the report (errors are kept, never raised)."""
+        self.rows.extend(rows)
+        try:
+            frame = pd.DataFrame(list(self.rows))
+            version = str(frame["model_version"].iloc[-1])
+            if self._reference is None or self._reference[0] != version:
+                self._reference = (version, self.reference_of())
+            span = frame["ts"].max() - frame["ts"].min() + timedelta(seconds=1)
+            now = frame["ts"].max().to_pydatetime()
+            frame = frame[frame["model_version"] == version]
+            self.report = compare(frame, self._reference[1], span, span, self.thresholds, now)
+            self.error = None
+        except Exception as exc:  # e.g. no validation data to compute a reference: no gauges, said why
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def gauges(self) -> dict[tuple[str, str], float]:
+        """{(signal, statistic): value} with 'status' as 0 (OK), 1 (WARN), 2 (ALERT)."""
+        if self.report is None:
+            return {}
+        out: dict[tuple[str, str], float] = {("overall", "status"): ORDER[self.report["status"]],
+                                             ("overall", "n"): self.report["n"]}  # fmt: skip
+        for name, sig in self.report["signals"].items():
+            out[(name, "status")] = ORDER[sig["status"]]
+            for stat, value in sig["values"].items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
+                    out[(name, stat)] = float(value)
+        return out

@@ -61,12 +61,14 @@ class PredictionLog:
     def __init__(
         self, uri: str | Path, *, log_text: bool = False, max_queue: int = 10_000, batch_rows: int = 5_000,
         flush_s: float = 5.0, on_count: Counted | None = None,
+        on_written: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:  # fmt: skip
         self.uri = str(uri)
         self.log_text = log_text
         self.batch_rows = batch_rows
         self.flush_s = flush_s
         self.on_count = on_count
+        self.on_written = on_written  # e.g. the API's live monitor; runs on the writer thread
         self.counts = {"logged": 0, "dropped": 0, "failed": 0}
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._rows: list[dict[str, Any]] = []
@@ -159,6 +161,9 @@ class PredictionLog:
                 self._count("failed", len(part))
             else:
                 self._count("logged", len(part))
+                if self.on_written is not None:
+                    with contextlib.suppress(Exception):  # monitoring must never stop the log
+                        self.on_written(part)
 
     def _write(self, day: date, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa

@@ -227,3 +227,21 @@ def test_cli_missing_log_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     result = _cli("monitor", "--log", str(tmp_path), "--since", "seven")
     assert result.returncode == 2 and "is not a duration" in result.stderr
+
+
+def test_live_monitor_gauges_follow_written_rows(tiny_predictor: Predictor, tmp_path: Path) -> None:
+    from sentimentkit.api.metrics import Metrics
+    from sentimentkit.mlops.monitor import LiveMonitor
+
+    texts = ["I love this, it is great", "worst day ever :(", "the train leaves at noon"] * 100
+    live = LiveMonitor(lambda: reference_profile(tiny_predictor, texts, "inline"))
+    metrics = Metrics()
+    metrics.add_live_monitor(live)
+    assert live.gauges() == {}  # nothing written yet: no gauges rather than made-up ones
+    with PredictionLog(tmp_path, on_written=live.update) as log:
+        log.submit(tiny_predictor, texts, tiny_predictor.score(texts), source="api")
+    gauges = live.gauges()
+    assert gauges[("overall", "n")] == 300 and gauges[("labels", "js")] == pytest.approx(0.0, abs=1e-6)
+    assert gauges[("labels", "status")] == 0
+    body = metrics.render()[0].decode()
+    assert 'sentimentkit_monitor{signal="text_length",statistic="psi"}' in body

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,7 +146,10 @@ def test_real_api_logs_every_route_and_flushes_on_shutdown(tiny_model_path: Path
     from tests.e2e.conftest import free_port, run_server, uvicorn_command
 
     port = free_port()
-    env = {"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_PREDICTION_LOG": str(tmp_path / "log")}
+    from tests.conftest import write_tiny_splits
+
+    env = {"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_PREDICTION_LOG": str(tmp_path / "log"),
+           "SENTIMENTKIT_DATA_DIR": str(write_tiny_splits(tmp_path / "data"))}  # fmt: skip
     with run_server(uvicorn_command(port), "/healthz", port, env, tmp_path) as server:
         post = _poster(server.url)
         post("/v1/predict", b'{"text": "I love this"}', "application/json", "req-fast")
@@ -154,8 +158,16 @@ def test_real_api_logs_every_route_and_flushes_on_shutdown(tiny_model_path: Path
         csv = b"text\nhello there\nso sad\n"
         post("/v1/predict/csv", csv, "text/csv", "req-csv")
         post("/v1/predict", b'{"text": ""}', "application/json", "req-bad", expect=422)
-        metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()  # noqa: S310
-        assert "sentimentkit_prediction_log_rows_total" in metrics or "sentimentkit_prediction_log" in metrics
+        deadline = time.monotonic() + 20  # the writer writes every 5 s; the live gauges follow each write
+        while time.monotonic() < deadline:
+            metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()  # noqa: S310
+            if 'sentimentkit_monitor{signal="overall",statistic="status"}' in metrics:
+                break
+            time.sleep(0.5)
+        assert 'sentimentkit_prediction_log_rows_total{outcome="logged"} 6.0' in metrics
+        # 6 predictions are too few to judge: the live status is WARN (1) and says how many it saw.
+        assert 'sentimentkit_monitor{signal="overall",statistic="status"} 1.0' in metrics
+        assert 'sentimentkit_monitor{signal="overall",statistic="n"} 6.0' in metrics
     frame = read_log(tmp_path / "log")  # the server was stopped with SIGTERM: the queue was flushed
     assert frame.groupby("request_id").size().to_dict() == {
         "req-fast": 1, "req-explain": 1, "req-batch": 2, "req-csv": 2
