@@ -165,3 +165,24 @@ Reference: {html.escape(str(ref.get("source")))} ({ref.get("n") or 0:,} texts), 
 <p style="color:#666;font-size:12px">Thresholds: {html.escape(", ".join(f"{k}={v}" for k, v in report["thresholds"].items()))}</p>
 </body></html>
 """
+
+
+def signals_table(report: dict[str, Any]) -> Any:
+    """One row per signal: signal, status, reason (a pandas DataFrame, for the app)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {"signal": name, "status": s["status"], "reason": s["reason"]}
+            for name, s in report["signals"].items()
+        ]
+    )
+
+
+def trend_table(report: dict[str, Any]) -> Any:
+    """One row per window (indexed by its start): predictions, label shares, confidence, drift."""
+    import pandas as pd
+
+    frame = pd.DataFrame(report["trend"])
+    frame["start"] = pd.to_datetime(frame["start"])
+    return frame.set_index("start")

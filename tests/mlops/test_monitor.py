@@ -245,3 +245,31 @@ def test_live_monitor_gauges_follow_written_rows(tiny_predictor: Predictor, tmp_
     assert gauges[("labels", "status")] == 0
     body = metrics.render()[0].decode()
     assert 'sentimentkit_monitor{signal="text_length",statistic="psi"}' in body
+
+
+def test_app_monitoring_tab_shows_status_signals_and_trends(
+    tiny_log: Path, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    env = {"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_ACCURATE_MODEL": str(tmp_path / "none"),
+           "SENTIMENTKIT_API_URL": "", "SENTIMENTKIT_PREDICTION_LOG": str(tiny_log),
+           "SENTIMENTKIT_DATA_DIR": str(write_tiny_splits(tmp_path / "data"))}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert any(h.value.startswith("Status: ") for h in at.subheader)
+    signals = at.dataframe[-1].value
+    assert list(signals["signal"]) == [
+        "labels",
+        "confidence",
+        "text_length",
+        "unknown_tokens",
+        "new_tokens",
+        "volume",
+    ]
+    assert "300 predictions in the latest window" in " ".join(c.value for c in at.caption)
+    monkeypatch.setenv("SENTIMENTKIT_PREDICTION_LOG", "")
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    assert any("No prediction log" in i.value for i in at.info)
