@@ -96,7 +96,7 @@ def add_reload_route(app: FastAPI, settings: Settings) -> None:
         except Exception as exc:
             raise ApiError(
                 503, "reload_failed", f"The model was not reloaded (still serving the old one): {exc}"
-            )
+            ) from None
 
 
 async def _poll(app: FastAPI, settings: Settings) -> None:
