@@ -76,7 +76,9 @@ def test_a_failed_reload_keeps_the_old_model(tiny_model_path: Path, tmp_path: Pa
         answer = client.post("/v1/admin/reload", headers={"X-API-Key": "k"})
         assert answer.status_code == 503 and "still serving the old one" in answer.json()["message"]
         assert client.get("/v1/model", headers={"X-API-Key": "k"}).json()["registry"]["version"] == "1"
-        assert client.post("/v1/predict", json={"text": "great"}, headers={"X-API-Key": "k"}).status_code == 200
+        assert (
+            client.post("/v1/predict", json={"text": "great"}, headers={"X-API-Key": "k"}).status_code == 200
+        )
 
 
 def test_a_plain_model_file_reports_no_registry(tiny_model_path: Path) -> None:

@@ -48,7 +48,12 @@ def test_register_tags_hashes_and_sets_aliases(tiny_model_path: Path, tmp_path: 
 def test_promote_and_rollback_record_who_when_why(tiny_model_path: Path, tmp_path: Path) -> None:
     _register_twice(tiny_model_path, tmp_path)
     event = registry.promote("2", reason="better holdout")
-    assert (event["previous"], event["version"], event["why"], event["who"]) == ("1", "2", "better holdout", "tester")
+    assert (event["previous"], event["version"], event["why"], event["who"]) == (
+        "1",
+        "2",
+        "better holdout",
+        "tester",
+    )
     assert registry.current_version(registry.TFIDF_MODEL, "champion") == "2"
     back = registry.rollback(reason="complaints")
     assert (back["action"], back["version"], back["why"]) == ("rollback", "1", "complaints")
@@ -86,7 +91,9 @@ def test_changed_bytes_in_the_store_are_refused(tiny_model_path: Path, tmp_path:
     data = bytearray(stored.read_bytes())
     data[-20] ^= 0xFF
     stored.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match=r"^Refusing models:/sentimentkit-tfidf@champion \(version 1\): model.pkl"):
+    with pytest.raises(
+        ModelError, match=r"^Refusing models:/sentimentkit-tfidf@champion \(version 1\): model.pkl"
+    ):
         load_predictor("models:/sentimentkit-tfidf@champion")
 
 

@@ -60,7 +60,9 @@ class Traffic(threading.Thread):
         while not self.stop.is_set():
             n += 1
             try:
-                self.statuses.append(_post(self.url + "/v1/predict", {"text": f"what a great day number {n}"}))
+                self.statuses.append(
+                    _post(self.url + "/v1/predict", {"text": f"what a great day number {n}"})
+                )
             except Exception as exc:  # an HTTP error or a dropped connection is what this test looks for
                 self.statuses.append(repr(exc))
 
@@ -103,7 +105,9 @@ def test_blob_round_trip(
         assert len(traffic.statuses) > 10 and set(traffic.statuses) == {200}, set(traffic.statuses)
 
     # Change the bytes of version 2 in Blob: a fresh copy is refused, in one line.
-    blob = versions[0]["source"].replace(f"wasbs://mlflow@{AZURITE_ACCOUNT}.blob.core.windows.net", "az://mlflow")
+    blob = versions[0]["source"].replace(
+        f"wasbs://mlflow@{AZURITE_ACCOUNT}.blob.core.windows.net", "az://mlflow"
+    )
     data = bytearray(storage.read_bytes(blob + "/model.pkl"))
     data[100] ^= 0xFF
     storage.write_bytes(blob + "/model.pkl", bytes(data))
