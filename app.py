@@ -268,6 +268,8 @@ def model_tab(backends: ui.Backends) -> None:
         models.append(("Accurate model", backends.accurate))
     for title, backend in models:
         show_card(title, backend.card)
+        if backend.registry:  # served from the model registry (SENTIMENTKIT_MODEL=models:/...)
+            st.caption(ui.registry_caption(backend.registry))
     if backends.accurate_problem:
         st.warning(backends.accurate_problem)
 

@@ -63,6 +63,12 @@ def open_backends(settings: Settings) -> Backends:
     return Backends(main, accurate)
 
 
+def registry_caption(info: dict[str, str | None]) -> str:
+    """Which registered version the app uses, e.g. 'Registry: sentimentkit-tfidf version 2 (@champion)'."""
+    alias = f" (@{info['alias']}, as resolved when the app started)" if info.get("alias") else ""
+    return f"Registry: {info.get('name')} version {info.get('version')}{alias}"
+
+
 def input_problem(text: str | None, max_chars: int) -> str | None:
     """A message for the user when `text` cannot be analysed (None when it can)."""
     if text is None or not text.strip():

@@ -505,6 +505,7 @@ def test_openapi_schema_documents_the_limits(tiny_predictor: Predictor) -> None:
     assert components["BatchRequest"]["properties"]["texts"]["maxItems"] == 9
     assert set(schema["paths"]) == {
         "/healthz", "/readyz", "/v1/model", "/v1/predict", "/v1/predict/batch", "/v1/predict/csv", "/metrics",
+        "/v1/admin/reload",
     }  # fmt: skip
     assert "413" in schema["paths"]["/v1/predict"]["post"]["responses"]
 

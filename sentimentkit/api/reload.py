@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from sentimentkit.api.errors import ApiError, json_response, only
 from sentimentkit.api.log import log_event
+from sentimentkit.api.schemas import ErrorBody
 from sentimentkit.config import Settings
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.loader import load_predictor
@@ -85,7 +86,9 @@ def add_reload_route(app: FastAPI, settings: Settings) -> None:
     """POST /v1/admin/reload: only with an API key configured (the middleware checks X-API-Key)."""
     app.state.reload_lock = asyncio.Lock()
 
-    @app.post(RELOAD_ROUTE, responses=only(401, 503), tags=["ops"])
+    disabled = {"model": ErrorBody, "description": "reloading is off: no SENTIMENTKIT_API_KEY is configured"}
+
+    @app.post(RELOAD_ROUTE, responses={**only(401, 503), 403: disabled}, tags=["ops"])
     async def admin_reload(request: Request) -> Response:
         """Load the configured model again now (for `models:/NAME@ALIAS`: the version the alias names)
         and swap it in without dropping requests. Needs SENTIMENTKIT_API_KEY and the X-API-Key header."""
@@ -96,7 +99,7 @@ def add_reload_route(app: FastAPI, settings: Settings) -> None:
         except Exception as exc:
             raise ApiError(
                 503, "reload_failed", f"The model was not reloaded (still serving the old one): {exc}"
-            )
+            ) from None
 
 
 async def _poll(app: FastAPI, settings: Settings) -> None:

@@ -168,17 +168,16 @@ def translated(uri: str | Path) -> Iterator[None]:
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost cause: adlfs and aiohttp wrap the informative Azure error in generic ones."""
-    seen = exc
-    while seen.__cause__ is not None or (seen.__context__ is not None and not seen.__suppress_context__):
-        nxt = seen.__cause__ or seen.__context__
-        if nxt is None or type(seen).__name__ in ("ClientAuthenticationError", "ResourceNotFoundError"):
+    """The most telling error in the chain: adlfs wraps Azure's (which carries an error code) in
+    generic ones. Falls back to `exc` itself."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # chains are short; the bound guards against a cycle
+        if seen is None:
             break
-        seen = nxt
-    for candidate in (exc, seen):  # prefer an Azure error with a code, wherever it is in the chain
-        if getattr(candidate, "error_code", None) or type(candidate).__name__ == "ClientAuthenticationError":
-            return candidate
-    return seen if isinstance(seen, (ConnectionError, TimeoutError)) else exc
+        if getattr(seen, "error_code", None) or type(seen).__name__ == "ClientAuthenticationError":
+            return seen
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return exc
 
 
 def read_bytes(uri: str | Path) -> bytes:
@@ -233,11 +232,9 @@ def join(base: str | Path, name: str) -> str:
 @contextlib.contextmanager
 def local_input(uri: str | Path) -> Iterator[Path]:
     """A local file with the content of `uri`: the path itself, or a temporary download of the blob."""
-    if not is_remote(uri):
-        yield Path(uri)
-        return
-    with tempfile.TemporaryDirectory(prefix="sentimentkit-in-") as tmp:
-        yield download(uri, Path(tmp) / Path(str(uri)).name)
+    folder, name = str(uri).rsplit("/", 1) if is_remote(uri) else (Path(uri).parent, Path(uri).name)
+    with local_dir(folder, [name]) as local:
+        yield local / name
 
 
 @contextlib.contextmanager

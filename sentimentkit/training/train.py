@@ -234,9 +234,18 @@ def train(
     base = {**CHOSEN_PARAMS, **(params or {})}
     candidates = grid(base, SEARCH_GRID) if search else [base]
     pipeline, record, _ = select(splits, candidates, log=log)
-    chosen = record["params"]
+    return save_trained(pipeline, record, splits, data_dir, out)
+
+
+def save_trained(
+    pipeline: Pipeline, record: dict[str, Any], splits: dict[str, pd.DataFrame],
+    data_dir: str | Path | None, out: str | Path,
+) -> dict[str, Any]:  # fmt: skip
+    """Write a fitted candidate (`fit_candidate`'s record, with "test" added) and its card to `out`."""
     scores = {k: record[k] for k in ("holdout", "validation", "validation_clean", "test") if k in record}
-    card = build_card(chosen, Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"])
+    card = build_card(
+        record["params"], Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"]
+    )
     card["reference"] = pipeline_reference(
         pipeline, card, splits["validation"]["text"].tolist(), "validation.csv"
     )

@@ -79,11 +79,16 @@ def run_server(
         _wait_ready(url + ready_path, process, log_path, timeout)
         yield Server(url, process, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not stop within 10 seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def streamlit_command(port: int, script: str = "app.py") -> list[str]:

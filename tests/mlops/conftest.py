@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sentimentkit.config import REPO_ROOT
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, stop
 
 # Azurite's documented development account (public, the same in every Azurite install).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -76,11 +76,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_listening(port, process, workdir / "azurite.log")
         yield connection_string(port)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def _wait_listening(port: int, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
