@@ -122,6 +122,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _add_model(p, settings)
     add_models_parser(sub)
     add_monitor_parser(sub, settings)
+    add_retrain_parsers(sub)
     return parser
 
 
@@ -139,6 +140,30 @@ def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
     p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
                    help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
     _add_model(p, settings)
+
+
+def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
+    """`retrain` (new labelled batches -> challenger -> promotion gate) and `watch` (poll and retrain)."""
+    from sentimentkit.mlops import TFIDF_MODEL
+
+    for name, text in (("retrain", "train a challenger on new labelled batches; promote it only past the gate"),
+                       ("watch", "poll --incoming and run retrain when new labelled batches land")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--incoming", required=True, help="folder or az:// URI of text,label CSV batches")
+        p.add_argument(
+            "--state", default=None, help="manifest/batches/reports (default: INCOMING/_sentimentkit)"
+        )
+        p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
+        p.add_argument("--margin", type=float, default=0.002, help="how much better the challenger must be")
+        p.add_argument("--max-recall-drop", type=float, default=0.02, help="largest allowed per-class drop")
+        p.add_argument(
+            "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
+        )
+        p.add_argument("--data", default=None, help="data directory (train/validation/test.csv)")
+    p.add_argument("--every", default="5m", help="polling interval (30s, 5m, 1h)")
+    p.add_argument("--min-rows", type=int, default=1, help="retrain once this many new rows wait")
+    p.add_argument("--log", default=None, help="prediction log: an ALERT there retrains on any new rows")
+    p.add_argument("--cycles", type=int, default=None, help="stop after this many polls (default: never)")
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -349,6 +374,30 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 3 if monitor.ORDER[report["status"]] >= failing else 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from sentimentkit.mlops import retrain
+
+    gate = retrain.Gate(
+        margin=args.margin, max_recall_drop=args.max_recall_drop, holdout_share=args.holdout_share
+    )
+    common = {
+        "data_dir": args.data,
+        "state": args.state,
+        "name": args.name,
+        "gate": gate,
+        "log": lambda line: print(line, file=sys.stderr, flush=True),
+    }  # stdout: the JSON report only
+    if args.command == "watch":
+        from sentimentkit.mlops.predlog import parse_age
+
+        retrain.watch(args.incoming, parse_age(args.every).total_seconds(), cycles=args.cycles,
+                      min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip
+        return 0
+    report = retrain.retrain(args.incoming, **common)
+    print(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from sentimentkit.mlops import registry
 
@@ -375,7 +424,7 @@ COMMANDS = {
     "fetch-data": cmd_fetch_data, "validate-data": cmd_validate_data, "train": cmd_train,
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
     "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx,
-    "models": cmd_models, "monitor": cmd_monitor,
+    "models": cmd_models, "monitor": cmd_monitor, "retrain": cmd_retrain, "watch": cmd_retrain,
 }  # fmt: skip
 
 

@@ -7,7 +7,7 @@ Signals (each OK / WARN / ALERT with its reason in words; the overall status is 
 - `confidence`: two-sample-style Kolmogorov-Smirnov test of the confidences against the reference's
   quantile function, the drop of the mean confidence, the rise of the uncertain share.
 - `text_length`: population stability index (PSI) of text length over the reference's deciles.
-- `unknown_tokens`: rise of the mean share of words the model never saw in training.
+- `unknown_tokens`: rise (ratio) of the mean share of words the model never saw in training.
 - `new_tokens`: unknown words held by at least 1% of the texts (more than the reference had).
 - `volume`: predictions in the latest window vs the median of the earlier windows.
 
@@ -52,8 +52,11 @@ class Thresholds:
     uncertain_rise_alert: float = 0.10
     length_psi_warn: float = 0.10  # PSI of text length (0.1 / 0.25: the usual rule of thumb)
     length_psi_alert: float = 0.25
-    unknown_rise_warn: float = 0.03  # rise of the mean unknown-word share (absolute)
-    unknown_rise_alert: float = 0.06
+    # Mean share of words unknown to the model, relative to the reference's (vocabularies differ in
+    # size, so a ratio compares across models); rises under 1 point are ignored (tiny bases).
+    unknown_ratio_warn: float = 1.5
+    unknown_ratio_alert: float = 2.0
+    unknown_min_rise: float = 0.01
     new_tokens_warn: int = 5  # frequent unknown words beyond the reference's count
     new_tokens_alert: int = 15
     volume_low_warn: float = 0.5  # latest window / median of the earlier ones
@@ -194,12 +197,15 @@ def unknown_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) -> d
     if ref.get("unknown_share_mean") is None or len(values) == 0:
         return signal(OK, "unknown words: not measured for this model (no word vocabulary)")
     mean = float(values.mean())
-    rise = mean - ref["unknown_share_mean"]
+    ratio = mean / max(ref["unknown_share_mean"], EPS)
     reason = (
-        f"share of words unknown to the model {ref['unknown_share_mean']:.1%} -> {mean:.1%} "
-        f"(WARN at a rise of {t.unknown_rise_warn:.0%}, ALERT at {t.unknown_rise_alert:.0%})"
+        f"share of words unknown to the model {ref['unknown_share_mean']:.1%} -> {mean:.1%}, {ratio:.1f}x "
+        f"(WARN at {t.unknown_ratio_warn}x, ALERT at {t.unknown_ratio_alert}x, if up by at least "
+        f"{t.unknown_min_rise:.0%})"
     )
-    return signal(level(rise, t.unknown_rise_warn, t.unknown_rise_alert), reason, mean=mean,
+    status = level(ratio, t.unknown_ratio_warn, t.unknown_ratio_alert)
+    status = status if mean - ref["unknown_share_mean"] >= t.unknown_min_rise else OK
+    return signal(status, reason, mean=mean, ratio=ratio,
                   reference_mean=ref["unknown_share_mean"], shares=shares(values, ref["unknown_edges"]),
                   reference_shares=ref["unknown_shares"])  # fmt: skip
 
@@ -223,14 +229,12 @@ def new_token_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) ->
 
 def _token_names(frame: pd.DataFrame, hashes: set[str]) -> dict[str, str]:
     """Hash -> word, recovered from the logged text when text logging was on (else hashes are shown)."""
-    from sentimentkit.mlops.profile import token_hash
-    from sentimentkit.text.preprocess import MARKERS, base_token, tokenize
+    from sentimentkit.mlops.profile import token_hash, words
 
     names: dict[str, str] = {}
     for text in frame["text"].dropna().head(20_000):
-        for token in tokenize(text):
-            word = base_token(token)
-            if word not in MARKERS and token_hash(word) in hashes:
+        for word in words(text):
+            if token_hash(word) in hashes:
                 names[token_hash(word)] = word
     return names
 
@@ -372,7 +376,8 @@ class LiveMonitor:
     reference comes from `reference_of()`, asked again whenever the serving model version changes.
     """
 
-    def __init__(self, reference_of: Any, rows: int = 5_000, thresholds: Thresholds | None = None) -> None:
+    def __init__(self, reference_of: Any, rows: int = 5_000, thresholds: Thresholds | None = None,
+                 every_s: float = 30.0) -> None:  # fmt: skip
         from collections import deque
 
         self.reference_of = reference_of
@@ -381,10 +386,17 @@ class LiveMonitor:
         self.report: dict[str, Any] | None = None
         self.error: str | None = None
         self._reference: tuple[str, dict[str, Any]] | None = None
+        self.every_s = every_s  # recompute at most this often: it costs ~20 us a row on the writer thread
+        self._computed = float("-inf")
 
     def update(self, rows: list[dict[str, Any]]) -> None:
         """Add freshly written rows and recompute the report (errors are kept, never raised)."""
+        import time
+
         self.rows.extend(rows)
+        if time.monotonic() - self._computed < self.every_s:
+            return
+        self._computed = time.monotonic()
         try:
             frame = pd.DataFrame(list(self.rows))
             version = str(frame["model_version"].iloc[-1])

@@ -234,7 +234,7 @@ def test_live_monitor_gauges_follow_written_rows(tiny_predictor: Predictor, tmp_
     from sentimentkit.mlops.monitor import LiveMonitor
 
     texts = ["I love this, it is great", "worst day ever :(", "the train leaves at noon"] * 100
-    live = LiveMonitor(lambda: reference_profile(tiny_predictor, texts, "inline"))
+    live = LiveMonitor(lambda: reference_profile(tiny_predictor, texts, "inline"), every_s=0)
     metrics = Metrics()
     metrics.add_live_monitor(live)
     assert live.gauges() == {}  # nothing written yet: no gauges rather than made-up ones
