@@ -378,10 +378,9 @@ class LiveMonitor:
 
     def __init__(self, reference_of: Any, rows: int = 5_000, thresholds: Thresholds | None = None,
                  every_s: float = 30.0) -> None:  # fmt: skip
-        from collections import deque
-
         self.reference_of = reference_of
-        self.rows: Any = deque(maxlen=rows)
+        self.max_rows = rows
+        self.tables: list[Any] = []  # the written pyarrow Tables, newest last, about max_rows in all
         self.thresholds = thresholds or Thresholds()
         self.report: dict[str, Any] | None = None
         self.error: str | None = None
@@ -389,16 +388,21 @@ class LiveMonitor:
         self.every_s = every_s  # recompute at most this often: it costs ~20 us a row on the writer thread
         self._computed = float("-inf")
 
-    def update(self, rows: list[dict[str, Any]]) -> None:
-        """Add freshly written rows and recompute the report (errors are kept, never raised)."""
+    def update(self, table: Any) -> None:
+        """Add a freshly written table of log rows; recompute the report at most every `every_s` seconds
+        (errors are kept in `error`, never raised)."""
         import time
 
-        self.rows.extend(rows)
+        import pyarrow as pa
+
+        self.tables.append(table)
+        while sum(len(t) for t in self.tables[1:]) >= self.max_rows:
+            self.tables.pop(0)
         if time.monotonic() - self._computed < self.every_s:
             return
         self._computed = time.monotonic()
         try:
-            frame = pd.DataFrame(list(self.rows))
+            frame = pa.concat_tables(self.tables).to_pandas().tail(self.max_rows)
             version = str(frame["model_version"].iloc[-1])
             if self._reference is None or self._reference[0] != version:
                 self._reference = (version, self.reference_of())
