@@ -87,10 +87,12 @@ async def prediction_log(service: Service, settings: Settings) -> AsyncIterator[
         yield
         return
     from sentimentkit.mlops.monitor import LiveMonitor
-    from sentimentkit.mlops.predlog import PredictionLog
+    from sentimentkit.mlops.predlog import PredictionLog, model_identity
     from sentimentkit.mlops.profile import model_reference
 
     live = LiveMonitor(lambda: model_reference(service.app.state.predictor, settings.data_dir)[0])
+    if service.app is not None and service.app.state.predictor is not None:  # before serving: see prime()
+        await asyncio.to_thread(live.prime, model_identity(service.app.state.predictor)[1])
     service.metrics.add_live_monitor(live)
     service.predlog = PredictionLog(settings.prediction_log, log_text=settings.prediction_log_text,
                                     on_count=service.metrics.count_prediction_log, on_written=live.update)  # fmt: skip

@@ -4,8 +4,8 @@ Signals (each OK / WARN / ALERT with its reason in words; the overall status is 
 
 - `labels`: predicted label shares vs the reference: chi-square goodness of fit (is the change real?)
   and Jensen-Shannon distance (base 2, 0..1: how large is it?).
-- `confidence`: two-sample-style Kolmogorov-Smirnov test of the confidences against the reference's
-  quantile function, the drop of the mean confidence, the rise of the uncertain share.
+- `confidence`: Kolmogorov-Smirnov test of the confidences against the CDF interpolated from the
+  reference's 101 stored quantiles, the drop of the mean confidence, the rise of the uncertain share.
 - `text_length`: population stability index (PSI) of text length over the reference's deciles.
 - `unknown_tokens`: rise (ratio) of the mean share of words the model never saw in training.
 - `new_tokens`: unknown words held by at least 1% of the texts (more than the reference had).
@@ -373,7 +373,9 @@ class LiveMonitor:
     """The signals over the API's most recent predictions, for Prometheus gauges.
 
     Fed by the prediction log's writer thread after each write (never on a request's path). The
-    reference comes from `reference_of()`, asked again whenever the serving model version changes.
+    reference comes from `reference_of()`, asked again whenever the serving model version changes;
+    `prime(version)` asks it up front (the API does at start-up: computing a reference for a card
+    without one scores the validation split, which must not stall requests later).
     """
 
     def __init__(self, reference_of: Any, rows: int = 5_000, thresholds: Thresholds | None = None,
@@ -387,6 +389,13 @@ class LiveMonitor:
         self._reference: tuple[str, dict[str, Any]] | None = None
         self.every_s = every_s  # recompute at most this often: it costs ~20 us a row on the writer thread
         self._computed = float("-inf")
+
+    def prime(self, version: str) -> None:
+        """Fetch the reference of `version` now (errors kept in `error`)."""
+        try:
+            self._reference = (version, self.reference_of())
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
 
     def update(self, table: Any) -> None:
         """Add a freshly written table of log rows; recompute the report at most every `every_s` seconds
