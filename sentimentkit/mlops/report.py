@@ -85,12 +85,14 @@ def _svg(parts: list[str]) -> str:
 
 
 def _edges_labels(edges: Sequence[float | None], digits: int = 2) -> list[str]:
-    fmt = (
-        (lambda e: "inf" if e is None else f"{e:.{digits}g}")
-        if digits
-        else (lambda e: "inf" if e is None else f"{e:.0f}")
-    )
-    return [f"{fmt(a)}-{fmt(b)}" for a, b in zip(edges[:-1], edges[1:])]
+    """Bin labels: 'a-b' for fractions; for lengths (digits=0) the lower edge only, 'a+' (less crowded)."""
+    if not digits:
+        return [f"{a:.0f}+" for a in edges[:-1] if a is not None]
+    return [
+        f"{a:.{digits}g}-{b:.{digits}g}"
+        for a, b in zip(edges[:-1], edges[1:])
+        if a is not None and b is not None
+    ]
 
 
 def charts(report: dict[str, Any], reference: dict[str, Any]) -> list[str]:
@@ -142,11 +144,7 @@ def render_html(report: dict[str, Any], reference: dict[str, Any]) -> str:
     models = (
         ", ".join(f"{m['name']} {m['version']} ({m['predictions']:,})" for m in report["models"]) or "none"
     )
-    versions = [
-        f"{row['start'][:16]}: {', '.join(row.get('versions', []))}"
-        for row in report["trend"]
-        if row.get("versions")
-    ]
+    versions = _version_runs(report["trend"])
     ref = report["reference"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sentimentkit monitoring: {status}</title>
@@ -161,7 +159,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #d0d7
 Reference: {html.escape(str(ref.get("source")))} ({ref.get("n") or 0:,} texts), {html.escape(ref.get("note") or "")}.</p>
 <h2>Signals</h2><table><tr><th>signal</th><th>status</th><th>reason</th></tr>{rows}</table>
 <h2>Charts</h2><div class="charts">{"".join(charts(report, reference))}</div>
-<h2>Model versions per window</h2><p>{html.escape("; ".join(versions)) or "none"}</p>
+<h2>Model versions serving</h2><p>{html.escape("; ".join(versions)) or "none"}</p>
 <p style="color:#666;font-size:12px">Thresholds: {html.escape(", ".join(f"{k}={v}" for k, v in report["thresholds"].items()))}</p>
 </body></html>
 """

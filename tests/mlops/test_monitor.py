@@ -273,3 +273,12 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
     monkeypatch.setenv("SENTIMENTKIT_PREDICTION_LOG", "")
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
     assert any("No prediction log" in i.value for i in at.info)
+
+
+def test_html_report_names_each_change_of_serving_version() -> None:
+    from sentimentkit.mlops.report import render_html
+
+    frame = pd.concat([synthetic_log(300, start=NOW - timedelta(days=2, hours=20)),
+                       synthetic_log(300, start=NOW - timedelta(hours=20)).assign(model_version="2")])  # fmt: skip
+    page = render_html(run_compare(frame), REFERENCE)
+    assert "from 2026-11-24 12:00: 1; from 2026-11-26 12:00: 2" in page

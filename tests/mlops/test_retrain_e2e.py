@@ -85,6 +85,7 @@ def test_watch_on_blob_promotes_by_the_rule_and_the_api_and_report_follow(
         drops = [report["scores"]["champion"]["recall"][c] - report["scores"]["challenger"]["recall"][c]
                  for c in ("negative", "neutral", "positive")]  # fmt: skip
         should_promote = gain >= Gate().margin and max(drops) <= Gate().max_recall_drop
+        print(report["reason"])  # shown with -s: which way the rule went on this data
         assert (report["decision"] == "promoted") == should_promote, report["reason"]
         expected = "2" if should_promote else "1"
         assert registry.current_version(TFIDF_MODEL, CHAMPION) == expected
