@@ -169,3 +169,22 @@ def test_cli_retrain_and_watch(champion: Path, tmp_path: Path, capsys: pytest.Ca
     batch_frame(1).to_csv(incoming / "b2.csv", index=False)
     assert main(["watch", "--incoming", str(incoming), "--every", "1s", "--cycles", "1"]) == 0
     assert len(read_manifest(str(incoming / "_sentimentkit"))["batches"]) == 2
+
+
+def test_watch_retrains_on_few_rows_when_the_monitor_alerts(
+    champion: Path, tmp_path: Path, predictor
+) -> None:
+    """min_rows is not reached, but the served traffic has drifted (all-negative predictions): ALERT."""
+    from sentimentkit.mlops.predlog import PredictionLog
+
+    texts = [f"worst awful terrible day number {k}, I hate it" for k in range(300)]
+    with PredictionLog(tmp_path / "log") as log:
+        log.submit(predictor, texts, predictor.score(texts), source="api")
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    batch_frame(0).to_csv(incoming / "b1.csv", index=False)
+    quiet = watch(str(incoming), 0.1, cycles=1, min_rows=10_000, sleep=lambda s: None, log=lambda *a: None)
+    assert quiet == []  # too few rows and no monitor: wait
+    reports = watch(str(incoming), 0.1, cycles=1, min_rows=10_000, monitor_log=str(tmp_path / "log"),
+                    sleep=lambda s: None, log=lambda *a: None)  # fmt: skip
+    assert len(reports) == 1 and reports[0]["status"] == "done"
