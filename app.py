@@ -17,6 +17,7 @@ from sentimentkit.insights import charts
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
 from sentimentkit.insights.report import Insights, build_insights, render_html
+from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BackendError, BasePredictor
@@ -217,6 +218,9 @@ def run_batch(
         st.error(str(exc))
         return
     bar.empty()
+    with batch_logger(backend, column, "app") as log:  # the prediction log, when configured
+        if log is not None:
+            log(scored)
     st.session_state.batch_result = {"job": job, "frame": scored, "name": name}
 
 
@@ -393,6 +397,50 @@ def show_card(title: str, card: dict[str, Any]) -> None:
         st.json(card, expanded=1)
 
 
+# --- monitoring -------------------------------------------------------------------------------
+@st.cache_data(ttl=60, show_spinner="Reading the prediction log…")
+def monitoring_report(log: str, since: str, window: str, model: str, data_dir: str) -> tuple[dict, str]:
+    """The monitoring report and its HTML page (cached for a minute: the log only grows)."""
+    from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.predlog import parse_age
+    from sentimentkit.mlops.report import render_html
+
+    report, reference = monitor.run(log, parse_age(since), parse_age(window), model, data_dir)
+    return report, render_html(report, reference)
+
+
+def monitoring_tab(settings: Settings) -> None:
+    """The latest monitoring report of the prediction log, and the trends window by window."""
+    from sentimentkit.mlops.report import signals_table, trend_table
+
+    if not settings.prediction_log:
+        st.info("No prediction log: set SENTIMENTKIT_PREDICTION_LOG (a folder or az:// URI) for the API, "
+                "the CLI and this app to record predictions; this tab then compares them with the model's "
+                "reference.")  # fmt: skip
+        return
+    cols = st.columns(2)
+    since = cols[0].selectbox("Trends over", ["1d", "7d", "30d"], index=1, key="monitor_since")
+    window = cols[1].selectbox("Window", ["1h", "1d"], index=1, key="monitor_window")
+    try:
+        report, page = monitoring_report(settings.prediction_log, since, window, str(settings.model_path),
+                                         str(settings.data_dir))  # fmt: skip
+    except (OSError, ValueError, ModelError) as exc:
+        st.warning(f"No monitoring report: {exc}")
+        return
+    st.subheader(f"Status: {report['status']}")
+    st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "
+               f"{report['reference']['note']}.")  # fmt: skip
+    st.dataframe(signals_table(report), hide_index=True, width="stretch")
+    trend = trend_table(report)
+    st.markdown("**Predictions per window**")
+    st.line_chart(trend[["n"]], height=200)
+    shares = [c for c in trend.columns if c.startswith("share_")]
+    if shares:
+        st.markdown("**Label shares and confidence per window**")
+        st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
+    st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
+
+
 # --- page ------------------------------------------------------------------------------------
 def main() -> None:
     """The page: sidebar threshold, then the three tabs."""
@@ -410,13 +458,17 @@ def main() -> None:
         st.caption(f"Model: {ui.describe_backend(main_backend, settings.api_url)}")
         if backends.accurate is not None:
             st.caption(f"Accurate model: {ui.describe_backend(backends.accurate, None)}")
-    single, many, info = st.tabs(["Analyze a text", "Batch (CSV)", "Model information"])
+    single, many, info, monitoring = st.tabs(
+        ["Analyze a text", "Batch (CSV)", "Model information", "Monitoring"]
+    )
     with single:
         text_tab(backends, threshold, settings.max_chars)
     with many:
         batch_tab(backends, threshold, settings)
     with info:
         model_tab(backends)
+    with monitoring:
+        monitoring_tab(settings)
 
 
 main()

@@ -145,7 +145,49 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     _add_model(p, settings)
     add_models_parser(sub)
+    add_monitor_parser(sub, settings)
+    add_retrain_parsers(sub)
     return parser
+
+
+def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`monitor`: the prediction log against the serving model's reference profile."""
+    p = sub.add_parser("monitor", help="compare the prediction log with the model's reference: OK/WARN/ALERT")
+    p.add_argument(
+        "--log", default=settings.prediction_log, help="log URI (default: SENTIMENTKIT_PREDICTION_LOG)"
+    )
+    p.add_argument("--since", default="7d", help="how far back the trends go (30m, 12h, 7d, 2w)")
+    p.add_argument("--window", default="1d", help="the latest window the signals judge")
+    p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
+    p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
+                   help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
+    _add_model(p, settings)
+
+
+def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
+    """`retrain` (new labelled batches -> challenger -> promotion gate) and `watch` (poll and retrain)."""
+    from sentimentkit.mlops import TFIDF_MODEL
+
+    for name, text in (("retrain", "train a challenger on new labelled batches; promote it only past the gate"),
+                       ("watch", "poll --incoming and run retrain when new labelled batches land")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--incoming", required=True, help="folder or az:// URI of text,label CSV batches")
+        p.add_argument(
+            "--state", default=None, help="manifest/batches/reports (default: INCOMING/_sentimentkit)"
+        )
+        p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
+        p.add_argument("--margin", type=float, default=0.002, help="how much better the challenger must be")
+        p.add_argument("--max-recall-drop", type=float, default=0.02, help="largest allowed per-class drop")
+        p.add_argument(
+            "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
+        )
+        p.add_argument("--data", default=None, help="data directory (train/validation/test.csv)")
+    p.add_argument("--every", default="5m", help="polling interval (30s, 5m, 1h)")
+    p.add_argument("--min-rows", type=int, default=1, help="retrain once this many new rows wait")
+    p.add_argument("--log", default=None, help="prediction log: an ALERT there retrains on any new rows")
+    p.add_argument("--cycles", type=int, default=None, help="stop after this many polls (default: never)")
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -242,10 +284,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.input is None):
         raise UsageError('give either --text "..." or --input FILE.csv (with --output FILE.csv)')
     predictor = load_predictor(args.model, threshold=args.threshold)
+    from sentimentkit.mlops.predlog import batch_logger
+
     if args.text is not None:
         record = predictor.score([args.text])[0]
         if record["error"]:
             raise UsageError(f"cannot score this text: {record['error']}")
+        with batch_logger(predictor, "text", "cli") as log:
+            if log is not None:
+                import pandas as pd
+
+                from sentimentkit.serving.base import records_to_frame
+
+                log(records_to_frame(pd.DataFrame({"text": [args.text]}), [record], predictor.labels))
         print(json.dumps(record))
         return 0
     if args.output is None:
@@ -257,8 +308,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if is_remote(args.output) and args.output == args.input:  # the local copies differ; the blob would not
         raise UsageError(f"The output {args.output!r} is the input file; choose another name for the scores.")
-    with local_input(args.input) as source, local_output(args.output) as target:
-        result = score_file(predictor, source, target, args.text_column, args.chunk_rows)
+    logger = batch_logger(predictor, args.text_column, "cli")
+    with local_input(args.input) as source, local_output(args.output) as target, logger as log:
+        result = score_file(predictor, source, target, args.text_column, args.chunk_rows, on_scored=log)
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {result.rows} rows to {args.output} ({result.flagged} flagged in the 'error' column)")
@@ -389,6 +441,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.predlog import parse_age
+    from sentimentkit.mlops.report import render_html
+    from sentimentkit.mlops.storage import write_bytes
+
+    if not args.log:
+        raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
+    thresholds = monitor.Thresholds.load(args.thresholds)
+    report, reference = monitor.run(args.log, parse_age(args.since), parse_age(args.window), args.model,
+                                    thresholds=thresholds)  # fmt: skip
+    if args.html:
+        write_bytes(args.html, render_html(report, reference).encode("utf-8"))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(report["summary"])
+        for name, sig in report["signals"].items():
+            print(f"  {sig['status']:5} {name}: {sig['reason']}")
+    failing = {"never": 3, "warn": 1, "alert": 2}[args.fail_on]
+    return 3 if monitor.ORDER[report["status"]] >= failing else 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from sentimentkit.mlops import retrain
+
+    gate = retrain.Gate(
+        margin=args.margin, max_recall_drop=args.max_recall_drop, holdout_share=args.holdout_share
+    )
+    common = {
+        "data_dir": args.data,
+        "state": args.state,
+        "name": args.name,
+        "gate": gate,
+        "log": lambda line: print(line, file=sys.stderr, flush=True),
+    }  # stdout: the JSON report only
+    if args.command == "watch":
+        from sentimentkit.mlops.predlog import parse_age
+
+        retrain.watch(args.incoming, parse_age(args.every).total_seconds(), cycles=args.cycles,
+                      min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip
+        return 0
+    report = retrain.retrain(args.incoming, **common)
+    print(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from sentimentkit.mlops import registry
 
@@ -420,7 +519,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
     "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx, "sign": cmd_sign,
     "report": cmd_report,
-    "models": cmd_models,
+    "models": cmd_models, "monitor": cmd_monitor, "retrain": cmd_retrain, "watch": cmd_retrain,
 }  # fmt: skip
 
 

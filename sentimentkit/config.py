@@ -47,6 +47,10 @@ def _env_path(name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
 def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
@@ -73,6 +77,9 @@ class Settings:
     api_timeout_s: float = 30.0
     # API serving a `models:/NAME@ALIAS` URI: seconds between checks of the alias (0: only on reload).
     model_poll_s: float = 30.0
+    # Prediction log (local folder or az:// URI; None: off) and whether it keeps the raw text.
+    prediction_log: str | None = None
+    prediction_log_text: bool = False
     labels: tuple[str, ...] = LABELS
     # Optional secret for model-card signatures (sentimentkit.models.signing); kept out of repr/logs.
     signing_key: str | None = field(default=None, repr=False)
@@ -95,10 +102,12 @@ class Settings:
             csv_chunk_rows=_env_int("SENTIMENTKIT_CSV_CHUNK_ROWS", cls.csv_chunk_rows),
             api_key=env.get("SENTIMENTKIT_API_KEY") or None,
             cors_origins=_env_list("SENTIMENTKIT_CORS_ORIGINS"),
-            log_text=env.get("SENTIMENTKIT_LOG_TEXT", "").strip().lower() in {"1", "true", "yes"},
+            log_text=_env_flag("SENTIMENTKIT_LOG_TEXT"),
             api_url=(env.get("SENTIMENTKIT_API_URL") or "").strip().rstrip("/") or None,
             api_timeout_s=_env_float("SENTIMENTKIT_API_TIMEOUT_S", cls.api_timeout_s) or 30.0,
             signing_key=env.get("SENTIMENTKIT_SIGNING_KEY") or None,
             signing_key_file=_env_path("SENTIMENTKIT_SIGNING_KEY_FILE"),
             model_poll_s=_env_float("SENTIMENTKIT_MODEL_POLL_S", cls.model_poll_s) or 0.0,
+            prediction_log=(env.get("SENTIMENTKIT_PREDICTION_LOG") or "").strip() or None,
+            prediction_log_text=_env_flag("SENTIMENTKIT_PREDICTION_LOG_TEXT"),
         )

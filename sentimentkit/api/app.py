@@ -10,6 +10,7 @@ handlers), `middleware` (the ASGI middleware), `service` (shared state and the f
 (how the model is called), `metrics` (Prometheus), `routes` and `csv_route`, `log` (JSON log lines).
 """
 
+import asyncio
 import gc
 import logging
 import time
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, predictor: BasePredictor | None
         # would show. Freezing moves everything alive now out of the collector's reach.
         gc.collect()
         gc.freeze()
-        async with follow_model(app, settings):
+        async with follow_model(app, settings), prediction_log(service, settings):
             yield
 
     app = FastAPI(
@@ -76,6 +77,34 @@ def create_app(settings: Settings | None = None, predictor: BasePredictor | None
         )  # fmt: skip
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+@asynccontextmanager
+async def prediction_log(service: Service, settings: Settings) -> AsyncIterator[None]:
+    """While the app runs, record its predictions (SENTIMENTKIT_PREDICTION_LOG); on shutdown write
+    everything still queued (in a thread: it may upload to Blob storage)."""
+    if not settings.prediction_log:
+        yield
+        return
+    from sentimentkit.mlops.monitor import LiveMonitor
+    from sentimentkit.mlops.predlog import PredictionLog, model_identity
+    from sentimentkit.mlops.profile import model_reference
+
+    live = LiveMonitor(lambda: model_reference(service.app.state.predictor, settings.data_dir)[0])
+    if service.app is not None and service.app.state.predictor is not None:  # before serving: see prime()
+        await asyncio.to_thread(live.prime, model_identity(service.app.state.predictor)[1])
+    service.metrics.add_live_monitor(live)
+    service.predlog = PredictionLog(settings.prediction_log, log_text=settings.prediction_log_text,
+                                    on_count=service.metrics.count_prediction_log, on_written=live.update)  # fmt: skip
+    log_event(
+        logging.INFO, "prediction_log_on", uri=settings.prediction_log, text=settings.prediction_log_text
+    )
+    try:
+        yield
+    finally:
+        predlog, service.predlog = service.predlog, None
+        await asyncio.to_thread(predlog.close)
+        log_event(logging.INFO, "prediction_log_closed", **predlog.counts)
 
 
 def _load_into(app: FastAPI, settings: Settings) -> None:

@@ -127,8 +127,9 @@ async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], 
     chunks = (await run_in_threadpool(open_table, stream, name)).chunks(chunk_rows)
     first = True
     while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
-        records = await score_texts(p, chunk_texts(chunk.frame, text_column, chunk.row_errors), max_chars)
-        note_records(request_info(request), records)
+        texts = chunk_texts(chunk.frame, text_column, chunk.row_errors)
+        records = await score_texts(p, texts, max_chars)
+        note_records(request_info(request), records, texts, p)
         yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first), len(chunk.frame)
         first = False
 

@@ -27,6 +27,9 @@ class Metrics:
                                    ["label"], registry=r)  # fmt: skip
         self.confidence = Histogram("sentimentkit_prediction_confidence", "Confidence of the predicted label",
                                     buckets=CONFIDENCE_BUCKETS, registry=r)  # fmt: skip
+        self.prediction_log = Counter("sentimentkit_prediction_log_rows", "Prediction-log rows by outcome: "
+                                      "logged (written), dropped (queue full), failed (storage error)",
+                                      ["outcome"], registry=r)  # fmt: skip
         # Children cached by label values: `.labels()` takes a lock and builds a key on every call.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._label_children: dict[str, Any] = {}
@@ -49,6 +52,24 @@ class Metrics:
             child.inc(count)
         for value in confidences or ():
             self.confidence.observe(value)
+
+    def add_live_monitor(self, live: Any) -> None:
+        """Expose `live.gauges()` (a LiveMonitor) as sentimentkit_monitor{signal, statistic}."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        class Collector:
+            def collect(self) -> Any:
+                family = GaugeMetricFamily("sentimentkit_monitor", "Monitoring signals over the latest "
+                                           "predictions (status: 0 OK, 1 WARN, 2 ALERT)", labels=["signal", "statistic"])  # fmt: skip
+                for (signal, statistic), value in live.gauges().items():
+                    family.add_metric([signal, statistic], value)
+                yield family
+
+        self.registry.register(Collector())  # type: ignore[arg-type]
+
+    def count_prediction_log(self, outcome: str, rows: int) -> None:
+        """Called by the prediction log (from its writer thread, or a request's when dropping)."""
+        self.prediction_log.labels(outcome).inc(rows)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

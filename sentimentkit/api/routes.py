@@ -76,7 +76,7 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         record = await batcher_of(request.app, p).score(text) if error is None else {"error": error}
         if record["error"]:
             raise text_api_error(record["error"], settings.max_chars)
-        note_records(request_info(request), [record])
+        note_records(request_info(request), [record], [text], p)
         out = prediction(p, record)
         if explain:
             out["explanation"] = _explain(p, text, label)
@@ -90,7 +90,7 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         texts: list[str] = body.texts  # type: ignore[attr-defined]
         remember_text(request, settings, texts)
         records = await score_texts(p, texts, settings.max_chars)
-        note_records(request_info(request), records)
+        note_records(request_info(request), records, texts, p)
         return json_response({"model_version": p.version, "results": records})
 
     add_csv_route(app, settings)

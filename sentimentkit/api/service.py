@@ -38,10 +38,14 @@ def _note(info: dict[str, Any], texts: int, labels: list[str | None]) -> None:
     tally.update(label for label in labels if label)
 
 
-def note_records(info: dict[str, Any], records: list[dict[str, Any]]) -> None:
-    """Record the labels and confidences of scored records in `info`."""
+def note_records(
+    info: dict[str, Any], records: list[dict[str, Any]], texts: list[str], predictor: BasePredictor
+) -> None:
+    """Record the labels and confidences of scored records in `info`, and what the prediction log
+    needs (written when the request ends)."""
     _note(info, len(records), [r["sentiment"] for r in records])
     info.setdefault("confidences", []).extend(r["confidence"] for r in records if r["confidence"] is not None)
+    info.setdefault("scored", []).append((predictor, texts, records))
 
 
 def remember_text(request: Request, settings: Settings, texts: list[str]) -> None:
@@ -88,6 +92,7 @@ class Service:
         self.routes: set[str] = set()
         self.app: FastAPI | None = None
         self.pid = os.getpid()
+        self.predlog: Any = None  # a PredictionLog while the app runs with SENTIMENTKIT_PREDICTION_LOG
 
     def fast_path_applies(self, scope: Scope) -> bool:
         """POST /v1/predict without query parameters (no explanation) and with a JSON body."""
@@ -122,7 +127,7 @@ class Service:
         if record["error"]:
             return False
         info["route"] = "/v1/predict"
-        note_records(info, [record])
+        note_records(info, [record], [text], predictor)
         body = json.dumps(prediction(predictor, record), separators=(",", ":"), allow_nan=False).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -162,6 +167,11 @@ class Service:
         route_name = path if path in self.routes else UNMATCHED
         labels: Tally = info.get("labels") or Tally()
         self.metrics.observe(route_name, scope["method"], status, seconds, labels, info.get("confidences"))
+        if self.predlog is not None and status < 400:
+            for predictor, texts, records in info.get("scored", ()):
+                self.predlog.submit(
+                    predictor, texts, records, source=route_name, request_id=info["request_id"]
+                )
         line: dict[str, Any] = {
             "ts": round(time.time(), 3), "level": "info", "event": "request", "request_id": info["request_id"],
             "method": scope["method"], "route": route_name, "status": status,

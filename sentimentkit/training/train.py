@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import SPLITS
 from sentimentkit.data import load_split, near_duplicates_of
+from sentimentkit.mlops.profile import pipeline_reference
 from sentimentkit.models.card import PICKLE_FORMAT, data_provenance, library_versions, new_card
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
@@ -216,6 +217,9 @@ def save_trained(
     scores = {k: record[k] for k in ("holdout", "validation", "clean_validation", "test") if k in record}
     card = tfidf_card(
         record["params"], Path(data_dir) if data_dir else None, splits, scores, record["train_seconds"]
+    )
+    card["reference"] = pipeline_reference(
+        pipeline, card, splits["validation"]["text"].tolist(), "validation.csv"
     )
     return save_model(pipeline, out, card)
 
