@@ -114,6 +114,11 @@ def output_schema(first_chunk: pd.DataFrame) -> pa.Schema:
 def score_chunk(predictor: BasePredictor, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
     """One chunk scored: every row, in order, with OUTPUT_COLUMNS appended."""
     check_column(frame, text_column)
+    texts = frame[text_column]
+    if texts.hasnans:
+        # Arrow-typed (Parquet) and Spark columns hold missing texts as pd.NA / NaN; as None they are
+        # flagged "empty text" like an empty CSV cell, not "not text (got NAType)".
+        frame = frame.assign(**{text_column: texts.astype(object).where(texts.notna(), None)})
     return predictor.score_frame(frame, text_column)
 
 
@@ -274,8 +279,9 @@ def score_file(
         raise BatchError(f"{input_path} has a header but no rows to score.")
     check_column(first, text_column)
     job = ChunkJob(text_column, output_schema(first) if is_parquet(output_path) else None)
-    rows = itertools.chain([first], chunks)
-    if jobs == 1:
+    second = next(chunks, None)
+    rows = itertools.chain([first] if second is None else [first, second], chunks)
+    if jobs == 1 or second is None:  # one chunk: starting workers would cost more than it saves
         results = _encoded_in_process(rows, job, str(model_path), threshold)
     else:
         results = _encoded_in_pool(rows, job, str(model_path), threshold, jobs)
