@@ -67,7 +67,9 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"id": np.arange(len(texts)), "text": texts}).to_csv(args.out, index=False)
     size_mb = args.out.stat().st_size / 1e6
-    print(f"wrote {args.out}: {len(texts):,} distinct texts, {size_mb:.0f} MB, {time.perf_counter() - start:.0f} s")
+    print(
+        f"wrote {args.out}: {len(texts):,} distinct texts, {size_mb:.0f} MB, {time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 

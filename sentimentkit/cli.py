@@ -70,7 +70,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p = sub.add_parser("spark-predict", help="score a CSV/Parquet file or folder with Spark (mapInPandas)")
     _add_model(p, settings)
     p.add_argument("--input", required=True, help="CSV or Parquet: local path, abfss:// or wasbs:// URI")
-    p.add_argument("--output", required=True, help="output folder (part files); .parquet name: Parquet, else CSV")
+    p.add_argument(
+        "--output", required=True, help="output folder (part files); .parquet name: Parquet, else CSV"
+    )
     p.add_argument("--text-column", default="text")
     p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
