@@ -317,6 +317,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_spark_predict(args: argparse.Namespace) -> int:
     from sentimentkit.scale.spark import describe_spark_error, predict_spark, spark_session
 
+    if "://" not in args.output and Path(args.output).exists():  # checked before Spark takes ~20 s to start
+        raise UsageError(
+            f"{args.output} already exists; Spark writes a new folder: remove it or choose another"
+        )
     spark = spark_session(args.master)
     try:
         predict_spark(spark, str(args.input), str(args.output), args.model, args.text_column, args.threshold)

@@ -163,12 +163,22 @@ def predict_spark(
     threshold: float | None = None,
 ) -> None:
     """Read CSV/Parquet at `input_uri`, score it, write the same format to the folder `output_uri`."""
+    from pyspark.sql.functions import col, when
+
     scored = score_spark_frame(_spread(_read(spark, input_uri)), model_path, text_column, threshold)
-    writer = scored.write.mode("errorifexists")
     if output_uri.lower().rstrip("/").endswith((".parquet", ".pq")):
-        writer.parquet(output_uri)
-    else:
-        writer.csv(output_uri, header=True, escape='"')
+        scored.write.mode("errorifexists").parquet(output_uri)
+        return
+    flag = col("uncertain")  # True/False as the CLI writes them (Spark would write true/false)
+    scored = scored.withColumn("uncertain", when(flag, "True").when(~flag, "False"))
+    # Spark's CSV writer trims cells by default; a text's spaces are part of the row.
+    options = {
+        "header": True,
+        "escape": '"',
+        "ignoreLeadingWhiteSpace": False,
+        "ignoreTrailingWhiteSpace": False,
+    }
+    scored.write.mode("errorifexists").csv(output_uri, **options)
 
 
 def describe_spark_error(exc: BaseException) -> str | None:
