@@ -34,7 +34,6 @@ import pyarrow.parquet as pq
 
 from sentimentkit.serving.base import PROBA_COLUMNS, BasePredictor, keep_input_columns
 from sentimentkit.serving.batch import BatchError, check_column, read_csv_chunks
-from sentimentkit.serving.loader import load_predictor
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -157,6 +156,8 @@ _worker_state: dict[str, Any] = {}
 def _init_worker(model_path: str, threshold: float | None) -> None:
     # The parent owns Ctrl-C: it stops the pool and removes the partial output.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from sentimentkit.serving.loader import load_predictor
+
     try:
         _worker_state["predictor"] = load_predictor(model_path, threshold=threshold)
     except Exception as exc:  # re-raised by the first chunk, so the parent prints its one line
@@ -172,6 +173,8 @@ def _worker_encode(frame: pd.DataFrame, job: ChunkJob, header: bool) -> ChunkRes
 def _encoded_in_process(
     chunks: Iterator[pd.DataFrame], job: ChunkJob, model_path: str, threshold: float | None
 ) -> Iterator[ChunkResult]:
+    from sentimentkit.serving.loader import load_predictor  # here: a pool's parent never needs the model
+
     predictor = load_predictor(model_path, threshold=threshold)
     for i, frame in enumerate(chunks):
         yield encode_chunk(predictor, frame, job, header=i == 0)
