@@ -32,8 +32,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sentimentkit.serving.base import PROBA_COLUMNS, BasePredictor, keep_input_columns
-from sentimentkit.serving.batch import BatchError, check_column, read_csv_chunks
+from sentimentkit.serving.base import PROBA_COLUMNS, BasePredictor, input_column_renames
+from sentimentkit.serving.batch import FileResult, atomic_output, csv_text, same_file, score_chunk
+from sentimentkit.serving.tables import BatchError, Chunk, check_column, open_table
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -50,19 +51,19 @@ OUTPUT_FIELDS: tuple[pa.Field, ...] = (
 __all__ = [
     "OUTPUT_FIELDS",
     "PARQUET_SUFFIXES",
-    "atomic_output",
     "default_jobs",
+    "encode_chunk",
     "is_parquet",
+    "open_chunks",
     "output_schema",
-    "read_chunks",
-    "score_chunk",
     "score_file",
     "sigterm_as_interrupt",
 ]
 
 
 def is_parquet(path: str | Path) -> bool:
-    """True when `path` names a Parquet file (by its extension); anything else is read as CSV."""
+    """True when `path` names a Parquet file (by its extension); anything else is a table for
+    `tables.open_table` (CSV, TSV, XLSX)."""
     return str(path).lower().endswith(PARQUET_SUFFIXES)
 
 
@@ -74,21 +75,40 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def read_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The rows of a CSV (cells as strings, exactly as written) or Parquet file (cells keep their
-    Arrow type) in frames of at most `chunk_rows` rows."""
+@contextlib.contextmanager
+def open_chunks(
+    path: str | Path, chunk_rows: int
+) -> Iterator[tuple[pa.Schema, Callable[[], list[str]], Iterator[Chunk]]]:
+    """(Arrow schema of the input columns, the notes for the user once the rows are read, the rows in
+    Chunks of `chunk_rows`).
+
+    CSV/TSV/XLSX go through `tables.open_table` (every rule of the batch reader: encodings, blank
+    and ragged rows, renamed columns), so their columns are text. Parquet cells keep their type.
+    """
     if not is_parquet(path):
-        yield from read_csv_chunks(path, chunk_rows=chunk_rows)
+        with open_table(path) as table:
+            schema = pa.schema([pa.field(str(c), pa.string()) for c in table.columns])
+            yield schema, lambda: table.notes, table.chunks(chunk_rows)
         return
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except pa.ArrowInvalid as exc:
         raise BatchError(f"{path} is not a readable Parquet file ({exc}).") from None
-    for batch in parquet.iter_batches(batch_size=chunk_rows):
-        # ArrowDtype keeps every input type exactly, so the output round-trips it unchanged.
-        yield batch.to_pandas(types_mapper=pd.ArrowDtype)
+    with parquet:
+        yield (
+            parquet.schema_arrow,
+            list,
+            (Chunk(_frame(b)) for b in parquet.iter_batches(batch_size=chunk_rows)),
+        )
+
+
+def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    # Text columns become Python strings, a missing text None (flagged "empty text" as an empty CSV
+    # cell is); other columns keep their exact Arrow type, so the Parquet output round-trips them.
+    def mapper(kind: pa.DataType) -> Any:
+        return None if pa.types.is_string(kind) or pa.types.is_large_string(kind) else pd.ArrowDtype(kind)
+
+    return batch.to_pandas(types_mapper=mapper)
 
 
 def count_rows(path: str | Path) -> int | None:
@@ -102,23 +122,12 @@ def count_rows(path: str | Path) -> int | None:
     return None
 
 
-def output_schema(first_chunk: pd.DataFrame) -> pa.Schema:
+def output_schema(inputs: pa.Schema) -> pa.Schema:
     """The Parquet schema of the output: the input columns (renamed as the CSV output renames
     them) with their Arrow types, then OUTPUT_FIELDS."""
-    inputs = pa.Schema.from_pandas(keep_input_columns(first_chunk), preserve_index=False)
-    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inputs]
+    renames = input_column_renames(inputs.names)
+    fields = [pa.field(renames.get(f.name, f.name), f.type) for f in inputs]
     return pa.schema([*fields, *OUTPUT_FIELDS])
-
-
-def score_chunk(predictor: BasePredictor, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
-    """One chunk scored: every row, in order, with OUTPUT_COLUMNS appended."""
-    check_column(frame, text_column)
-    texts = frame[text_column]
-    if texts.hasnans:
-        # Arrow-typed (Parquet) and Spark columns hold missing texts as pd.NA / NaN; as None they are
-        # flagged "empty text" like an empty CSV cell, not "not text (got NAType)".
-        frame = frame.assign(**{text_column: texts.astype(object).where(texts.notna(), None)})
-    return predictor.score_frame(frame, text_column)
 
 
 @dataclass(frozen=True)
@@ -133,17 +142,18 @@ class ChunkJob:
 class ChunkResult:
     """A scored chunk, encoded for the output file, with its row counts."""
 
-    payload: bytes | pa.Table
+    payload: str | pa.Table
     rows: int
     flagged: int
 
 
-def encode_chunk(predictor: BasePredictor, frame: pd.DataFrame, job: ChunkJob, header: bool) -> ChunkResult:
-    """Score `frame` and encode it: CSV bytes (with the header when `header`) or an Arrow table."""
-    scored = score_chunk(predictor, frame, job.text_column)
+def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
+    """Score a chunk (`batch.score_chunk`) and encode it: CSV text, exactly as `batch.csv_text`
+    writes it (with the header when `header`), or an Arrow table of `job.schema`."""
+    scored = score_chunk(predictor, chunk.frame, job.text_column, row_errors=chunk.row_errors)
     flagged = int(scored["error"].notna().sum())
     if job.schema is None:
-        payload: bytes | pa.Table = scored.to_csv(index=False, header=header).encode("utf-8")
+        payload: str | pa.Table = csv_text(scored, header=header)
     else:
         payload = pa.Table.from_pandas(scored, schema=job.schema, preserve_index=False)
     return ChunkResult(payload, len(scored), flagged)
@@ -164,24 +174,24 @@ def _init_worker(model_path: str, threshold: float | None) -> None:
         _worker_state["error"] = exc
 
 
-def _worker_encode(frame: pd.DataFrame, job: ChunkJob, header: bool) -> ChunkResult:
+def _worker_encode(chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
     if "error" in _worker_state:
         raise _worker_state["error"]
-    return encode_chunk(_worker_state["predictor"], frame, job, header)
+    return encode_chunk(_worker_state["predictor"], chunk, job, header)
 
 
 def _encoded_in_process(
-    chunks: Iterator[pd.DataFrame], job: ChunkJob, model_path: str, threshold: float | None
+    chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None
 ) -> Iterator[ChunkResult]:
     from sentimentkit.serving.loader import load_predictor  # here: a pool's parent never needs the model
 
     predictor = load_predictor(model_path, threshold=threshold)
-    for i, frame in enumerate(chunks):
-        yield encode_chunk(predictor, frame, job, header=i == 0)
+    for i, chunk in enumerate(chunks):
+        yield encode_chunk(predictor, chunk, job, header=i == 0)
 
 
 def _encoded_in_pool(
-    chunks: Iterator[pd.DataFrame], job: ChunkJob, model_path: str, threshold: float | None, jobs: int
+    chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None, jobs: int
 ) -> Iterator[ChunkResult]:
     """Results in input order from `jobs` spawned workers, with a bounded number in flight."""
     # spawn, not fork: a forked child would inherit the parent's threads' locks (tqdm, Arrow).
@@ -192,8 +202,8 @@ def _encoded_in_pool(
     )
     try:
         pending: deque = deque()
-        for i, frame in enumerate(chunks):
-            pending.append(pool.submit(_worker_encode, frame, job, i == 0))
+        for i, chunk in enumerate(chunks):
+            pending.append(pool.submit(_worker_encode, chunk, job, i == 0))
             if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
                 yield pending.popleft().result()
         while pending:
@@ -208,19 +218,6 @@ def _encoded_in_pool(
 
 
 # --- output ---------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed to `path` when the block succeeds and removed when
-    it does not: readers never see a partial file under the final name."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -239,14 +236,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _writer(path: str | Path, schema: pa.Schema | None) -> Iterator[Callable[[bytes | pa.Table], None]]:
-    """A function appending encoded chunks to `path` (CSV when `schema` is None), atomically."""
-    with atomic_output(path) as temporary:
+def _writer(path: str | Path, schema: pa.Schema | None) -> Iterator[Callable[[str | pa.Table], Any]]:
+    """A function appending encoded chunks to `path` (CSV when `schema` is None), written through
+    `batch.atomic_output`: nothing appears under `path` unless every chunk was written."""
+    with atomic_output(path) as handle:
         if schema is None:
-            with open(temporary, "wb") as fh:
-                yield fh.write
+            yield handle.write
         else:
-            with pq.ParquetWriter(temporary, schema) as parquet:
+            with pq.ParquetWriter(handle.buffer, schema) as parquet:  # binary side of the same file
                 yield parquet.write_table
 
 
@@ -266,34 +263,42 @@ def score_file(
     chunk_rows: int = 20_000,
     threshold: float | None = None,
     progress: bool | None = None,
-) -> tuple[int, int]:
-    """Score every row of a CSV/Parquet file into a CSV/Parquet file. Returns (rows, flagged rows).
+) -> FileResult:
+    """Score every row of a CSV/TSV/XLSX/Parquet file into a CSV or Parquet file (by extension).
 
-    `jobs` worker processes (default: the cores; 1 scores in this process). `progress`: a progress
-    bar with rows/s and ETA on stderr (default: only when stderr is a terminal).
+    `jobs` worker processes (default: the cores; 1, or an input of one chunk, scores in this
+    process). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
     """
     jobs = jobs or default_jobs()
     if jobs < 1 or chunk_rows < 1:
         raise BatchError("--jobs and --chunk-rows must be at least 1.")
+    if same_file(input_path, output_path):
+        raise BatchError(
+            f"The output {str(output_path)!r} is the input file; choose another name for the scores."
+        )
     show = sys.stderr.isatty() if progress is None else progress
-    chunks = read_chunks(input_path, chunk_rows)
-    first = next(chunks, None)
-    if first is None or first.empty:
-        raise BatchError(f"{input_path} has a header but no rows to score.")
-    check_column(first, text_column)
-    job = ChunkJob(text_column, output_schema(first) if is_parquet(output_path) else None)
-    second = next(chunks, None)
-    rows = itertools.chain([first] if second is None else [first, second], chunks)
-    if jobs == 1 or second is None:  # one chunk: starting workers would cost more than it saves
-        results = _encoded_in_process(rows, job, str(model_path), threshold)
-    else:
-        results = _encoded_in_pool(rows, job, str(model_path), threshold, jobs)
-    total = flagged = 0
-    bar = _progress(count_rows(input_path) if show else None, show)
-    with sigterm_as_interrupt(), contextlib.closing(results), bar, _writer(output_path, job.schema) as write:
-        for result in results:
-            write(result.payload)
-            total += result.rows
-            flagged += result.flagged
-            bar.update(result.rows)
-    return total, flagged
+    with open_chunks(input_path, chunk_rows) as (schema, notes, chunks):
+        check_column(schema.names, text_column)
+        job = ChunkJob(text_column, output_schema(schema) if is_parquet(output_path) else None)
+        ahead = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
+        if not ahead:
+            raise BatchError(f"{input_path} has a header but no rows to score.")
+        rows = itertools.chain(ahead, chunks)
+        if jobs == 1 or len(ahead) == 1:  # one chunk: starting workers would cost more than it saves
+            results = _encoded_in_process(rows, job, str(model_path), threshold)
+        else:
+            results = _encoded_in_pool(rows, job, str(model_path), threshold, jobs)
+        total = flagged = 0
+        bar = _progress(count_rows(input_path) if show else None, show)
+        with (
+            sigterm_as_interrupt(),
+            contextlib.closing(results),
+            bar,
+            _writer(output_path, job.schema) as write,
+        ):
+            for result in results:
+                write(result.payload)
+                total += result.rows
+                flagged += result.flagged
+                bar.update(result.rows)
+        return FileResult(total, flagged, notes())

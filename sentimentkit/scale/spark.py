@@ -103,7 +103,7 @@ def score_spark_frame(
     frame: DataFrame, model_path: str | Path, text_column: str = "text", threshold: float | None = None
 ) -> DataFrame:
     """`frame` with the CLI's output columns appended, every row kept (bad ones flagged in `error`)."""
-    from sentimentkit.scale.multiproc import score_chunk
+    from sentimentkit.serving.batch import score_chunk
 
     if text_column not in frame.columns:
         raise ModelError(f"Column {text_column!r} not found; the columns are {frame.columns}.")
