@@ -100,10 +100,17 @@ def _executor_predictor(name: str, sha256: str, threshold: float | None) -> Base
 
 
 def score_spark_frame(
-    frame: DataFrame, model_path: str | Path, text_column: str = "text", threshold: float | None = None
+    frame: DataFrame,
+    model_path: str | Path,
+    text_column: str = "text",
+    threshold: float | None = None,
+    escape_formulas: bool = False,
 ) -> DataFrame:
-    """`frame` with the CLI's output columns appended, every row kept (bad ones flagged in `error`)."""
-    from sentimentkit.serving.batch import score_chunk
+    """`frame` with the CLI's output columns appended, every row kept (bad ones flagged in `error`).
+
+    `escape_formulas`: neutralise cells a spreadsheet would run, as every CSV the CLI writes does.
+    """
+    from sentimentkit.serving.batch import neutralise_formulas, score_chunk
 
     if text_column not in frame.columns:
         raise ModelError(f"Column {text_column!r} not found; the columns are {frame.columns}.")
@@ -116,7 +123,8 @@ def score_spark_frame(
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         predictor = _executor_predictor(name, sha256, threshold)
         for batch in batches:
-            yield score_chunk(predictor, batch, text_column)
+            scored = score_chunk(predictor, batch, text_column)
+            yield neutralise_formulas(scored) if escape_formulas else scored
 
     return frame.mapInPandas(score_batches, output_schema(frame.schema))
 
@@ -165,8 +173,9 @@ def predict_spark(
     """Read CSV/Parquet at `input_uri`, score it, write the same format to the folder `output_uri`."""
     from pyspark.sql.functions import col, when
 
-    scored = score_spark_frame(_spread(_read(spark, input_uri)), model_path, text_column, threshold)
-    if output_uri.lower().rstrip("/").endswith((".parquet", ".pq")):
+    as_csv = not output_uri.lower().rstrip("/").endswith((".parquet", ".pq"))
+    scored = score_spark_frame(_spread(_read(spark, input_uri)), model_path, text_column, threshold, as_csv)
+    if not as_csv:
         scored.write.mode("errorifexists").parquet(output_uri)
         return
     flag = col("uncertain")  # True/False as the CLI writes them (Spark would write true/false)
