@@ -28,5 +28,9 @@ if [ -f requirements-mlops.txt ]; then
     npm install -s --prefix .tools/node --no-audit --no-fund azurite@3.35.0
   fi
 fi
+if [ -f requirements-spark.txt ]; then
+  # pyspark for the Spark tests (local[2], needs Java 17+ on the machine); ~450 MB, about 40 s.
+  $PY -m pip install -q -r requirements-spark.txt
+fi
 $PY -m pip install -q --no-deps -e .
 echo "setup-dev: ready ($($PY --version))"

@@ -64,6 +64,18 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text")
     p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows)
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes for --input (default: the cores; 1 = this process only)")  # fmt: skip
+
+    p = sub.add_parser("spark-predict", help="score a CSV/Parquet file or folder with Spark (mapInPandas)")
+    _add_model(p, settings)
+    p.add_argument("--input", required=True, help="CSV or Parquet: local path, abfss:// or wasbs:// URI")
+    p.add_argument(
+        "--output", required=True, help="output folder (part files); .parquet name: Parquet, else CSV"
+    )
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
+    p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
 
     p = sub.add_parser(
         "report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)"
@@ -279,38 +291,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from sentimentkit.mlops.predlog import batch_logger
+    from sentimentkit.serving.base import records_to_frame
     from sentimentkit.serving.loader import load_predictor
 
     if (args.text is None) == (args.input is None):
         raise UsageError('give either --text "..." or --input FILE.csv (with --output FILE.csv)')
+    if args.input is not None:
+        return _predict_file(args)
     predictor = load_predictor(args.model, threshold=args.threshold)
+    record = predictor.score([args.text])[0]
+    if record["error"]:
+        raise UsageError(f"cannot score this text: {record['error']}")
+    with batch_logger(predictor, "text", "cli") as log:
+        if log is not None:
+            log(records_to_frame(pd.DataFrame({"text": [args.text]}), [record], predictor.labels))
+    print(json.dumps(record))
+    return 0
+
+
+def _predict_file(args: argparse.Namespace) -> int:
+    """A table in, CSV/Parquet out, with `--jobs` worker processes (each loads the model itself)."""
     from sentimentkit.mlops.predlog import batch_logger
+    from sentimentkit.scale.multiproc import score_file
+    from sentimentkit.serving.loader import load_predictor
 
-    if args.text is not None:
-        record = predictor.score([args.text])[0]
-        if record["error"]:
-            raise UsageError(f"cannot score this text: {record['error']}")
-        with batch_logger(predictor, "text", "cli") as log:
-            if log is not None:
-                import pandas as pd
-
-                from sentimentkit.serving.base import records_to_frame
-
-                log(records_to_frame(pd.DataFrame({"text": [args.text]}), [record], predictor.labels))
-        print(json.dumps(record))
-        return 0
     if args.output is None:
-        raise UsageError("--input needs --output FILE.csv for the scored rows")
+        raise UsageError("--input needs --output FILE.csv (or .parquet) for the scored rows")
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
     from sentimentkit.mlops.storage import is_remote, local_input, local_output
-    from sentimentkit.serving.batch import score_file
 
     if is_remote(args.output) and args.output == args.input:  # the local copies differ; the blob would not
         raise UsageError(f"The output {args.output!r} is the input file; choose another name for the scores.")
-    logger = batch_logger(predictor, args.text_column, "cli")
+    settings = Settings.from_env()
+    # The workers load the model themselves; this process needs it only to describe logged rows.
+    predictor = load_predictor(args.model, threshold=args.threshold) if settings.prediction_log else None
+    logger = batch_logger(predictor, args.text_column, "cli", settings)
     with local_input(args.input) as source, local_output(args.output) as target, logger as log:
-        result = score_file(predictor, source, target, args.text_column, args.chunk_rows, on_scored=log)
+        result = score_file(args.model, source, target, args.text_column, jobs=args.jobs,
+                            chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log)  # fmt: skip
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {result.rows} rows to {args.output} ({result.flagged} flagged in the 'error' column)")
@@ -344,6 +366,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     for line in (*table.notes, *ins.warnings):
         print(f"warning: {line}", file=sys.stderr)
     print(f"wrote {args.output}" + (f" and {args.json}" if args.json else "") + f" ({ins.n_rows:,} rows)")
+    return 0
+
+
+def cmd_spark_predict(args: argparse.Namespace) -> int:
+    from sentimentkit.scale.spark import describe_spark_error, predict_spark, spark_session
+
+    if "://" not in args.output and Path(args.output).exists():  # checked before Spark takes ~20 s to start
+        raise UsageError(
+            f"{args.output} already exists; Spark writes a new folder: remove it or choose another"
+        )
+    spark = spark_session(args.master)
+    try:
+        predict_spark(spark, str(args.input), str(args.output), args.model, args.text_column, args.threshold)
+    except Exception as exc:  # Spark wraps user mistakes (missing input, existing output) in its own types
+        message = describe_spark_error(exc)
+        if message is None:
+            raise
+        raise UsageError(message) from None
+    finally:
+        spark.stop()
+    print(f"wrote {args.output} (Spark part files; bad rows flagged in the 'error' column)")
     return 0
 
 
@@ -521,6 +564,7 @@ COMMANDS = {
     "report": cmd_report,
     "models": cmd_models, "monitor": cmd_monitor, "retrain": cmd_retrain, "watch": cmd_retrain,
 }  # fmt: skip
+COMMANDS["spark-predict"] = cmd_spark_predict
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,313 @@
+"""Score a large CSV or Parquet file with N worker processes, streaming, in input order.
+
+The parent reads the input in chunks and hands each to a pool of worker processes. Each worker
+loads the model once, itself, through `load_predictor` (the hash-verified model file: no model
+object crosses a process boundary), scores the chunk and encodes it for the output format (CSV
+text or an Arrow table), so both the scoring and the encoding run in parallel. The parent writes
+the results strictly in input order. At most `IN_FLIGHT_PER_JOB * jobs` chunks are in flight, so
+memory stays flat whatever the file size.
+
+Every input row comes out, in order, with its columns plus OUTPUT_COLUMNS; bad rows are flagged in
+`error`. The output is written to a temporary file beside the target and renamed at the end, so an
+interrupted run (Ctrl-C, SIGTERM, an error) leaves nothing under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
+from sentimentkit.serving.batch import FileResult, atomic_output, csv_text, same_file, score_chunk
+from sentimentkit.serving.tables import BatchError, Chunk, check_column, open_table
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
+IN_FLIGHT_PER_JOB = 2
+# The Arrow types of the appended columns; fixed, so every Parquet row group has one schema.
+OUTPUT_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("sentiment", pa.string()),
+    pa.field("confidence", pa.float64()),
+    *(pa.field(column, pa.float64()) for column in PROBA_COLUMNS),
+    pa.field("uncertain", pa.bool_()),
+    pa.field("error", pa.string()),
+)
+
+__all__ = [
+    "OUTPUT_FIELDS",
+    "PARQUET_SUFFIXES",
+    "default_jobs",
+    "encode_chunk",
+    "is_parquet",
+    "open_chunks",
+    "output_schema",
+    "score_file",
+    "sigterm_as_interrupt",
+]
+
+
+def is_parquet(path: str | Path) -> bool:
+    """True when `path` names a Parquet file (by its extension); anything else is a table for
+    `tables.open_table` (CSV, TSV, XLSX)."""
+    return str(path).lower().endswith(PARQUET_SUFFIXES)
+
+
+def default_jobs() -> int:
+    """The number of cores this process may run on (the default of `--jobs`)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def open_chunks(
+    path: str | Path, chunk_rows: int
+) -> Iterator[tuple[pa.Schema, Callable[[], list[str]], Iterator[Chunk]]]:
+    """(Arrow schema of the input columns, the notes for the user once the rows are read, the rows in
+    Chunks of `chunk_rows`).
+
+    CSV/TSV/XLSX go through `tables.open_table` (every rule of the batch reader: encodings, blank
+    and ragged rows, renamed columns), so their columns are text. Parquet cells keep their type.
+    """
+    if not is_parquet(path):
+        with open_table(path) as table:
+            schema = pa.schema([pa.field(str(c), pa.string()) for c in table.columns])
+            yield schema, lambda: table.notes, table.chunks(chunk_rows)
+        return
+    try:
+        parquet = pq.ParquetFile(path)
+    except pa.ArrowInvalid as exc:
+        raise BatchError(f"{path} is not a readable Parquet file ({exc}).") from None
+    with parquet:
+        yield (
+            parquet.schema_arrow,
+            list,
+            (Chunk(_frame(b)) for b in parquet.iter_batches(batch_size=chunk_rows)),
+        )
+
+
+def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    # Text columns become Python strings, a missing text None (flagged "empty text" as an empty CSV
+    # cell is); other columns keep their exact Arrow type, so the Parquet output round-trips them.
+    def mapper(kind: pa.DataType) -> Any:
+        return None if pa.types.is_string(kind) or pa.types.is_large_string(kind) else pd.ArrowDtype(kind)
+
+    return batch.to_pandas(types_mapper=mapper)
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Rows in the file (Parquet: from its footer; CSV: an estimate from its line count), for the
+    progress bar's ETA; None when unknown."""
+    if is_parquet(path):
+        return pq.ParquetFile(path).metadata.num_rows
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+        return max(lines - 1, 0)  # minus the header; quoted line breaks make it an estimate
+    return None
+
+
+def output_schema(inputs: pa.Schema) -> pa.Schema:
+    """The Parquet schema of the output: the input columns (renamed as the CSV output renames
+    them) with their Arrow types, then OUTPUT_FIELDS."""
+    renames = input_column_renames(inputs.names)
+    fields = [pa.field(renames.get(f.name, f.name), f.type) for f in inputs]
+    return pa.schema([*fields, *OUTPUT_FIELDS])
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What a worker needs besides the rows: the text column and the output encoding."""
+
+    text_column: str
+    schema: pa.Schema | None  # None: CSV output
+    log: bool = False  # also send the scored rows back for the prediction log
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """A scored chunk, encoded for the output file, with its row counts."""
+
+    payload: str | pa.Table
+    rows: int
+    flagged: int
+    scored: pd.DataFrame | None = None  # the text and output columns, only when the job logs
+
+
+def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
+    """Score a chunk (`batch.score_chunk`) and encode it: CSV text, exactly as `batch.csv_text`
+    writes it (with the header when `header`), or an Arrow table of `job.schema`."""
+    scored = score_chunk(predictor, chunk.frame, job.text_column, row_errors=chunk.row_errors)
+    flagged = int(scored["error"].notna().sum())
+    if job.schema is None:
+        payload: str | pa.Table = csv_text(scored, header=header)
+    else:
+        payload = pa.Table.from_pandas(scored, schema=job.schema, preserve_index=False)
+    logged = scored[[job.text_column, *OUTPUT_COLUMNS]] if job.log else None
+    return ChunkResult(payload, len(scored), flagged, logged)
+
+
+# --- worker processes ---------------------------------------------------------------------------
+_worker_state: dict[str, Any] = {}
+
+
+def _init_worker(model_path: str, threshold: float | None) -> None:
+    # The parent owns Ctrl-C: it stops the pool and removes the partial output.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from sentimentkit.serving.loader import load_predictor
+
+    try:
+        _worker_state["predictor"] = load_predictor(model_path, threshold=threshold)
+    except Exception as exc:  # re-raised by the first chunk, so the parent prints its one line
+        _worker_state["error"] = exc
+
+
+def _worker_encode(chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
+    if "error" in _worker_state:
+        raise _worker_state["error"]
+    return encode_chunk(_worker_state["predictor"], chunk, job, header)
+
+
+def _encoded_in_process(
+    chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None
+) -> Iterator[ChunkResult]:
+    from sentimentkit.serving.loader import load_predictor  # here: a pool's parent never needs the model
+
+    predictor = load_predictor(model_path, threshold=threshold)
+    for i, chunk in enumerate(chunks):
+        yield encode_chunk(predictor, chunk, job, header=i == 0)
+
+
+def _encoded_in_pool(
+    chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None, jobs: int
+) -> Iterator[ChunkResult]:
+    """Results in input order from `jobs` spawned workers, with a bounded number in flight."""
+    # spawn, not fork: a forked child would inherit the parent's threads' locks (tqdm, Arrow).
+    context = multiprocessing.get_context("spawn")
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_init_worker, initargs=(model_path, threshold)
+    )
+    try:
+        pending: deque = deque()
+        for i, chunk in enumerate(chunks):
+            pending.append(pool.submit(_worker_encode, chunk, job, i == 0))
+            if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BaseException:
+        # Interrupted or failed: stop now rather than let the workers finish their chunks.
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in set(multiprocessing.active_children()) - before:
+            process.terminate()
+        raise
+    pool.shutdown()
+
+
+# --- output ---------------------------------------------------------------------------------------
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM raises KeyboardInterrupt like Ctrl-C, so clean-up code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _writer(path: str | Path, schema: pa.Schema | None) -> Iterator[Callable[[str | pa.Table], Any]]:
+    """A function appending encoded chunks to `path` (CSV when `schema` is None), written through
+    `batch.atomic_output`: nothing appears under `path` unless every chunk was written."""
+    with atomic_output(path) as handle:
+        if schema is None:
+            yield handle.write
+        else:
+            with pq.ParquetWriter(handle.buffer, schema) as parquet:  # binary side of the same file
+                yield parquet.write_table
+
+
+def _progress(total: int | None, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=" rows", unit_scale=True, disable=not enabled, file=sys.stderr,
+                dynamic_ncols=True, smoothing=0.1)  # fmt: skip
+
+
+def score_file(
+    model_path: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    text_column: str = "text",
+    jobs: int | None = None,
+    chunk_rows: int = 20_000,
+    threshold: float | None = None,
+    progress: bool | None = None,
+    on_scored: Callable[[pd.DataFrame], None] | None = None,
+) -> FileResult:
+    """Score every row of a CSV/TSV/XLSX/Parquet file into a CSV or Parquet file (by extension).
+
+    `jobs` worker processes (default: the cores; 1, or an input of one chunk, scores in this
+    process). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
+    `on_scored` (the prediction log) gets each chunk's text and output columns, in input order.
+    """
+    jobs = jobs or default_jobs()
+    if jobs < 1 or chunk_rows < 1:
+        raise BatchError("--jobs and --chunk-rows must be at least 1.")
+    if same_file(input_path, output_path):
+        raise BatchError(
+            f"The output {str(output_path)!r} is the input file; choose another name for the scores."
+        )
+    show = sys.stderr.isatty() if progress is None else progress
+    with open_chunks(input_path, chunk_rows) as (schema, notes, chunks):
+        check_column(schema.names, text_column)
+        job = ChunkJob(
+            text_column, output_schema(schema) if is_parquet(output_path) else None, on_scored is not None
+        )
+        ahead = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
+        if not ahead:
+            raise BatchError(f"{input_path} has a header but no rows to score.")
+        rows = itertools.chain(ahead, chunks)
+        if jobs == 1 or len(ahead) == 1:  # one chunk: starting workers would cost more than it saves
+            results = _encoded_in_process(rows, job, str(model_path), threshold)
+        else:
+            results = _encoded_in_pool(rows, job, str(model_path), threshold, jobs)
+        total = flagged = 0
+        bar = _progress(count_rows(input_path) if show else None, show)
+        with (
+            sigterm_as_interrupt(),
+            contextlib.closing(results),
+            bar,
+            _writer(output_path, job.schema) as write,
+        ):
+            for result in results:
+                if on_scored is not None and result.scored is not None:
+                    on_scored(result.scored)
+                write(result.payload)
+                total += result.rows
+                flagged += result.flagged
+                bar.update(result.rows)
+        return FileResult(total, flagged, notes())

@@ -1,0 +1,163 @@
+"""Multi-process scoring of large files (`sentimentkit.scale.multiproc`, `predict --jobs`)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sentimentkit.config import REPO_ROOT
+from sentimentkit.models.pipeline import card_path
+from sentimentkit.scale.multiproc import score_file
+from sentimentkit.serving.batch import score_file as stream_file
+from sentimentkit.serving.predictor import Predictor
+
+from .conftest import TINY_TEXTS
+
+TOO_LONG = "good " * 2000  # over the 5,120-character limit
+
+
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sentimentkit", *args], cwd=REPO_ROOT, **kwargs)
+
+
+def counts(result) -> tuple[int, int]:
+    return result.rows, result.flagged
+
+
+def mixed_texts(n: int) -> list[object]:
+    """`n` texts, every seventh one unscorable (empty, blank, too long) in turn."""
+    bad = ["", "   ", TOO_LONG]
+    return [bad[(i // 7) % 3] if i % 7 == 3 else f"{TINY_TEXTS[i % len(TINY_TEXTS)]} #{i}" for i in range(n)]
+
+
+@pytest.fixture
+def mixed_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "in.csv"
+    texts = mixed_texts(60)
+    pd.DataFrame({"id": range(len(texts)), "text": texts, "sentiment": "x"}).to_csv(path, index=False)
+    return path
+
+
+def test_two_jobs_write_the_same_bytes_as_one_process_and_the_streaming_path(
+    tiny_model_path, mixed_csv, tmp_path
+):
+    one, two, reference = tmp_path / "one.csv", tmp_path / "two.csv", tmp_path / "ref.csv"
+    assert counts(score_file(tiny_model_path, mixed_csv, one, jobs=1, chunk_rows=7)) == (60, 9)
+    assert counts(score_file(tiny_model_path, mixed_csv, two, jobs=2, chunk_rows=7)) == (60, 9)
+    stream_file(Predictor.load(tiny_model_path), mixed_csv, reference, chunk_rows=7)  # one process, no pool
+    assert two.read_bytes() == one.read_bytes() == reference.read_bytes()
+    scored = pd.read_csv(two, dtype=str, keep_default_na=False)
+    assert scored["id"].tolist() == [str(i) for i in range(60)]  # input order across 9 chunks
+    assert scored["sentiment_input"].eq("x").all()  # an input column named like an output is kept
+    assert scored["error"][3] == "empty text" and scored["error"][17].startswith("text too long")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_parquet_in_and_out_keeps_types_order_and_flags_nulls(tiny_model_path, tmp_path):
+    source, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    texts = mixed_texts(30)
+    texts[5] = None
+    table = pa.table({"id": pa.array(range(30), pa.int64()), "text": pa.array(texts, pa.string()),
+                      "when": pa.array([1.5] * 30)})  # fmt: skip
+    pq.write_table(table, source, row_group_size=8)
+    assert counts(score_file(tiny_model_path, source, out, jobs=2, chunk_rows=8)) == (30, 5)
+    result = pq.read_table(out)
+    assert (
+        result.schema.field("id").type == pa.int64()
+        and result.schema.field("confidence").type == pa.float64()
+    )
+    assert result.schema.field("uncertain").type == pa.bool_()
+    frame = result.to_pandas()
+    assert frame["id"].tolist() == list(range(30))
+    assert frame["error"][5] == "empty text" and pd.isna(frame["sentiment"][5])
+    # The same rows as CSV give the same labels.
+    csv_in, csv_out = tmp_path / "in.csv", tmp_path / "out.csv"
+    table.to_pandas().fillna("").to_csv(csv_in, index=False)
+    score_file(tiny_model_path, csv_in, csv_out, jobs=1)
+    expected = pd.read_csv(csv_out, dtype=str, keep_default_na=False)["sentiment"]
+    assert frame["sentiment"].fillna("").tolist() == expected.tolist()
+
+
+def test_csv_in_parquet_out_has_every_input_column_as_text(tiny_model_path, mixed_csv, tmp_path):
+    out = tmp_path / "out.parquet"
+    score_file(tiny_model_path, mixed_csv, out, jobs=2, chunk_rows=25)
+    result = pq.read_table(out)
+    assert result.num_rows == 60 and result.schema.field("id").type == pa.string()
+    assert result.column_names[:3] == ["id", "text", "sentiment_input"]
+
+
+def test_a_tampered_model_is_one_error_line_from_the_workers(tiny_model_path, mixed_csv, tmp_path):
+    model = tmp_path / "model.pkl"
+    model.write_bytes(tiny_model_path.read_bytes()[:-1] + b"\x00")
+    card_path(model).write_bytes(card_path(tiny_model_path).read_bytes())
+    out = tmp_path / "out.csv"
+    proc = cli("predict", "--model", str(model), "--input", str(mixed_csv), "--output", str(out),
+               "--jobs", "2", "--chunk-rows", "10", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and stderr.startswith("error: ") and "Traceback" not in stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_an_interrupted_run_leaves_no_output_and_no_workers(tiny_model_path, tmp_path, how):
+    source, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    pd.DataFrame({"text": [f"{TINY_TEXTS[i % 9]} {i}" for i in range(200_000)]}).to_csv(source, index=False)
+    proc = cli("predict", "--model", str(tiny_model_path), "--input", str(source), "--output", str(out),
+               "--jobs", "2", "--chunk-rows", "500", start_new_session=True,
+               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while (
+        not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+        or len(psutil.Process(proc.pid).children()) < 2
+    ):
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            "the run ended before it could be interrupted"
+        )
+        time.sleep(0.05)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+    else:  # a terminal sends SIGINT to the whole foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]  # no output, no .part
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
+
+
+def test_progress_bar_only_on_a_terminal(tiny_model_path, mixed_csv, tmp_path):
+    quiet = cli("predict", "--model", str(tiny_model_path), "--input", str(mixed_csv), "--output",
+                str(tmp_path / "a.csv"), "--jobs", "1", stderr=subprocess.PIPE, text=True)  # fmt: skip
+    stderr = quiet.communicate(timeout=120)[1]
+    assert quiet.returncode == 0 and "rows/s" not in stderr and "%|" not in stderr
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    shown = cli("predict", "--model", str(tiny_model_path), "--input", str(mixed_csv), "--output",
+                str(tmp_path / "b.csv"), "--jobs", "1", stderr=follower)  # fmt: skip
+    os.close(follower)
+    assert shown.wait(timeout=120) == 0
+    screen = b""
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closed
+            break
+        if not data:
+            break
+        screen += data
+    assert b"100%" in screen and b"60.0/60.0" in screen and b" rows/s" in screen
