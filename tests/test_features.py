@@ -195,3 +195,16 @@ def test_concurrent_scoring_of_unseen_texts_equals_single_threaded(shared_data):
     assert {path for path, _, _ in results} == {0, 1}
     for path, i, proba in results:
         np.testing.assert_array_equal(proba, expected[path][i])
+
+
+@pytest.mark.parametrize("word_max_n", [1, 2, 3])
+def test_strings_pretokenised_and_mixed_batches_give_identical_matrices(word_max_n):
+    """`transform` of raw strings (one flat token list for the batch), of token lists, and of a
+    mix of both are the same matrix, bit for bit, empty documents included."""
+    vec = _fitted(word_max_n=word_max_n)
+    texts = TEXTS + ["", "love this at all", "   "]
+    docs = [tokenize(t) for t in texts]
+    from_strings = vec.transform(texts)
+    for other in (vec.transform_tokens(docs), vec.transform([docs[0], *texts[1:]])):
+        assert (from_strings != other).nnz == 0
+        assert np.array_equal(from_strings.indptr, other.indptr)

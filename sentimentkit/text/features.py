@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from sentimentkit.text.lexicon import NEGATION_SCALAR, load_lexicons
-from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize
+from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize, tokenize_many
 
 N_LEXICON_FEATURES = 7  # per lexicon
 LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")
@@ -131,11 +131,20 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
     # --- transforming --------------------------------------------------------------------
     def transform(self, texts: Iterable[str | Sequence[str]]) -> sp.csr_matrix:
         """TF-IDF matrix for `texts`, identical to sklearn's TfidfVectorizer blocks."""
+        texts = texts if isinstance(texts, list) else list(texts)
+        if all(isinstance(t, str) for t in texts):
+            tokens, counts = tokenize_many(texts)  # one flat list: see tokenize_many
+            return self._transform_flat(tokens, np.array(counts, dtype=np.int64))
         return self.transform_tokens(self._tokenize_all(texts))
 
     def transform_tokens(self, docs: list[list[str]]) -> sp.csr_matrix:
         """Same as `transform`, for already tokenised documents."""
-        counts, valences, lengths = self._count_features(docs)
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        return self._transform_flat([t for doc in docs for t in doc], lengths)
+
+    def _transform_flat(self, tokens: list[str], lengths: np.ndarray) -> sp.csr_matrix:
+        """`transform` of documents given as all their tokens in one list and each one's count."""
+        counts, valences = self._count_features(tokens, lengths)
         X = self._tfidf(counts)
         if self.lexicons:
             lex = _lexicon_features(valences, lengths)
@@ -178,27 +187,33 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
             self._idf_all = idf
         return idf
 
-    def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-        """Term counts (word + char blocks), per-token lexicon valences, and tokens per document.
+    def _count_features(self, tokens: list[str], lengths: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Term counts (word + char blocks) and per-token lexicon valences of documents given as
+        all their tokens in one list and each one's number of tokens.
 
         Vectorised across the batch: one pass of dict look-ups over all tokens, one gather of the
         tokens' cached feature ids, bigrams matched by token-id pairs with a binary search instead of
         string joins, and duplicates counted by sorting (document, feature) keys.
         """
         table = self._table()
-        n_docs = len(docs)
-        tok_lengths = np.fromiter(map(len, docs), dtype=np.int64, count=n_docs)
-        tids = table.ids([t for doc in docs for t in doc])
-        token_doc = np.repeat(np.arange(n_docs), tok_lengths)
+        n_docs = len(lengths)
+        tids = table.ids(tokens)
+        token_doc = np.repeat(np.arange(n_docs), lengths)
         rows, cols = [np.repeat(token_doc, table.n_feats[tids])], [table.gather(tids)]
         if self.word_max_n >= 2:
-            for r, c in (table.bigrams(tids, token_doc), self._ngram_ids(docs, min_n=3)):
-                rows.append(r)
-                cols.append(c)
+            rows_2, cols_2 = table.bigrams(tids, token_doc)
+            rows.append(rows_2)
+            cols.append(cols_2)
+        if self.word_max_n >= 3:
+            ends = np.cumsum(lengths).tolist()
+            docs = [tokens[end - n : end] for end, n in zip(ends, lengths.tolist())]
+            rows_3, cols_3 = self._ngram_ids(docs, min_n=3)
+            rows.append(rows_3)
+            cols.append(cols_3)
         counts = _count_matrix(
             np.concatenate(rows), np.concatenate(cols), n_docs, self.n_word_ + self.n_char_
         )
-        return counts, table.valences[tids], tok_lengths
+        return counts, table.valences[tids]
 
     def _ngram_ids(self, docs: list[list[str]], min_n: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """(document index, feature id) of every in-vocabulary word n-gram with n >= min_n."""
