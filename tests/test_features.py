@@ -208,3 +208,16 @@ def test_strings_pretokenised_and_mixed_batches_give_identical_matrices(word_max
     for other in (vec.transform_tokens(docs), vec.transform([docs[0], *texts[1:]])):
         assert (from_strings != other).nnz == 0
         assert np.array_equal(from_strings.indptr, other.indptr)
+
+
+@pytest.mark.parametrize("n_cols", [50, 2**31 // 40 + 1])  # 32-bit sort keys, then 64-bit ones
+def test_count_matrix_counts_pairs_like_scipy(n_cols):
+    from sentimentkit.text.features import _count_matrix
+
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.integers(0, 40, 2000))
+    cols = rng.integers(0, 50, 2000).astype(np.int32) * (n_cols // 50)
+    fast = _count_matrix(rows, cols, 40, n_cols)
+    expected = sp.csr_matrix((np.ones(2000, dtype=np.float32), (rows, cols)), shape=(40, n_cols))
+    expected.sum_duplicates()
+    assert fast.has_sorted_indices and (fast != expected).nnz == 0

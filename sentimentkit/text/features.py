@@ -235,20 +235,22 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         X = counts
         if self.sublinear_tf:
-            np.log(X.data, out=X.data)
-            X.data += 1.0
+            # 1 + log(1) is 1; most counts are 1, so only the others go through log
+            several = np.flatnonzero(X.data != 1.0)
+            X.data[several] = np.log(X.data[several]) + np.float32(1.0)
         X.data *= self._idf()[X.indices]
         n_rows = X.shape[0]
         rows = np.repeat(np.arange(n_rows), np.diff(X.indptr))
-        is_char = X.indices >= self.n_word_
         # One bincount over (row, block) pairs: bin 2r is row r's word block, 2r + 1 its char block.
+        bins = 2 * rows
+        bins += X.indices >= self.n_word_
         sq = X.data.astype(np.float64)
         sq *= sq
-        norms = np.sqrt(np.bincount(2 * rows + is_char, weights=sq, minlength=2 * n_rows))
+        norms = np.sqrt(np.bincount(bins, weights=sq, minlength=2 * n_rows))
         norms[norms == 0] = 1.0
         inverse = 1.0 / norms  # word blocks
         inverse[1::2] = self.char_weight / norms[1::2]
-        X.data *= inverse[2 * rows + is_char].astype(np.float32)
+        X.data *= inverse.astype(np.float32)[bins]
         return X
 
     # --- per-token work, done once per distinct token -----------------------------------
@@ -319,7 +321,9 @@ def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) 
     What `csr_matrix((ones, (rows, cols)))` computes, without its per-row sort and duplicate pass:
     one sort of integer keys (rows arrive in order), then run lengths.
     """
-    keys = rows.astype(np.int64) * n_cols + cols
+    # 32-bit keys where they fit (batches up to ~10k texts): half the memory to sort, twice as fast
+    key_type = np.int32 if n_rows * n_cols < 2**31 else np.int64
+    keys = rows.astype(key_type) * key_type(n_cols) + cols.astype(key_type, copy=False)
     keys.sort()
     first = np.ones(len(keys), dtype=bool)
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
@@ -329,7 +333,7 @@ def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) 
     row_of = unique // n_cols
     indptr = np.zeros(n_rows + 1, dtype=np.int32 if len(unique) < 2**31 else np.int64)
     np.cumsum(np.bincount(row_of, minlength=n_rows), out=indptr[1:])
-    indices = (unique - row_of * n_cols).astype(indptr.dtype)
+    indices = (unique - row_of * n_cols).astype(indptr.dtype, copy=False)
     return sp.csr_matrix((counts, indices, indptr), shape=(n_rows, n_cols))
 
 
