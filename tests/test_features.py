@@ -195,3 +195,29 @@ def test_concurrent_scoring_of_unseen_texts_equals_single_threaded(shared_data):
     assert {path for path, _, _ in results} == {0, 1}
     for path, i, proba in results:
         np.testing.assert_array_equal(proba, expected[path][i])
+
+
+@pytest.mark.parametrize("word_max_n", [1, 2, 3])
+def test_strings_pretokenised_and_mixed_batches_give_identical_matrices(word_max_n):
+    """`transform` of raw strings (one flat token list for the batch), of token lists, and of a
+    mix of both are the same matrix, bit for bit, empty documents included."""
+    vec = _fitted(word_max_n=word_max_n)
+    texts = TEXTS + ["", "love this at all", "   "]
+    docs = [tokenize(t) for t in texts]
+    from_strings = vec.transform(texts)
+    for other in (vec.transform_tokens(docs), vec.transform([docs[0], *texts[1:]])):
+        assert (from_strings != other).nnz == 0
+        assert np.array_equal(from_strings.indptr, other.indptr)
+
+
+@pytest.mark.parametrize("n_cols", [50, 2**31 // 40 + 1])  # 32-bit sort keys, then 64-bit ones
+def test_count_matrix_counts_pairs_like_scipy(n_cols):
+    from sentimentkit.text.features import _count_matrix
+
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.integers(0, 40, 2000))
+    cols = rng.integers(0, 50, 2000).astype(np.int32) * (n_cols // 50)
+    fast = _count_matrix(rows, cols, 40, n_cols)
+    expected = sp.csr_matrix((np.ones(2000, dtype=np.float32), (rows, cols)), shape=(40, n_cols))
+    expected.sum_duplicates()
+    assert fast.has_sorted_indices and (fast != expected).nnz == 0

@@ -102,3 +102,37 @@ def test_letters_only_chunks_take_the_fast_path_with_the_regex_result():
         assert _WORD_RE.findall(word) == [word], word
         assert _URL_RE.match(word) is None and _NUM_RE.match(word) is None  # skipped for letters
         assert _tokenize_chunk(word) == tuple(_normalise_token(word))
+
+
+def test_simple_chunks_skip_the_regex_with_the_regex_result():
+    """`_simple_split` (word or hashtag with quotes, marks, a final colon) gives exactly the
+    TweetTokenizer regex's tokens, or None where it cannot be sure (emoticons such as "D:")."""
+    import itertools
+
+    from sentimentkit.text.preprocess import _WORD_RE, _simple_split
+
+    leads = ["", "'", '"', "\u201c", "("]
+    words = ["d", "D", "p", "Do", "po", "o", "ab", "http", "https", "abc", "dog's", "a-b", "xD", "8", "²a"]
+    words += ["日本", "#ab", "#a", "#d8", "#737", "##ab", "#a_b", "www"]
+    closes = ["", "'", '"', "\u201d", ")"]
+    marks = ["", ".", "..", "...", "!", "!!", "?!", ",", "\u2026", ".!..", "\u2026."]
+    colons = ["", ":", ";", "::"]
+    taken = 0
+    for parts in itertools.product(leads, words, closes, marks, colons):
+        chunk = "".join(parts)
+        tokens = _simple_split(chunk)
+        if tokens is not None:
+            taken += 1
+            assert tokens == _WORD_RE.findall(chunk), chunk
+    assert taken > 5000  # the fast path is really taken
+    for emoticon_like in ("D:", "Do:", "p':", '"D:', "(o:", "²a."):
+        assert _simple_split(emoticon_like) is None
+
+
+def test_tokenize_many_is_tokenize_of_each_text_flattened():
+    from sentimentkit.text.preprocess import tokenize_many
+
+    texts = ["I do not like it. fine", "", "not", "good #tag…", "   ", "can't wait!! :)"]
+    tokens, counts = tokenize_many(texts)
+    assert counts == [len(tokenize(t)) for t in texts]
+    assert tokens == [tok for t in texts for tok in tokenize(t)]

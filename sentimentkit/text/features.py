@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from sentimentkit.text.lexicon import NEGATION_SCALAR, load_lexicons
-from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize
+from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize, tokenize_many
 
 N_LEXICON_FEATURES = 7  # per lexicon
 LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")
@@ -131,11 +131,20 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
     # --- transforming --------------------------------------------------------------------
     def transform(self, texts: Iterable[str | Sequence[str]]) -> sp.csr_matrix:
         """TF-IDF matrix for `texts`, identical to sklearn's TfidfVectorizer blocks."""
+        texts = texts if isinstance(texts, list) else list(texts)
+        if all(isinstance(t, str) for t in texts):
+            tokens, counts = tokenize_many(texts)  # one flat list: see tokenize_many
+            return self._transform_flat(tokens, np.array(counts, dtype=np.int64))
         return self.transform_tokens(self._tokenize_all(texts))
 
     def transform_tokens(self, docs: list[list[str]]) -> sp.csr_matrix:
         """Same as `transform`, for already tokenised documents."""
-        counts, valences, lengths = self._count_features(docs)
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        return self._transform_flat([t for doc in docs for t in doc], lengths)
+
+    def _transform_flat(self, tokens: list[str], lengths: np.ndarray) -> sp.csr_matrix:
+        """`transform` of documents given as all their tokens in one list and each one's count."""
+        counts, valences = self._count_features(tokens, lengths)
         X = self._tfidf(counts)
         if self.lexicons:
             lex = _lexicon_features(valences, lengths)
@@ -178,27 +187,33 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
             self._idf_all = idf
         return idf
 
-    def _count_features(self, docs: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-        """Term counts (word + char blocks), per-token lexicon valences, and tokens per document.
+    def _count_features(self, tokens: list[str], lengths: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Term counts (word + char blocks) and per-token lexicon valences of documents given as
+        all their tokens in one list and each one's number of tokens.
 
         Vectorised across the batch: one pass of dict look-ups over all tokens, one gather of the
         tokens' cached feature ids, bigrams matched by token-id pairs with a binary search instead of
         string joins, and duplicates counted by sorting (document, feature) keys.
         """
         table = self._table()
-        n_docs = len(docs)
-        tok_lengths = np.fromiter(map(len, docs), dtype=np.int64, count=n_docs)
-        tids = table.ids([t for doc in docs for t in doc])
-        token_doc = np.repeat(np.arange(n_docs), tok_lengths)
+        n_docs = len(lengths)
+        tids = table.ids(tokens)
+        token_doc = np.repeat(np.arange(n_docs), lengths)
         rows, cols = [np.repeat(token_doc, table.n_feats[tids])], [table.gather(tids)]
         if self.word_max_n >= 2:
-            for r, c in (table.bigrams(tids, token_doc), self._ngram_ids(docs, min_n=3)):
-                rows.append(r)
-                cols.append(c)
+            rows_2, cols_2 = table.bigrams(tids, token_doc)
+            rows.append(rows_2)
+            cols.append(cols_2)
+        if self.word_max_n >= 3:
+            ends = np.cumsum(lengths).tolist()
+            docs = [tokens[end - n : end] for end, n in zip(ends, lengths.tolist())]
+            rows_3, cols_3 = self._ngram_ids(docs, min_n=3)
+            rows.append(rows_3)
+            cols.append(cols_3)
         counts = _count_matrix(
             np.concatenate(rows), np.concatenate(cols), n_docs, self.n_word_ + self.n_char_
         )
-        return counts, table.valences[tids], tok_lengths
+        return counts, table.valences[tids]
 
     def _ngram_ids(self, docs: list[list[str]], min_n: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """(document index, feature id) of every in-vocabulary word n-gram with n >= min_n."""
@@ -220,20 +235,22 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         X = counts
         if self.sublinear_tf:
-            np.log(X.data, out=X.data)
-            X.data += 1.0
+            # 1 + log(1) is 1; most counts are 1, so only the others go through log
+            several = np.flatnonzero(X.data != 1.0)
+            X.data[several] = np.log(X.data[several]) + np.float32(1.0)
         X.data *= self._idf()[X.indices]
         n_rows = X.shape[0]
         rows = np.repeat(np.arange(n_rows), np.diff(X.indptr))
-        is_char = X.indices >= self.n_word_
         # One bincount over (row, block) pairs: bin 2r is row r's word block, 2r + 1 its char block.
+        bins = 2 * rows
+        bins += X.indices >= self.n_word_
         sq = X.data.astype(np.float64)
         sq *= sq
-        norms = np.sqrt(np.bincount(2 * rows + is_char, weights=sq, minlength=2 * n_rows))
+        norms = np.sqrt(np.bincount(bins, weights=sq, minlength=2 * n_rows))
         norms[norms == 0] = 1.0
         inverse = 1.0 / norms  # word blocks
         inverse[1::2] = self.char_weight / norms[1::2]
-        X.data *= inverse[2 * rows + is_char].astype(np.float32)
+        X.data *= inverse.astype(np.float32)[bins]
         return X
 
     # --- per-token work, done once per distinct token -----------------------------------
@@ -304,7 +321,9 @@ def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) 
     What `csr_matrix((ones, (rows, cols)))` computes, without its per-row sort and duplicate pass:
     one sort of integer keys (rows arrive in order), then run lengths.
     """
-    keys = rows.astype(np.int64) * n_cols + cols
+    # 32-bit keys where they fit (batches up to ~10k texts): half the memory to sort, twice as fast
+    key_type = np.int32 if n_rows * n_cols < 2**31 else np.int64
+    keys = rows.astype(key_type) * key_type(n_cols) + cols.astype(key_type, copy=False)
     keys.sort()
     first = np.ones(len(keys), dtype=bool)
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
@@ -314,7 +333,7 @@ def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) 
     row_of = unique // n_cols
     indptr = np.zeros(n_rows + 1, dtype=np.int32 if len(unique) < 2**31 else np.int64)
     np.cumsum(np.bincount(row_of, minlength=n_rows), out=indptr[1:])
-    indices = (unique - row_of * n_cols).astype(indptr.dtype)
+    indices = (unique - row_of * n_cols).astype(indptr.dtype, copy=False)
     return sp.csr_matrix((counts, indices, indptr), shape=(n_rows, n_cols))
 
 
