@@ -116,8 +116,11 @@ def test_a_tampered_model_is_one_error_line_from_the_workers(tiny_model_path, mi
 def test_an_interrupted_run_leaves_no_output_and_no_workers(tiny_model_path, tmp_path, how):
     source, out = tmp_path / "big.csv", tmp_path / "out.csv"
     pd.DataFrame({"text": [f"{TINY_TEXTS[i % 9]} {i}" for i in range(200_000)]}).to_csv(source, index=False)
+    # A shell without job control starts background commands with SIGINT ignored, and children
+    # inherit that (a CI runner may do the same): give the CLI the terminal's default, as a user has.
     proc = cli("predict", "--model", str(tiny_model_path), "--input", str(source), "--output", str(out),
                "--jobs", "2", "--chunk-rows", "500", start_new_session=True,
+               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while (
