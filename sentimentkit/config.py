@@ -69,7 +69,7 @@ class Settings:
     max_body_bytes: int = 2_000_000
     max_upload_mb: int = 50
     max_rows: int = 200_000
-    csv_chunk_rows: int = 20_000
+    csv_chunk_rows: int = 5_000
     api_key: str | None = None
     cors_origins: list[str] = field(default_factory=list)
     log_text: bool = False

@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from sentimentkit.text import features as features_module
 from sentimentkit.text import preprocess
 from sentimentkit.text.features import TweetVectorizer, char_document, word_ngrams
 from sentimentkit.text.preprocess import tokenize
@@ -221,3 +222,30 @@ def test_count_matrix_counts_pairs_like_scipy(n_cols):
     expected = sp.csr_matrix((np.ones(2000, dtype=np.float32), (rows, cols)), shape=(40, n_cols))
     expected.sum_duplicates()
     assert fast.has_sorted_indices and (fast != expected).nnz == 0
+
+
+def test_small_cache_limits_give_identical_probabilities_and_bound_the_caches(shared_data):
+    """Caches bounded to a few entries (dropped and refilled many times, as a worker's are on
+    millions of distinct texts) change no probability, bit for bit, and stay within their bound;
+    and one call on more texts than predict_proba's slice equals calls of 100 texts."""
+    import pandas as pd
+
+    from sentimentkit.serving.loader import load_predictor
+    from sentimentkit.serving.predictor import _BATCH
+    from sentimentkit.text.features import set_cache_limits
+
+    texts = pd.read_csv(shared_data / "test.csv", nrows=_BATCH + 500)["text"].tolist()
+    expected = load_predictor(COMMITTED_MODEL).predict_proba(texts)
+    saved = (features_module._TOKEN_CACHE_MAX, preprocess._CHUNK_CACHE_MAX)
+    try:
+        set_cache_limits(tokens=50, chunks=40)
+        bounded = load_predictor(COMMITTED_MODEL)
+        got = np.concatenate([bounded.predict_proba(texts[i : i + 100]) for i in range(0, len(texts), 100)])
+        table = bounded._vectorizer._token_table
+        assert len(table.index) - table.base <= 50 + 100 * 40  # at most one call's new tokens past the bound
+        assert len(preprocess._chunk_cache) <= 40
+    finally:
+        set_cache_limits(tokens=saved[0], chunks=saved[1])
+    assert got.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError):
+        set_cache_limits(tokens=0)

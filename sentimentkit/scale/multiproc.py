@@ -39,6 +39,11 @@ from sentimentkit.serving.tables import BatchError, Chunk, check_column, open_ta
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
 IN_FLIGHT_PER_JOB = 2
+# Per worker: the memoisation caches' bounds (`features.set_cache_limits`). On millions of
+# distinct texts the default bounds let each worker grow to ~0.9 GB; these keep it small at a small
+# cost in speed (benchmarks/million.md), and results do not depend on them.
+WORKER_TOKEN_CACHE = 50_000
+WORKER_CHUNK_CACHE = 50_000
 # The Arrow types of the appended columns; fixed, so every Parquet row group has one schema.
 OUTPUT_FIELDS: tuple[pa.Field, ...] = (
     pa.field("sentiment", pa.string()),
@@ -170,6 +175,9 @@ def _init_worker(model_path: str, threshold: float | None) -> None:
     # The parent owns Ctrl-C: it stops the pool and removes the partial output.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from sentimentkit.serving.loader import load_predictor
+    from sentimentkit.text.features import set_cache_limits
+
+    set_cache_limits(tokens=WORKER_TOKEN_CACHE, chunks=WORKER_CHUNK_CACHE)
 
     try:
         _worker_state["predictor"] = load_predictor(model_path, threshold=threshold)

@@ -21,6 +21,8 @@ from sentimentkit.serving.contributions import TermContributions, term_contribut
 from sentimentkit.text.features import N_LEXICON_FEATURES, TweetVectorizer
 from sentimentkit.text.preprocess import tokenize_with_spans
 
+_BATCH = 2048  # texts vectorised at once by predict_proba (bounds its temporary memory)
+
 
 class Predictor(BasePredictor):
     """The TF-IDF + LogisticRegression pipeline, loaded from a verified model.pkl."""
@@ -71,6 +73,10 @@ class Predictor(BasePredictor):
         return logits / logits.sum()
 
     def _proba(self, texts: list[str]) -> np.ndarray:
+        # Slices of _BATCH texts: feature extraction's temporaries grow with the batch (a 20,000-row
+        # chunk peaks ~450 MB above the model), and every row's result is independent of the others.
+        if len(texts) > _BATCH:
+            return np.concatenate([self._proba(texts[i : i + _BATCH]) for i in range(0, len(texts), _BATCH)])
         # Same maths as pipeline.predict_proba (multinomial softmax), minus sklearn's per-call
         # input validation, which dominates the cost of a single short text.
         X = self._vectorizer.transform(texts)

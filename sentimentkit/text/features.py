@@ -32,13 +32,33 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from sentimentkit.text.lexicon import NEGATION_SCALAR, load_lexicons
-from sentimentkit.text.preprocess import NEG_SUFFIX, base_token, tokenize, tokenize_many
+from sentimentkit.text.preprocess import (
+    NEG_SUFFIX,
+    base_token,
+    set_chunk_cache_limit,
+    tokenize,
+    tokenize_many,
+)
 
 N_LEXICON_FEATURES = 7  # per lexicon
 LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")
 _TOKEN_CACHE_MAX = 500_000
 _FEW_WORDS = 8
 _EMPTY = np.zeros(0, dtype=np.int32)
+
+
+def set_cache_limits(tokens: int | None = None, chunks: int | None = None) -> None:
+    """Bound this process's memoisation caches: `tokens` new distinct tokens in a vectorizer's
+    token table, `chunks` entries in the preprocessing chunk cache (None: leave as is). A full
+    cache is dropped and refills, so a limit trades speed for memory and never changes a result
+    (both caches are pure memoisation). For processes scoring millions of distinct texts."""
+    global _TOKEN_CACHE_MAX
+    if tokens is not None:
+        if tokens < 1:
+            raise ValueError("tokens must be at least 1")
+        _TOKEN_CACHE_MAX = tokens
+    if chunks is not None:
+        set_chunk_cache_limit(chunks)
 
 
 def word_ngrams(tokens: Sequence[str], max_n: int) -> list[str]:
@@ -262,8 +282,11 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
 
     def _table(self) -> _TokenTable:
         table = getattr(self, "_token_table", None)
-        if table is None or len(table.index) > _TOKEN_CACHE_MAX:
-            table = self._token_table = _TokenTable(self)  # bounded memory under adversarial input
+        # Bounded memory under adversarial input: count only the tokens added since the table was
+        # built (it starts with the bigram vocabulary's tokens), so a small limit cannot rebuild it
+        # on every call.
+        if table is None or len(table.index) - table.base > _TOKEN_CACHE_MAX:
+            table = self._token_table = _TokenTable(self)
         return table
 
     def token_entry(self, token: str) -> tuple[np.ndarray, np.ndarray]:
@@ -490,6 +513,7 @@ class _TokenTable:
         order = np.argsort(keys)
         self.bigram_keys = keys[order]
         self.bigram_ids = np.asarray(ids, dtype=np.int32)[order]
+        self.base = len(self.index)  # tokens entered for the bigram vocabulary, before any text
 
     def ids(self, tokens: list[str]) -> np.ndarray:
         """Token ids (new tokens get their entries computed now, all together)."""

@@ -76,6 +76,16 @@ _CHUNK_CACHE_MAX = 400_000
 _chunk_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool, bool]] = {}
 
 
+def set_chunk_cache_limit(entries: int) -> None:
+    """Bound the chunk cache to `entries` (dropped when full; a result never depends on it)."""
+    global _CHUNK_CACHE_MAX
+    if entries < 1:
+        raise ValueError("entries must be at least 1")
+    _CHUNK_CACHE_MAX = entries
+    if len(_chunk_cache) > entries:
+        _chunk_cache.clear()
+
+
 def _normalise_token(token: str) -> list[str]:
     """Map one raw TweetTokenizer token to its normalised form(s)."""
     if not token.isalpha():  # letters only: no mention, URL (needs ":" or ".") or number
