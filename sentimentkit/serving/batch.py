@@ -6,7 +6,8 @@
 - `score_chunks` streams chunks (from `tables.open_table(...).chunks(n)` or plain frames) through it.
 - `csv_text` is the only way a scored frame becomes CSV (CLI, app download, API): every cell that
   a spreadsheet would run as a formula is neutralised first (`neutralise_formulas`).
-- `score_file` is the CLI's path: input file -> scored CSV, written atomically (`atomic_output`).
+- `score_file`: input file -> scored CSV in this process, written atomically (`atomic_output`); the
+  CLI's driver with worker processes is `sentimentkit.scale.multiproc.score_file`, built on the same pieces.
 
 Guarantees: every input row comes out, in order, with its original columns plus OUTPUT_COLUMNS;
 rows that cannot be scored are flagged in `error`, never dropped.
