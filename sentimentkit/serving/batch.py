@@ -241,12 +241,9 @@ def score_file(
     text_column: str = "text",
     chunk_rows: int = 20_000,
     threshold: float | None = None,
-    on_scored: Callable[[pd.DataFrame], None] | None = None,
 ) -> FileResult:
     """Stream-score a CSV/TSV/XLSX file into a CSV at `output_path`, written atomically (a failed
-    run leaves no output and an existing file untouched); refuses to write over the input.
-
-    `on_scored` (the prediction log) sees each scored chunk before it is written."""
+    run leaves no output and an existing file untouched); refuses to write over the input."""
     if same_file(input_path, output_path):
         raise BatchError(
             f"The output {str(output_path)!r} is the input file; writing it would destroy the input. "
@@ -257,8 +254,6 @@ def score_file(
         check_column(table.columns, text_column)
         with atomic_output(output_path) as out:
             for scored in score_chunks(predictor, table.chunks(chunk_rows), text_column, threshold):
-                if on_scored is not None:
-                    on_scored(scored)
                 out.write(csv_text(scored, header=rows == 0))
                 rows += len(scored)
                 flagged += int(scored["error"].notna().sum())
