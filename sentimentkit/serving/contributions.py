@@ -136,13 +136,9 @@ def _occurrence_counts(rows: np.ndarray, cols: np.ndarray, share: np.ndarray, n_
 def _ngram_owners(vec: TweetVectorizer, table, docs: list[list[str]], tids: np.ndarray,
                   token_doc: np.ndarray, lengths: np.ndarray):  # fmt: skip
     """Yield (owner occurrences, feature ids, shares) of the word n-grams with n >= 2."""
-    if vec.word_max_n < 2 or len(tids) < 2 or len(table.bigram_keys) == 0:
+    if vec.word_max_n < 2:
         return
-    keys = (tids[:-1] << 32) | tids[1:]
-    pos = np.searchsorted(table.bigram_keys, keys)
-    pos[pos == len(table.bigram_keys)] = 0
-    first = np.flatnonzero((token_doc[1:] == token_doc[:-1]) & (table.bigram_keys[pos] == keys))
-    ids = table.bigram_ids[pos[first]]
+    first, ids = table.bigram_hits(tids, token_doc)
     for m in range(2):  # each word of a bigram owns half of it
         yield first + m, ids, np.full(len(first), 0.5)
     if vec.word_max_n >= 3:

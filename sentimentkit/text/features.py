@@ -575,12 +575,17 @@ class _TokenTable:
 
     def bigrams(self, tids: np.ndarray, token_doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(document index, feature id) of in-vocabulary bigrams among consecutive tokens."""
+        first, ids = self.bigram_hits(tids, token_doc)
+        return token_doc[first], ids
+
+    def bigram_hits(self, tids: np.ndarray, token_doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position of the bigram's first token, feature id) of in-vocabulary bigrams among
+        consecutive tokens of the same document."""
         if len(tids) < 2 or len(self.bigram_keys) == 0:
             return np.zeros(0, dtype=np.int64), _EMPTY
-        same_doc = token_doc[1:] == token_doc[:-1]
         pos, hit = _find(self.bigram_keys, (tids[:-1] << 32) | tids[1:])
-        hit &= same_doc
-        return token_doc[:-1][hit], self.bigram_ids[pos[hit]]
+        hit &= token_doc[1:] == token_doc[:-1]
+        return np.flatnonzero(hit), self.bigram_ids[pos[hit]]
 
 
 def _lexicon_row(valences: np.ndarray) -> np.ndarray:
