@@ -211,6 +211,41 @@ def test_strings_pretokenised_and_mixed_batches_give_identical_matrices(word_max
         assert np.array_equal(from_strings.indptr, other.indptr)
 
 
+def test_chunk_table_ids_equal_the_ids_of_tokenize():
+    """The batch path's token ids (per-chunk ids, negation state carried across chunks for the
+    whole batch at once, negated variants filled in when first needed) equal the ids of
+    `tokenize`'s tokens: chunks first met inside and outside a scope, scopes crossing chunks,
+    entities that unescape to whitespace, empty and blank texts, repeats in one batch."""
+    from sentimentkit.text.preprocess import tokenize_many
+
+    vec = _fitted()
+    batches = [
+        ["not  very good, but fine", "", "   ", "never brandnew... wow", "brandnew wow"],
+        ["don't.like it", "not&#10;good &amp; not bad", "I can't! stand it", "not", "but not"],
+        ["brandnew wow not brandnew", "nothing brandnew: wow", "love love love", "not good " * 30],
+        TEXTS * 3,
+    ]
+    table = vec._table()
+    for texts in batches:
+        tokens, counts = tokenize_many(texts)
+        tids, lengths = table.text_ids(texts)
+        assert lengths.tolist() == counts
+        assert tids.tolist() == table.ids(tokens).tolist()
+
+
+def test_key_index_finds_every_key_and_only_keys():
+    from sentimentkit.text.features import _KeyIndex
+
+    rng = np.random.default_rng(1)
+    keys = np.unique(rng.integers(0, 2**62, 5000))
+    values = rng.permutation(len(keys)).astype(np.int32)
+    index = _KeyIndex(keys, values)
+    queries = np.concatenate([keys, rng.integers(0, 2**62, 5000), keys[:100] + 1])
+    expected = dict(zip(keys.tolist(), values.tolist()))
+    assert index.get(queries).tolist() == [expected.get(q, -1) for q in queries.tolist()]
+    assert _KeyIndex(keys[:0], values[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
+
+
 @pytest.mark.parametrize("n_cols", [50, 2**31 // 40 + 1])  # 32-bit sort keys, then 64-bit ones
 def test_count_matrix_counts_pairs_like_scipy(n_cols):
     from sentimentkit.text.features import _count_matrix
@@ -244,6 +279,7 @@ def test_small_cache_limits_give_identical_probabilities_and_bound_the_caches(sh
         table = bounded._vectorizer._token_table
         assert len(table.index) - table.base <= 50 + 100 * 40  # at most one call's new tokens past the bound
         assert len(preprocess._chunk_cache) <= 40
+        assert len(table.chunk_index) <= 40 + 100 * 40  # the batch path's chunk table, likewise
     finally:
         set_cache_limits(tokens=saved[0], chunks=saved[1])
     assert got.tobytes() == expected.tobytes()

@@ -72,6 +72,7 @@ _NEGATORS = frozenset(
     ]
 )
 _SCOPE_END = frozenset([".", ",", ":", ";", "!", "?", "but", "however"])
+_SETTERS = _SCOPE_END | _NEGATORS
 _CHUNK_CACHE_MAX = 400_000
 _chunk_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool, bool]] = {}
 
@@ -88,7 +89,8 @@ def set_chunk_cache_limit(entries: int) -> None:
 
 def _normalise_token(token: str) -> list[str]:
     """Map one raw TweetTokenizer token to its normalised form(s)."""
-    if not token.isalpha():  # letters only: no mention, URL (needs ":" or ".") or number
+    # letters only, or a hashtag: no mention, URL (needs ":" or "." before any "#") or number
+    if not token.isalpha() and token[0] != "#":
         if token.startswith("@") and len(token) > 1:
             return [USER_TOKEN]
         if _URL_RE.match(token):
@@ -142,6 +144,9 @@ def _simple_split(chunk: str) -> list[str] | None:
 def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
     """Normalised tokens of one whitespace-free chunk (before negation marking)."""
     if chunk.isalpha():  # the TweetTokenizer regex keeps a run of letters whole: skip it (common)
+        lowered = chunk.lower()
+        if (len(chunk) < 3 or not chunk.isupper()) and not _ELONG_RE.search(lowered):
+            return (lowered,)  # what _normalise_token gives a plain word, without its other checks
         return tuple(_normalise_token(chunk))
     tokens: list[str] = []
     for raw in _simple_split(chunk) or _WORD_RE.findall(chunk):
@@ -150,19 +155,52 @@ def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
 
 
 def _chunk_entry(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...], bool, bool]:
-    """A chunk's tokens as marked when entered outside / inside a negation scope, and the scope
-    state after it in each case. Cached: negation marking is a left-to-right state machine, so
-    marking chunk by chunk with the carried state equals marking the whole token list."""
+    """`chunk_tokens(chunk)`, cached (bounded; the cache never changes a result)."""
     entry = _chunk_cache.get(chunk)
     if entry is None:
-        raw = list(_tokenize_chunk(chunk))
-        plain, plain_state = _mark(raw, False)
-        negated, negated_state = _mark(raw, True)
-        entry = (tuple(plain), tuple(negated), plain_state, negated_state)
+        entry = chunk_tokens(chunk)
         if len(_chunk_cache) >= _CHUNK_CACHE_MAX:
             _chunk_cache.clear()  # bounded memory under adversarial input; refills from traffic
         _chunk_cache[chunk] = entry
     return entry
+
+
+def chunk_tokens(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...], bool, bool]:
+    """A whitespace-free chunk's tokens as marked when entered outside / inside a negation scope,
+    and the scope state after it in each case. Negation marking is a left-to-right state machine,
+    so marking chunk by chunk with the carried state equals marking the whole token list; callers
+    cache this per chunk."""
+    raw = _tokenize_chunk(chunk)
+    i = _first_setter(raw)
+    if i is None:  # no token opens or closes a scope: the state passes through the chunk
+        return raw, tuple(map(_negated, raw)), False, True
+    # from the first token that sets the state on, the entry state no longer matters
+    rest, state = _mark(raw[i:], False)
+    return raw[:i] + tuple(rest), tuple(map(_negated, raw[:i])) + tuple(rest), state, state
+
+
+def chunk_plain_tokens(chunk: str) -> tuple[tuple[str, ...], bool | None]:
+    """The first half of `chunk_tokens`: the chunk's tokens as entered outside a negation scope,
+    and the scope state it leaves (None: it passes the entry state through unchanged)."""
+    raw = _tokenize_chunk(chunk)
+    i = _first_setter(raw)
+    if i is None:
+        return raw, None
+    rest, state = _mark(raw[i:], False)
+    return raw[:i] + tuple(rest), state
+
+
+def _first_setter(tokens: tuple[str, ...]) -> int | None:
+    """Index of the first token that opens or closes a negation scope, or None."""
+    for i, tok in enumerate(tokens):
+        if tok in _SETTERS or tok.endswith("n't"):
+            return i
+    return None
+
+
+def _negated(tok: str) -> str:
+    """A token inside a negation scope (not itself a negator or scope end): words get `_NEG`."""
+    return tok + NEG_SUFFIX if tok not in MARKERS and tok[0].isalpha() else tok
 
 
 def is_negator(token: str) -> bool:
@@ -175,7 +213,7 @@ def mark_negation(tokens: list[str]) -> list[str]:
     return _mark(tokens, False)[0]
 
 
-def _mark(tokens: list[str], negating: bool) -> tuple[list[str], bool]:
+def _mark(tokens: Iterable[str], negating: bool) -> tuple[list[str], bool]:
     """Negation marking starting in state `negating`; returns the tokens and the final state."""
     out: list[str] = []
     for tok in tokens:
@@ -185,10 +223,8 @@ def _mark(tokens: list[str], negating: bool) -> tuple[list[str], bool]:
         elif is_negator(tok):
             negating = True
             out.append(tok)
-        elif negating and tok not in MARKERS and tok[0].isalpha():
-            out.append(tok + NEG_SUFFIX)
         else:
-            out.append(tok)
+            out.append(_negated(tok) if negating else tok)
     return out, negating
 
 
