@@ -104,6 +104,19 @@ def test_letters_only_chunks_take_the_fast_path_with_the_regex_result():
         assert _tokenize_chunk(word) == tuple(_normalise_token(word))
 
 
+def test_plain_ascii_hashtags_take_the_fast_path_with_the_regex_result():
+    """A chunk that is only an ASCII hashtag skips both the regex and `_simple_split`."""
+    from sentimentkit.text.preprocess import _WORD_RE, _normalise_token, _simple_split, _tokenize_chunk
+
+    for chunk in ("#ab", "#Love", "#USA", "#737", "#d8", "#SOOOgood", "#a2b3c4"):
+        assert _WORD_RE.findall(chunk) == [chunk] and _simple_split(chunk) == [chunk], chunk
+        assert _tokenize_chunk(chunk) == tuple(_normalise_token(chunk)), chunk
+    for other in ("#a", "#a_b", "#ab!", "##ab", "#日本"):  # not the fast path's shape: the full path
+        assert _tokenize_chunk(other) == tuple(
+            t for raw in (_simple_split(other) or _WORD_RE.findall(other)) for t in _normalise_token(raw)
+        )
+
+
 def test_simple_chunks_skip_the_regex_with_the_regex_result():
     """`_simple_split` (word or hashtag with quotes, marks, a final colon) gives exactly the
     TweetTokenizer regex's tokens, or None where it cannot be sure (emoticons such as "D:")."""

@@ -148,6 +148,8 @@ def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
         if (len(chunk) < 3 or not chunk.isupper()) and not _ELONG_RE.search(lowered):
             return (lowered,)  # what _normalise_token gives a plain word, without its other checks
         return tuple(_normalise_token(chunk))
+    if chunk[0] == "#" and len(chunk) >= 3 and chunk.isascii() and chunk[1:].isalnum():
+        return tuple(_normalise_token(chunk))  # an ASCII hashtag alone: _simple_split's one token
     tokens: list[str] = []
     for raw in _simple_split(chunk) or _WORD_RE.findall(chunk):
         tokens.extend(_normalise_token(raw))
