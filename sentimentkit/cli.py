@@ -449,6 +449,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     """Write an ensemble folder whose members load and are pinned by their SHA-256s."""
     from sentimentkit.serving.ensemble import write_ensemble
+    from sentimentkit.serving.loader import load_predictor
 
     metrics = None
     if args.record:
@@ -461,7 +462,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{args.record} holds no ensemble metrics (expected benchmarks/accurate_mode.json)"
             ) from None
-    card = write_ensemble(args.out, args.members, args.weights, metrics)
+    card = write_ensemble(args.out, args.members, load_predictor, args.weights, metrics)
     print(f"wrote {args.out} ({card['version']}): {len(args.members)} members")
     return 0
 

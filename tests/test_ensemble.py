@@ -40,7 +40,7 @@ def tiny_ensemble(tmp_path: Path) -> Path:
     a = tiny_pickle(tmp_path / "models" / "a", 10.0, "tiny-a")
     b = tiny_pickle(tmp_path / "models" / "b", 0.5, "tiny-b")
     out = tmp_path / "models" / "ens"
-    write_ensemble(out, [a, b], [0.25, 0.75], settings=NO_KEY)
+    write_ensemble(out, [a, b], load_predictor, [0.25, 0.75], settings=NO_KEY)
     return out
 
 
@@ -84,11 +84,11 @@ def test_an_edited_ensemble_file_is_refused_by_its_card(tiny_ensemble: Path) -> 
 def test_an_ensemble_cannot_be_a_member_or_have_bad_weights(tiny_ensemble: Path, tmp_path: Path) -> None:
     a = tiny_ensemble.parent / "a" / "model.pkl"
     with pytest.raises(ModelError, match="sum to 1"):
-        write_ensemble(tmp_path / "bad", [a, a], [0.9, 0.9], settings=NO_KEY)
+        write_ensemble(tmp_path / "bad", [a, a], load_predictor, [0.9, 0.9], settings=NO_KEY)
     with pytest.raises(ModelError, match="at least two"):
-        write_ensemble(tmp_path / "bad", [a], settings=NO_KEY)
+        write_ensemble(tmp_path / "bad", [a], load_predictor, settings=NO_KEY)
     nested = tmp_path / "nested"
-    write_ensemble(nested, [a, a], settings=NO_KEY)
+    write_ensemble(nested, [a, a], load_predictor, settings=NO_KEY)
     spec = json.loads((nested / ENSEMBLE_FILE).read_text())
     spec["members"][1]["path"] = "../models/ens"
     (nested / ENSEMBLE_FILE).write_text(json.dumps(spec))

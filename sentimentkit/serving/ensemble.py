@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ from sentimentkit.models.card import (
 from sentimentkit.serving.base import BasePredictor
 
 ENSEMBLE_FORMAT = "ensemble"
+# How members are opened: `loader.load_predictor`, passed in by the loader (which imports this module).
+LoadModel = Callable[..., BasePredictor]
 
 __all__ = ["ENSEMBLE_FORMAT", "EnsemblePredictor", "is_ensemble", "load_ensemble_predictor", "write_ensemble"]
 
@@ -90,17 +92,17 @@ def is_ensemble(path: str | Path) -> bool:
 
 
 def load_ensemble_predictor(
-    path: str | Path, threshold: float | None = None, settings: Settings | None = None
+    path: str | Path, load: LoadModel, threshold: float | None = None, settings: Settings | None = None
 ) -> EnsemblePredictor:
-    """Open an ensemble folder: its card and ensemble.json checked, then each member through
-    `load_predictor` and pinned to the file hashes ensemble.json records. Raises ModelError."""
+    """Open an ensemble folder: its card and ensemble.json checked, then each member through `load`
+    (`load_predictor`) and pinned to the file hashes ensemble.json records. Raises ModelError."""
     settings = settings or Settings.from_env()
     folder = Path(path)
     card = open_card(folder, settings=settings)  # signature and ensemble.json's hash, before reading it
     require_files(card, folder, [ENSEMBLE_FILE])
     members, weights = [], []
     for entry in _member_entries(folder):
-        members.append(_load_member(folder, entry, settings))
+        members.append(_load_member(folder, entry, load, settings))
         weights.append(entry["weight"])
     chosen = threshold if threshold is not None else settings.threshold
     return EnsemblePredictor(members, weights, card, threshold=chosen, max_chars=settings.max_chars)
@@ -119,16 +121,14 @@ def _member_entries(folder: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def _load_member(folder: Path, entry: dict[str, Any], settings: Settings) -> BasePredictor:
+def _load_member(folder: Path, entry: dict[str, Any], load: LoadModel, settings: Settings) -> BasePredictor:
     """One member, loaded by its own loader, refused unless its card vouches for exactly `entry['files']`."""
-    from sentimentkit.serving.loader import load_predictor  # lazy: the loader imports this module
-
     path = folder / entry["path"]
     if is_ensemble(path):
         raise ModelError(
             f"{folder}: member {entry['path']} is itself an ensemble; members must be single models."
         )
-    member = load_predictor(path, settings=settings)
+    member = load(path, settings=settings)
     if member.card.get("files") != entry["files"]:
         raise ModelError(
             f"{folder}: member {entry['path']} is not the model this ensemble was built and measured with "
@@ -139,16 +139,15 @@ def _load_member(folder: Path, entry: dict[str, Any], settings: Settings) -> Bas
 
 
 def write_ensemble(
-    out: str | Path, members: Sequence[str | Path], weights: Sequence[float] | None = None,
+    out: str | Path, members: Sequence[str | Path], load: LoadModel, weights: Sequence[float] | None = None,
     metrics: dict[str, Any] | None = None, settings: Settings | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Write an ensemble folder naming `members` (each must load); returns its card (signed when a key
-    is configured). `metrics` (split -> metrics dict) goes into the card as measured elsewhere."""
-    from sentimentkit.serving.loader import load_predictor  # lazy: the loader imports this module
-
+    """Write an ensemble folder naming `members` (each must open with `load`, i.e. `load_predictor`);
+    returns its card (signed when a key is configured). `metrics` (split -> metrics dict) goes into the
+    card as measured elsewhere (benchmarks/accurate_mode.json)."""
     settings = settings or Settings.from_env()
     out = Path(out)
-    loaded = [load_predictor(m, settings=settings) for m in members]
+    loaded = [load(m, settings=settings) for m in members]
     ensemble = EnsemblePredictor(loaded, weights)  # checks count and weights
     out.mkdir(parents=True, exist_ok=True)
     spec = {"members": [
