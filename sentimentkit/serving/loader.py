@@ -24,7 +24,7 @@ def load_predictor(
     if str(path or settings.model_path).startswith("models:/"):
         return load_registered(str(path or settings.model_path), threshold, settings)
     path = Path(path or settings.model_path)
-    if path.is_dir() and is_ensemble(path):
+    if is_ensemble(path):
         return load_ensemble_predictor(path, load_predictor, threshold=threshold, settings=settings)
     if path.is_dir():
         from sentimentkit.serving.transformer import load_transformer_predictor
