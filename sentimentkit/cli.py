@@ -151,6 +151,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--model", type=Path, required=True, help="model.pkl (card beside it) or a transformer folder"
     )
 
+    p = sub.add_parser("ensemble", help="write an ensemble folder (e.g. the accurate mode, models/accurate)")
+    p.add_argument("members", nargs="+", type=Path, help="two or more model locations (model.pkl, folders)")
+    p.add_argument("--out", type=Path, default=Path("models/accurate"))
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per member (default: equal)")
+    p.add_argument("--record", type=Path, default=None,
+                   help="benchmarks/accurate_mode.json: its ensemble metrics go into the card")  # fmt: skip
+
     p = sub.add_parser("serve", help="run the REST API with uvicorn")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -439,6 +446,27 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    """Write an ensemble folder whose members load and are pinned by their SHA-256s."""
+    from sentimentkit.serving.ensemble import write_ensemble
+    from sentimentkit.serving.loader import load_predictor
+
+    metrics = None
+    if args.record:
+        record = json.loads(args.record.read_text())
+        try:
+            metrics = {
+                split: record[split]["ensemble"] for split in ("clean_validation", "test") if split in record
+            }
+        except (TypeError, KeyError):
+            raise UsageError(
+                f"{args.record} holds no ensemble metrics (expected benchmarks/accurate_mode.json)"
+            ) from None
+    card = write_ensemble(args.out, args.members, load_predictor, args.weights, metrics)
+    print(f"wrote {args.out} ({card['version']}): {len(args.members)} members")
+    return 0
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     """Sign a model that loads (hashes match, the allow-list accepts it) without a signature check."""
     from dataclasses import replace
@@ -561,6 +589,7 @@ COMMANDS = {
     "fetch-data": cmd_fetch_data, "validate-data": cmd_validate_data, "train": cmd_train,
     "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
     "train-transformer": cmd_train_transformer, "export-onnx": cmd_export_onnx, "sign": cmd_sign,
+    "ensemble": cmd_ensemble,
     "report": cmd_report,
     "models": cmd_models, "monitor": cmd_monitor, "retrain": cmd_retrain, "watch": cmd_retrain,
 }  # fmt: skip

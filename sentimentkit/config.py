@@ -17,8 +17,9 @@ from sentimentkit import LABELS
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "model.pkl"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
-# The optional "accurate" transformer model (int8 ONNX folder) the app shows beside the default.
-DEFAULT_ACCURATE_MODEL_PATH = REPO_ROOT / "models" / "transformer-int8"
+# The optional "accurate" model the app shows beside the default: the transformer + fast model
+# ensemble (issue 15, benchmarks/accurate_mode.md); any model location works (e.g. models/transformer-int8).
+DEFAULT_ACCURATE_MODEL_PATH = REPO_ROOT / "models" / "accurate"
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TWEETEVAL_BASE_URL = "https://raw.githubusercontent.com/cardiffnlp/tweeteval/main/datasets/sentiment"
 SEED = 13

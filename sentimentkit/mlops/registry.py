@@ -267,9 +267,14 @@ def register_existing(model: str | Path, name: str | None = None, reason: str = 
 
     It is loaded first, through the same checks as serving, so only a model that loads gets a version.
     """
+    from sentimentkit.serving.ensemble import EnsemblePredictor
     from sentimentkit.serving.loader import load_predictor
 
     predictor = load_predictor(model)
+    if isinstance(predictor, EnsemblePredictor):  # its members live outside the folder a version copies
+        raise ModelError(
+            f"{model} is an ensemble; register its members instead (the registry copies one folder)."
+        )
     return register(model, predictor.card, {}, name=name, reason=reason or "registered from disk")
 
 

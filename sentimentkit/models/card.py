@@ -34,6 +34,7 @@ TOKENIZER_FILE = "tokenizer.json"
 ONNX_INT8_FILE = "model.int8.onnx"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+ENSEMBLE_FILE = "ensemble.json"  # an ensemble folder's members and weights (serving.ensemble)
 PICKLE_FORMAT = "sklearn-pickle"
 DEFAULT_THRESHOLD = 0.5
 TASK = "3-class tweet sentiment (SemEval-2017 Task 4A)"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sentimentkit.config import Settings
 from sentimentkit.serving.base import BasePredictor
+from sentimentkit.serving.ensemble import is_ensemble, load_ensemble_predictor
 from sentimentkit.serving.predictor import Predictor
 
 
@@ -14,14 +15,17 @@ def load_predictor(
 ) -> BasePredictor:
     """Open whichever model `path` (default: SENTIMENTKIT_MODEL) names.
 
-    A `.pkl` file is the TF-IDF pipeline; a directory is a transformer artifact (served with
-    onnxruntime when it holds `model.int8.onnx`, otherwise with torch). `models:/NAME@ALIAS` or
+    A `.pkl` file is the TF-IDF pipeline; a directory holding `ensemble.json` is an ensemble of other
+    models (the "accurate" mode, `models/accurate`); any other directory is a transformer artifact
+    (served with onnxruntime when it holds `model.int8.onnx`, otherwise with torch). `models:/NAME@ALIAS` or
     `models:/NAME/VERSION` is a registered version, copied and verified first (the `mlops` extra).
     """
     settings = settings or Settings.from_env()
     if str(path or settings.model_path).startswith("models:/"):
         return load_registered(str(path or settings.model_path), threshold, settings)
     path = Path(path or settings.model_path)
+    if is_ensemble(path):
+        return load_ensemble_predictor(path, load_predictor, threshold=threshold, settings=settings)
     if path.is_dir():
         from sentimentkit.serving.transformer import load_transformer_predictor
 
