@@ -660,6 +660,22 @@ def test_csv_route_shares_the_batch_path_blank_ragged_xlsx_and_notes(client: Tes
     assert answer["sentiment"][0] == "positive" and answer["text"].tolist() == ["I love it", "'@SUM(1)"]
 
 
+def test_csv_route_flags_xlsx_formulas_without_a_saved_value(client: TestClient) -> None:
+    # Was: "empty text" for a formula cell of a workbook a script wrote (no saved value).
+    from sentimentkit.serving.base import UNSAVED_FORMULA
+    from tests.workbooks import xlsx_bytes
+
+    data = xlsx_bytes([["id", "text"], [1, "I love it"], [2, "=A1"], [3, "=A2"]], saved={"B4": "I hate it"})
+    response = post_csv(client, data, name="book.xlsx")
+    answer = read_answer(response)
+    assert answer["text"].tolist() == ["I love it", "'=A1", "I hate it"]
+    assert answer["error"].tolist() == ["", UNSAVED_FORMULA, ""]
+    assert answer["sentiment"].tolist() == ["positive", "", "negative"]
+    assert response.headers["X-Input-Notes"].startswith(
+        "1 cell holds a formula with no saved value (column 'text': row 3)"
+    )
+
+
 def test_predict_uses_the_one_text_rule(client: TestClient) -> None:
     from sentimentkit.serving.base import text_error
 
