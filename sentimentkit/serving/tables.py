@@ -547,7 +547,7 @@ def _sheet_rows(book: Any, sheet: Any) -> tuple[list[list[object]], list[tuple[i
 
 def _row_values(cells: list[dict[str, Any]]) -> list[object]:
     """A row's values by column (from A); cells missing from the XML are None."""
-    row: list[object] = [None] * (cells[-1]["column"] if cells else 0)
+    row: list[object] = [None] * max((cell["column"] for cell in cells), default=0)  # any cell order
     for cell in cells:
         row[cell["column"] - 1] = cell["value"]
     return row
