@@ -271,7 +271,9 @@ def test_batch_limit_and_types(tiny_predictor: Predictor) -> None:
         assert too_many.status_code == 422
         assert too_many.json()["error"] == "too_many_texts" and too_many.json()["limit"] == 3
         assert c.post("/v1/predict/batch", json={"texts": "not a list"}).status_code == 422
-        assert c.post("/v1/predict/batch", json={"texts": ["ok", 5]}).status_code == 422
+        mixed = c.post("/v1/predict/batch", json={"texts": ["ok", 5]})  # a wrong item fails alone
+        assert mixed.status_code == 200
+        assert mixed.json()["results"][1]["error"] == "text must be a string (got number)"
         assert c.post("/v1/predict/batch", json={"texts": []}).json()["results"] == []
 
 
@@ -656,6 +658,22 @@ def test_csv_route_shares_the_batch_path_blank_ragged_xlsx_and_notes(client: Tes
     book.save(buffer)
     answer = read_answer(post_csv(client, buffer.getvalue(), name="book.xlsx"))
     assert answer["sentiment"][0] == "positive" and answer["text"].tolist() == ["I love it", "'@SUM(1)"]
+
+
+def test_csv_route_flags_xlsx_formulas_without_a_saved_value(client: TestClient) -> None:
+    # Was: "empty text" for a formula cell of a workbook a script wrote (no saved value).
+    from sentimentkit.serving.base import UNSAVED_FORMULA
+    from tests.workbooks import xlsx_bytes
+
+    data = xlsx_bytes([["id", "text"], [1, "I love it"], [2, "=A1"], [3, "=A2"]], saved={"B4": "I hate it"})
+    response = post_csv(client, data, name="book.xlsx")
+    answer = read_answer(response)
+    assert answer["text"].tolist() == ["I love it", "'=A1", "I hate it"]
+    assert answer["error"].tolist() == ["", UNSAVED_FORMULA, ""]
+    assert answer["sentiment"].tolist() == ["positive", "", "negative"]
+    assert response.headers["X-Input-Notes"].startswith(
+        "1 cell holds a formula with no saved value (column 'text': row 3)"
+    )
 
 
 def test_predict_uses_the_one_text_rule(client: TestClient) -> None:

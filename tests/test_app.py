@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.models.pipeline import build_pipeline, save_model
-from sentimentkit.serving.base import OUTPUT_COLUMNS
+from sentimentkit.serving.base import OUTPUT_COLUMNS, UNSAVED_FORMULA
 
 APP = str(REPO_ROOT / "app.py")
 # Inline training texts (as in conftest.py's tiny model), kept here so this module imports alone.
@@ -228,14 +228,16 @@ def test_batch_choose_another_column(app) -> None:
 
 def test_batch_xlsx_flags_non_text_cells(app) -> None:
     book = openpyxl.Workbook()
-    for row in (["n", "text"], [1, "good day"], [2, 12345], [3, None]):
-        book.active.append(row)
+    for row in (["n", "text"], [1, "good day"], [2, 12345], [3, None], [4, "=B2"]):
+        book.active.append(row)  # "=B2": a formula with no saved value (openpyxl does not calculate)
     buffer = io.BytesIO()
     book.save(buffer)
     at = upload(app(), "book.xlsx", buffer.getvalue())
+    assert any(n.startswith("Note: 1 cell holds a formula with no saved value") for n in texts(at.info))
     at.button(key="score").click().run()
     assert not at.exception
-    assert preview(at)["error"].tolist()[1:] == ["not text (got int)", "empty text"]
+    assert preview(at)["error"].tolist()[1:] == ["not text (got int)", "empty text", UNSAVED_FORMULA]
+    assert texts(at.metric)[2] == "3"  # not scored
 
 
 def test_batch_keeps_blank_and_ragged_rows_and_notes_renamed_columns(app) -> None:

@@ -9,7 +9,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sentimentkit.serving.base import OUTPUT_COLUMNS
+from sentimentkit.serving.base import OUTPUT_COLUMNS, UNSAVED_FORMULA
 from sentimentkit.serving.batch import (
     NOT_SCORED,
     BatchError,
@@ -32,6 +32,7 @@ from sentimentkit.serving.batch import (
 )
 from sentimentkit.serving.batch import csv_text as scored_csv_text
 from sentimentkit.serving.tables import FIELD_LIMIT
+from tests.workbooks import xlsx_bytes
 
 ROWS = [("1", "I love this, great day"), ("2", "café crème, so sad :("), ("3", "the train leaves at two")]
 
@@ -92,15 +93,6 @@ def test_values_are_kept_exactly_not_guessed() -> None:
     assert frame["text"].tolist() == ["NA", "null"]
 
 
-def xlsx_bytes(rows: list[list[object]]) -> bytes:
-    book = openpyxl.Workbook()
-    for row in rows:
-        book.active.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 def test_xlsx_round_trip_keeps_rows_and_flags_non_text(tiny_predictor) -> None:
     data = xlsx_bytes([["n", "text"], [1, "I love it"], [2, 12345], [3, None], [4, "@SUM(1)"]])
     frame = read_table(data, "book.xlsx").frame
@@ -114,6 +106,52 @@ def test_xlsx_round_trip_keeps_rows_and_flags_non_text(tiny_predictor) -> None:
     assert back["n"].tolist() == ["1", "2", "3", "4"]
     # openpyxl would store "=1+1" as a formula, so a formula-like text cell starts with @ here.
     assert back["text"].tolist() == ["I love it", "12345", "", "'@SUM(1)"]
+
+
+def test_xlsx_formulas_without_a_saved_value_are_flagged_and_counted(tiny_predictor) -> None:
+    # Was: read as None (openpyxl's data_only), so such a row was flagged "empty text", wrongly.
+    rows = [["id", "text", "note"], [1, "I love it", "=A2*2"], [2, '=B2&" so much"', "x"], [3, "=A1", None],
+            [4, '=B2&"!"', None]]  # fmt: skip
+    table = read_table(xlsx_bytes(rows, saved={"B5": "I love it!"}), "book.xlsx")
+    assert table.frame["id"].tolist() == [1, 2, 3, 4]
+    # A formula without a value shows as its formula; one with a saved value as that value, as before.
+    assert table.frame["text"].tolist() == ["I love it", '=B2&" so much"', "=A1", "I love it!"]
+    scored = score_table(tiny_predictor, table, "text")
+    assert values(scored) == [None, UNSAVED_FORMULA, UNSAVED_FORMULA, None]
+    assert values(scored, "sentiment")[3] == "positive"
+    assert UNSAVED_FORMULA.startswith("formula with no saved value") and "Excel" in UNSAVED_FORMULA
+    [note] = [n for n in table.notes if "no saved value" in n]
+    assert note.startswith(
+        "3 cells hold a formula with no saved value (column 'text': rows 3, 4; column 'note': row 2)"
+    )
+    back = pd.read_csv(
+        io.BytesIO(result_csv_bytes(scored)), encoding="utf-8-sig", dtype=str, keep_default_na=False
+    )
+    assert back["text"].tolist()[1:3] == ['\'=B2&" so much"', "'=A1"]  # neutralised like any formula text
+    assert back["note"][0] == "'=A2*2"
+
+
+def test_xlsx_reader_gives_what_openpyxl_gives_for_cells_with_values() -> None:
+    # The one-pass reader parses the sheet itself; it must agree with openpyxl's own read-only rows.
+    import datetime as dt
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet["A1"], sheet["B1"], sheet["C1"], sheet["D1"] = "id", "text", "when", "ok"
+    sheet["B2"], sheet["C2"], sheet["D2"] = "I love it", dt.datetime(2024, 5, 1, 12, 30), True
+    sheet["A4"], sheet["C4"], sheet["F4"] = 3.5, dt.date(2024, 1, 2), "stray"  # row 3 has no cell
+    sheet["B5"] = "=A4*2"  # no saved value: the one difference
+    buffer = io.BytesIO()
+    book.save(buffer)
+    expected = openpyxl.load_workbook(io.BytesIO(buffer.getvalue()), read_only=True, data_only=True)
+    rows = [list(r) for r in expected.active.iter_rows(values_only=True)]
+    table = read_table(buffer.getvalue(), "book.xlsx")
+    assert (
+        table.columns == ["id", "text", "when", "ok", "column_5", "column_6"]
+        and rows[0][:4] == table.columns[:4]
+    )
+    assert table.frame.values.tolist()[:3] == rows[1:4]
+    assert table.frame.values.tolist()[3] == [None, "=A4*2", None, None, None, None] and rows[4][1] is None
 
 
 @pytest.mark.parametrize(

@@ -216,6 +216,25 @@ def test_predict_reads_xlsx_and_reports_renamed_columns(tiny_model_path, tmp_pat
     assert "warning: the input column 'sentiment' is written as 'sentiment_input'" in result.stderr
 
 
+def test_predict_flags_xlsx_formulas_without_a_saved_value_and_counts_them(tiny_model_path, tmp_path):
+    # Was: such a cell read as empty, so the row was flagged "empty text" and nothing said why.
+    from sentimentkit.serving.base import UNSAVED_FORMULA
+    from tests.workbooks import xlsx_bytes
+
+    rows = [["text"], ["I love it"], ['=A2&" so much"'], ["=A2"], ["I hate it"]]
+    src, out = tmp_path / "in.xlsx", tmp_path / "out.csv"
+    src.write_bytes(xlsx_bytes(rows, saved={"A4": "I love it"}))
+    for jobs in ("1", "2"):  # in this process, and in worker processes (the cells travel pickled)
+        result = predict_file(tiny_model_path, src, out, "--jobs", jobs)
+        assert result.returncode == 0, result.stderr
+        scored = read_scored(out)
+        assert scored["text"].tolist() == ["I love it", '\'=A2&" so much"', "I love it", "I hate it"]
+        assert scored["error"].tolist() == ["", UNSAVED_FORMULA, "", ""]
+        assert scored["sentiment"].tolist() == ["positive", "", "positive", "negative"]
+        assert "(1 flagged in the 'error' column)" in result.stdout
+        assert "warning: 1 cell holds a formula with no saved value (column 'text': row 3)" in result.stderr
+
+
 def test_predict_neutralises_formulas_in_the_cli_output(tiny_model_path, tmp_path):
     data = b'text,note\nI love it,=HYPERLINK("http://x")\n@user I hate it,-5\n'
     _, scored = score_bytes(tiny_model_path, tmp_path, data)

@@ -27,7 +27,7 @@ from sentimentkit.api.service import (
     request_info,
 )
 from sentimentkit.config import Settings
-from sentimentkit.serving.base import BasePredictor, text_error
+from sentimentkit.serving.base import BasePredictor, error_record, text_error
 
 
 def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
@@ -87,9 +87,11 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
     async def predict_batch(body: BatchRequest, request: Request) -> Response:  # type: ignore[valid-type]
         """Score up to `max_batch` texts; results keep the input order, bad items get their own error."""
         p = predictor_of(request)
-        texts: list[str] = body.texts  # type: ignore[attr-defined]
+        texts: list[Any] = body.texts  # type: ignore[attr-defined]
         remember_text(request, settings, texts)
         records = await score_texts(p, texts, settings.max_chars)
+        for i, error in wrong_types(texts).items():
+            records[i] = error_record(error)
         note_records(request_info(request), records, texts, p)
         return json_response({"model_version": p.version, "results": records})
 
@@ -103,6 +105,27 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         confidence histogram."""
         body, content_type = service.metrics.render()
         return Response(body, media_type=content_type)
+
+
+# JSON's names for the Python types `json.loads` produces, for the per-item message.
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    list: "array",
+    dict: "object",
+}
+
+
+def wrong_types(items: list[Any]) -> dict[int, str]:
+    """Position -> per-item error for the batch items that are not JSON strings (`text_error` would
+    call a null "empty text"; the client sent the wrong type, and the message says so)."""
+    return {
+        i: f"text must be a string (got {_JSON_TYPES.get(type(item), type(item).__name__)})"
+        for i, item in enumerate(items)
+        if not isinstance(item, str)
+    }
 
 
 def _explain(p: BasePredictor, text: str, label: str | None) -> dict[str, Any]:

@@ -48,7 +48,9 @@ class BatchItem(BaseModel):
     confidence: float | None
     scores: Scores | None
     uncertain: bool | None
-    error: str | None = Field(description="why this item was not scored (empty or too long); else null")
+    error: str | None = Field(
+        description="why this item was not scored (not a string, empty, too long); else null"
+    )
 
 
 class BatchPrediction(BaseModel):
@@ -107,15 +109,21 @@ def predict_request_model(settings: Settings) -> type[BaseModel]:
 
 
 def batch_request_model(settings: Settings) -> type[BaseModel]:
-    """The body of POST /v1/predict/batch, with this server's batch limit."""
+    """The body of POST /v1/predict/batch, with this server's batch limit.
+
+    The items are any JSON values, as the server accepts them: one that is not a string gets its own
+    error in its position (like an empty or too long text), so one bad item never fails the others.
+    Only the body's shape (texts not a list, too many items) is a request-level 422.
+    """
     return create_model(
         "BatchRequest",
         texts=(
-            list[str],
+            list[Any],
             Field(
                 max_length=settings.max_batch,
-                description=f"up to {settings.max_batch} texts; an empty or too long one "
-                "gets its own error without failing the others",
+                description=f"up to {settings.max_batch} texts (strings); an item that is not a string, "
+                "is empty or is too long gets its own error without failing the others",
+                json_schema_extra={"items": {"description": "a text to score (a string)"}},
             ),
         ),
     )

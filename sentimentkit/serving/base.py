@@ -28,6 +28,7 @@ __all__ = [
     "PROBA_COLUMNS",
     "BackendError",
     "BasePredictor",
+    "UnsavedFormula",
     "error_record",
     "input_column_renames",
     "records_to_frame",
@@ -41,6 +42,18 @@ class BackendError(Exception):
 
 EMPTY_TEXT = "empty text"
 TOO_LONG = "text too long"
+UNSAVED_FORMULA = (
+    "formula with no saved value: open and save the workbook in Excel (it stores the results), "
+    "or export it as CSV"
+)
+
+
+class UnsavedFormula(str):
+    """A spreadsheet cell holding a formula but no computed value (its workbook was written by a
+    script or library and never calculated and saved by Excel). The string is the formula ("=A2&B2"),
+    so outputs show what the cell holds; `text_error` flags it rather than scoring the formula."""
+
+    __slots__ = ()
 
 
 def text_error(value: object, max_chars: int) -> str | None:
@@ -50,6 +63,8 @@ def text_error(value: object, max_chars: int) -> str | None:
     `str` of valid Unicode with at least one visible character (not white space, not a zero-width or
     direction mark) and at most `max_chars` characters.
     """
+    if isinstance(value, UnsavedFormula):
+        return UNSAVED_FORMULA
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return EMPTY_TEXT

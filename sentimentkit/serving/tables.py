@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import itertools
 import re
@@ -28,7 +29,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from sentimentkit.serving.base import input_column_renames
+from sentimentkit.serving.base import UnsavedFormula, input_column_renames
 
 DELIMITERS = ",;\t|"
 ONE_COLUMN = "\x1f"  # ASCII unit separator: never in a real text, so a one-column line is never split
@@ -493,14 +494,16 @@ def _delimiter_name(delimiter: str) -> str:
 def read_excel(source: bytes | str | Path) -> Table:
     """The first sheet of an .xlsx/.xlsm workbook: first row = header; every later row kept (blank
     rows inside the data too; empty rows after the last value are not rows). Cells keep their type,
-    so a number in the text column is flagged "not text" rather than scored as a string."""
+    so a number in the text column is flagged "not text" rather than scored as a string. A formula
+    cell keeps the value Excel saved with it; one with no saved value (a workbook written by a script)
+    is an `UnsavedFormula`, flagged when scored and counted in `notes`."""
     import openpyxl
 
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
         book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
         sheet = book.worksheets[0]
-        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+        rows, unsaved = _sheet_rows(book, sheet)
         sheets = [ws.title for ws in book.worksheets]
         book.close()
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for a broken file
@@ -515,9 +518,83 @@ def read_excel(source: bytes | str | Path) -> Table:
     columns, notes = unique_columns((rows[0] + [None] * width)[:width])
     if len(sheets) > 1:
         notes.insert(0, f"the workbook has {len(sheets)} sheets; only the first, {sheets[0]!r}, was read.")
+    if unsaved:
+        notes.append(_unsaved_note(unsaved, columns))
     body = [(row + [None] * width)[:width] for row in rows[1:]]
     frame = pd.DataFrame(body, columns=columns, dtype=object)
     return Table(frame.where(frame.notna(), None), {}, notes)
+
+
+def _sheet_rows(book: Any, sheet: Any) -> tuple[list[list[object]], list[tuple[int, int]]]:
+    """The sheet's values row by row from cell A1, as openpyxl's read-only `iter_rows(values_only=True)`
+    gives them, and the (row, column) positions in that list of the formula cells without a saved
+    value, which are `UnsavedFormula`s instead of None.
+
+    One pass: the cached values (data_only) and the formulas come from the same parse, so a workbook
+    with or without formulas costs what openpyxl's own read costs (see benchmarks/xlsx_read.md).
+    """
+    rows: list[list[object]] = []
+    with sheet._get_source() as xml:  # noqa: SLF001 - the sheet's XML, as iter_rows reads it
+        parser = _unsaved_formula_parser()(
+            xml, sheet._shared_strings, data_only=True, epoch=book.epoch,  # noqa: SLF001
+            date_formats=book._date_formats, timedelta_formats=book._timedelta_formats,  # noqa: SLF001
+        )  # fmt: skip
+        for number, cells in parser.parse():  # rows without a cell are not in the XML
+            rows.extend([] for _ in range(number - 1 - len(rows)))
+            rows.append(_row_values(cells))
+    return rows, [(row - 1, column - 1) for row, column in parser.unsaved]
+
+
+def _row_values(cells: list[dict[str, Any]]) -> list[object]:
+    """A row's values by column (from A); cells missing from the XML are None."""
+    row: list[object] = [None] * max((cell["column"] for cell in cells), default=0)  # any cell order
+    for cell in cells:
+        row[cell["column"] - 1] = cell["value"]
+    return row
+
+
+@functools.cache
+def _unsaved_formula_parser() -> type:
+    """openpyxl's sheet parser, reading saved values (data_only), which also turns a formula cell with
+    no saved value into an `UnsavedFormula` (openpyxl alone gives None, the same as an empty cell).
+    Built on first use: openpyxl is imported only when a workbook is read."""
+    from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
+
+    class Parser(WorkSheetParser):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.unsaved: list[tuple[int, int]] = []
+
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            cell = super().parse_cell(element)
+            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+                # parse_formula: the formula text as data_only=False reads it (shared formulas expanded).
+                formula = self.parse_formula(element)
+                cell["value"] = UnsavedFormula(getattr(formula, "text", None) or str(formula))
+                self.unsaved.append((cell["row"], cell["column"]))
+            return cell
+
+    return Parser
+
+
+def _unsaved_note(unsaved: list[tuple[int, int]], columns: list[str]) -> str:
+    """One sentence: how many formula cells have no saved value, where (Excel row numbers), what to do."""
+    rows_by_column: dict[str, list[int]] = {}
+    for row, col in sorted(unsaved, key=lambda cell: (cell[1], cell[0])):  # column by column
+        name = columns[col] if col < len(columns) else f"column {col + 1}"
+        rows_by_column.setdefault(name, []).append(row + 1)
+    where = "; ".join(
+        f"column {name!r}: row{'s' if len(rows) > 1 else ''} "
+        + ", ".join(map(str, rows[:_RAGGED_LINES_SHOWN]))
+        + (", ..." if len(rows) > _RAGGED_LINES_SHOWN else "")
+        for name, rows in rows_by_column.items()
+    )
+    return (
+        f"{len(unsaved)} cell{'s hold' if len(unsaved) > 1 else ' holds'} a formula with no saved value "
+        f"({where}): the workbook was written by a program that does not calculate formulas. In the text "
+        "column such a row is flagged in 'error' and not scored; other columns show the formula. Open "
+        "and save the workbook in Excel (it stores the results), or export it as CSV."
+    )
 
 
 def _blank_cell(value: object) -> bool:

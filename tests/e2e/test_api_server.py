@@ -86,6 +86,31 @@ def test_predict_batch_csv_metrics_over_real_http(tiny_api: Server) -> None:
     assert "private" not in tiny_api.log()
 
 
+def test_wrong_type_batch_items_are_per_item_errors_over_real_http(tiny_api: Server) -> None:
+    # Was: one item that is not a string (123, null, ["x"], {}) failed the whole batch with 422.
+    texts = ["I love it", 123, None, ["x"], {"t": 1}, True, "I hate it"]  # the server's limit is 7
+    with httpx.Client(base_url=tiny_api.url, timeout=10) as http:
+        answer = http.post("/v1/predict/batch", json={"texts": texts})
+        not_a_list = http.post("/v1/predict/batch", json={"texts": "I love it"})
+        too_many = http.post("/v1/predict/batch", json={"texts": [1] * 8})
+        schema = http.get("/openapi.json").json()["components"]["schemas"]["BatchRequest"]
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert [r["sentiment"] for r in results] == ["positive", *[None] * 5, "negative"]
+    assert [r["error"] for r in results[1:6]] == [
+        "text must be a string (got number)", "text must be a string (got null)",
+        "text must be a string (got array)", "text must be a string (got object)",
+        "text must be a string (got boolean)",
+    ]  # fmt: skip
+    assert results[6]["error"] is None and results[6]["scores"] is not None
+    # The body's shape is still a request-level error, and the schema says what the server accepts.
+    assert not_a_list.status_code == 422 and not_a_list.json()["error"] == "invalid_request"
+    assert too_many.status_code == 422 and too_many.json()["error"] == "too_many_texts"
+    texts_schema = schema["properties"]["texts"]
+    assert texts_schema["type"] == "array" and texts_schema["maxItems"] == 7
+    assert "type" not in texts_schema["items"] and "not a string" in texts_schema["description"]
+
+
 def test_csv_is_streamed_in_chunks_with_every_row_in_order(tiny_api: Server) -> None:
     rows = "".join(f"{i},I {'love' if i % 2 else 'hate'} it,=A{i}\n" for i in range(5000))
     data = ("id,text,formula\n" + rows).encode()
