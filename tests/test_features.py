@@ -233,6 +233,34 @@ def test_chunk_table_ids_equal_the_ids_of_tokenize():
         assert tids.tolist() == table.ids(tokens).tolist()
 
 
+@pytest.mark.parametrize("odd", ["love\n", "\tlove", "lo\u3000ve", "\u3000", "", "lo\x1cve"])
+def test_char_ngrams_of_pretokenised_words_with_whitespace_follow_sklearn(odd):
+    """Token lists may hold whitespace or empty strings; a batch big enough for the vectorised
+    char n-gram pass gives such a token exactly sklearn's char_wb n-grams."""
+    vec = _fitted(lexicons=())
+    docs = [[odd, *(f"zq{i}x" for i in range(9))], ["this\u3000at", "\u3000", *(f"qz{i}x" for i in range(9))]]
+    fast = sp.vstack([vec.transform_tokens([doc]) for doc in docs])  # each call's new tokens together
+    expected = sp.hstack([
+        normalize(vec.word_vectorizer_.transform(docs)),
+        normalize(vec.char_vectorizer_.transform([char_document(d) for d in docs])),
+    ]).tocsr()  # fmt: skip
+    np.testing.assert_allclose(fast.toarray(), expected.toarray(), rtol=1e-5, atol=1e-6)
+
+
+def test_chunk_ids_are_bounded_without_rebuilding_the_token_table():
+    """A chunk limit drops the chunk ids alone: the token table (and its bigram index) stays."""
+    saved = features_module._CHUNK_IDS_MAX
+    try:
+        features_module._CHUNK_IDS_MAX = 5
+        vec = _fitted()
+        table = vec._table()
+        for text in ["one two three four five six seven", "eight nine ten eleven twelve", "love it"]:
+            vec.transform([text])
+            assert vec._table() is table and len(table.chunks.index) <= 5 + 7
+    finally:
+        features_module._CHUNK_IDS_MAX = saved
+
+
 def test_key_index_finds_every_key_and_only_keys():
     from sentimentkit.text.features import _KeyIndex
 
@@ -279,7 +307,7 @@ def test_small_cache_limits_give_identical_probabilities_and_bound_the_caches(sh
         table = bounded._vectorizer._token_table
         assert len(table.index) - table.base <= 50 + 100 * 40  # at most one call's new tokens past the bound
         assert len(preprocess._chunk_cache) <= 40
-        assert len(table.chunk_index) <= 40 + 100 * 40  # the batch path's chunk table, likewise
+        assert len(table.chunks.index) <= 40 + 100 * 40  # the batch path's chunk ids, likewise
     finally:
         set_cache_limits(tokens=saved[0], chunks=saved[1])
     assert got.tobytes() == expected.tobytes()

@@ -26,6 +26,7 @@ it safe to share one model between a server's threads.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, repeat
@@ -53,6 +54,7 @@ _TOKEN_CACHE_MAX = 500_000
 _CHUNK_IDS_MAX = 400_000
 _FEW_WORDS = 8
 _EMPTY = np.zeros(0, dtype=np.int32)
+_WHITESPACE = re.compile(r"\s")  # the characters str.split() splits on (both use Py_UNICODE_ISSPACE)
 _PASS, _CLEARS, _OPENS = 0, 1, 2  # how a chunk moves the negation scope state (see _TokenTable)
 
 
@@ -309,11 +311,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         # Bounded memory under adversarial input: count only the tokens added since the table was
         # built (it starts with the bigram vocabulary's tokens), so a small limit cannot rebuild it
         # on every call.
-        if (
-            table is None
-            or len(table.index) - table.base > _TOKEN_CACHE_MAX
-            or len(table.chunk_index) > _CHUNK_IDS_MAX
-        ):
+        if table is None or len(table.index) - table.base > _TOKEN_CACHE_MAX:
             table = self._token_table = _TokenTable(self)
         return table
 
@@ -534,8 +532,8 @@ class _CharGrams:
         """(index into `words`, n-gram id) of every in-vocabulary char_wb n-gram of the words."""
         if not self.vectorised or len(words) <= _FEW_WORDS:
             plain = []  # a few words (single-text calls): the analyzer's loop costs less than the set-up
-        elif all(words) and len(" ".join(words).split()) == len(words):  # no word has whitespace
-            plain = [i for i, w in enumerate(words) if len(w) + 2 >= self.min_n]
+        elif _WHITESPACE.search("".join(words)) is None:  # no word has whitespace (str.split's)
+            plain = [i for i, w in enumerate(words) if w and len(w) + 2 >= self.min_n]
         else:
             plain = [i for i, w in enumerate(words) if w.split() == [w] and len(w) + 2 >= self.min_n]
         owners, ids = [], []
@@ -561,6 +559,74 @@ class _CharGrams:
         return np.concatenate(owners), np.concatenate(ids)
 
 
+class _ChunkIds:
+    """Per whitespace-free chunk of raw text, the ids (in one `_TokenTable`) of its tokens when
+    entered outside a negation scope, when entered inside one (computed when first needed: start
+    -1), and how it leaves the scope state (_PASS, _CLEARS, _OPENS). Grown under the token table's
+    lock with the same rules: arrays replaced when they grow, an entry published in `index` (or, for
+    a negated variant, by its start) only when complete. Dropped whole when it grows too large."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+        self.start = np.zeros((1024, 2), dtype=np.int64)
+        self.length = np.zeros((1024, 2), dtype=np.int64)
+        self.kind = np.zeros(1024, dtype=np.int8)
+        self.flat = np.zeros(16384, dtype=np.int64)
+        self.used = 0
+
+    def add(self, table: _TokenTable, chunks: list[str], looked_up: int) -> None:
+        """Enter new chunks with their plain token ids (the negated ones wait until needed);
+        `looked_up` is how many chunks there were when they were found missing."""
+        new = list(dict.fromkeys(chunks))
+        entries = [chunk_plain_tokens(c) for c in new]
+        plain = [tokens for tokens, _ in entries]
+        tids = table.ids(list(chain.from_iterable(plain)))  # enters new tokens (takes the lock)
+        lengths = np.fromiter(map(len, plain), dtype=np.int64, count=len(plain))
+        kinds = [_PASS if after is None else _OPENS if after else _CLEARS for _, after in entries]
+        with table._lock:
+            # chunks entered by another thread since `looked_up` was read are dropped from `new`
+            keep = range(len(new))
+            if len(self.names) != looked_up:
+                keep = [i for i, c in enumerate(new) if c not in self.index]
+            if len(keep) < len(new):
+                tids = _gather(tids, (np.cumsum(lengths) - lengths)[keep], lengths[keep])
+                lengths, new, kinds = lengths[keep], [new[i] for i in keep], [kinds[i] for i in keep]
+            if not new:
+                return
+            first, stop = len(self.names), len(self.names) + len(new)
+            if stop > len(self.kind):
+                self.start = _grown(self.start, stop)
+                self.length = _grown(self.length, stop)
+                self.kind = _grown(self.kind, stop)
+            at = self._append(tids)
+            self.start[first:stop, 0] = at + np.cumsum(lengths) - lengths
+            self.length[first:stop, 0] = lengths
+            self.start[first:stop, 1] = -1
+            self.kind[first:stop] = kinds
+            self.names.extend(new)
+            self.index.update(zip(new, range(first, stop)))  # last: readers see whole entries
+
+    def add_negated(self, table: _TokenTable, cids: list[int]) -> None:
+        """Fill in the token ids of chunks as entered inside a negation scope."""
+        negated = [chunk_tokens(self.names[c])[1] for c in cids]
+        tids = table.ids(list(chain.from_iterable(negated)))
+        lengths = np.fromiter(map(len, negated), dtype=np.int64, count=len(negated))
+        with table._lock:
+            at = self._append(tids)
+            self.length[cids, 1] = lengths
+            self.start[cids, 1] = at + np.cumsum(lengths) - lengths  # last: the start publishes
+
+    def _append(self, tids: np.ndarray) -> int:
+        """Append token ids to the flat buffer (the caller holds the lock); where they start."""
+        start, end = self.used, self.used + len(tids)
+        if end > len(self.flat):
+            self.flat = _grown(self.flat, end)
+        self.flat[start:end] = tids
+        self.used = end
+        return start
+
+
 class _TokenTable:
     """Everything computed per distinct token, once: an integer id, its feature ids, its lexicon
     valences; plus the bigram vocabulary keyed by token-id pairs for vectorised look-up.
@@ -580,16 +646,7 @@ class _TokenTable:
         self._vals = np.zeros((1024, len(vec.lexicons)), dtype=np.float32)
         self._flat = np.zeros(16384, dtype=np.int32)
         self._used = 0
-        # Per whitespace-free chunk of raw text (see `text_ids`): its token ids when entered outside
-        # a negation scope, when entered inside one (computed when first needed: start -1), and how
-        # it leaves the scope state (_PASS, _CLEARS, _OPENS). Same growth and publication rules.
-        self.chunk_index: dict[str, int] = {}
-        self._chunk_names: list[str] = []
-        self._c_start = np.zeros((1024, 2), dtype=np.int64)
-        self._c_len = np.zeros((1024, 2), dtype=np.int64)
-        self._c_kind = np.zeros(1024, dtype=np.int8)
-        self._c_flat = np.zeros(16384, dtype=np.int64)
-        self._c_used = 0
+        self.chunks = _ChunkIds()  # raw-text chunks -> token ids of this table (see text_ids)
         pairs, ids = [], []
         if vec.word_max_n >= 2:
             for gram, j in vec.word_vectorizer_.vocabulary_.items():
@@ -640,22 +697,25 @@ class _TokenTable:
         `preprocess.tokenize` of each text, without building token strings.
 
         Texts are split into whitespace-free chunks once (as `tokenize` does); each distinct chunk's
-        token ids are cached, in both negation variants, with the way it moves the scope state. The
-        state entering each chunk is then computed for the whole batch at once: it is set by the last
-        chunk before it in the same text that opens or clears a scope.
+        token ids are cached (`_ChunkIds`), in both negation variants, with the way it moves the
+        scope state. The state entering each chunk is then computed for the whole batch at once: it
+        is set by the last chunk before it in the same text that opens or clears a scope.
         """
+        chunks = self.chunks
+        if len(chunks.index) > _CHUNK_IDS_MAX:  # bounded memory: start a new one (tokens stay)
+            chunks = self.chunks = _ChunkIds()
         cleaned = [clean_text(t) for t in texts]
         # no list per text: lists that stay alive make the cyclic GC run (see tokenize_many)
         n_chunks = np.fromiter(map(len, map(str.split, cleaned)), dtype=np.int64, count=len(cleaned))
         flat = " ".join(cleaned).split()
-        get, looked_up = self.chunk_index.get, len(self._chunk_names)
+        get, looked_up = chunks.index.get, len(chunks.names)
         cids = np.fromiter([get(c, -1) for c in flat], dtype=np.int64, count=len(flat))
         missing = np.flatnonzero(cids < 0).tolist()
         if missing:
             new = [flat[k] for k in missing]
-            self._add_chunks(new, looked_up)
-            cids[missing] = [self.chunk_index[c] for c in new]
-        kinds = self._c_kind[cids]
+            chunks.add(self, new, looked_up)
+            cids[missing] = [chunks.index[c] for c in new]
+        kinds = chunks.kind[cids]
         position = np.arange(len(cids))
         last_setter = np.maximum.accumulate(np.where(kinds != _PASS, position, -1)) if len(cids) else cids
         before = np.concatenate([[-1], last_setter[:-1]]) if len(cids) else cids
@@ -663,64 +723,13 @@ class _TokenTable:
         first_of_doc = np.repeat(chunk_end - n_chunks, n_chunks)
         negated = (before >= first_of_doc) & (kinds[before] == _OPENS)
         variant = negated.astype(np.int64)
-        lazy = np.flatnonzero(self._c_start[cids, variant] < 0)
+        lazy = np.flatnonzero(chunks.start[cids, variant] < 0)
         if len(lazy):
-            self._add_negated(np.unique(cids[lazy]).tolist())
-        starts, lengths = self._c_start[cids, variant], self._c_len[cids, variant]
-        tids = _gather(self._c_flat, starts, lengths)
+            chunks.add_negated(self, np.unique(cids[lazy]).tolist())
+        starts, lengths = chunks.start[cids, variant], chunks.length[cids, variant]
+        tids = _gather(chunks.flat, starts, lengths)
         ends = np.concatenate([[0], np.cumsum(lengths)])
         return tids, ends[chunk_end] - ends[chunk_end - n_chunks]
-
-    def _add_chunks(self, chunks: list[str], looked_up: int) -> None:
-        """Enter new chunks with their plain token ids (the negated ones wait until needed);
-        `looked_up` is how many chunks the table had when they were found missing."""
-        new = list(dict.fromkeys(chunks))
-        entries = [chunk_plain_tokens(c) for c in new]
-        plain = [tokens for tokens, _ in entries]
-        tids = self.ids(list(chain.from_iterable(plain)))  # enters new tokens (takes the lock)
-        lengths = np.fromiter(map(len, plain), dtype=np.int64, count=len(plain))
-        kinds = [_PASS if after is None else _OPENS if after else _CLEARS for _, after in entries]
-        with self._lock:
-            # chunks entered by another thread since `looked_up` was read are dropped from `new`
-            keep = range(len(new))
-            if len(self._chunk_names) != looked_up:
-                keep = [i for i, c in enumerate(new) if c not in self.chunk_index]
-            if len(keep) < len(new):
-                tids = _gather(tids, (np.cumsum(lengths) - lengths)[keep], lengths[keep])
-                lengths, new, kinds = lengths[keep], [new[i] for i in keep], [kinds[i] for i in keep]
-            if not new:
-                return
-            first, stop = len(self._chunk_names), len(self._chunk_names) + len(new)
-            if stop > len(self._c_kind):
-                self._c_start = _grown(self._c_start, stop)
-                self._c_len = _grown(self._c_len, stop)
-                self._c_kind = _grown(self._c_kind, stop)
-            start = self._append_ids(tids)
-            self._c_start[first:stop, 0] = start + np.cumsum(lengths) - lengths
-            self._c_len[first:stop, 0] = lengths
-            self._c_start[first:stop, 1] = -1
-            self._c_kind[first:stop] = kinds
-            self._chunk_names.extend(new)
-            self.chunk_index.update(zip(new, range(first, stop)))  # last: readers see whole entries
-
-    def _add_negated(self, cids: list[int]) -> None:
-        """Fill in the token ids of chunks as entered inside a negation scope."""
-        negated = [chunk_tokens(self._chunk_names[c])[1] for c in cids]
-        tids = self.ids(list(chain.from_iterable(negated)))
-        lengths = np.fromiter(map(len, negated), dtype=np.int64, count=len(negated))
-        with self._lock:
-            start = self._append_ids(tids)
-            self._c_len[cids, 1] = lengths
-            self._c_start[cids, 1] = start + np.cumsum(lengths) - lengths  # last: the start publishes
-
-    def _append_ids(self, tids: np.ndarray) -> int:
-        """Append token ids to the chunks' flat buffer (the caller holds the lock); their start."""
-        start, end = self._c_used, self._c_used + len(tids)
-        if end > len(self._c_flat):
-            self._c_flat = _grown(self._c_flat, end)
-        self._c_flat[start:end] = tids
-        self._c_used = end
-        return start
 
     def feats(self, tid: int) -> np.ndarray:
         """The unigram and char n-gram feature ids of one token id."""
