@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import pty
 import signal
@@ -21,7 +22,9 @@ import pytest
 
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.models.pipeline import card_path
-from sentimentkit.scale.multiproc import score_file
+from sentimentkit.scale import multiproc
+from sentimentkit.scale.multiproc import can_fork, score_file
+from sentimentkit.serving.batch import BatchError
 from sentimentkit.serving.batch import score_file as stream_file
 from sentimentkit.serving.predictor import Predictor
 
@@ -65,6 +68,52 @@ def test_two_jobs_write_the_same_bytes_as_one_process_and_the_streaming_path(
     assert scored["sentiment_input"].eq("x").all()  # an input column named like an output is kept
     assert scored["error"][3] == "empty text" and scored["error"][17].startswith("text too long")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def worker_command_lines() -> list[list[str]]:
+    return [child.cmdline() for child in psutil.Process().children()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_workers_are_forked_after_the_model_is_loaded_and_share_it(tiny_model_path, mixed_csv, tmp_path):
+    seen: list[list[list[str]]] = []
+    score_file(tiny_model_path, mixed_csv, tmp_path / "out.csv", jobs=2, chunk_rows=7,
+               on_scored=lambda _: seen.append(worker_command_lines()))  # fmt: skip
+    # A forked worker runs this very command line (pytest); a spawned one `python -c ... spawn_main`.
+    assert seen and all(len(workers) == 2 for workers in seen)
+    assert all(cmd == psutil.Process().cmdline() for workers in seen for cmd in workers)
+    assert gc.get_freeze_count() == 0  # the objects frozen for the fork are thawed afterwards
+    assert can_fork(Predictor.load(tiny_model_path))
+
+
+def test_backends_with_native_threads_are_not_forked():
+    from sentimentkit.serving.transformer import OnnxPredictor, TorchPredictor
+
+    assert not OnnxPredictor.fork_safe and not TorchPredictor.fork_safe
+
+
+def test_spawned_and_forked_workers_write_the_same_bytes(tiny_model_path, mixed_csv, tmp_path, monkeypatch):
+    forked, spawned = tmp_path / "forked.csv", tmp_path / "spawned.csv"
+    assert counts(score_file(tiny_model_path, mixed_csv, forked, jobs=2, chunk_rows=7)) == (60, 9)
+    # The path a non-fork-safe backend (or macOS/Windows) takes: each spawned worker loads the model.
+    monkeypatch.setattr(multiproc, "can_fork", lambda predictor: False)
+    seen: list[list[list[str]]] = []
+    result = score_file(tiny_model_path, mixed_csv, spawned, jobs=2, chunk_rows=7,
+                        on_scored=lambda _: seen.append(worker_command_lines()))  # fmt: skip
+    assert counts(result) == (60, 9) and spawned.read_bytes() == forked.read_bytes()
+    assert any("spawn_main" in " ".join(cmd) for workers in seen for cmd in workers)
+
+
+def test_a_bad_line_found_while_reading_stops_the_workers_and_writes_nothing(tiny_model_path, tmp_path):
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    lines = [f"{TINY_TEXTS[i % 9]} {i}" for i in range(100)]
+    source.write_text("text\n" + "\n".join(lines) + '\n"a quote never closed\nmore\n', encoding="utf-8")
+    before = set(psutil.Process().children())
+    with pytest.raises(BatchError, match="never closed"):
+        score_file(tiny_model_path, source, out, jobs=2, chunk_rows=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+    _, alive = psutil.wait_procs(set(psutil.Process().children()) - before, timeout=30)
+    assert not alive
 
 
 def test_parquet_in_and_out_keeps_types_order_and_flags_nulls(tiny_model_path, tmp_path):

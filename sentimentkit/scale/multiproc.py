@@ -1,11 +1,16 @@
 """Score a large CSV or Parquet file with N worker processes, streaming, in input order.
 
-The parent reads the input in chunks and hands each to a pool of worker processes. Each worker
-loads the model once, itself, through `load_predictor` (the hash-verified model file: no model
-object crosses a process boundary), scores the chunk and encodes it for the output format (CSV
-text or an Arrow table), so both the scoring and the encoding run in parallel. The parent writes
-the results strictly in input order. At most `IN_FLIGHT_PER_JOB * jobs` chunks are in flight, so
-memory stays flat whatever the file size.
+The parent reads the input in chunks and hands each to a pool of worker processes, which score the
+chunk and encode it for the output format (CSV text or an Arrow table), so both the scoring and the
+encoding run in parallel. The parent writes the results strictly in input order. At most
+`IN_FLIGHT_PER_JOB * jobs` chunks are in flight, so memory stays flat whatever the file size.
+
+Where the model is loaded: on Linux, for a fork-safe backend (the pickled TF-IDF pipeline), the
+parent loads it once through `load_predictor` (hash-verified) and then forks the workers before it
+opens the input or starts any thread of its own, so the workers share the imported libraries and
+the model copy-on-write instead of holding a copy each (about 265 MB per worker otherwise). Elsewhere
+(no fork, or a backend with native thread pools such as onnxruntime) the workers are spawned and
+each loads the model file itself. Either way no model object is pickled between processes.
 
 Every input row comes out, in order, with its columns plus OUTPUT_COLUMNS; bad rows are flagged in
 `error`. The output is written to a temporary file beside the target and renamed at the end, so an
@@ -15,6 +20,7 @@ interrupted run (Ctrl-C, SIGTERM, an error) leaves nothing under the final name.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import multiprocessing
 import os
@@ -56,6 +62,7 @@ OUTPUT_FIELDS: tuple[pa.Field, ...] = (
 __all__ = [
     "OUTPUT_FIELDS",
     "PARQUET_SUFFIXES",
+    "can_fork",
     "default_jobs",
     "encode_chunk",
     "is_parquet",
@@ -172,17 +179,26 @@ _worker_state: dict[str, Any] = {}
 
 
 def _init_worker(model_path: str, threshold: float | None) -> None:
-    # The parent owns Ctrl-C: it stops the pool and removes the partial output.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A spawned worker: loads the model itself (an error is re-raised by its first chunk)."""
     from sentimentkit.serving.loader import load_predictor
+
+    try:
+        _init_forked(load_predictor(model_path, threshold=threshold))
+    except Exception as exc:  # re-raised by the first chunk, so the parent prints its one line
+        _worker_state["error"] = exc
+
+
+def _init_forked(predictor: BasePredictor) -> None:
+    """A worker given its predictor (a forked one inherits the parent's, not pickled)."""
+    # The parent owns Ctrl-C: it stops the pool and removes the partial output. A forked worker
+    # also inherits the parent's SIGTERM handler (`sigterm_as_interrupt`), under which the pool
+    # would catch the KeyboardInterrupt and the parent's terminate() would not stop the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from sentimentkit.text.features import set_cache_limits
 
     set_cache_limits(tokens=WORKER_TOKEN_CACHE, chunks=WORKER_CHUNK_CACHE)
-
-    try:
-        _worker_state["predictor"] = load_predictor(model_path, threshold=threshold)
-    except Exception as exc:  # re-raised by the first chunk, so the parent prints its one line
-        _worker_state["error"] = exc
+    _worker_state["predictor"] = predictor
 
 
 def _worker_encode(chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
@@ -192,40 +208,114 @@ def _worker_encode(chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
 
 
 def _encoded_in_process(
-    chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None
+    chunks: Iterator[Chunk], job: ChunkJob, predictor: BasePredictor
 ) -> Iterator[ChunkResult]:
-    from sentimentkit.serving.loader import load_predictor  # here: a pool's parent never needs the model
-
-    predictor = load_predictor(model_path, threshold=threshold)
     for i, chunk in enumerate(chunks):
         yield encode_chunk(predictor, chunk, job, header=i == 0)
 
 
-def _encoded_in_pool(
-    chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None, jobs: int
-) -> Iterator[ChunkResult]:
-    """Results in input order from `jobs` spawned workers, with a bounded number in flight."""
-    # spawn, not fork: a forked child would inherit the parent's threads' locks (tqdm, Arrow).
-    context = multiprocessing.get_context("spawn")
+@contextlib.contextmanager
+def _pool(
+    jobs: int, method: str, initializer: Callable[..., None], initargs: tuple
+) -> Iterator[ProcessPoolExecutor]:
+    """`jobs` worker processes started with `method`; on an error or interrupt inside the block
+    they are stopped at once rather than left to finish their chunks."""
     before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_init_worker, initargs=(model_path, threshold)
+        jobs, mp_context=multiprocessing.get_context(method), initializer=initializer, initargs=initargs
     )
     try:
-        pending: deque = deque()
-        for i, chunk in enumerate(chunks):
-            pending.append(pool.submit(_worker_encode, chunk, job, i == 0))
-            if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield pool
     except BaseException:
-        # Interrupted or failed: stop now rather than let the workers finish their chunks.
         pool.shutdown(wait=False, cancel_futures=True)
         for process in set(multiprocessing.active_children()) - before:
             process.terminate()
         raise
     pool.shutdown()
+
+
+def _ordered(
+    pool: ProcessPoolExecutor, chunks: Iterator[Chunk], job: ChunkJob, jobs: int
+) -> Iterator[ChunkResult]:
+    """Results in input order, with at most `jobs * IN_FLIGHT_PER_JOB` chunks in flight."""
+    pending: deque = deque()
+    for i, chunk in enumerate(chunks):
+        pending.append(pool.submit(_worker_encode, chunk, job, i == 0))
+        if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _encoded_in_spawned_pool(
+    chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None, jobs: int
+) -> Iterator[ChunkResult]:
+    """Results in input order from `jobs` spawned workers, each loading the model itself."""
+    with _pool(jobs, "spawn", _init_worker, (model_path, threshold)) as pool:
+        yield from _ordered(pool, chunks, job, jobs)
+
+
+def can_fork(predictor: BasePredictor) -> bool:
+    """Whether workers may be forked from a process holding `predictor`: the platform forks safely
+    (Linux) and the backend has no native thread pool a child would inherit without its threads."""
+    return sys.platform.startswith("linux") and predictor.fork_safe
+
+
+@contextlib.contextmanager
+def _forked_pool(predictor: BasePredictor, jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """`jobs` workers forked now (call it before this process starts threads: tqdm, Arrow, the
+    pool's own) that share `predictor` and the imports copy-on-write."""
+    # Frozen objects are left alone by the collector, whose passes would otherwise write to (and so
+    # copy) every page holding a container object, in each worker and here. Undone at the end
+    # unless the process had frozen objects already (the API freezes its model at start-up).
+    thawed = gc.get_freeze_count() == 0
+    gc.collect()
+    gc.freeze()
+    try:
+        with _pool(jobs, "fork", _init_forked, (predictor,)) as pool:
+            pool.submit(os.getpid)  # with fork, the first submit starts every worker, now
+            yield pool
+    finally:
+        if thawed:
+            gc.unfreeze()
+
+
+class _Scorers:
+    """Where chunks are scored: in this process (`jobs` 1 or a single chunk), in forked workers
+    (started on entering, before the input is opened) or in spawned workers (started lazily)."""
+
+    def __init__(self, model_path: str, threshold: float | None, jobs: int) -> None:
+        self.model_path, self.threshold, self.jobs = model_path, threshold, jobs
+        self.predictor: BasePredictor | None = None
+        self.forked: ProcessPoolExecutor | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _Scorers:
+        if self.jobs > 1:
+            predictor = self._load()
+            if can_fork(predictor):
+                self.forked = self._stack.enter_context(_forked_pool(predictor, self.jobs))
+            else:
+                self.predictor = None  # spawned workers load their own; this copy would only cost memory
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+    def _load(self) -> BasePredictor:
+        if self.predictor is None:
+            from sentimentkit.serving.loader import load_predictor
+
+            self.predictor = load_predictor(self.model_path, threshold=self.threshold)
+        return self.predictor
+
+    def results(self, chunks: Iterator[Chunk], job: ChunkJob, single: bool) -> Iterator[ChunkResult]:
+        """Every chunk's encoded result, in input order."""
+        if self.jobs == 1 or single:  # one chunk: workers would cost more than they save
+            return _encoded_in_process(chunks, job, self._load())
+        if self.forked is not None:
+            return _ordered(self.forked, chunks, job, self.jobs)
+        return _encoded_in_spawned_pool(chunks, job, self.model_path, self.threshold, self.jobs)
 
 
 # --- output ---------------------------------------------------------------------------------------
@@ -279,7 +369,7 @@ def score_file(
     """Score every row of a CSV/TSV/XLSX/Parquet file into a CSV or Parquet file (by extension).
 
     `jobs` worker processes (default: the cores; 1, or an input of one chunk, scores in this
-    process). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
+    process; forked after this process loaded the model where `can_fork`, else spawned). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
     `on_scored` (the prediction log) gets each chunk's text and output columns, in input order.
     """
     jobs = jobs or default_jobs()
@@ -290,7 +380,11 @@ def score_file(
             f"The output {str(output_path)!r} is the input file; choose another name for the scores."
         )
     show = sys.stderr.isatty() if progress is None else progress
-    with open_chunks(input_path, chunk_rows) as (schema, notes, chunks):
+    with (
+        sigterm_as_interrupt(),
+        _Scorers(str(model_path), threshold, jobs) as scorers,  # forks first, before any thread starts
+        open_chunks(input_path, chunk_rows) as (schema, notes, chunks),
+    ):
         check_column(schema.names, text_column)
         job = ChunkJob(
             text_column, output_schema(schema) if is_parquet(output_path) else None, on_scored is not None
@@ -298,19 +392,10 @@ def score_file(
         ahead = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
         if not ahead:
             raise BatchError(f"{input_path} has a header but no rows to score.")
-        rows = itertools.chain(ahead, chunks)
-        if jobs == 1 or len(ahead) == 1:  # one chunk: starting workers would cost more than it saves
-            results = _encoded_in_process(rows, job, str(model_path), threshold)
-        else:
-            results = _encoded_in_pool(rows, job, str(model_path), threshold, jobs)
+        results = scorers.results(itertools.chain(ahead, chunks), job, single=len(ahead) == 1)
         total = flagged = 0
         bar = _progress(count_rows(input_path) if show else None, show)
-        with (
-            sigterm_as_interrupt(),
-            contextlib.closing(results),
-            bar,
-            _writer(output_path, job.schema) as write,
-        ):
+        with contextlib.closing(results), bar, _writer(output_path, job.schema) as write:
             for result in results:
                 if on_scored is not None and result.scored is not None:
                     on_scored(result.scored)

@@ -114,6 +114,10 @@ class BasePredictor:
     max_chars: int = Settings.max_chars
     # {name, version, alias} when loaded from the model registry (`models:/...`), else None.
     registry: dict[str, str | None] | None = None
+    # Whether a process holding this predictor may fork workers that use it (`scale.multiproc`):
+    # False for backends with native thread pools (onnxruntime, torch) that a child inherits
+    # without their threads.
+    fork_safe: bool = False
 
     @property
     def version(self) -> str:

@@ -27,6 +27,8 @@ _BATCH = 2048  # texts vectorised at once by predict_proba (bounds its temporary
 class Predictor(BasePredictor):
     """The TF-IDF + LogisticRegression pipeline, loaded from a verified model.pkl."""
 
+    fork_safe = True  # numpy/scipy/sklearn only; OpenBLAS re-creates its threads after a fork
+
     def __init__(
         self,
         pipeline: Pipeline,
