@@ -70,15 +70,18 @@ def test_two_jobs_write_the_same_bytes_as_one_process_and_the_streaming_path(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
-def worker_command_lines() -> list[list[str]]:
-    return [child.cmdline() for child in psutil.Process().children()]
+def worker_command_lines(others: frozenset[int] = frozenset()) -> list[list[str]]:
+    """Command lines of this process's children, except `others` (servers other tests started)."""
+    return [child.cmdline() for child in psutil.Process().children() if child.pid not in others]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
 def test_workers_are_forked_after_the_model_is_loaded_and_share_it(tiny_model_path, mixed_csv, tmp_path):
     seen: list[list[list[str]]] = []
+    others = frozenset(child.pid for child in psutil.Process().children())
+    gc.unfreeze()  # an in-process API of an earlier test may have frozen its model (harmless to undo)
     score_file(tiny_model_path, mixed_csv, tmp_path / "out.csv", jobs=2, chunk_rows=7,
-               on_scored=lambda _: seen.append(worker_command_lines()))  # fmt: skip
+               on_scored=lambda _: seen.append(worker_command_lines(others)))  # fmt: skip
     # A forked worker runs this very command line (pytest); a spawned one `python -c ... spawn_main`.
     assert seen and all(len(workers) == 2 for workers in seen)
     assert all(cmd == psutil.Process().cmdline() for workers in seen for cmd in workers)
