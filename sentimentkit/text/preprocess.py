@@ -195,7 +195,7 @@ def chunk_plain_tokens(chunk: str) -> tuple[tuple[str, ...], bool | None]:
 def _first_setter(tokens: tuple[str, ...]) -> int | None:
     """Index of the first token that opens or closes a negation scope, or None."""
     for i, tok in enumerate(tokens):
-        if tok in _SETTERS or tok.endswith("n't"):
+        if tok in _SETTERS or tok.endswith("n't"):  # a scope end or `is_negator`, inlined (hot loop)
             return i
     return None
 
