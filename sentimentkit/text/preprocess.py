@@ -172,18 +172,18 @@ def chunk_tokens(chunk: str) -> tuple[tuple[str, ...], tuple[str, ...], bool, bo
     and the scope state after it in each case. Negation marking is a left-to-right state machine,
     so marking chunk by chunk with the carried state equals marking the whole token list; callers
     cache this per chunk."""
-    raw = _tokenize_chunk(chunk)
-    i = _first_setter(raw)
-    if i is None:  # no token opens or closes a scope: the state passes through the chunk
-        return raw, tuple(map(_negated, raw)), False, True
-    # from the first token that sets the state on, the entry state no longer matters
-    rest, state = _mark(raw[i:], False)
-    return raw[:i] + tuple(rest), tuple(map(_negated, raw[:i])) + tuple(rest), state, state
+    plain, after = chunk_plain_tokens(chunk)
+    if after is None:  # no token opens or closes a scope: the state passes through the chunk
+        return plain, tuple(map(_negated, plain)), False, True
+    # tokens before the first that sets the state are as raw in `plain`; from it on, the entry
+    # state no longer matters
+    i = _first_setter(plain)
+    return plain, tuple(map(_negated, plain[:i])) + plain[i:], after, after
 
 
 def chunk_plain_tokens(chunk: str) -> tuple[tuple[str, ...], bool | None]:
-    """The first half of `chunk_tokens`: the chunk's tokens as entered outside a negation scope,
-    and the scope state it leaves (None: it passes the entry state through unchanged)."""
+    """The chunk's tokens as entered outside a negation scope, and the scope state it leaves
+    (None: it passes the entry state through unchanged); `chunk_tokens` adds the negated variant."""
     raw = _tokenize_chunk(chunk)
     i = _first_setter(raw)
     if i is None:
