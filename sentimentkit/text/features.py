@@ -55,7 +55,7 @@ _CHUNK_IDS_MAX = 400_000
 _FEW_WORDS = 8
 _EMPTY = np.zeros(0, dtype=np.int32)
 _WHITESPACE = re.compile(r"\s")  # the characters str.split() splits on (both use Py_UNICODE_ISSPACE)
-_PASS, _CLEARS, _OPENS = 0, 1, 2  # how a chunk moves the negation scope state (see _TokenTable)
+_PASS, _CLEARS, _OPENS = 0, 1, 2  # how a chunk moves the negation scope state (see _ChunkIds)
 
 
 def set_cache_limits(tokens: int | None = None, chunks: int | None = None) -> None:
@@ -238,8 +238,8 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         all their token ids in one array and each one's number of tokens.
 
         Vectorised across the batch: one gather of the tokens' cached feature ids, bigrams matched
-        by token-id pairs with a binary search instead of string joins, and duplicates counted by
-        sorting (document, feature) keys.
+        by token-id pairs in a hash table (`_KeyIndex`) instead of string joins, and duplicates
+        counted by sorting (document, feature) keys.
         """
         n_docs = len(lengths)
         token_doc = np.repeat(np.arange(n_docs), lengths)
@@ -328,7 +328,7 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         """
         word_get = self.word_vectorizer_.vocabulary_.get
         lexicons = load_lexicons(tuple(self.lexicons))
-        bases = [t[: -len(NEG_SUFFIX)] if t.endswith(NEG_SUFFIX) else t for t in tokens]  # base_token
+        bases = list(map(base_token, tokens))
         owner, char_ids = self._char_grams().ids(bases)
         word_ids = np.fromiter(map(word_get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
         in_vocab = np.flatnonzero(word_ids >= 0)
@@ -483,7 +483,7 @@ class _CharGrams:
 
     Every vocabulary n-gram becomes an integer key (its length, then each character's index in the
     vocabulary's alphabet in a few bits), sorted once. A batch of words is encoded the same way,
-    window by window, and matched with a binary search. For a word without whitespace the char_wb
+    window by window, and matched in a hash table (`_KeyIndex`). For a word without whitespace the char_wb
     n-grams are the windows of " word " of every size in the range up to its padded length (sklearn
     stops at the padded word itself); words with whitespace, and vocabularies whose alphabet is too
     large for the keys, or batches of only a few words, go through sklearn's own analyzer. `tests/test_features.py` checks the ids
