@@ -482,7 +482,7 @@ class _CharGrams:
     """scikit-learn's `char_wb` n-gram ids of many words at once, without a Python loop per n-gram.
 
     Every vocabulary n-gram becomes an integer key (its length, then each character's index in the
-    vocabulary's alphabet in a few bits), sorted once. A batch of words is encoded the same way,
+    vocabulary's alphabet in a few bits), indexed once. A batch of words is encoded the same way,
     window by window, and matched in a hash table (`_KeyIndex`). For a word without whitespace the char_wb
     n-grams are the windows of " word " of every size in the range up to its padded length (sklearn
     stops at the padded word itself); words with whitespace, and vocabularies whose alphabet is too
