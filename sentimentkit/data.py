@@ -84,11 +84,18 @@ def load_split(split: str, directory: str | Path | None = None) -> pd.DataFrame:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
+    """Hex SHA-256 of a file read in blocks, or of a folder's files (each one's relative name, then
+    its bytes, in sorted order)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    root = Path(path)
+    for item in sorted(root.rglob("*")) if root.is_dir() else [root]:
+        if root.is_dir():
+            if not item.is_file():
+                continue
+            digest.update(str(item.relative_to(root)).encode())
+        with open(item, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

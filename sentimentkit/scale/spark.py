@@ -10,7 +10,6 @@ Needs pyspark (`pip install -r requirements-spark.txt`); importing this module d
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sentimentkit.data import file_sha256
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, keep_input_columns
 
@@ -51,19 +51,6 @@ def model_files(model_path: str | Path) -> list[Path]:
             f"{path} (with its card {card.name} beside it) not found; train or point --model at it."
         )
     return [path, card]
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, or of a folder's files (names and bytes, in sorted order)."""
-    digest = hashlib.sha256()
-    root = Path(path)
-    for item in sorted(root.rglob("*")) if root.is_dir() else [root]:
-        if item.is_file():
-            digest.update(str(item.relative_to(root)).encode() if root.is_dir() else b"")
-            with open(item, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
 
 
 def output_schema(input_schema: StructType) -> StructType:
