@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -45,6 +46,8 @@ from sentimentkit.serving.tables import BatchError, Chunk, check_column, open_ta
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
 IN_FLIGHT_PER_JOB = 2
+# After an error or interrupt, how long workers get to finish their chunk before they are killed.
+WORKER_STOP_GRACE_S = 10.0
 # Per worker: the memoisation caches' bounds (`features.set_cache_limits`). On millions of
 # distinct texts the default bounds let each worker grow to ~0.9 GB; these keep it small at a small
 # cost in speed (benchmarks/million.md), and results do not depend on them.
@@ -218,8 +221,8 @@ def _encoded_in_process(
 def _pool(
     jobs: int, method: str, initializer: Callable[..., None], initargs: tuple
 ) -> Iterator[ProcessPoolExecutor]:
-    """`jobs` worker processes started with `method`; on an error or interrupt inside the block
-    they are stopped at once rather than left to finish their chunks."""
+    """`jobs` worker processes started with `method`; on an error or interrupt inside the block the
+    chunks not started are cancelled, and each worker stops after the chunk it is on."""
     before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(
         jobs, mp_context=multiprocessing.get_context(method), initializer=initializer, initargs=initargs
@@ -227,11 +230,35 @@ def _pool(
     try:
         yield pool
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in set(multiprocessing.active_children()) - before:
-            process.terminate()
+        _stop_workers(pool, set(multiprocessing.active_children()) - before)
         raise
     pool.shutdown()
+
+
+def _stop_workers(pool: ProcessPoolExecutor, workers: set, grace_s: float = WORKER_STOP_GRACE_S) -> None:
+    """Shut down an abandoned pool (chunks not started are cancelled) and stop its workers
+    without leaving this process to hang at exit.
+
+    A worker killed while it writes a result leaves half a message in the pool's result pipe; the
+    pool's manager thread then waits for the rest forever (this process holds the pipe's write end
+    too, so no end of file comes), and the interpreter joins that thread at exit: the run would
+    never end (seen: 1 interrupted run in 6). So the workers first get `grace_s` to finish the chunk
+    they are on and exit (the shut-down pool sends each its stop signal once its chunk is done); any
+    still running then are terminated and this process closes its write end of the result pipe, so
+    the manager thread reads an end of file, marks the pool broken and ends.
+    """
+    result_writer = pool._result_queue._writer  # CPython internals (3.11-3.13), used below
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+    late = [process for process in workers if process.is_alive()]
+    for process in late:
+        process.terminate()
+    if late:
+        for process in late:
+            process.join(5)
+        result_writer.close()
 
 
 def _ordered(
