@@ -108,13 +108,38 @@ def test_plain_ascii_hashtags_take_the_fast_path_with_the_regex_result():
     """A chunk that is only an ASCII hashtag skips both the regex and `_simple_split`."""
     from sentimentkit.text.preprocess import _WORD_RE, _normalise_token, _simple_split, _tokenize_chunk
 
-    for chunk in ("#ab", "#Love", "#USA", "#737", "#d8", "#SOOOgood", "#a2b3c4"):
+    for chunk in (
+        "#ab",
+        "#Love",
+        "#USA",
+        "#737",
+        "#d8",
+        "#SOOOgood",
+        "#a2b3c4",
+        "#USA2",
+        "#Aa",
+        "#111",
+        "#Ab",
+    ):
         assert _WORD_RE.findall(chunk) == [chunk] and _simple_split(chunk) == [chunk], chunk
         assert _tokenize_chunk(chunk) == tuple(_normalise_token(chunk)), chunk
     for other in ("#a", "#a_b", "#ab!", "##ab", "#日本"):  # not the fast path's shape: the full path
         assert _tokenize_chunk(other) == tuple(
             t for raw in (_simple_split(other) or _WORD_RE.findall(other)) for t in _normalise_token(raw)
         )
+
+
+def test_one_character_tokens_take_the_shortcut_with_the_full_result():
+    """`_normalise_token` maps a one-character token without its URL/number/case checks."""
+    from sentimentkit.text.preprocess import _normalise_any, _normalise_token
+
+    chars = [chr(c) for c in range(0x3000)] + ["\u2026", "\U0001f600", "\u0663", "\uff11", "\u0130", "\u01c5"]
+    for char in chars:
+        assert _normalise_token(char) == _normalise_any(char), repr(char)
+    assert _normalise_token("7") == [NUM_TOKEN] and _normalise_token("\u0663") == [
+        NUM_TOKEN
+    ]  # Arabic-Indic 3
+    assert _normalise_token("\u00b2") == ["\u00b2"]  # a superscript is no decimal digit
 
 
 def test_simple_chunks_skip_the_regex_with_the_regex_result():

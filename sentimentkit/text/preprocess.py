@@ -89,6 +89,13 @@ def set_chunk_cache_limit(entries: int) -> None:
 
 def _normalise_token(token: str) -> list[str]:
     """Map one raw TweetTokenizer token to its normalised form(s)."""
+    if len(token) == 1:  # most often a mark: what _normalise_any gives one character (\d is category Nd)
+        return [NUM_TOKEN] if token.isdecimal() else [token.lower()]
+    return _normalise_any(token)
+
+
+def _normalise_any(token: str) -> list[str]:
+    """`_normalise_token` without its shortcut for one character."""
     # letters only, or a hashtag: no mention, URL (needs ":" or "." before any "#") or number
     if not token.isalpha() and token[0] != "#":
         if token.startswith("@") and len(token) > 1:
@@ -149,7 +156,12 @@ def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
             return (lowered,)  # what _normalise_token gives a plain word, without its other checks
         return tuple(_normalise_token(chunk))
     if chunk[0] == "#" and len(chunk) >= 3 and chunk.isascii() and chunk[1:].isalnum():
-        return tuple(_normalise_token(chunk))  # an ASCII hashtag alone: _simple_split's one token
+        # an ASCII hashtag alone: _simple_split's one token, which _normalise_token gives as the
+        # lowered tag with and without its "#" (unless shouted or elongated)
+        lowered = chunk.lower()
+        if not chunk.isupper() and not _ELONG_RE.search(lowered):
+            return (lowered, lowered[1:])
+        return tuple(_normalise_token(chunk))
     tokens: list[str] = []
     for raw in _simple_split(chunk) or _WORD_RE.findall(chunk):
         tokens.extend(_normalise_token(raw))
