@@ -12,6 +12,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+HEADERS=$(python3 -c 'import os, sysconfig; print(os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))')
+if ! command -v cc >/dev/null 2>&1 || [ "$HEADERS" != True ]; then
+  # a C compiler and Python's headers, for the compiled inner loops (sentimentkit/text/_speedups.c)
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc libc6-dev python3-dev >/dev/null
+fi
+
 python3 -m venv .venv
 PY=.venv/bin/python
 $PY -m pip install -q --upgrade pip
@@ -33,4 +41,7 @@ if [ -f requirements-spark.txt ]; then
   $PY -m pip install -q -r requirements-spark.txt
 fi
 $PY -m pip install -q --no-deps -e .
+# the build of the compiled loops is optional for users (the package falls back to NumPy); here it
+# must have worked, or every speed figure would be wrong
+$PY -c "import sentimentkit.text._speedups" || { echo "setup-dev: the compiled loops did not build" >&2; exit 1; }
 echo "setup-dev: ready ($($PY --version))"

@@ -21,6 +21,16 @@ TEXTS = [
 ]
 
 
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the compiled inner loops and on the NumPy code they replace."""
+    if request.param == "numpy":
+        monkeypatch.setattr(features_module, "_speedups", None)
+    elif features_module._speedups is None:
+        pytest.skip("the compiled loops are not built (see test_speedups.py)")
+    return request.param
+
+
 def test_two_lexicons_give_two_blocks():
     vec = _fitted(lexicons=("vader", "afinn"))
     X = vec.transform(["good"]).toarray()

@@ -69,8 +69,7 @@ class Predictor(BasePredictor):
         return self._proba(list(texts))
 
     def _proba_one(self, text: str) -> np.ndarray:
-        cols, vals = self._vectorizer.sparse_row(text)
-        logits = vals @ self._coef_t[cols] + self._intercept
+        logits = self._vectorizer.row_dot(text, self._coef_t) + self._intercept
         logits = np.exp(logits - logits.max())
         return logits / logits.sum()
 
@@ -81,8 +80,8 @@ class Predictor(BasePredictor):
             return np.concatenate([self._proba(texts[i : i + _BATCH]) for i in range(0, len(texts), _BATCH)])
         # Same maths as pipeline.predict_proba (multinomial softmax), minus sklearn's per-call
         # input validation, which dominates the cost of a single short text.
-        X = self._vectorizer.transform(texts)
-        logits = X @ self._coef_t + self._intercept
+        logits = self._vectorizer.transform_dot(texts, self._coef_t)
+        logits += self._intercept
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)

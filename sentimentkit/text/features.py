@@ -12,6 +12,13 @@ and the negation state carried between chunks is computed for the whole batch at
 vectorised hash-table pass. `tests/test_features.py` checks the result
 equals sklearn's.
 
+Compiled inner loops: `_speedups.c` (built by `pip install -e .`; optional) does the batch path's
+per-element work in C: splitting texts into chunks and looking them up, the new tokens' char
+n-gram ids, and the TF-IDF + lexicon rows, which it can multiply straight into the linear model's
+weights (`transform_dot`, `row_dot`) without building the matrix. Without it (no C compiler, or
+SENTIMENTKIT_PURE_PYTHON=1) the NumPy code below does the same; the two agree to float rounding
+(`tests/test_speedups.py`; every test in `tests/test_features.py` runs on both).
+
 Threading: a fitted `TweetVectorizer` (and so one `Predictor`) may be shared by any number of
 threads. Its only mutable state is caches: the per-token (and per-chunk) table grows under a lock and publishes a
 token in the index only after its entry is complete, in arrays that are replaced (never shrunk or
@@ -26,6 +33,7 @@ it safe to share one model between a server's threads.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -47,6 +55,13 @@ from sentimentkit.text.preprocess import (
     tokenize,
     tokenize_many,
 )
+
+try:  # the compiled inner loops (setup.py builds them; optional: the NumPy code below does the same)
+    from sentimentkit.text import _speedups
+except ImportError:  # pragma: no cover - depends on the build
+    _speedups = None
+if os.environ.get("SENTIMENTKIT_PURE_PYTHON"):  # force the NumPy code (tests compare the two)
+    _speedups = None
 
 N_LEXICON_FEATURES = 7  # per lexicon
 LEXICON_FEATURE_NAMES = ("pos_sum", "neg_sum", "n_pos", "n_neg", "max", "min", "last")
@@ -188,11 +203,79 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
     ) -> sp.csr_matrix:
         """`transform` of documents given as all their ids in `table` and each one's number of
         tokens (`tokens`, the same as strings, are needed only for word n-grams beyond bigrams)."""
+        if _speedups is not None and self.word_max_n <= 2:
+            return self._featurize(table, tids, lengths)
         counts, valences = self._count_features(table, tids, lengths, tokens)
         X = self._tfidf(counts)
         if self.lexicons:
             lex = _lexicon_features(valences, lengths)
             X = sp.hstack([X, sp.csr_matrix(lex * self.lexicon_weight)], format="csr")
+        return X
+
+    def transform_dot(self, texts: list[str], weights: np.ndarray) -> np.ndarray:
+        """`transform(texts) @ weights` (float64, shape (texts, weights' columns)).
+
+        With the compiled loops, computed row by row without building the matrix; the same
+        numbers up to float rounding (summation order).
+        """
+        if _speedups is not None and self.word_max_n <= 2 and all(isinstance(t, str) for t in texts):
+            table = self._table()
+            return self._featurize(table, *table.text_ids(texts), weights=weights)
+        return np.asarray(self.transform(texts) @ weights)
+
+    def row_dot(self, text: str, weights: np.ndarray) -> np.ndarray:
+        """`transform([text])[0] @ weights` for one text (the single-text serving path): with the
+        compiled loops exactly the batch path's row, else from `sparse_row`."""
+        if _speedups is not None and self.word_max_n <= 2:
+            table = self._table()
+            tids = table.ids(tokenize(text))
+            return self._featurize(table, tids, np.array([len(tids)]), weights=weights)[0]
+        cols, vals = self.sparse_row(text)
+        return vals @ np.asarray(weights)[cols]
+
+    def _featurize(
+        self, table: _TokenTable, tids: np.ndarray, lengths: np.ndarray, weights: np.ndarray | None = None
+    ) -> sp.csr_matrix | np.ndarray:
+        """The compiled `_transform_ids` (a CSR matrix, columns in order of first occurrence within
+        a row), or with `weights` the compiled `transform_dot`."""
+        width = self.n_word_ + self.n_char_
+        n_lex = len(self.lexicons)
+        # the table's arrays as they are now: every id in `tids` is complete in any of their versions
+        starts, n_feats, flat, valences = table._starts, table._n_feats, table._flat, table._vals
+        bigrams = table.bigram_index
+        args = (
+            np.ascontiguousarray(tids, dtype=np.int64),
+            np.ascontiguousarray(lengths, dtype=np.int64),
+            starts,
+            n_feats,
+            flat,
+            bigrams.keys if bigrams is not None else _EMPTY,
+            bigrams.values if bigrams is not None else _EMPTY,
+            bigrams.bits if bigrams is not None else 0,
+            self._idf(),
+            self.n_word_,
+            float(self.char_weight),
+            int(bool(self.sublinear_tf)),
+            valences,
+            n_lex,
+            float(self.lexicon_weight),
+            table.scratch(width),
+        )
+        n_docs = len(lengths)
+        if weights is not None:
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+            if weights.ndim != 2 or weights.shape[0] != self.n_features_:
+                raise ValueError(f"weights must have shape ({self.n_features_}, k); got {weights.shape}")
+            out = np.empty((n_docs, weights.shape[1]), dtype=np.float64)
+            _speedups.featurize(*args, weights, weights.shape[1], out, None, None, None)
+            return out
+        capacity = int(n_feats[tids].sum()) + len(tids) + N_LEXICON_FEATURES * n_lex * n_docs
+        data = np.empty(capacity, dtype=np.float32)
+        indices = np.empty(capacity, dtype=np.int32)
+        indptr = np.empty(n_docs + 1, dtype=np.int64)
+        nnz = _speedups.featurize(*args, None, 0, None, data, indices, indptr)
+        X = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(n_docs, self.n_features_))
+        X.has_sorted_indices = False
         return X
 
     def sparse_row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -365,6 +448,14 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
         return [tokenize(t) if isinstance(t, str) else list(t) for t in texts]
 
 
+def _lookup(keys: list[str], index: dict[str, int]) -> np.ndarray:
+    """`index[key]` of each key as an int64 array, -1 where a key is missing."""
+    if _speedups is not None:
+        return np.frombuffer(_speedups.lookup(keys, index), dtype=np.int64)
+    get = index.get
+    return np.fromiter([get(k, -1) for k in keys], dtype=np.int64, count=len(keys))
+
+
 def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
     """CSR matrix of how often each (row, col) pair occurs, columns sorted within each row.
 
@@ -530,14 +621,25 @@ class _CharGrams:
 
     def ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(index into `words`, n-gram id) of every in-vocabulary char_wb n-gram of the words."""
-        if not self.vectorised or len(words) <= _FEW_WORDS:
+        if not self.vectorised or (len(words) <= _FEW_WORDS and _speedups is None):
             plain = []  # a few words (single-text calls): the analyzer's loop costs less than the set-up
         elif _WHITESPACE.search("".join(words)) is None:  # no word has whitespace (str.split's)
             plain = [i for i, w in enumerate(words) if w and len(w) + 2 >= self.min_n]
         else:
             plain = [i for i, w in enumerate(words) if w.split() == [w] and len(w) + 2 >= self.min_n]
         owners, ids = [], []
-        if plain:
+        if plain and _speedups is not None:
+            chosen = [words[i] for i in plain]
+            windows = (self.max_n - self.min_n + 1) * (sum(map(len, chosen)) + 2 * len(chosen))
+            owner, found = np.empty(windows, dtype=np.int64), np.empty(windows, dtype=np.int32)
+            index = self.index
+            n = _speedups.char_gram_ids(
+                chosen, self.code_of, self.bits, self.length_shift, self.min_n, self.max_n,
+                index.keys, index.values, index.bits, owner, found,
+            )  # fmt: skip
+            owners.append(np.asarray(plain)[owner[:n]])
+            ids.append(found[:n])
+        elif plain:
             codes, starts, lengths = self._encode([f" {words[i]} " for i in plain])
             owner_of_char = np.repeat(np.arange(len(plain)), lengths)
             ends = starts + lengths
@@ -661,14 +763,13 @@ class _TokenTable:
 
     def ids(self, tokens: list[str]) -> np.ndarray:
         """Token ids (new tokens get their entries computed now, all together)."""
-        get = self.index.get
-        found = np.fromiter([get(t, -1) for t in tokens], dtype=np.int64, count=len(tokens))
+        found = _lookup(tokens, self.index)
         missing = np.flatnonzero(found < 0).tolist()
         if missing:
             new = [tokens[k] for k in missing]
             with self._lock:
                 self._add(new)
-            found[missing] = [self.index[t] for t in new]
+            found[missing] = _lookup(new, self.index)
         return found
 
     def _add(self, tokens: list[str]) -> None:
@@ -704,17 +805,22 @@ class _TokenTable:
         chunks = self.chunks
         if len(chunks.index) > _CHUNK_IDS_MAX:  # bounded memory: start a new one (tokens stay)
             chunks = self.chunks = _ChunkIds()
-        cleaned = [clean_text(t) for t in texts]
-        # no list per text: lists that stay alive make the cyclic GC run (see tokenize_many)
-        n_chunks = np.fromiter(map(len, map(str.split, cleaned)), dtype=np.int64, count=len(cleaned))
-        flat = " ".join(cleaned).split()
-        get, looked_up = chunks.index.get, len(chunks.names)
-        cids = np.fromiter([get(c, -1) for c in flat], dtype=np.int64, count=len(flat))
-        missing = np.flatnonzero(cids < 0).tolist()
-        if missing:
-            new = [flat[k] for k in missing]
+        looked_up = len(chunks.names)
+        if _speedups is not None:  # the same in one compiled pass
+            found, counts, new = _speedups.split_lookup(texts, chunks.index, clean_text)
+            cids, n_chunks = np.frombuffer(found, dtype=np.int64), np.frombuffer(counts, dtype=np.int64)
+            missing = np.flatnonzero(cids < 0)
+        else:
+            cleaned = [clean_text(t) for t in texts]
+            # no list per text: lists that stay alive make the cyclic GC run (see tokenize_many)
+            n_chunks = np.fromiter(map(len, map(str.split, cleaned)), dtype=np.int64, count=len(cleaned))
+            flat = " ".join(cleaned).split()
+            cids = _lookup(flat, chunks.index)
+            missing = np.flatnonzero(cids < 0)
+            new = [flat[k] for k in missing.tolist()]
+        if len(missing):
             chunks.add(self, new, looked_up)
-            cids[missing] = [chunks.index[c] for c in new]
+            cids[missing] = _lookup(new, chunks.index)
         kinds = chunks.kind[cids]
         position = np.arange(len(cids))
         last_setter = np.maximum.accumulate(np.where(kinds != _PASS, position, -1)) if len(cids) else cids
@@ -730,6 +836,14 @@ class _TokenTable:
         tids = _gather(chunks.flat, starts, lengths)
         ends = np.concatenate([[0], np.cumsum(lengths)])
         return tids, ends[chunk_end] - ends[chunk_end - n_chunks]
+
+    def scratch(self, width: int) -> np.ndarray:
+        """An all-zero int32 array of `width` for the compiled loops to count in (they leave it all
+        zero, and hold the GIL while they use it, so threads can share it)."""
+        counts = getattr(self, "_scratch", None)
+        if counts is None or len(counts) != width:
+            counts = self._scratch = np.zeros(width, dtype=np.int32)
+        return counts
 
     def feats(self, tid: int) -> np.ndarray:
         """The unigram and char n-gram feature ids of one token id."""
