@@ -19,7 +19,7 @@ from sentimentkit.serving.predictor import Predictor
 from sentimentkit.text import features, preprocess
 from tests.conftest import COMMITTED_MODEL
 
-pytestmark = pytest.mark.skipif(features._speedups is None, reason="the compiled loops are not built")
+compiled = pytest.mark.skipif(features._speedups is None, reason="the compiled loops are not built")
 
 ODD_TEXTS = [
     "",
@@ -44,6 +44,11 @@ def tweets(shared_data) -> list[str]:
     return ODD_TEXTS + texts
 
 
+@pytest.fixture(scope="module")
+def committed() -> Predictor:
+    return Predictor.load(COMMITTED_MODEL)
+
+
 def _both(monkeypatch: pytest.MonkeyPatch, run):
     """`run(predictor)` on the compiled loops, then on the NumPy code, each on a fresh model."""
     compiled = run(Predictor.load(COMMITTED_MODEL))
@@ -58,9 +63,12 @@ def test_compiled_loops_are_built():
     """`pip install -e .` (README, scripts/setup-dev.sh) builds them; a silent build failure would
     make every speed figure here wrong, so the suite says so."""
     assert not os.environ.get("SENTIMENTKIT_PURE_PYTHON")
-    assert features._speedups is not None
+    assert features._speedups is not None, (
+        "the compiled loops (sentimentkit/text/_speedups.c) are not built: run pip install -e . with a C compiler"
+    )
 
 
+@compiled
 def test_token_ids_and_matrices_equal_the_numpy_code(tweets, monkeypatch):
     def run(p: Predictor):
         vec = p._vectorizer
@@ -92,12 +100,14 @@ def table_token(table, tid: int) -> str:
     return names[int(tid)]
 
 
+@compiled
 def test_probabilities_equal_the_numpy_code(tweets, monkeypatch):
     compiled, numpy = _both(monkeypatch, lambda p: p.predict_proba(tweets))
     np.testing.assert_allclose(compiled, numpy, rtol=0, atol=1e-6)
     assert np.array_equal(compiled.argmax(axis=1), numpy.argmax(axis=1))
 
 
+@compiled
 def test_transform_dot_equals_the_matrix_product(tweets):
     p = Predictor.load(COMMITTED_MODEL)
     vec = p._vectorizer
@@ -108,6 +118,7 @@ def test_transform_dot_equals_the_matrix_product(tweets):
         vec.transform_dot(tweets[:3], weights[:-1])
 
 
+@compiled
 def test_char_gram_ids_equal_the_numpy_code(monkeypatch):
     vec = Predictor.load(COMMITTED_MODEL)._vectorizer
     grams = vec._char_grams()
@@ -134,6 +145,7 @@ def test_char_gram_ids_equal_the_numpy_code(monkeypatch):
     assert ids_c[order_c].tolist() == ids_n[order_n].tolist()
 
 
+@compiled
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
@@ -141,8 +153,8 @@ def test_char_gram_ids_equal_the_numpy_code(monkeypatch):
         max_size=8,
     )
 )
-def test_random_text_gives_the_numpy_codes_ids(texts):
-    vec = Predictor.load(COMMITTED_MODEL)._vectorizer
+def test_random_text_gives_the_numpy_codes_ids(committed, texts):
+    vec = committed._vectorizer
     table = vec._table()
     tids, lengths = table.text_ids(texts)
     tokens, counts = preprocess.tokenize_many(texts)
@@ -150,6 +162,7 @@ def test_random_text_gives_the_numpy_codes_ids(texts):
     assert tids.tolist() == table.ids(tokens).tolist()
 
 
+@compiled
 def test_bad_arguments_are_errors_not_crashes():
     from sentimentkit.text import _speedups
 
@@ -167,6 +180,7 @@ def test_bad_arguments_are_errors_not_crashes():
         )  # fmt: skip
 
 
+@compiled
 def test_a_single_text_scores_exactly_as_in_a_batch(tweets):
     """With the compiled loops one text takes the batch path's row computation: same numbers."""
     p = Predictor.load(COMMITTED_MODEL)
