@@ -186,3 +186,56 @@ def test_a_single_text_scores_exactly_as_in_a_batch(tweets):
     p = Predictor.load(COMMITTED_MODEL)
     texts = tweets[:300]
     assert np.array_equal(np.array([p.predict_proba(t) for t in texts]), p.predict_proba(texts))
+
+
+@compiled
+def test_the_chunk_table_verifies_every_match_and_bounds():
+    """chunk_lookup trusts no hash: a slot whose chunk text differs (a collision), or points past
+    the arrays it was given (a reader holding an older version of them), reads as missing."""
+    from sentimentkit.text import _speedups
+    from sentimentkit.text.features import _ChunkIds
+
+    chunks = _ChunkIds()
+    chunks.names += ["abc", "déf"]
+    chunks._mirror(["abc", "déf"], 0)
+
+    def look(texts, where=None, points=None):
+        ids, counts, missing = _speedups.chunk_lookup(
+            texts,
+            preprocess.clean_text,
+            chunks.slots,
+            chunks.where if where is None else where,
+            chunks.points if points is None else points,
+        )
+        return (
+            np.frombuffer(ids, dtype=np.int64).tolist(),
+            np.frombuffer(counts, dtype=np.int64).tolist(),
+            missing,
+        )
+
+    assert look(["abc déf x", "", " déf\u3000abc "]) == ([0, 1, -1, 1, 0], [3, 0, 2], ["x"])
+    assert look(["abc\u2019s &amp; déf"]) == ([-1, -1, 1], [3], ["abc's", "&"])  # cleaned first
+    other = chunks.points.copy()
+    other[:3] = np.frombuffer("abd".encode("utf-32-le"), dtype=np.uint32)  # same hash slot, other text
+    assert look(["abc"], points=other) == ([-1], [1], ["abc"])
+    assert look(["abc déf"], where=chunks.where[:1].copy()) == ([0, -1], [2], ["déf"])
+    assert look(["déf"], points=chunks.points[:4].copy()) == ([-1], [1], ["déf"])
+
+
+@compiled
+def test_the_chunk_table_grows_and_finds_every_chunk():
+    from sentimentkit.text.features import _ChunkIds
+
+    chunks = _ChunkIds()
+    names = [f"w{i}é" if i % 3 else f"w{i}" for i in range(5000)]
+    for start in range(0, len(names), 700):  # several growths of the slots
+        part = names[start : start + 700]
+        chunks.names += part
+        chunks._mirror(part, start)
+    from sentimentkit.text import _speedups
+
+    ids, _, missing = _speedups.chunk_lookup(
+        [" ".join(names + ["nope"])], preprocess.clean_text, chunks.slots, chunks.where, chunks.points
+    )
+    assert np.frombuffer(ids, dtype=np.int64).tolist() == [*range(5000), -1] and missing == ["nope"]
+    assert len(chunks.slots) >= 4 * 5000 // 2

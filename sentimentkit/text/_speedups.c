@@ -533,7 +533,240 @@ static PyObject *lookup(PyObject *Py_UNUSED(self), PyObject *args) {
     return out;
 }
 
+/* The chunk table: raw-text chunks -> chunk ids, as an open-addressing table of (hash, id + 1)
+ * pairs (0: empty) over the chunks' code points, which are kept in one uint32 arena (`points`;
+ * `where` gives each id's (offset, length) in it). features._ChunkIds owns the arrays and keeps a
+ * dict beside them; readers of the table need no lock, because each call holds the GIL throughout
+ * and every index it reads is bounds-checked (an entry it cannot verify reads as missing, and the
+ * caller then asks the dict under the lock). */
+static inline uint64_t mix64(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t points_hash(int kind, const void *data, Py_ssize_t start, Py_ssize_t end) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a over code points, then mixed */
+    for (Py_ssize_t i = start; i < end; i++) {
+        h ^= PyUnicode_READ(kind, data, i);
+        h *= 0x100000001b3ULL;
+    }
+    return mix64(h ^ (uint64_t)(end - start));
+}
+
+static int table_bits(Py_buffer *slots) {
+    Py_ssize_t n = slots->len / 16;
+    int bits = 0;
+    while (((Py_ssize_t)1 << (bits + 1)) <= n) bits++;
+    if (n < 2 || ((Py_ssize_t)1 << bits) != n) {
+        PyErr_SetString(PyExc_ValueError, "chunk table: slots must be a power of two (at least 2) of int64 pairs");
+        return -1;
+    }
+    return bits;
+}
+
+/* chunk_insert(chunks, first_id, slots) -> None: enter chunks[i] with id first_id + i (the caller
+ * keeps the table at most half full, and enters each chunk once). */
+static PyObject *chunk_insert(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *chunks;
+    Py_ssize_t first_id;
+    Py_buffer slots_b;
+    if (!PyArg_ParseTuple(args, "O!nw*", &PyList_Type, &chunks, &first_id, &slots_b)) return NULL;
+    PyObject *result = NULL;
+    int bits = table_bits(&slots_b);
+    if (bits < 0) goto done;
+    int64_t *slots = slots_b.buf;
+    uint64_t mask = ((uint64_t)1 << bits) - 1;
+    Py_ssize_t n = PyList_GET_SIZE(chunks);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *chunk = PyList_GET_ITEM(chunks, i);
+        if (!PyUnicode_Check(chunk)) {
+            PyErr_SetString(PyExc_TypeError, "chunks must be str");
+            goto done;
+        }
+        uint64_t h = points_hash(PyUnicode_KIND(chunk), PyUnicode_DATA(chunk), 0, PyUnicode_GET_LENGTH(chunk));
+        uint64_t slot = h >> (64 - bits), probes = 0;
+        while (slots[2 * slot + 1] != 0) {
+            slot = (slot + 1) & mask;
+            if (++probes > mask) {
+                PyErr_SetString(PyExc_ValueError, "chunk table: full");
+                goto done;
+            }
+        }
+        slots[2 * slot] = (int64_t)h;
+        slots[2 * slot + 1] = first_id + i + 1;
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&slots_b);
+    return result;
+}
+
+typedef struct {
+    Py_ssize_t text, start, end;
+    uint64_t hash, slot;
+    int64_t id;
+} Chunk;
+
+/* Is the chunk the entry `id`? (false for an id or arena range this call's arrays do not hold) */
+static int chunk_is(const Chunk *c, PyObject *text, int64_t id, const int64_t *where, Py_ssize_t n_where,
+                    const uint32_t *points, Py_ssize_t n_points) {
+    if (id < 0 || id >= n_where) return 0;
+    int64_t offset = where[2 * id], length = where[2 * id + 1];
+    if (length != c->end - c->start || offset < 0 || offset + length > n_points) return 0;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (int64_t i = 0; i < length; i++)
+        if (PyUnicode_READ(kind, data, c->start + i) != points[offset + i]) return 0;
+    return 1;
+}
+
+/* chunk_lookup(texts, clean, slots, where, points) -> (chunk ids, chunks per text, missing chunks)
+ * split_lookup's result, from the chunk table instead of a dict: each text cleaned where needed
+ * and split as str.split() splits, every chunk's hash computed and its slot requested from memory
+ * first, then the slots probed and the candidates' code points requested, then compared. */
+static PyObject *chunk_lookup(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *texts, *clean;
+    Py_buffer slots_b, where_b, points_b;
+    if (!PyArg_ParseTuple(args, "O!Oy*y*y*", &PyList_Type, &texts, &clean, &slots_b, &where_b, &points_b))
+        return NULL;
+    PyObject *result = NULL, *missing = NULL, *ids_bytes = NULL, *counts_bytes = NULL;
+    Py_ssize_t n_texts = PyList_GET_SIZE(texts), n_chunks = 0, size = 0;
+    PyObject **objects = PyMem_Calloc(n_texts + 1, sizeof(PyObject *));
+    Chunk *chunks = NULL;
+    Int64s ids = {0}, counts = {0};
+    int bits = table_bits(&slots_b);
+    if (objects == NULL || bits < 0) {
+        if (objects == NULL) PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *slots = slots_b.buf, *where = where_b.buf;
+    const uint32_t *points = points_b.buf;
+    Py_ssize_t n_where = where_b.len / 16, n_points = points_b.len / 4;
+    uint64_t mask = ((uint64_t)1 << bits) - 1;
+    /* split and hash; request each chunk's slot */
+    for (Py_ssize_t t = 0; t < n_texts; t++) {
+        PyObject *text = PyList_GET_ITEM(texts, t);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "texts must be str");
+            goto done;
+        }
+        Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+        if (PyUnicode_FindChar(text, '&', 0, length, 1) >= 0 || PyUnicode_FindChar(text, 0x2018, 0, length, 1) >= 0 ||
+            PyUnicode_FindChar(text, 0x2019, 0, length, 1) >= 0) {
+            text = PyObject_CallOneArg(clean, text);
+            if (text == NULL) goto done;
+            objects[t] = text;
+            if (!PyUnicode_Check(text)) {
+                PyErr_SetString(PyExc_TypeError, "clean must return str");
+                goto done;
+            }
+            length = PyUnicode_GET_LENGTH(text);
+        } else {
+            Py_INCREF(text);
+            objects[t] = text;
+        }
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        int64_t in_text = 0;
+        Py_ssize_t i = 0;
+        while (i < length) {
+            while (i < length && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
+            if (i == length) break;
+            Py_ssize_t start = i;
+            while (i < length && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
+            if (n_chunks == size) {
+                size = size ? 2 * size : 4096;
+                Chunk *grown = PyMem_Realloc(chunks, size * sizeof(Chunk));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                chunks = grown;
+            }
+            Chunk *c = &chunks[n_chunks++];
+            c->text = t;
+            c->start = start;
+            c->end = i;
+            c->hash = points_hash(kind, data, start, i);
+            c->slot = c->hash >> (64 - bits);
+            c->id = -1;
+            __builtin_prefetch(slots + 2 * c->slot);
+            in_text++;
+        }
+        if (int64s_push(&counts, in_text) < 0) goto done;
+    }
+    /* probe to the first entry with the same hash; request its place in the arena */
+    for (Py_ssize_t k = 0; k < n_chunks; k++) {
+        Chunk *c = &chunks[k];
+        for (;;) {
+            int64_t id = slots[2 * c->slot + 1];
+            if (id == 0) break;
+            if ((uint64_t)slots[2 * c->slot] == c->hash) {
+                c->id = id - 1;
+                if (c->id < n_where) __builtin_prefetch(where + 2 * c->id);
+                break;
+            }
+            c->slot = (c->slot + 1) & mask;
+        }
+    }
+    for (Py_ssize_t k = 0; k < n_chunks; k++) {
+        int64_t id = chunks[k].id;
+        if (id >= 0 && id < n_where && where[2 * id] >= 0 && where[2 * id] < n_points)
+            __builtin_prefetch(points + where[2 * id]);
+    }
+    /* compare the code points (on a mismatch, a hash collision: probe on) */
+    missing = PyList_New(0);
+    if (missing == NULL) goto done;
+    for (Py_ssize_t k = 0; k < n_chunks; k++) {
+        Chunk *c = &chunks[k];
+        PyObject *text = objects[c->text];
+        while (c->id >= 0 && !chunk_is(c, text, c->id, where, n_where, points, n_points)) {
+            c->id = -1;
+            for (;;) {
+                c->slot = (c->slot + 1) & mask;
+                int64_t id = slots[2 * c->slot + 1];
+                if (id == 0) break;
+                if ((uint64_t)slots[2 * c->slot] == c->hash) {
+                    c->id = id - 1;
+                    break;
+                }
+            }
+        }
+        if (c->id < 0) {
+            PyObject *chunk = PyUnicode_Substring(text, c->start, c->end);
+            int failed = chunk == NULL || PyList_Append(missing, chunk) < 0;
+            Py_XDECREF(chunk);
+            if (failed) goto done;
+        }
+        if (int64s_push(&ids, c->id) < 0) goto done;
+    }
+    ids_bytes = int64s_bytes(&ids);
+    counts_bytes = int64s_bytes(&counts);
+    if (ids_bytes != NULL && counts_bytes != NULL) result = PyTuple_Pack(3, ids_bytes, counts_bytes, missing);
+done:
+    if (objects != NULL)
+        for (Py_ssize_t t = 0; t < n_texts; t++) Py_XDECREF(objects[t]);
+    PyMem_Free(objects);
+    PyMem_Free(chunks);
+    PyMem_Free(ids.items);
+    PyMem_Free(counts.items);
+    Py_XDECREF(ids_bytes);
+    Py_XDECREF(counts_bytes);
+    Py_XDECREF(missing);
+    PyBuffer_Release(&slots_b);
+    PyBuffer_Release(&where_b);
+    PyBuffer_Release(&points_b);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"chunk_insert", chunk_insert, METH_VARARGS, "enter chunks in a chunk table (see features._ChunkIds)"},
+    {"chunk_lookup", chunk_lookup, METH_VARARGS, "texts -> chunk ids in a chunk table (see features._ChunkIds)"},
     {"lookup", lookup, METH_VARARGS, "keys -> their ids in a dict, -1 where missing"},
     {"split_lookup", split_lookup, METH_VARARGS, "texts -> chunk ids in an index (see features._TokenTable)"},
     {"char_gram_ids", char_gram_ids, METH_VARARGS, "char_wb n-gram ids of words (see features._CharGrams)"},

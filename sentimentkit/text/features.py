@@ -676,6 +676,14 @@ class _ChunkIds:
         self.kind = np.zeros(1024, dtype=np.int8)
         self.flat = np.zeros(16384, dtype=np.int64)
         self.used = 0
+        # With the compiled loops, `index` is mirrored in a table they can read without making a
+        # string per chunk (see chunk_lookup in _speedups.c): (hash, id + 1) slots, at most half
+        # full, over the chunks' code points in one arena; `where` is each id's (offset, length).
+        self.compiled = _speedups  # kept for this object's life (tests switch the module's off)
+        self.slots = np.zeros((1024, 2), dtype=np.int64)
+        self.where = np.zeros((1024, 2), dtype=np.int64)
+        self.points = np.zeros(16384, dtype=np.uint32)
+        self.n_points = 0
 
     def add(self, table: _TokenTable, chunks: list[str], looked_up: int) -> None:
         """Enter new chunks with their plain token ids (the negated ones wait until needed);
@@ -707,7 +715,33 @@ class _ChunkIds:
             self.start[first:stop, 1] = -1
             self.kind[first:stop] = kinds
             self.names.extend(new)
+            if self.compiled is not None:
+                self._mirror(new, first)
             self.index.update(zip(new, range(first, stop)))  # last: readers see whole entries
+
+    def _mirror(self, new: list[str], first: int) -> None:
+        """Enter new chunks (ids from `first`) in the compiled loops' table; the caller holds the
+        lock. Arrays are filled before the slots that point into them; a grown slot array is
+        filled whole before it replaces the old one."""
+        stop = first + len(new)
+        points = np.frombuffer("".join(new).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        lengths = np.fromiter(map(len, new), dtype=np.int64, count=len(new))
+        at, end = self.n_points, self.n_points + len(points)
+        if end > len(self.points):
+            self.points = _grown(self.points, end)
+        self.points[at:end] = points
+        self.n_points = end
+        if stop > len(self.where):
+            self.where = _grown(self.where, stop)
+        self.where[first:stop, 0] = at + np.cumsum(lengths) - lengths
+        self.where[first:stop, 1] = lengths
+        if 2 * stop > len(self.slots):
+            slots = np.zeros((1 << (4 * stop - 1).bit_length(), 2), dtype=np.int64)  # a quarter full
+            self.compiled.chunk_insert(self.names[:first], 0, slots)
+            self.compiled.chunk_insert(new, first, slots)
+            self.slots = slots
+        else:
+            self.compiled.chunk_insert(new, first, self.slots)
 
     def add_negated(self, table: _TokenTable, cids: list[int]) -> None:
         """Fill in the token ids of chunks as entered inside a negation scope."""
@@ -806,8 +840,10 @@ class _TokenTable:
         if len(chunks.index) > _CHUNK_IDS_MAX:  # bounded memory: start a new one (tokens stay)
             chunks = self.chunks = _ChunkIds()
         looked_up = len(chunks.names)
-        if _speedups is not None:  # the same in one compiled pass
-            found, counts, new = _speedups.split_lookup(texts, chunks.index, clean_text)
+        if _speedups is not None and chunks.compiled is not None:  # the same, compiled
+            found, counts, new = _speedups.chunk_lookup(
+                texts, clean_text, chunks.slots, chunks.where, chunks.points
+            )
             cids, n_chunks = np.frombuffer(found, dtype=np.int64), np.frombuffer(counts, dtype=np.int64)
             missing = np.flatnonzero(cids < 0)
         else:
