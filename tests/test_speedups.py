@@ -162,12 +162,19 @@ def test_random_text_gives_the_numpy_codes_ids(committed, texts):
     assert tids.tolist() == table.ids(tokens).tolist()
 
 
+_EMPTY2, _EMPTY32 = np.zeros((0, 2), np.int64), np.zeros(0, np.uint32)
+
+
 @compiled
 def test_bad_arguments_are_errors_not_crashes():
     from sentimentkit.text import _speedups
 
     with pytest.raises(TypeError):
-        _speedups.split_lookup(["ok", 3], {}, preprocess.clean_text)
+        _speedups.chunk_lookup(
+            ["ok", 3], preprocess.clean_text, np.zeros((4, 2), np.int64), _EMPTY2, _EMPTY32
+        )
+    with pytest.raises(ValueError, match="power of two"):
+        _speedups.chunk_lookup(["ok"], preprocess.clean_text, np.zeros((3, 2), np.int64), _EMPTY2, _EMPTY32)
     with pytest.raises(TypeError):
         _speedups.lookup("not a list", {})
     grams = Predictor.load(COMMITTED_MODEL)._vectorizer._char_grams()

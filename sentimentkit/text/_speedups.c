@@ -438,82 +438,6 @@ static PyObject *int64s_bytes(Int64s *a) {
     return PyByteArray_FromStringAndSize((const char *)a->items, a->used * (Py_ssize_t)sizeof(int64_t));
 }
 
-/* split_lookup(texts, index, clean) -> (chunk ids, chunks per text, missing chunks)
- * Each text cleaned (`clean(text)`, called only for a text with "&" or a curly apostrophe, the
- * only characters preprocess.clean_text changes) and split as str.split() splits; each chunk
- * looked up in `index` (chunk -> id). Chunk ids (-1 where missing) and each text's number of
- * chunks come back as bytearrays of int64, the missing chunks as a list in order. */
-static PyObject *split_lookup(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *texts, *index, *clean;
-    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &texts, &PyDict_Type, &index, &clean)) return NULL;
-    Int64s ids = {0}, counts = {0};
-    PyObject *missing = PyList_New(0), *result = NULL, *ids_bytes = NULL, *counts_bytes = NULL;
-    if (missing == NULL) return NULL;
-    Py_ssize_t n_texts = PyList_GET_SIZE(texts);
-    for (Py_ssize_t t = 0; t < n_texts; t++) {
-        PyObject *text = PyList_GET_ITEM(texts, t);
-        if (!PyUnicode_Check(text)) {
-            PyErr_SetString(PyExc_TypeError, "texts must be str");
-            goto done;
-        }
-        Py_INCREF(text);
-        Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-        if (PyUnicode_FindChar(text, '&', 0, length, 1) >= 0 || PyUnicode_FindChar(text, 0x2018, 0, length, 1) >= 0 ||
-            PyUnicode_FindChar(text, 0x2019, 0, length, 1) >= 0) {
-            PyObject *cleaned = PyObject_CallOneArg(clean, text);
-            Py_DECREF(text);
-            if (cleaned == NULL) goto done;
-            if (!PyUnicode_Check(cleaned)) {
-                Py_DECREF(cleaned);
-                PyErr_SetString(PyExc_TypeError, "clean must return str");
-                goto done;
-            }
-            text = cleaned;
-            length = PyUnicode_GET_LENGTH(text);
-        }
-        int kind = PyUnicode_KIND(text);
-        const void *data = PyUnicode_DATA(text);
-        int64_t n_chunks = 0;
-        Py_ssize_t i = 0;
-        while (i < length) {
-            while (i < length && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
-            if (i == length) break;
-            Py_ssize_t start = i;
-            while (i < length && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
-            PyObject *chunk = PyUnicode_Substring(text, start, i);
-            if (chunk == NULL) {
-                Py_DECREF(text);
-                goto done;
-            }
-            PyObject *found = PyDict_GetItemWithError(index, chunk); /* borrowed */
-            int64_t id = -1;
-            if (found != NULL) {
-                id = PyLong_AsLongLong(found);
-                if (id == -1 && PyErr_Occurred()) found = NULL;
-            }
-            int failed = PyErr_Occurred() != NULL || (found == NULL && PyList_Append(missing, chunk) < 0);
-            Py_DECREF(chunk);
-            if (failed || int64s_push(&ids, id) < 0) {
-                Py_DECREF(text);
-                goto done;
-            }
-            n_chunks++;
-        }
-        Py_DECREF(text);
-        if (int64s_push(&counts, n_chunks) < 0) goto done;
-    }
-    ids_bytes = int64s_bytes(&ids);
-    counts_bytes = int64s_bytes(&counts);
-    if (ids_bytes != NULL && counts_bytes != NULL) result = PyTuple_Pack(3, ids_bytes, counts_bytes, missing);
-done:
-    PyMem_Free(ids.items);
-    PyMem_Free(counts.items);
-    Py_XDECREF(ids_bytes);
-    Py_XDECREF(counts_bytes);
-    Py_DECREF(missing);
-    return result;
-}
-
 /* lookup(keys, index) -> bytearray of int64: index[key] for each key, -1 where it is missing. */
 static PyObject *lookup(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *keys, *index;
@@ -626,9 +550,11 @@ static int chunk_is(const Chunk *c, PyObject *text, int64_t id, const int64_t *w
 }
 
 /* chunk_lookup(texts, clean, slots, where, points) -> (chunk ids, chunks per text, missing chunks)
- * split_lookup's result, from the chunk table instead of a dict: each text cleaned where needed
- * and split as str.split() splits, every chunk's hash computed and its slot requested from memory
- * first, then the slots probed and the candidates' code points requested, then compared. */
+ * Each text cleaned (`clean(text)`, called only for a text with "&" or a curly apostrophe, the
+ * only characters preprocess.clean_text changes) and split as str.split() splits; ids (-1 where
+ * missing) and each text's number of chunks as bytearrays of int64, the missing chunks as a list
+ * in order. Every chunk's hash is computed and its slot requested from memory first, then the
+ * slots are probed and the candidates' code points requested, then compared. */
 static PyObject *chunk_lookup(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *texts, *clean;
     Py_buffer slots_b, where_b, points_b;
@@ -768,7 +694,6 @@ static PyMethodDef methods[] = {
     {"chunk_insert", chunk_insert, METH_VARARGS, "enter chunks in a chunk table (see features._ChunkIds)"},
     {"chunk_lookup", chunk_lookup, METH_VARARGS, "texts -> chunk ids in a chunk table (see features._ChunkIds)"},
     {"lookup", lookup, METH_VARARGS, "keys -> their ids in a dict, -1 where missing"},
-    {"split_lookup", split_lookup, METH_VARARGS, "texts -> chunk ids in an index (see features._TokenTable)"},
     {"char_gram_ids", char_gram_ids, METH_VARARGS, "char_wb n-gram ids of words (see features._CharGrams)"},
     {"featurize", featurize, METH_VARARGS, "TF-IDF + lexicon rows of token-id documents (see features)"},
     {NULL, NULL, 0, NULL},
