@@ -76,7 +76,12 @@ def latencies(model: Callable[[str], object], vader: Callable[[str], object], te
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "model.pkl")
-    parser.add_argument("--unlabeled", type=int, default=20_000, help="unseen unlabeled tweets, batch pass")
+    parser.add_argument(
+        "--unlabeled", type=int, default=20_000, help="unseen unlabeled tweets per batch pass"
+    )
+    parser.add_argument(
+        "--slices", type=int, default=3, help="batch passes, each over other unseen unlabeled tweets"
+    )
     parser.add_argument("--latency", type=int, default=3_000, help="unseen unlabeled tweets, one call each")
     parser.add_argument("--batch", type=int, default=1_000, help="texts per predict_proba call")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
@@ -84,7 +89,7 @@ def main() -> int:
     load_before = os.getloadavg()
     train = pd.read_csv(SHARED / "semeval2017" / "train.csv")["text"].tolist()
     test = pd.read_csv(SHARED / "semeval2017" / "test.csv")["text"].tolist()
-    fresh, single = unseen_slices(train, test, (args.unlabeled, args.latency))
+    fresh, single = unseen_slices(train, test, (args.unlabeled * args.slices, args.latency))
 
     began = time.perf_counter()
     predictor = Predictor.load(args.model)
@@ -97,9 +102,15 @@ def main() -> int:
     side_by_side(model_batch, vader_batch, train, args.batch)  # warm-up on train only
 
     rows = [
-        (f"SemEval-2017 test tweets ({len(test):,}), unseen", side_by_side(model_batch, vader_batch, test, args.batch)),
-        (f"unlabeled in-domain tweets ({len(fresh):,}), unseen", side_by_side(model_batch, vader_batch, fresh, args.batch)),
-    ]  # fmt: skip
+        (
+            f"SemEval-2017 test tweets ({len(test):,}), unseen",
+            side_by_side(model_batch, vader_batch, test, args.batch),
+        )
+    ]
+    for k in range(args.slices):  # other unseen tweets each time: how much the ratio moves run to run
+        part = fresh[k * args.unlabeled : (k + 1) * args.unlabeled]
+        name = f"unlabeled in-domain tweets, slice {k + 1} of {args.slices} ({len(part):,}), unseen"
+        rows.append((name, side_by_side(model_batch, vader_batch, part, args.batch)))
     lat = latencies(predictor.predict_proba, vader.polarity_scores, single)
     again = side_by_side(model_batch, vader_batch, test, args.batch)  # caches now hold these texts
     report = render(args, rows, again, lat, load_ms, vader_load_ms, load_before, os.getloadavg())
@@ -117,11 +128,12 @@ def render(args: argparse.Namespace, rows: list, again: tuple[float, float], lat
         "| texts (one pass each) | model texts/s | VADER texts/s | model / VADER |",
         "|---|---:|---:|---:|",
     ]
-    table += [f"| {name} | {m:,.0f} | {v:,.0f} | {m / v:.2f}x |" for name, (m, v) in rows]
+    table += [f"| {name} | {m:,.0f} | {v:,.0f} | {_ratio(m, v)} |" for name, (m, v) in rows]
     table.append(
         f"| *not new text:* the test tweets a second time (caches hold them) | {again[0]:,.0f} | {again[1]:,.0f} "
-        f"| {again[0] / again[1]:.2f}x |"
+        f"| {_ratio(*again)} |"
     )
+    unlabeled = [m / v for name, (m, v) in rows if name.startswith("unlabeled")]
     load = lambda a: " / ".join(f"{x:.2f}" for x in a)  # noqa: E731
     return "\n".join([
         "# Prediction speed on unseen text: default model vs VADER (one process, one run)",
@@ -129,14 +141,17 @@ def render(args: argparse.Namespace, rows: list, again: tuple[float, float], lat
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, Python "
         f"{platform.python_version()}, {os.cpu_count()} CPUs shared with other work; load average (1/5/15 min) "
         f"{load(load_before)} before, {load(load_after)} after. Command: `python benchmarks/throughput.py "
-        f"--unlabeled {args.unlabeled} --latency {args.latency} --batch {args.batch}`.",
+        f"--unlabeled {args.unlabeled} --slices {args.slices} --latency {args.latency} --batch {args.batch}`.",
         "",
         "Both were first warmed up on the 48,286 SemEval-2017 train tweets; every text below is then scored",
         f"once, in calls of {args.batch:,} raw strings (model: `Predictor.predict_proba`; VADER: `polarity_scores`",
         "per text), model and VADER taking turns call by call on the same texts. The unlabeled tweets are",
-        "distinct, and none is in train or test.",
+        "distinct, and none is in train or test; each slice is other tweets.",
         "",
         *table,
+        "",
+        f"Unlabeled slices: model / VADER from {_ratio(min(unlabeled), 1)} to {_ratio(max(unlabeled), 1)}, "
+        f"median {_ratio(float(np.median(unlabeled)), 1)}.",
         "",
         f"Single-text calls on {len(lat):,} other unseen unlabeled tweets (one call each, alternating):",
         "",
@@ -153,6 +168,11 @@ def render(args: argparse.Namespace, rows: list, again: tuple[float, float], lat
         "because both ran in turns under the same load.",
         "",
     ])  # fmt: skip
+
+
+def _ratio(a: float, b: float) -> str:
+    """a / b with two decimals, rounded down (a ratio is never rounded up to a target)."""
+    return f"{np.floor(a / b * 100) / 100:.2f}x"
 
 
 if __name__ == "__main__":

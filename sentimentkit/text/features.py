@@ -24,8 +24,10 @@ threads. Its only mutable state is caches: the per-token (and per-chunk) table g
 token in the index only after its entry is complete, in arrays that are replaced (never shrunk or
 rewritten) when they grow, so lock-free readers see complete entries; the lazily built pieces
 (token table, char n-gram index, IDF vector) may be built twice by racing threads, each copy
-complete and equal; preprocess's chunk cache is a dict used with single atomic operations. Each
-call's matrices are its own. This relies on CPython's GIL making those dict and attribute operations
+complete and equal; preprocess's chunk cache is a dict used with single atomic operations. The
+compiled loops hold the GIL for each call, read the tables only, and bounds-check every index they
+follow, so a reader that meets an entry it cannot verify (arrays of different versions) treats the
+chunk as missing and asks again under the lock. Each call's matrices are its own. This relies on CPython's GIL making those dict and attribute operations
 atomic. `tests/test_features.py` checks that 8 threads sharing one model on unseen texts give
 exactly the single-threaded probabilities. Threads do not make scoring faster (the GIL); they make
 it safe to share one model between a server's threads.
