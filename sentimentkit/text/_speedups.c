@@ -47,6 +47,14 @@ static inline int64_t key_get(const KeyIndex *index, int64_t key) {
     }
 }
 
+/* Item i of a list, which must be a str (borrowed; NULL with TypeError otherwise). */
+static PyObject *str_item(PyObject *list, Py_ssize_t i, const char *what) {
+    PyObject *item = PyList_GET_ITEM(list, i);
+    if (PyUnicode_Check(item)) return item;
+    PyErr_Format(PyExc_TypeError, "%s must be str", what);
+    return NULL;
+}
+
 static int check_size(Py_buffer *buf, Py_ssize_t items, Py_ssize_t itemsize, const char *name) {
     if (buf->len < items * itemsize) {
         PyErr_Format(PyExc_ValueError, "%s: buffer too small (%zd bytes, need %zd)", name, buf->len,
@@ -97,11 +105,8 @@ static PyObject *char_gram_ids(PyObject *Py_UNUSED(self), PyObject *args) {
     if (owners_out.len / 8 < capacity) capacity = owners_out.len / 8;
     Py_ssize_t n_words = PyList_GET_SIZE(words);
     for (Py_ssize_t w = 0; w < n_words; w++) {
-        PyObject *word = PyList_GET_ITEM(words, w);
-        if (!PyUnicode_Check(word)) {
-            PyErr_SetString(PyExc_TypeError, "words must be str");
-            goto done;
-        }
+        PyObject *word = str_item(words, w, "words");
+        if (word == NULL) goto done;
         Py_ssize_t length = PyUnicode_GET_LENGTH(word), padded_length = length + 2;
         if (padded_length > size) {
             size = 2 * padded_length;
@@ -506,11 +511,8 @@ static PyObject *chunk_insert(PyObject *Py_UNUSED(self), PyObject *args) {
     uint64_t mask = ((uint64_t)1 << bits) - 1;
     Py_ssize_t n = PyList_GET_SIZE(chunks);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *chunk = PyList_GET_ITEM(chunks, i);
-        if (!PyUnicode_Check(chunk)) {
-            PyErr_SetString(PyExc_TypeError, "chunks must be str");
-            goto done;
-        }
+        PyObject *chunk = str_item(chunks, i, "chunks");
+        if (chunk == NULL) goto done;
         uint64_t h = points_hash(PyUnicode_KIND(chunk), PyUnicode_DATA(chunk), 0, PyUnicode_GET_LENGTH(chunk));
         uint64_t slot = h >> (64 - bits), probes = 0;
         while (slots[2 * slot + 1] != 0) {
@@ -576,11 +578,8 @@ static PyObject *chunk_lookup(PyObject *Py_UNUSED(self), PyObject *args) {
     uint64_t mask = ((uint64_t)1 << bits) - 1;
     /* split and hash; request each chunk's slot */
     for (Py_ssize_t t = 0; t < n_texts; t++) {
-        PyObject *text = PyList_GET_ITEM(texts, t);
-        if (!PyUnicode_Check(text)) {
-            PyErr_SetString(PyExc_TypeError, "texts must be str");
-            goto done;
-        }
+        PyObject *text = str_item(texts, t, "texts");
+        if (text == NULL) goto done;
         Py_ssize_t length = PyUnicode_GET_LENGTH(text);
         if (PyUnicode_FindChar(text, '&', 0, length, 1) >= 0 || PyUnicode_FindChar(text, 0x2018, 0, length, 1) >= 0 ||
             PyUnicode_FindChar(text, 0x2019, 0, length, 1) >= 0) {
