@@ -27,8 +27,8 @@ rewritten) when they grow, so lock-free readers see complete entries; the lazily
 complete and equal; preprocess's chunk cache is a dict used with single atomic operations. The
 compiled loops hold the GIL for each call, read the tables only, and bounds-check every index they
 follow, so a reader that meets an entry it cannot verify (arrays of different versions) treats the
-chunk as missing and asks again under the lock. Each call's matrices are its own. This relies on CPython's GIL making those dict and attribute operations
-atomic. `tests/test_features.py` checks that 8 threads sharing one model on unseen texts give
+chunk as missing and asks again under the lock. Each call's matrices are its own. This relies on
+CPython's GIL making those dict and attribute operations atomic. `tests/test_features.py` checks that 8 threads sharing one model on unseen texts give
 exactly the single-threaded probabilities. Threads do not make scoring faster (the GIL); they make
 it safe to share one model between a server's threads.
 """
