@@ -28,9 +28,10 @@ complete and equal; preprocess's chunk cache is a dict used with single atomic o
 compiled loops hold the GIL for each call, read the tables only, and bounds-check every index they
 follow, so a reader that meets an entry it cannot verify (arrays of different versions) treats the
 chunk as missing and asks again under the lock. Each call's matrices are its own. This relies on
-CPython's GIL making those dict and attribute operations atomic. `tests/test_features.py` checks that 8 threads sharing one model on unseen texts give
-exactly the single-threaded probabilities. Threads do not make scoring faster (the GIL); they make
-it safe to share one model between a server's threads.
+CPython's GIL making those dict and attribute operations atomic. `tests/test_features.py` checks
+that 8 threads sharing one model on unseen texts give exactly the single-threaded probabilities.
+Threads do not make scoring faster (the GIL); they make it safe to share one model between a
+server's threads.
 """
 
 from __future__ import annotations
@@ -579,8 +580,10 @@ class _CharGrams:
     window by window, and matched in a hash table (`_KeyIndex`). For a word without whitespace the char_wb
     n-grams are the windows of " word " of every size in the range up to its padded length (sklearn
     stops at the padded word itself); words with whitespace, and vocabularies whose alphabet is too
-    large for the keys, or batches of only a few words, go through sklearn's own analyzer. `tests/test_features.py` checks the ids
-    against sklearn's analyzer.
+    large for the keys, or (without the compiled loops) batches of only a few words, go through
+    sklearn's own analyzer. With the compiled loops, `_speedups.char_gram_ids` does the windows and
+    the hash-table probes word by word. `tests/test_features.py` checks the ids against sklearn's
+    analyzer.
     """
 
     def __init__(self, char_vectorizer: TfidfVectorizer, analyzer: Callable[[str], list[str]]) -> None:
