@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
 if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq chromium >/dev/null
 fi
@@ -15,9 +16,8 @@ fi
 HEADERS=$(python3 -c 'import os, sysconfig; print(os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))')
 if ! command -v cc >/dev/null 2>&1 || [ "$HEADERS" != True ]; then
   # a C compiler and Python's headers, for the compiled inner loops (sentimentkit/text/_speedups.c)
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc libc6-dev python3-dev >/dev/null
+  $SUDO apt-get install -y -qq gcc libc6-dev python3-dev >/dev/null
 fi
 
 python3 -m venv .venv

@@ -1,7 +1,11 @@
 /* Compiled inner loops of sentimentkit.text.features (optional: the package works without them).
  *
- * Two loops that NumPy can only express as many whole-array passes with large temporaries:
+ * Loops that NumPy can only express as many whole-array passes with large temporaries, or that
+ * Python runs one object at a time:
  *
+ * - chunk_lookup / chunk_insert: raw-text chunks -> chunk ids in a hash table over their code
+ *   points (features._ChunkIds), without making a string per known chunk;
+ * - lookup: a list of keys -> their ids in a dict, as one int64 array;
  * - char_gram_ids: the char_wb n-gram ids of new words (each window of " word " encoded as an
  *   integer key and probed in the vocabulary's open-addressing hash table, `_KeyIndex`);
  * - featurize: documents given as token ids -> the TF-IDF rows (word block, char block, each L2
@@ -10,10 +14,11 @@
  *
  * They compute what the NumPy code in features.py computes, in the same floating-point types
  * (float32 TF-IDF values, float64 norms and lexicon sums); only summation order may differ, at the
- * level of float rounding. tests/test_features.py checks both against each other and against
- * scikit-learn. Arrays come in through the buffer protocol; features.py passes contiguous arrays
- * of the stated dtypes and sizes. The GIL is held throughout, so `scratch` (owned by one token
- * table) is never used by two calls at once.
+ * level of float rounding. tests/test_speedups.py checks the two against each other, and every test
+ * in tests/test_features.py (which compares with scikit-learn) runs on both. Arrays come in through
+ * the buffer protocol; features.py passes contiguous arrays of the stated dtypes and sizes. The GIL
+ * is held throughout each call, so `scratch` (owned by one token table) is never used by two calls
+ * at once.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
