@@ -1,6 +1,6 @@
 """Cost of flagging Excel formulas that have no saved value: the one-pass reader vs openpyxl's own read.
 
-The batch reader (`sentimentkit.serving.tables.read_excel`) used to read a sheet with openpyxl's
+The batch reader (`sentimentkit.io.tables.read_excel`) used to read a sheet with openpyxl's
 read-only `iter_rows(values_only=True)` over the saved values (data_only), which gives None for a
 formula cell that has no saved value. It now parses the sheet once with openpyxl's parser, keeping
 the saved values and turning a formula without one into an `UnsavedFormula` (`tables._sheet_rows`).

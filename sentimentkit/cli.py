@@ -260,7 +260,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sentimentkit.config import SPLITS
-    from sentimentkit.mlops.storage import local_dir
+    from sentimentkit.io.storage import local_dir
     from sentimentkit.training.train import register_trained, train
 
     overrides = {"C": args.C, "recency_beta": args.recency_beta}
@@ -284,7 +284,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sentimentkit.data import load_labelled_csv
-    from sentimentkit.mlops.storage import local_input
+    from sentimentkit.io.storage import local_input
     from sentimentkit.serving.loader import load_predictor
     from sentimentkit.training.evaluate import format_report, metrics
 
@@ -329,7 +329,7 @@ def _predict_file(args: argparse.Namespace) -> int:
         raise UsageError("--input needs --output FILE.csv (or .parquet) for the scored rows")
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
-    from sentimentkit.mlops.storage import is_remote, local_input, local_output
+    from sentimentkit.io.storage import is_remote, local_input, local_output
 
     if is_remote(args.output) and args.output == args.input:  # the local copies differ; the blob would not
         raise UsageError(f"The output {args.output!r} is the input file; choose another name for the scores.")
@@ -513,10 +513,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
+    from sentimentkit.io.storage import write_bytes
     from sentimentkit.mlops import monitor
     from sentimentkit.mlops.predlog import parse_age
     from sentimentkit.mlops.report import render_html
-    from sentimentkit.mlops.storage import write_bytes
 
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")

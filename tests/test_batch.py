@@ -9,6 +9,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from sentimentkit.io.tables import FIELD_LIMIT
 from sentimentkit.serving.base import OUTPUT_COLUMNS, UNSAVED_FORMULA
 from sentimentkit.serving.batch import (
     NOT_SCORED,
@@ -31,7 +32,6 @@ from sentimentkit.serving.batch import (
     score_table,
 )
 from sentimentkit.serving.batch import csv_text as scored_csv_text
-from sentimentkit.serving.tables import FIELD_LIMIT
 from tests.workbooks import xlsx_bytes
 
 ROWS = [("1", "I love this, great day"), ("2", "café crème, so sad :("), ("3", "the train leaves at two")]

@@ -26,6 +26,7 @@ from sentimentkit.api.errors import ApiError, StreamAbortedError, only
 from sentimentkit.api.log import log_event
 from sentimentkit.api.service import CSV_ROUTE, note_records, predictor_of, request_info
 from sentimentkit.config import Settings
+from sentimentkit.io.tables import Chunk
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.batch import (
     BatchError,
@@ -35,7 +36,6 @@ from sentimentkit.serving.batch import (
     open_table,
     scored_frame,
 )
-from sentimentkit.serving.tables import Chunk
 
 STREAM_ERROR_MARKER = "#sentimentkit-error"
 ROWS_HEADER = "X-Sentimentkit-Rows"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sentimentkit.config import Settings
-from sentimentkit.mlops import storage
+from sentimentkit.io import storage
 from sentimentkit.mlops.profile import model_vocabulary, text_stats, token_hash
 from sentimentkit.serving.remote import RemotePredictor
 

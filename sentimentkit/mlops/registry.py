@@ -29,7 +29,8 @@ from typing import Any
 
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
-from sentimentkit.mlops import CHALLENGER, CHAMPION, MODEL_NAMES, TFIDF_MODEL, TRANSFORMER_MODEL, storage
+from sentimentkit.io import storage
+from sentimentkit.mlops import CHALLENGER, CHAMPION, MODEL_NAMES, TFIDF_MODEL, TRANSFORMER_MODEL
 from sentimentkit.models.card import ModelError, card_file
 
 EXPERIMENT = "sentimentkit"

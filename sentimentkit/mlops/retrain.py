@@ -35,7 +35,8 @@ from typing import Any
 
 import pandas as pd
 
-from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, storage
+from sentimentkit.io import storage
+from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
 
 STATE_DIR = "_sentimentkit"  # inside `incoming` unless --state says otherwise
 MANIFEST = "manifest.json"

@@ -39,9 +39,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sentimentkit.io.tables import BatchError, Chunk, check_column, open_table
+from sentimentkit.io.write import atomic_output, csv_text, same_file
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
-from sentimentkit.serving.batch import FileResult, atomic_output, csv_text, same_file, score_chunk
-from sentimentkit.serving.tables import BatchError, Chunk, check_column, open_table
+from sentimentkit.serving.batch import FileResult, score_chunk
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.

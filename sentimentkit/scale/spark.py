@@ -97,7 +97,8 @@ def score_spark_frame(
 
     `escape_formulas`: neutralise cells a spreadsheet would run, as every CSV the CLI writes does.
     """
-    from sentimentkit.serving.batch import neutralise_formulas, score_chunk
+    from sentimentkit.io.formula import neutralise_formulas
+    from sentimentkit.serving.batch import score_chunk
 
     if text_column not in frame.columns:
         raise ModelError(f"Column {text_column!r} not found; the columns are {frame.columns}.")

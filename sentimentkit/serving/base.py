@@ -18,10 +18,8 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
+from sentimentkit.io.columns import OUTPUT_COLUMNS, PROBA_COLUMNS, UnsavedFormula, input_column_renames
 from sentimentkit.models.card import DEFAULT_THRESHOLD
-
-PROBA_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
-OUTPUT_COLUMNS: tuple[str, ...] = ("sentiment", "confidence", *PROBA_COLUMNS, "uncertain", "error")
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -46,14 +44,6 @@ UNSAVED_FORMULA = (
     "formula with no saved value: open and save the workbook in Excel (it stores the results), "
     "or export it as CSV"
 )
-
-
-class UnsavedFormula(str):
-    """A spreadsheet cell holding a formula but no computed value (its workbook was written by a
-    script or library and never calculated and saved by Excel). The string is the formula ("=A2&B2"),
-    so outputs show what the cell holds; `text_error` flags it rather than scoring the formula."""
-
-    __slots__ = ()
 
 
 def text_error(value: object, max_chars: int) -> str | None:
@@ -186,21 +176,6 @@ class BasePredictor:
 def error_record(error: str | None) -> dict[str, Any]:
     """The result dict of an item that could not be scored."""
     return {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": error}
-
-
-def input_column_renames(columns: Sequence[Any]) -> dict[Any, str]:
-    """New names for input columns named like an output column: the suffix `_input` (plus `_`
-    until the name is free), so appending the outputs overwrites nothing."""
-    taken = {str(c) for c in columns}
-    renames: dict[Any, str] = {}
-    for column in columns:
-        if column in OUTPUT_COLUMNS:
-            new = f"{column}_input"
-            while new in taken:
-                new += "_"
-            taken.add(new)
-            renames[column] = new
-    return renames
 
 
 def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:

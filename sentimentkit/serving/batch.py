@@ -15,20 +15,16 @@ rows that cannot be scored are flagged in `error`, never dropped.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor, records_to_frame
-from sentimentkit.serving.tables import (
+from sentimentkit.io.formula import neutralise_formulas
+from sentimentkit.io.tables import (
     CLI_HINT,
     BatchError,
     Chunk,
@@ -42,9 +38,9 @@ from sentimentkit.serving.tables import (
     open_table,
     read_table,
 )
+from sentimentkit.io.write import atomic_output, csv_text, result_csv_bytes, same_file
+from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor, records_to_frame
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # The label used in summaries for rows that could not be scored (empty, not text, too long).
 NOT_SCORED = "not scored"
 ProgressCallback = Callable[[int, int], None]
@@ -130,91 +126,6 @@ def score_table(
     return pd.concat(parts)
 
 
-# --- CSV output ---------------------------------------------------------------------------------
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix with ' every text cell (and column name) that a spreadsheet would run as a formula:
-    it starts with = + - @ tab or CR and is not a number (OWASP CSV-injection advice)."""
-    out = frame.copy()
-    for column in out.columns:
-        if _may_hold_text(out[column]):
-            out[column] = out[column].map(_neutralise_cell)
-    out.columns = [_neutralise_cell(c) for c in out.columns]
-    return out
-
-
-def _may_hold_text(values: pd.Series) -> bool:
-    return values.dtype == object or pd.api.types.is_string_dtype(values)
-
-
-def _neutralise_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER_RE.match(value):
-        return "'" + value
-    return value
-
-
-def csv_text(scored: pd.DataFrame, header: bool = True) -> str:
-    """A scored chunk as CSV text, formulas neutralised: the one writer of every CSV we hand out."""
-    safe = neutralise_formulas(scored)
-    # The csv writer quotes a cell only for the characters of its line end, so with "\n" a lone "\r"
-    # inside a text (old Mac line ends) would be written bare and split the row for every reader.
-    # Such a chunk is written with "\r\n" line ends, which quotes it; all others keep "\n".
-    end = "\r\n" if _has_carriage_return(safe) else "\n"
-    return safe.to_csv(index=False, header=header, lineterminator=end)
-
-
-def _has_carriage_return(frame: pd.DataFrame) -> bool:
-    if any("\r" in str(c) for c in frame.columns):
-        return True
-    for column in frame.columns:
-        if _may_hold_text(frame[column]):
-            try:
-                if frame[column].str.contains("\r", regex=False, na=False).any():
-                    return True
-            except AttributeError:  # no strings in this column
-                continue
-    return False
-
-
-def result_csv_bytes(scored: pd.DataFrame) -> bytes:
-    """The full result as UTF-8 CSV with a BOM (so Excel shows accents), formulas neutralised."""
-    return csv_text(scored).encode("utf-8-sig")
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[IO[str]]:
-    """A text file that becomes `path` only when the block ends without an exception.
-
-    It is written beside `path` (same folder, so the final rename is atomic) and removed on
-    failure: a failed run never leaves a partial file and never replaces an existing one.
-    """
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise BatchError(
-            f"The output folder {str(target.parent)!r} does not exist. Create it or choose another."
-        )
-    if target.is_dir():
-        raise BatchError(
-            f"The output {str(target)!r} is a folder. Give a file name, e.g. {str(target / 'scored.csv')!r}."
-        )
-    mode = target.stat().st_mode & 0o777 if target.exists() else _default_mode()
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def _default_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 # --- the CLI's file-to-file path ------------------------------------------------------------------
 @dataclass
 class FileResult:
@@ -224,14 +135,6 @@ class FileResult:
     rows: int
     flagged: int
     notes: list[str] = field(default_factory=list)
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name one file (also through links), so writing one would destroy the other."""
-    a, b = Path(a), Path(b)
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
 
 
 def score_file(

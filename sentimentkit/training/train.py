@@ -271,7 +271,8 @@ def register_trained(
 
     `data_dir` is the local copy that was trained on, `data_uri` where it came from (recorded).
     """
-    from sentimentkit.mlops import registry, storage
+    from sentimentkit.io import storage
+    from sentimentkit.mlops import registry
 
     plots = training_plots(model_path, load_split("validation", data_dir))
     sources = {split: storage.join(data_uri, f"{split}.csv") for split in SPLITS}

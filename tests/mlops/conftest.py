@@ -104,7 +104,7 @@ def blob_env(azurite: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def make_container(name: str) -> None:
     """Create a blob container (idempotent) through the storage layer's filesystem."""
-    from sentimentkit.mlops.storage import filesystem
+    from sentimentkit.io.storage import filesystem
 
     fs, _ = filesystem(f"az://{name}")
     if not fs.exists(name):

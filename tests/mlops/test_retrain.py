@@ -144,7 +144,7 @@ def test_watch_polls_and_retrains_only_when_enough_rows_wait(champion: Path, tmp
 
 @pytest.mark.slow
 def test_retrain_from_blob_storage(champion: Path, blob_env: str) -> None:
-    from sentimentkit.mlops import storage
+    from sentimentkit.io import storage
 
     make_container("incoming")
     storage.write_bytes("az://incoming/labelled/b1.csv", batch_frame(0).to_csv(index=False).encode())

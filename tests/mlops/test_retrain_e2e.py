@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, registry, storage
+from sentimentkit.io import storage
+from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, registry
 from sentimentkit.mlops.monitor import compare
 from sentimentkit.mlops.predlog import read_log
 from sentimentkit.mlops.profile import model_reference

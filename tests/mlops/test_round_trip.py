@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from sentimentkit.cli import main
-from sentimentkit.mlops import registry, storage
+from sentimentkit.io import storage
+from sentimentkit.mlops import registry
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving.loader import load_predictor
 from tests.e2e.conftest import free_port, run_server, uvicorn_command

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sentimentkit.cli import main
-from sentimentkit.mlops import storage
+from sentimentkit.io import storage
 from tests.e2e.conftest import free_port
 from tests.mlops.conftest import connection_string, make_container
 

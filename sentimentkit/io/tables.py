@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from sentimentkit.serving.base import UnsavedFormula, input_column_renames
+from sentimentkit.io.columns import UnsavedFormula, input_column_renames
 
 DELIMITERS = ",;\t|"
 ONE_COLUMN = "\x1f"  # ASCII unit separator: never in a real text, so a one-column line is never split

@@ -1,0 +1,39 @@
+"""Column names every table we write shares, and how an input's columns make room for them.
+
+`OUTPUT_COLUMNS` are appended to every scored row; an input column already named like one of them
+keeps its values under `<name>_input` (`input_column_renames`), so nothing an input holds is lost.
+`UnsavedFormula` marks a spreadsheet cell that holds a formula but no saved value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sentimentkit import LABELS
+
+PROBA_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
+OUTPUT_COLUMNS: tuple[str, ...] = ("sentiment", "confidence", *PROBA_COLUMNS, "uncertain", "error")
+
+
+class UnsavedFormula(str):
+    """A spreadsheet cell holding a formula but no computed value (its workbook was written by a
+    script or library and never calculated and saved by Excel). The string is the formula ("=A2&B2"),
+    so outputs show what the cell holds; `text_error` flags it rather than scoring the formula."""
+
+    __slots__ = ()
+
+
+def input_column_renames(columns: Sequence[Any]) -> dict[Any, str]:
+    """New names for input columns named like an output column: the suffix `_input` (plus `_`
+    until the name is free), so appending the outputs overwrites nothing."""
+    taken = {str(c) for c in columns}
+    renames: dict[Any, str] = {}
+    for column in columns:
+        if column in OUTPUT_COLUMNS:
+            new = f"{column}_input"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            renames[column] = new
+    return renames
