@@ -88,7 +88,7 @@ async def prediction_log(service: Service, settings: Settings) -> AsyncIterator[
         return
     from sentimentkit.mlops.monitor import LiveMonitor
     from sentimentkit.mlops.predlog import PredictionLog, model_identity
-    from sentimentkit.mlops.profile import model_reference
+    from sentimentkit.training.profile import model_reference
 
     live = LiveMonitor(lambda: model_reference(service.app.state.predictor, settings.data_dir)[0])
     if service.app is not None and service.app.state.predictor is not None:  # before serving: see prime()

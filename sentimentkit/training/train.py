@@ -15,10 +15,10 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import SPLITS
 from sentimentkit.data import load_split, near_duplicates_of
-from sentimentkit.mlops.profile import pipeline_reference
 from sentimentkit.models.card import PICKLE_FORMAT, data_provenance, library_versions, new_card
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
+from sentimentkit.training.profile import pipeline_reference
 
 # Chosen on the temporal holdout by benchmarks/model_selection.py (table: benchmarks/model_selection.md).
 CHOSEN_PARAMS: dict[str, Any] = {
