@@ -22,6 +22,7 @@ from sentimentkit.api.errors import ApiError, json_response, only
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
 from sentimentkit.config import Settings
+from sentimentkit.models.fetch import current_version, parse_uri
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.loader import load_predictor
 
@@ -33,8 +34,6 @@ def followed_alias(settings: Settings) -> tuple[str, str] | None:
     location = str(settings.model_path)
     if not location.startswith("models:/"):
         return None
-    from sentimentkit.mlops.registry import parse_uri
-
     name, _, alias = parse_uri(location)
     return (name, alias) if alias else None
 
@@ -45,8 +44,6 @@ def _alias_moved(app: FastAPI, settings: Settings) -> bool:
     current: BasePredictor | None = app.state.predictor
     if followed is None or current is None or current.registry is None:
         return True
-    from sentimentkit.mlops.registry import current_version
-
     return current_version(*followed) != current.registry.get("version")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sentimentkit.config import Settings
+from sentimentkit.models.fetch import resolve
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.ensemble import is_ensemble, load_ensemble_predictor
 from sentimentkit.serving.predictor import Predictor
@@ -18,7 +19,8 @@ def load_predictor(
     A `.pkl` file is the TF-IDF pipeline; a directory holding `ensemble.json` is an ensemble of other
     models (the "accurate" mode, `models/accurate`); any other directory is a transformer artifact
     (served with onnxruntime when it holds `model.int8.onnx`, otherwise with torch). `models:/NAME@ALIAS` or
-    `models:/NAME/VERSION` is a registered version, copied and verified first (the `mlops` extra).
+    `models:/NAME/VERSION` is a registered version, copied and verified first (`models.fetch`; the
+    `mlops` extra).
     """
     settings = settings or Settings.from_env()
     if str(path or settings.model_path).startswith("models:/"):
@@ -35,8 +37,6 @@ def load_predictor(
 
 def load_registered(uri: str, threshold: float | None, settings: Settings) -> BasePredictor:
     """A registry version: resolved to a local copy verified against the registry's SHA-256s."""
-    from sentimentkit.mlops.registry import resolve  # lazy: mlflow is an optional extra
-
     resolved = resolve(uri)
     predictor = load_predictor(resolved.path, threshold=threshold, settings=settings)
     predictor.registry = resolved.info()
