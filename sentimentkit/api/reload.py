@@ -24,7 +24,7 @@ from sentimentkit.api.schemas import ErrorBody
 from sentimentkit.config import Settings
 from sentimentkit.models.fetch import current_version, parse_uri
 from sentimentkit.serving.base import BasePredictor
-from sentimentkit.serving.loader import load_predictor
+from sentimentkit.serving.loader import load_verified
 
 RELOAD_ROUTE = "/v1/admin/reload"
 
@@ -47,14 +47,6 @@ def _alias_moved(app: FastAPI, settings: Settings) -> bool:
     return current_version(*followed) != current.registry.get("version")
 
 
-def _load_verified(settings: Settings) -> BasePredictor:
-    from sentimentkit.api.app import _verify  # the factory's probe: the same check as at start-up
-
-    predictor = load_predictor(settings.model_path, settings=settings)
-    _verify(predictor)
-    return predictor
-
-
 async def reload_model(app: FastAPI, settings: Settings, force: bool = False) -> dict[str, Any]:
     """Load the configured model again if it changed (an alias moved) or `force`; swap it in.
 
@@ -65,7 +57,7 @@ async def reload_model(app: FastAPI, settings: Settings, force: bool = False) ->
             return _answer(app.state.predictor, reloaded=False)
         started = time.perf_counter()
         old = app.state.predictor
-        predictor = await asyncio.to_thread(_load_verified, settings)
+        predictor = await asyncio.to_thread(load_verified, settings.model_path, settings=settings)
         app.state.predictor, app.state.load_error = predictor, None
         gc.freeze()  # as at start-up: keep the new model's objects out of the collector's full passes
         log_event(logging.INFO, "model_reloaded", model_path=str(settings.model_path),
