@@ -100,7 +100,7 @@ def registry_errors(what: str) -> Iterator[None]:
 def client() -> Any:
     """An MlflowClient on the configured tracking and registry store."""
     with registry_errors("opening the model registry"):
-        from mlflow import MlflowClient
+        from mlflow import MlflowClient  # the mlops extra: loaded only when a registry is opened
 
         # Schema creation logs a few INFO lines per new database; users need none of them.
         for noisy in ("mlflow", "alembic"):
@@ -160,7 +160,7 @@ def _fetch_verified(source: str, folder: Path, expected: dict[str, str], label: 
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=folder.parent))
     try:
         with registry_errors(f"downloading {source}"):
-            from mlflow.artifacts import download_artifacts
+            from mlflow.artifacts import download_artifacts  # the mlops extra, as in client()
 
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output one line
             got = Path(
