@@ -261,7 +261,7 @@ def cmd_validate_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from sentimentkit.config import SPLITS
     from sentimentkit.io.storage import local_dir
-    from sentimentkit.training.train import register_trained, train
+    from sentimentkit.training.train import train
 
     overrides = {"C": args.C, "recency_beta": args.recency_beta}
     params = {k: v for k, v in overrides.items() if v is not None} or None
@@ -275,9 +275,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} and its card; temporal-holdout AvgRec {m['holdout']['avg_recall']:.4f}, "
               f"validation AvgRec {m['validation']['avg_recall']:.4f}, test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
         if args.register:
-            from sentimentkit.mlops import registry
+            from sentimentkit.mlops import registry, tracking
 
-            row = register_trained(args.out, card, data_dir, args.data, reason=args.reason)
+            row = tracking.register_trained(args.out, card, data_dir, args.data, reason=args.reason)
             print(registry.registered_message(row))
     return 0
 
@@ -573,7 +573,9 @@ def cmd_models(args: argparse.Namespace) -> int:
                   f"{(r.get('sha256') or '')[:12]:<14}{'' if test is None else f'test AvgRec {test:.4f}  '}{r.get('created', '')}")  # fmt: skip
         return 0
     if args.models_command == "register":
-        row = registry.register_existing(args.path, name=args.name, reason=args.reason)
+        from sentimentkit.mlops import tracking
+
+        row = tracking.register_existing(args.path, name=args.name, reason=args.reason)
         print(registry.registered_message(row))
         return 0
     if args.models_command == "promote":

@@ -21,6 +21,7 @@ from sentimentkit.api import create_app
 from sentimentkit.config import Settings
 from sentimentkit.models.pipeline import card_path
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor
+from sentimentkit.serving.loader import load_verified, verify_predictor
 from sentimentkit.serving.predictor import Predictor
 from tests.api_apps import ExplodingPredictor
 
@@ -104,6 +105,26 @@ def test_missing_model_file_is_reported_not_crashed(tmp_path: Path) -> None:
         ready = c.get("/readyz")
         assert ready.status_code == 503
         assert "nowhere.pkl" in ready.json()["reason"]
+
+
+class NaNPredictor(Predictor):
+    """A model that loads but answers NaN: what the start-up and reload probe must refuse."""
+
+    def predict_proba(self, texts):  # type: ignore[no-untyped-def]
+        return np.full((1 if isinstance(texts, str) else len(texts), len(self.labels)), np.nan)
+
+
+def test_the_probe_is_one_function_for_start_up_and_reload(
+    tiny_predictor: Predictor, tiny_model_path: Path
+) -> None:
+    """`create_app(predictor=...)`, the lifespan load and `/v1/admin/reload` all run `verify_predictor`
+    (`load_verified` = load + probe, in serving/loader.py): a model answering NaN is refused by each."""
+    bad = NaNPredictor(tiny_predictor.pipeline, tiny_predictor.card)
+    with pytest.raises(ValueError, match="invalid result"):
+        verify_predictor(bad)
+    with pytest.raises(ValueError, match="invalid result"):
+        create_app(Settings(), predictor=bad)
+    assert load_verified(tiny_model_path).version == tiny_predictor.version
 
 
 def test_model_endpoint_gives_card_labels_threshold_and_limits(client: TestClient) -> None:

@@ -193,7 +193,7 @@ def test_copied_folder_without_members_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_registering_an_ensemble_folder_is_refused_in_one_line(tiny_ensemble: Path) -> None:
     pytest.importorskip("mlflow", reason="the registry needs the mlops extra")
-    from sentimentkit.mlops.registry import register_existing
+    from sentimentkit.mlops.tracking import register_existing
 
     with pytest.raises(ModelError, match="is an ensemble; register its members instead"):
         register_existing(tiny_ensemble)

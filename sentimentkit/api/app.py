@@ -29,7 +29,7 @@ from sentimentkit.api.routes import add_routes
 from sentimentkit.api.service import API_KEY_HEADER, REQUEST_ID_HEADER, Service
 from sentimentkit.config import Settings
 from sentimentkit.serving.base import BasePredictor
-from sentimentkit.serving.loader import load_predictor
+from sentimentkit.serving.loader import load_verified, verify_predictor
 
 
 def create_app(settings: Settings | None = None, predictor: BasePredictor | None = None) -> FastAPI:
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, predictor: BasePredictor | None
     app.state.settings = settings
     app.state.service = service
     if predictor is not None:
-        _verify(predictor)
+        verify_predictor(predictor)
     add_routes(app, settings, service)
     add_reload_route(app, settings)
     add_error_handlers(app)
@@ -88,7 +88,7 @@ async def prediction_log(service: Service, settings: Settings) -> AsyncIterator[
         return
     from sentimentkit.mlops.monitor import LiveMonitor
     from sentimentkit.mlops.predlog import PredictionLog, model_identity
-    from sentimentkit.mlops.profile import model_reference
+    from sentimentkit.training.profile import model_reference
 
     live = LiveMonitor(lambda: model_reference(service.app.state.predictor, settings.data_dir)[0])
     if service.app is not None and service.app.state.predictor is not None:  # before serving: see prime()
@@ -111,8 +111,7 @@ def _load_into(app: FastAPI, settings: Settings) -> None:
     """Load and verify the model; on failure keep serving and explain why via /readyz."""
     started = time.perf_counter()
     try:
-        predictor = load_predictor(settings.model_path, settings=settings)
-        _verify(predictor)
+        predictor = load_verified(settings.model_path, settings=settings)
     except Exception as exc:  # any failure (corrupt pickle, missing card, bad folder) must not crash-loop
         reason = str(exc) or type(exc).__name__
         app.state.load_error = reason
@@ -121,17 +120,6 @@ def _load_into(app: FastAPI, settings: Settings) -> None:
     app.state.predictor = predictor
     log_event(logging.INFO, "model_loaded", model_path=str(settings.model_path), model_version=predictor.version,
               seconds=round(time.perf_counter() - started, 3))  # fmt: skip
-
-
-def _verify(predictor: BasePredictor) -> None:
-    """A loaded model must answer a probe with finite probabilities that sum to 1."""
-    import numpy as np
-
-    proba = np.asarray(predictor.predict_proba(["the model is loaded and works"]))
-    if proba.shape != (1, len(predictor.labels)) or not np.all(np.isfinite(proba)):
-        raise ValueError(f"the model answered a probe with an invalid result (shape {proba.shape})")
-    if abs(float(proba.sum()) - 1.0) > 1e-3:
-        raise ValueError("the model's probabilities do not sum to 1")
 
 
 def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:

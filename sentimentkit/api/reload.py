@@ -22,8 +22,9 @@ from sentimentkit.api.errors import ApiError, json_response, only
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
 from sentimentkit.config import Settings
+from sentimentkit.models.fetch import current_version, parse_uri
 from sentimentkit.serving.base import BasePredictor
-from sentimentkit.serving.loader import load_predictor
+from sentimentkit.serving.loader import load_verified
 
 RELOAD_ROUTE = "/v1/admin/reload"
 
@@ -33,8 +34,6 @@ def followed_alias(settings: Settings) -> tuple[str, str] | None:
     location = str(settings.model_path)
     if not location.startswith("models:/"):
         return None
-    from sentimentkit.mlops.registry import parse_uri
-
     name, _, alias = parse_uri(location)
     return (name, alias) if alias else None
 
@@ -45,17 +44,7 @@ def _alias_moved(app: FastAPI, settings: Settings) -> bool:
     current: BasePredictor | None = app.state.predictor
     if followed is None or current is None or current.registry is None:
         return True
-    from sentimentkit.mlops.registry import current_version
-
     return current_version(*followed) != current.registry.get("version")
-
-
-def _load_verified(settings: Settings) -> BasePredictor:
-    from sentimentkit.api.app import _verify  # the factory's probe: the same check as at start-up
-
-    predictor = load_predictor(settings.model_path, settings=settings)
-    _verify(predictor)
-    return predictor
 
 
 async def reload_model(app: FastAPI, settings: Settings, force: bool = False) -> dict[str, Any]:
@@ -68,7 +57,7 @@ async def reload_model(app: FastAPI, settings: Settings, force: bool = False) ->
             return _answer(app.state.predictor, reloaded=False)
         started = time.perf_counter()
         old = app.state.predictor
-        predictor = await asyncio.to_thread(_load_verified, settings)
+        predictor = await asyncio.to_thread(load_verified, settings.model_path, settings=settings)
         app.state.predictor, app.state.load_error = predictor, None
         gc.freeze()  # as at start-up: keep the new model's objects out of the collector's full passes
         log_event(logging.INFO, "model_reloaded", model_path=str(settings.model_path),

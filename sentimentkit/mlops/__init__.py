@@ -1,7 +1,8 @@
-"""MLOps: one storage layer (local paths or Azure Blob through fsspec) and the MLflow model registry.
+"""MLOps: the MLflow registry's write side (`registry`), logging and registering a model (`tracking`),
+the prediction log (`predlog`), drift monitoring (`monitor`, `report`) and retraining (`retrain`).
 
-Both need the `mlops` extra (`pip install -r requirements-mlops.txt`); nothing here is imported by
-the rest of the package unless a remote URI or a `models:/` URI is actually used.
+MLflow is the `mlops` extra (`pip install -r requirements-mlops.txt`), imported only when a registry is
+actually opened. `mlops` imports what it orchestrates (training, serving); nothing below imports it.
 """
 
 # Names the CLI needs to build its parser without importing MLflow (or scikit-learn) up front.

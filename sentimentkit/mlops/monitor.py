@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
-from sentimentkit.mlops.profile import frequent_tokens, shares
+from sentimentkit.training.profile import frequent_tokens, shares
 
 OK, WARN, ALERT = "OK", "WARN", "ALERT"
 ORDER = {OK: 0, WARN: 1, ALERT: 2}
@@ -229,7 +229,7 @@ def new_token_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) ->
 
 def _token_names(frame: pd.DataFrame, hashes: set[str]) -> dict[str, str]:
     """Hash -> word, recovered from the logged text when text logging was on (else hashes are shown)."""
-    from sentimentkit.mlops.profile import token_hash, words
+    from sentimentkit.training.profile import token_hash, words
 
     names: dict[str, str] = {}
     for text in frame["text"].dropna().head(20_000):
@@ -337,8 +337,8 @@ def served_reference(frame: pd.DataFrame, model: str | Path | None, data_dir: st
     """The reference of the model that served the latest window: that registry version when the log
     names one (`models:/NAME/VERSION`), else `model` (default: SENTIMENTKIT_MODEL), saying which."""
     from sentimentkit.mlops.predlog import model_identity
-    from sentimentkit.mlops.profile import model_reference
     from sentimentkit.serving.loader import load_predictor
+    from sentimentkit.training.profile import model_reference
 
     latest = frame[frame["ts"] > pd.Timestamp(now - window)]
     served = _models(latest)[0] if len(latest) else None

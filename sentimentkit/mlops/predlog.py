@@ -28,8 +28,8 @@ from typing import Any
 
 from sentimentkit.config import Settings
 from sentimentkit.io import storage
-from sentimentkit.mlops.profile import model_vocabulary, text_stats, token_hash
 from sentimentkit.serving.remote import RemotePredictor
+from sentimentkit.training.profile import model_vocabulary, text_stats, token_hash
 
 ROW_FIELDS: tuple[str, ...] = (
     "ts", "request_id", "source", "model_name", "model_version", "label", "p_negative", "p_neutral",

@@ -230,7 +230,7 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     """Train, register and score the challenger; promote it if the gate says so. The report."""
     import tempfile
 
-    from sentimentkit.mlops import registry
+    from sentimentkit.mlops import registry, tracking
     from sentimentkit.models.pipeline import save_model
     from sentimentkit.serving.loader import load_predictor
     from sentimentkit.training.train import evaluate_pipeline, fit_candidate, save_trained
@@ -258,7 +258,7 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
                               "added_rows": len(additions),
                               "batches": sorted({*additions.get("batch_sha256", pd.Series(dtype=str))})}  # fmt: skip
         card = save_model(pipeline, path, card)
-        row = registry.register(
+        row = tracking.register_model(
             path, card, {"incoming": "retrain"}, name=name, reason="retrained on new batches"
         )
     version = str(row["version"])

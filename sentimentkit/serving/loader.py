@@ -1,10 +1,14 @@
-"""`load_predictor`: the one place that knows every backend and turns a model location into one."""
+"""`load_predictor`: the one place that knows every backend and turns a model location into one;
+`load_verified` adds the probe every server runs before it serves a model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from sentimentkit.config import Settings
+from sentimentkit.models.fetch import resolve
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.ensemble import is_ensemble, load_ensemble_predictor
 from sentimentkit.serving.predictor import Predictor
@@ -18,7 +22,8 @@ def load_predictor(
     A `.pkl` file is the TF-IDF pipeline; a directory holding `ensemble.json` is an ensemble of other
     models (the "accurate" mode, `models/accurate`); any other directory is a transformer artifact
     (served with onnxruntime when it holds `model.int8.onnx`, otherwise with torch). `models:/NAME@ALIAS` or
-    `models:/NAME/VERSION` is a registered version, copied and verified first (the `mlops` extra).
+    `models:/NAME/VERSION` is a registered version, copied and verified first (`models.fetch`; the
+    `mlops` extra).
     """
     settings = settings or Settings.from_env()
     if str(path or settings.model_path).startswith("models:/"):
@@ -35,11 +40,27 @@ def load_predictor(
 
 def load_registered(uri: str, threshold: float | None, settings: Settings) -> BasePredictor:
     """A registry version: resolved to a local copy verified against the registry's SHA-256s."""
-    from sentimentkit.mlops.registry import resolve  # lazy: mlflow is an optional extra
-
     resolved = resolve(uri)
     predictor = load_predictor(resolved.path, threshold=threshold, settings=settings)
     predictor.registry = resolved.info()
+    return predictor
+
+
+def verify_predictor(predictor: BasePredictor) -> None:
+    """A loaded model must answer a probe with finite probabilities that sum to 1 (else ValueError)."""
+    proba = np.asarray(predictor.predict_proba(["the model is loaded and works"]))
+    if proba.shape != (1, len(predictor.labels)) or not np.all(np.isfinite(proba)):
+        raise ValueError(f"the model answered a probe with an invalid result (shape {proba.shape})")
+    if abs(float(proba.sum()) - 1.0) > 1e-3:
+        raise ValueError("the model's probabilities do not sum to 1")
+
+
+def load_verified(
+    path: str | Path | None = None, threshold: float | None = None, settings: Settings | None = None
+) -> BasePredictor:
+    """`load_predictor`, then `verify_predictor`: what the API does at start-up and on every reload."""
+    predictor = load_predictor(path, threshold=threshold, settings=settings)
+    verify_predictor(predictor)
     return predictor
 
 

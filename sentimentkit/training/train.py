@@ -15,10 +15,10 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import SPLITS
 from sentimentkit.data import load_split, near_duplicates_of
-from sentimentkit.mlops.profile import pipeline_reference
 from sentimentkit.models.card import PICKLE_FORMAT, data_provenance, library_versions, new_card
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
+from sentimentkit.training.profile import pipeline_reference
 
 # Chosen on the temporal holdout by benchmarks/model_selection.py (table: benchmarks/model_selection.md).
 CHOSEN_PARAMS: dict[str, Any] = {
@@ -222,58 +222,3 @@ def save_trained(
         pipeline, card, splits["validation"]["text"].tolist(), "validation.csv"
     )
     return save_model(pipeline, out, card)
-
-
-def training_plots(model_path: str | Path, frame: pd.DataFrame) -> dict[str, Any]:
-    """Confusion matrix and reliability diagram of the saved model on `frame` (matplotlib figures).
-
-    Empty when matplotlib is not installed: the run is still logged, without pictures.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on servers and in CI
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return {}
-    from sentimentkit.serving.loader import load_predictor
-    from sentimentkit.training.evaluate import reliability_table
-
-    predictor = load_predictor(model_path)
-    proba = predictor.predict_proba(frame["text"].tolist())
-    pred = np.asarray(predictor.labels)[proba.argmax(axis=1)]
-    matrix = np.asarray(metrics(frame["label"], pred, labels=predictor.labels)["confusion_matrix"])
-    cm_fig, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set(
-        xticks=range(3),
-        yticks=range(3),
-        xticklabels=predictor.labels,
-        yticklabels=predictor.labels,
-        xlabel="predicted",
-        ylabel="true",
-    )
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center")
-    table = reliability_table(proba, frame["label"].tolist())
-    rel_fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.plot(table["confidence"], table["accuracy"], "o-")
-    ax.set(xlabel="confidence", ylabel="accuracy", title="reliability (validation)")
-    plt.close("all")  # the figures stay usable; pyplot just forgets them
-    return {"confusion_matrix_validation": cm_fig, "reliability_validation": rel_fig}
-
-
-def register_trained(
-    model_path: str | Path, card: dict[str, Any], data_dir: str | Path, data_uri: str | Path, reason: str = ""
-) -> dict[str, Any]:
-    """Log the training run to MLflow and register the model as a new `sentimentkit-tfidf` version.
-
-    `data_dir` is the local copy that was trained on, `data_uri` where it came from (recorded).
-    """
-    from sentimentkit.io import storage
-    from sentimentkit.mlops import registry
-
-    plots = training_plots(model_path, load_split("validation", data_dir))
-    sources = {split: storage.join(data_uri, f"{split}.csv") for split in SPLITS}
-    return registry.register(model_path, card, sources, plots, name=registry.TFIDF_MODEL, reason=reason)

@@ -20,8 +20,8 @@ from sentimentkit.config import REPO_ROOT
 from sentimentkit.mlops import monitor
 from sentimentkit.mlops.monitor import ALERT, OK, WARN, Thresholds, compare, label_test, psi
 from sentimentkit.mlops.predlog import PredictionLog, read_log
-from sentimentkit.mlops.profile import reference_profile, shares
 from sentimentkit.serving.predictor import Predictor
+from sentimentkit.training.profile import reference_profile, shares
 from tests.conftest import write_tiny_splits
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from sentimentkit.mlops.predlog import PredictionLog, model_identity, parse_age, read_log
-from sentimentkit.mlops.profile import model_vocabulary, text_stats, token_hash
 from sentimentkit.serving.predictor import Predictor
+from sentimentkit.training.profile import model_vocabulary, text_stats, token_hash
 from tests.mlops.conftest import make_container
 
 TEXTS = ["I love this, it is great", "worst day ever :(", "zqxw blorf flimp", "the train leaves at noon"]

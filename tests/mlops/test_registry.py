@@ -13,7 +13,8 @@ import pytest
 from sentimentkit.cli import main
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
-from sentimentkit.mlops import registry
+from sentimentkit.mlops import registry, tracking
+from sentimentkit.models import fetch
 from sentimentkit.models.card import ModelError, card_file
 from sentimentkit.serving.loader import load_predictor
 from tests.conftest import write_tiny_splits
@@ -107,29 +108,29 @@ def test_store_and_card_changed_together_are_still_refused(tiny_model_path: Path
     _register_twice(tiny_model_path, tmp_path)
     shutil.copyfile(_artifact("2"), _artifact("1"))
     shutil.copyfile(_artifact("2", "model.json"), _artifact("1", "model.json"))
-    with pytest.raises(registry.RegistryError, match="the artifact store was changed after registration"):
+    with pytest.raises(fetch.RegistryError, match="the artifact store was changed after registration"):
         load_predictor("models:/sentimentkit-tfidf/1")
 
 
 def test_an_extra_file_in_the_store_is_refused(tiny_model_path: Path, tmp_path: Path) -> None:
     _register_twice(tiny_model_path, tmp_path)
     (_artifact("1").parent / "evil.py").write_text("print('x')")
-    with pytest.raises(registry.RegistryError, match=r"files differ from the registered ones \(evil.py\)"):
+    with pytest.raises(fetch.RegistryError, match=r"files differ from the registered ones \(evil.py\)"):
         load_predictor("models:/sentimentkit-tfidf/1")
 
 
 def test_a_tampered_cache_is_downloaded_again(tiny_model_path: Path, tmp_path: Path) -> None:
     _register_twice(tiny_model_path, tmp_path)
-    first = registry.resolve("models:/sentimentkit-tfidf/1")
+    first = fetch.resolve("models:/sentimentkit-tfidf/1")
     first.path.write_bytes(b"not a pickle")
-    again = registry.resolve("models:/sentimentkit-tfidf/1")
+    again = fetch.resolve("models:/sentimentkit-tfidf/1")
     assert file_sha256(again.path) == file_sha256(tiny_model_path)
 
 
 def test_unknown_uris_are_one_line() -> None:
-    with pytest.raises(registry.RegistryError, match="is not in the registry"):
+    with pytest.raises(fetch.RegistryError, match="is not in the registry"):
         load_predictor("models:/sentimentkit-tfidf@champion")
-    with pytest.raises(registry.RegistryError, match="use models:/NAME@ALIAS or models:/NAME/VERSION"):
+    with pytest.raises(fetch.RegistryError, match="use models:/NAME@ALIAS or models:/NAME/VERSION"):
         load_predictor("models:/sentimentkit-tfidf")
 
 
@@ -183,7 +184,7 @@ def test_registering_a_tampered_file_is_refused(tiny_model_path: Path, tmp_path:
     shutil.copyfile(tiny_model_path.with_suffix(".json"), copy.with_suffix(".json"))
     copy.write_bytes(tiny_model_path.read_bytes()[:-10])
     with pytest.raises(ModelError, match="does not match the card"):
-        registry.register_existing(copy)
+        tracking.register_existing(copy)
     assert registry.list_versions() == []
 
 
@@ -194,7 +195,7 @@ def test_concurrent_first_loads_share_one_verified_copy(tiny_model_path: Path, t
     _register_twice(tiny_model_path, tmp_path)
     registry.client()  # open the store once, as a server has before its workers resolve
     with ThreadPoolExecutor(4) as pool:
-        paths = list(pool.map(lambda _: registry.resolve("models:/sentimentkit-tfidf/1").path, range(4)))
+        paths = list(pool.map(lambda _: fetch.resolve("models:/sentimentkit-tfidf/1").path, range(4)))
     assert len(set(paths)) == 1 and file_sha256(paths[0]) == file_sha256(tiny_model_path)
     assert [p.name for p in paths[0].parent.parent.iterdir()] == ["1"]  # no download folders left behind
 
@@ -202,6 +203,6 @@ def test_concurrent_first_loads_share_one_verified_copy(tiny_model_path: Path, t
 def test_a_refused_download_is_not_cached(tiny_model_path: Path, tmp_path: Path) -> None:
     _register_twice(tiny_model_path, tmp_path)
     _artifact("2").write_bytes(b"changed")
-    with pytest.raises(registry.RegistryError):
-        registry.resolve("models:/sentimentkit-tfidf/2")
-    assert not (registry.cache_root() / "sentimentkit-tfidf" / "2").exists()
+    with pytest.raises(fetch.RegistryError):
+        fetch.resolve("models:/sentimentkit-tfidf/2")
+    assert not (fetch.cache_root() / "sentimentkit-tfidf" / "2").exists()

@@ -18,9 +18,9 @@ from sentimentkit.io import storage
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, registry
 from sentimentkit.mlops.monitor import compare
 from sentimentkit.mlops.predlog import read_log
-from sentimentkit.mlops.profile import model_reference
 from sentimentkit.mlops.retrain import Gate, watch
 from sentimentkit.serving.loader import load_predictor
+from sentimentkit.training.profile import model_reference
 from tests.e2e.conftest import free_port, run_server, uvicorn_command
 from tests.mlops.conftest import make_container
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from sentimentkit.data import load_split, split_path
+from sentimentkit.serving.predictor import Predictor
 from sentimentkit.text.preprocess import base_token
 
 # Confidence of a 3-class model lies in [1/3, 1]; fixed edges so every profile is comparable.
@@ -133,8 +135,6 @@ def pipeline_reference(
     pipeline: Any, card: dict[str, Any], texts: Sequence[str], source: str
 ) -> dict[str, Any]:
     """`reference_profile` of a freshly trained pipeline (training calls this to fill the card)."""
-    from sentimentkit.serving.predictor import Predictor
-
     return reference_profile(Predictor(pipeline, card), texts, source)
 
 
@@ -148,8 +148,6 @@ def model_reference(predictor: Any, data_dir: str | Path | None = None) -> tuple
     name = f"{card.get('name', 'the model')} {card.get('version', '')}".strip()
     if card.get("reference"):
         return card["reference"], f"stored in the card of {name} at training time"
-    from sentimentkit.data import load_split, split_path
-
     frame = load_split("validation", data_dir)
     source = split_path("validation", data_dir).name
     reference = reference_profile(predictor, frame["text"].tolist(), source)
