@@ -154,8 +154,11 @@ def model_reference(predictor: Any, data_dir: str | Path | None = None) -> tuple
     """
     card = getattr(predictor, "card", {}) or {}
     name = f"{card.get('name', 'the model')} {card.get('version', '')}".strip()
-    if card.get("reference"):
-        return card["reference"], f"stored in the card of {name} at training time"
+    reference = card.get("reference")
+    if reference:
+        late = reference.get("stored_after_training")  # by store_reference, for an older card
+        when = "after training, from the same validation split" if late else "at training time"
+        return reference, f"stored in the card of {name} {when}"
     from sentimentkit.data import load_split, split_path
 
     path = split_path("validation", data_dir)
@@ -208,5 +211,5 @@ def store_reference(
             "SENTIMENTKIT_SIGNING_KEY_FILE) so the card can be signed again with its reference."
         )
     texts = load_split("validation", data_dir)["text"].tolist()
-    raw["reference"] = reference_profile(predictor, texts, path.name)
+    raw["reference"] = {**reference_profile(predictor, texts, path.name), "stored_after_training": True}
     return write_card(model, raw, settings)

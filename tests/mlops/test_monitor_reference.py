@@ -84,7 +84,7 @@ def test_store_reference_fills_an_old_card_and_leaves_the_model_bytes_alone(
     assert model_copy.read_bytes() == before and card["files"]["model.pkl"] == file_sha256(model_copy)
     assert json.loads(card_file(model_copy).read_text())["reference"] == card["reference"]
     reference, note = model_reference(load_predictor(model_copy), tmp_path / "no-data")  # still loads
-    assert note.startswith("stored in the card") and reference["n"] == 27
+    assert note.endswith("after training, from the same validation split") and reference["n"] == 27
 
 
 def test_store_reference_refuses_data_other_than_the_cards(model_copy: Path, tmp_path: Path) -> None:
