@@ -6,6 +6,7 @@ prediction goes through the BasePredictor interface (local model or the REST API
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -414,9 +415,7 @@ def monitoring_tab(settings: Settings) -> None:
     from sentimentkit.mlops.report import signals_table, trend_table
 
     if not settings.prediction_log:
-        st.info("No prediction log: set SENTIMENTKIT_PREDICTION_LOG (a folder or az:// URI) for the API, "
-                "the CLI and this app to record predictions; this tab then compares them with the model's "
-                "reference.")  # fmt: skip
+        st.info(ui.NO_LOG_MESSAGE)
         return
     cols = st.columns(2)
     since = cols[0].selectbox("Trends over", ["1d", "7d", "30d"], index=1, key="monitor_since")
@@ -424,8 +423,12 @@ def monitoring_tab(settings: Settings) -> None:
     try:
         report, page = monitoring_report(settings.prediction_log, since, window, str(settings.model_path),
                                          str(settings.data_dir))  # fmt: skip
-    except (OSError, ValueError, ModelError) as exc:
-        st.warning(f"No monitoring report: {exc}")
+    except Exception as exc:
+        problem = ui.monitoring_problem(exc, settings.prediction_log)
+        if problem is None:
+            raise  # not the user's to fix: the tab-level handler says so
+        level, message = problem
+        (st.info if level == "info" else st.warning)(message)
         return
     st.subheader(f"Status: {report['status']}")
     st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "
@@ -442,6 +445,16 @@ def monitoring_tab(settings: Settings) -> None:
 
 
 # --- page ------------------------------------------------------------------------------------
+def guarded(tab: str, render: Any, *args: Any) -> None:
+    """Run one tab; an unexpected error becomes one sentence in that tab (the full traceback goes to
+    the server's console), never a traceback on the page, and the other tabs still render."""
+    try:
+        render(*args)
+    except Exception as exc:  # Streamlit's stop/rerun are BaseExceptions and pass through
+        logging.getLogger("sentimentkit.app").exception("the %s tab failed", tab)
+        st.error(ui.tab_problem(tab, exc))
+
+
 def main() -> None:
     """The page: sidebar threshold, then the three tabs."""
     st.set_page_config(page_title="sentimentkit", page_icon="💬", layout="wide")
@@ -462,13 +475,13 @@ def main() -> None:
         ["Analyze a text", "Batch (CSV)", "Model information", "Monitoring"]
     )
     with single:
-        text_tab(backends, threshold, settings.max_chars)
+        guarded("Analyze a text", text_tab, backends, threshold, settings.max_chars)
     with many:
-        batch_tab(backends, threshold, settings)
+        guarded("Batch (CSV)", batch_tab, backends, threshold, settings)
     with info:
-        model_tab(backends)
+        guarded("Model information", model_tab, backends)
     with monitoring:
-        monitoring_tab(settings)
+        guarded("Monitoring", monitoring_tab, settings)
 
 
 main()

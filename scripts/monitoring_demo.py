@@ -9,9 +9,9 @@ Two prediction logs, scored by the committed model.pkl and written by the real P
    sources of ../shared/data/unlabeled/tweets.csv -> expected ALERT on labels, confidence, text length
    and unknown words.
 
-model.pkl's card has no reference profile (it predates them), so `monitor` computes one from the
-validation split and says so; note that the in-distribution replay then uses the very tweets of the
-reference (tests/mlops/test_monitor.py checks the no-false-alarm case on disjoint halves instead).
+model.pkl's card carries its reference profile, computed on the validation split; note that the
+in-distribution replay then uses the very tweets of the reference (tests/mlops/test_monitor.py checks
+the no-false-alarm case on disjoint halves instead).
 """
 
 from __future__ import annotations

@@ -215,3 +215,54 @@ def describe_backend(backend: BasePredictor, api_url: str | None) -> str:
     name = backend.card.get("name", type(backend).__name__)
     where = f"via the API at {api_url}" if api_url else "in this app"
     return f"{name} {backend.version}, running {where}"
+
+
+# --- monitoring tab and tab-level errors ----------------------------------------------------
+NO_LOG_MESSAGE = (
+    "No prediction log: set SENTIMENTKIT_PREDICTION_LOG (a folder or az:// URI) before starting the app "
+    "(and the API or CLI) to record predictions; this tab then compares them with the model's reference."
+)
+
+
+def nothing_logged_message(log: str, latest: Any = None) -> str:
+    """What the Monitoring tab says while the log at `log` holds nothing to report on (`latest`: the day
+    of the newest predictions when there are only older ones)."""
+    if latest is not None:
+        return (
+            f"Nothing logged at {log} in the chosen period; the latest predictions are from {latest}: "
+            "choose a longer 'Trends over' period, or score some texts and come back."
+        )
+    return (
+        f"Nothing logged yet at {log}; score some texts (in the Batch (CSV) tab, through the API or with "
+        "`python -m sentimentkit predict`) and come back: this tab then compares them with the model's "
+        "reference."
+    )
+
+
+def monitoring_problem(exc: Exception, log: str) -> tuple[str, str] | None:
+    """(level, sentence) the Monitoring tab shows instead of a report when `exc` stopped it: level
+    "info" when there is simply nothing to report on yet, "warning" for something to fix; None for an
+    error that is not the user's to fix (the tab-level handler reports those)."""
+    from sentimentkit.data import DataError
+    from sentimentkit.mlops.predlog import NothingLoggedError
+    from sentimentkit.models.pipeline import ModelError
+
+    if isinstance(exc, NothingLoggedError):
+        return "info", nothing_logged_message(log, exc.latest)
+    if isinstance(exc, (DataError, ModelError)):  # e.g. a card without a reference and no data to make one
+        return "warning", str(exc)
+    if isinstance(exc, (OSError, ValueError)):
+        return (
+            "warning",
+            f"No monitoring report: {exc}. Check SENTIMENTKIT_PREDICTION_LOG ({log}) and reload.",
+        )
+    return None
+
+
+def tab_problem(tab: str, exc: BaseException) -> str:
+    """One sentence for an unexpected error inside a tab (the other tabs keep working). Only the error's
+    type is shown: its text may hold paths or URLs with credentials; the server log has the rest."""
+    return (
+        f"The {tab} tab could not be shown because of an unexpected error ({type(exc).__name__}). "
+        "Reload the page; if it happens again, restart the app and report the error printed in its console."
+    )

@@ -57,3 +57,27 @@ def test_garbled_card_is_refused(model_copy):
     card_path(model_copy).write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):
         load_model(model_copy)
+
+
+def test_committed_card_carries_its_reference_profile_and_still_vouches_for_model_pkl(predictor, shared_data):
+    """Monitoring needs no training data for the committed model: its card holds the reference profile,
+    computed by the package's own code on the validation split the card records; model.pkl's bytes are
+    the ones the card's SHA-256 names."""
+    from sentimentkit.config import REPO_ROOT
+    from sentimentkit.data import load_split
+    from sentimentkit.training.profile import reference_profile
+
+    card = json.loads((REPO_ROOT / "model.json").read_text())
+    assert sha256_file(REPO_ROOT / "model.pkl") == card["files"]["model.pkl"]
+    reference = card["reference"]
+    assert reference["source"] == card["training_data"]["validation"]["file"] == "validation.csv"
+    assert reference["n"] == card["training_data"]["validation"]["rows"]
+    assert sha256_file(shared_data / "validation.csv") == card["training_data"]["validation"]["sha256"]
+    again = reference_profile(
+        predictor, load_split("validation", shared_data)["text"].tolist(), "validation.csv"
+    )
+    assert reference["stored_after_training"] is True  # added to the card later, and it says so
+    assert again.keys() == reference.keys() - {"stored_after_training"}
+    assert again["label_shares"] == reference["label_shares"]
+    for key in ("confidence_quantiles", "confidence_shares", "length_shares", "unknown_shares"):
+        assert again[key] == pytest.approx(reference[key], abs=1e-6), key

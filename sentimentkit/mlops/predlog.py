@@ -252,18 +252,40 @@ def parse_age(text: str) -> timedelta:
     return timedelta(**{units[text[-1]]: float(text[:-1])})
 
 
+class NothingLoggedError(FileNotFoundError):
+    """The prediction log holds no files (at all, or since the date asked for): nothing to report on.
+
+    `latest` is the day of the newest partition when there are older files, None when there are none.
+    """
+
+    def __init__(self, message: str, latest: date | None = None) -> None:
+        super().__init__(message)
+        self.latest = latest
+
+
 def read_log(uri: str | Path, since: datetime | None = None) -> Any:
     """The log's rows (a pandas DataFrame, oldest first), only from `since` on when given.
 
-    Only the date partitions that can hold such rows are read. A missing or empty log is a
-    FileNotFoundError saying so.
+    Only the date partitions that can hold such rows are read. A missing or empty log (or none since
+    `since`) is a NothingLoggedError (a FileNotFoundError) saying so and what to do.
     """
     import pandas as pd
     import pyarrow.parquet as pq
 
-    files = [f for f in _log_files(str(uri)) if since is None or _partition_day(f) >= since.date()]
+    every = _log_files(str(uri))
+    files = [f for f in every if since is None or _partition_day(f) >= since.date()]
+    if not every:
+        raise NothingLoggedError(
+            f"no prediction log files under {uri}: nothing logged yet; score some texts with "
+            f"SENTIMENTKIT_PREDICTION_LOG={uri} set (the API, `predict` or the app's batch tab), then try again"
+        )
     if not files:
-        raise FileNotFoundError(f"no prediction log files under {uri} (set SENTIMENTKIT_PREDICTION_LOG)")
+        latest = max(_partition_day(f) for f in every)
+        raise NothingLoggedError(
+            f"no prediction log files under {uri} since {since:%Y-%m-%d}: the latest are from {latest}; "
+            "look further back (--since) or score some texts",
+            latest,
+        )
     tables = []
     for path in files:
         with storage.local_input(path) as local:

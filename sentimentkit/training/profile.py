@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from sentimentkit.data import load_split, split_path
+from sentimentkit.config import Settings
+from sentimentkit.data import DataError, file_sha256, load_split, split_path
+from sentimentkit.models.card import card_file, configured_key, read_json_card, write_card
+from sentimentkit.models.pipeline import ModelError
+from sentimentkit.models.signing import SIGNATURE_FIELD
+from sentimentkit.serving.loader import load_predictor
 from sentimentkit.serving.predictor import Predictor
 from sentimentkit.text.preprocess import base_token
 
@@ -138,17 +143,70 @@ def pipeline_reference(
     return reference_profile(Predictor(pipeline, card), texts, source)
 
 
+class NoReferenceError(DataError):
+    """A model whose card holds no reference profile, and no validation split to compute one from."""
+
+
 def model_reference(predictor: Any, data_dir: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """(reference profile, where it came from) for a loaded model.
 
-    The card's own `reference` when training stored one; otherwise (models trained before it existed,
-    like the committed model.pkl) it is computed now from the validation split, and the note says so.
+    The card's own `reference` (training stores one; the committed model.pkl's card carries one too), so
+    no data is needed. Only for a card without one (a model trained before references existed) is it
+    computed now from the validation split, and the note says so; when that split is not there either,
+    NoReferenceError says what to do in one sentence.
     """
     card = getattr(predictor, "card", {}) or {}
     name = f"{card.get('name', 'the model')} {card.get('version', '')}".strip()
-    if card.get("reference"):
-        return card["reference"], f"stored in the card of {name} at training time"
+    reference = card.get("reference")
+    if reference:
+        late = reference.get("stored_after_training")  # by store_reference, for an older card
+        when = "after training, from the same validation split" if late else "at training time"
+        return reference, f"stored in the card of {name} {when}"
+
+    path = split_path("validation", data_dir)
+    if not path.is_file():
+        raise NoReferenceError(
+            f"The card of {name} holds no reference profile to compare the log with, and {path} is not "
+            "there to compute one: set SENTIMENTKIT_DATA_DIR to the folder holding the validation.csv the "
+            "model was trained with, or retrain it with `python -m sentimentkit train` (which stores the "
+            "profile in the card)."
+        )
     frame = load_split("validation", data_dir)
-    source = split_path("validation", data_dir).name
-    reference = reference_profile(predictor, frame["text"].tolist(), source)
-    return reference, f"computed now from {source} ({reference['n']:,} tweets): the card of {name} has none"
+    reference = reference_profile(predictor, frame["text"].tolist(), path.name)
+    return (
+        reference,
+        f"computed now from {path.name} ({reference['n']:,} tweets): the card of {name} has none",
+    )
+
+
+def store_reference(
+    model: str | Path, data_dir: str | Path | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Compute the reference profile of an existing model and store it in its card; returns the card.
+
+    For models trained before cards carried one. The model files are not touched, so the card's
+    SHA-256s still hold. Refuses (DataError / ModelError, one line) when `data_dir`'s validation.csv is
+    not the file the card says the model was trained with, or when the card is signed and no key is
+    configured to sign it again (dropping the signature would make the model unloadable where a key
+    is required).
+    """
+
+    predictor = load_predictor(model, settings=settings)  # checks the card and the files first
+    path = split_path("validation", data_dir)
+    recorded = ((predictor.card.get("training_data") or {}).get("validation") or {}).get("sha256")
+    if not path.is_file():
+        raise DataError(f"{path} not found: set the data folder to the one the model was trained with.")
+    if recorded and file_sha256(path) != recorded:
+        raise DataError(
+            f"{path} is not the validation split the card of {model} records (SHA-256 {recorded[:12]}...); "
+            "use the data folder the model was trained with."
+        )
+    raw = read_json_card(card_file(model), f"Model card {card_file(model)} not found.")
+    if SIGNATURE_FIELD in raw and configured_key(settings) is None:
+        raise ModelError(
+            f"The card of {model} is signed: configure its signing key (SENTIMENTKIT_SIGNING_KEY or "
+            "SENTIMENTKIT_SIGNING_KEY_FILE) so the card can be signed again with its reference."
+        )
+    texts = load_split("validation", data_dir)["text"].tolist()
+    raw["reference"] = {**reference_profile(predictor, texts, path.name), "stored_after_training": True}
+    return write_card(model, raw, settings)

@@ -142,11 +142,8 @@ def test_training_stores_the_reference_profile_in_the_card(tmp_path: Path) -> No
     card = train(
         write_tiny_splits(tmp_path / "data"), tmp_path / "model.pkl", params={"C": 10.0}, log=lambda *a: None
     )
-    reference = (
-        card["reference"]
-        if "reference" in card
-        else json.loads((tmp_path / "model.json").read_text())["reference"]
-    )
+    reference = card["reference"]  # every trained card carries it, as written to disk
+    assert json.loads((tmp_path / "model.json").read_text())["reference"] == reference
     assert reference["source"] == "validation.csv" and reference["n"] == 27
     assert sum(reference["label_shares"].values()) == pytest.approx(1.0)
     assert len(reference["confidence_quantiles"]) == 101 and sum(reference["length_shares"]) == pytest.approx(
