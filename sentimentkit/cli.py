@@ -433,7 +433,7 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from sentimentkit.training.transformer import export_onnx
+    from sentimentkit.training.onnx_export import export_onnx
 
     _require_training_extra()
 
