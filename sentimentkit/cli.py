@@ -347,14 +347,8 @@ def _predict_file(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sentimentkit.insights.report import (
-        AUTO,
-        build_insights,
-        ensure_scored,
-        has_scores,
-        render_html,
-        summary_json,
-    )
+    from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
+    from sentimentkit.insights.render import render_html, summary_json
     from sentimentkit.serving.batch import read_table
     from sentimentkit.serving.loader import load_predictor
 
