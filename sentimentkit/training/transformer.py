@@ -42,6 +42,7 @@ from sentimentkit.models.card import (
 )  # fmt: skip
 from sentimentkit.serving.transformer import pad_batch
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
+from sentimentkit.training.offsets import tune_logit_offsets
 
 Log = Callable[[str], None]
 
@@ -461,29 +462,13 @@ def train_transformer(
 
 
 # --- class bias (logit offsets) chosen on validation ----------------------------------------------
-BIAS_STEPS = np.round(np.arange(-1.0, 1.01, 0.1), 2)
-
-
-def tune_logit_offsets(logits: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, float]:
-    """Offsets (negative, 0, positive) added to the logits that maximise macro recall on a 0.1 grid
-    in [-1, 1]; among equal scores the smallest offsets win."""
-    y, names = list(labels), np.asarray(LABELS)
-    grid = sorted(((n, p) for n in BIAS_STEPS for p in BIAS_STEPS), key=lambda t: (abs(t[0]) + abs(t[1]), t))
-    best, best_offsets = -1.0, np.zeros(len(LABELS))
-    for neg, pos in grid:
-        offsets = np.array([neg, 0.0, pos])
-        value = metrics(y, names[np.argmax(logits + offsets, axis=1)].tolist())["avg_recall"]
-        if value > best + 1e-9:
-            best, best_offsets = value, offsets
-    return best_offsets + 0.0, best  # + 0.0 turns -0.0 into 0.0 in the card
-
-
 def tune_bias(
     folder: Path, splits: dict[str, pd.DataFrame], log: Log = print, on: str = "validation"
 ) -> dict[str, Any]:
     """Choose logit offsets on split `on` for the torch model in `folder`, then rewrite its card: the
     offsets (applied by every predictor), metrics with them, and the metrics without them, for every
-    reported split (validation, clean_validation when present, test)."""
+    reported split (validation, clean_validation when present, test). Among equally good offsets
+    the smallest win (`offsets.tune_logit_offsets`)."""
     from sentimentkit.serving.transformer import TorchPredictor, softmax
 
     predictor = TorchPredictor(folder)
