@@ -15,9 +15,10 @@ import streamlit as st
 from sentimentkit import ui
 from sentimentkit.config import Settings
 from sentimentkit.insights import charts
+from sentimentkit.insights.build import Insights, build_insights
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
-from sentimentkit.insights.report import Insights, build_insights, render_html
+from sentimentkit.insights.render import render_html
 from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving import batch

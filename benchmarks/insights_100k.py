@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.insights.report import build_insights, render_html, summary_json, vega_bundle
+from sentimentkit.insights.build import build_insights
+from sentimentkit.insights.render import render_html, summary_json, vega_bundle
 from sentimentkit.serving import batch
 from sentimentkit.serving.predictor import Predictor
 

@@ -347,14 +347,8 @@ def _predict_file(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sentimentkit.insights.report import (
-        AUTO,
-        build_insights,
-        ensure_scored,
-        has_scores,
-        render_html,
-        summary_json,
-    )
+    from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
+    from sentimentkit.insights.render import render_html, summary_json
     from sentimentkit.serving.batch import read_table
     from sentimentkit.serving.loader import load_predictor
 
@@ -433,7 +427,7 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from sentimentkit.training.transformer import export_onnx
+    from sentimentkit.training.onnx_export import export_onnx
 
     _require_training_extra()
 

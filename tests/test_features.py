@@ -1,3 +1,4 @@
+import io
 import pickle
 
 import numpy as np
@@ -5,8 +6,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from sentimentkit.text import features as features_module
-from sentimentkit.text import preprocess
+from sentimentkit.models.safe_pickle import _MOVED
+from sentimentkit.text import _lookup, features, preprocess
 from sentimentkit.text.features import TweetVectorizer, char_document, word_ngrams
 from sentimentkit.text.preprocess import tokenize
 from tests.conftest import COMMITTED_MODEL
@@ -25,8 +26,8 @@ TEXTS = [
 def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs on the compiled inner loops and on the NumPy code they replace."""
     if request.param == "numpy":
-        monkeypatch.setattr(features_module, "_speedups", None)
-    elif features_module._speedups is None:
+        monkeypatch.setattr(_lookup, "_speedups", None)
+    elif _lookup._speedups is None:
         pytest.skip("the compiled loops are not built (see test_speedups.py)")
     return request.param
 
@@ -77,6 +78,35 @@ def test_pickle_drops_cache_and_round_trips():
     np.testing.assert_allclose(pickle.loads(blob).transform(TEXTS).toarray(), before)
 
 
+def _pickled_classes(blob: bytes) -> set[tuple[str, str]]:
+    """(module, name) of every global a pickle asks for, with `safe_pickle`'s map of moved classes."""
+    found: set[tuple[str, str]] = set()
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            where = _MOVED.get((module, name), (module, name))
+            found.add(where)
+            return super().find_class(*where)
+
+    Recorder(io.BytesIO(blob), fix_imports=False).load()
+    return found
+
+
+def test_the_pickle_names_only_the_estimators_classes():
+    """model.pkl pickles the estimator, never the look-up engine (`_lookup`, rebuilt lazily): the
+    package classes that a used vectorizer's pickle, and the committed model's, ask for are the
+    estimator's, where `features` defines them."""
+    vec = _fitted(word_max_n=3)
+    vec.transform(TEXTS), vec.row_dot("love it", np.ones((vec.n_features_, 1)))  # fill every cache
+    for blob in (pickle.dumps(vec), COMMITTED_MODEL.read_bytes()):
+        package = {(m, n) for m, n in _pickled_classes(blob) if m.startswith("sentimentkit")}
+        assert package and package <= {
+            (features.__name__, "TweetVectorizer"),
+            (features.__name__, "_WordAnalyzer"),
+        }
+        assert all(getattr(features, n).__module__ == m for m, n in package)
+
+
 def test_feature_names_cover_every_column():
     vec = _fitted()
     assert len(vec.get_feature_names_out()) == vec.n_features_ == vec.transform(["x"]).shape[1]
@@ -124,25 +154,23 @@ WEIRD_WORDS = [
 
 
 def test_vectorised_char_ngrams_equal_sklearns_analyzer():
-    from sentimentkit.text.features import _CharGrams
 
     vec = _fitted(char_ngram_range=(2, 5))
     analyzer = vec.char_vectorizer_.build_analyzer()
     vocab = vec.char_vectorizer_.vocabulary_
     words = [t for text in TEXTS for t in tokenize(text)] + WEIRD_WORDS
-    owner, ids = _CharGrams(vec.char_vectorizer_, analyzer).ids(words)
+    owner, ids = _lookup.CharGrams(vec.char_vectorizer_, analyzer).ids(words)
     for i, word in enumerate(words):
         expected = sorted(vocab[g] for g in analyzer(word) if g in vocab)
         assert sorted(ids[owner == i].tolist()) == expected, word
 
 
 def test_char_ngrams_of_words_shorter_than_the_smallest_n_follow_sklearn():
-    from sentimentkit.text.features import _CharGrams
 
     vec = TweetVectorizer(word_min_df=1, char_min_df=1, char_ngram_range=(4, 5)).fit(TEXTS + ["a b c"])
     analyzer = vec.char_vectorizer_.build_analyzer()
     words = ["a", "b", "love"] + [w for t in TEXTS for w in tokenize(t)]  # enough for the vectorised path
-    owner, ids = _CharGrams(vec.char_vectorizer_, analyzer).ids(words)
+    owner, ids = _lookup.CharGrams(vec.char_vectorizer_, analyzer).ids(words)
     vocab = vec.char_vectorizer_.vocabulary_
     assert ids[owner == 0].tolist() == [vocab[" a "]]  # sklearn keeps the padded word itself
     assert sorted(ids[owner == 2].tolist()) == sorted(vocab[g] for g in analyzer("love") if g in vocab)
@@ -259,29 +287,27 @@ def test_char_ngrams_of_pretokenised_words_with_whitespace_follow_sklearn(odd):
 
 def test_chunk_ids_are_bounded_without_rebuilding_the_token_table():
     """A chunk limit drops the chunk ids alone: the token table (and its bigram index) stays."""
-    saved = features_module._CHUNK_IDS_MAX
+    saved = _lookup._CHUNK_IDS_MAX
     try:
-        features_module._CHUNK_IDS_MAX = 5
+        _lookup._CHUNK_IDS_MAX = 5
         vec = _fitted()
         table = vec._table()
         for text in ["one two three four five six seven", "eight nine ten eleven twelve", "love it"]:
             vec.transform([text])
             assert vec._table() is table and len(table.chunks.index) <= 5 + 7
     finally:
-        features_module._CHUNK_IDS_MAX = saved
+        _lookup._CHUNK_IDS_MAX = saved
 
 
 def test_key_index_finds_every_key_and_only_keys():
-    from sentimentkit.text.features import _KeyIndex
-
     rng = np.random.default_rng(1)
     keys = np.unique(rng.integers(0, 2**62, 5000))
     values = rng.permutation(len(keys)).astype(np.int32)
-    index = _KeyIndex(keys, values)
+    index = _lookup.KeyIndex(keys, values)
     queries = np.concatenate([keys, rng.integers(0, 2**62, 5000), keys[:100] + 1])
     expected = dict(zip(keys.tolist(), values.tolist()))
     assert index.get(queries).tolist() == [expected.get(q, -1) for q in queries.tolist()]
-    assert _KeyIndex(keys[:0], values[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
+    assert _lookup.KeyIndex(keys[:0], values[:0]).get(keys[:3]).tolist() == [-1, -1, -1]
 
 
 @pytest.mark.parametrize("n_cols", [50, 2**31 // 40 + 1])  # 32-bit sort keys, then 64-bit ones
@@ -309,7 +335,7 @@ def test_small_cache_limits_give_identical_probabilities_and_bound_the_caches(sh
 
     texts = pd.read_csv(shared_data / "test.csv", nrows=_BATCH + 500)["text"].tolist()
     expected = load_predictor(COMMITTED_MODEL).predict_proba(texts)
-    saved = (features_module._TOKEN_CACHE_MAX, preprocess._CHUNK_CACHE_MAX)
+    saved = (_lookup._TOKEN_CACHE_MAX, preprocess._CHUNK_CACHE_MAX)
     try:
         set_cache_limits(tokens=50, chunks=40)
         bounded = load_predictor(COMMITTED_MODEL)

@@ -10,10 +10,11 @@ import pytest
 from scipy import stats
 from scipy.stats.contingency import association
 
+from sentimentkit.insights.build import build_insights, ensure_scored
 from sentimentkit.insights.dates import detect_date_column, parse_dates
 from sentimentkit.insights.drivers import distinctive_terms, log_odds_dirichlet, term_matrix
 from sentimentkit.insights.groups import by_group
-from sentimentkit.insights.report import build_insights, ensure_scored, render_html, summary
+from sentimentkit.insights.render import render_html, summary
 from sentimentkit.insights.stats import chi_square, net_sentiment, two_proportion_z
 from sentimentkit.insights.timeline import choose_granularity, over_time
 

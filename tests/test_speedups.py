@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentimentkit.serving.predictor import Predictor
-from sentimentkit.text import features, preprocess
+from sentimentkit.text import _lookup, preprocess
 from tests.conftest import COMMITTED_MODEL
 
-compiled = pytest.mark.skipif(features._speedups is None, reason="the compiled loops are not built")
+compiled = pytest.mark.skipif(_lookup._speedups is None, reason="the compiled loops are not built")
 
 ODD_TEXTS = [
     "",
@@ -53,7 +53,7 @@ def _both(monkeypatch: pytest.MonkeyPatch, run):
     """`run(predictor)` on the compiled loops, then on the NumPy code, each on a fresh model."""
     compiled = run(Predictor.load(COMMITTED_MODEL))
     with monkeypatch.context() as patch:
-        patch.setattr(features, "_speedups", None)
+        patch.setattr(_lookup, "_speedups", None)
         preprocess._chunk_cache.clear()
         numpy = run(Predictor.load(COMMITTED_MODEL))
     return compiled, numpy
@@ -63,7 +63,7 @@ def test_compiled_loops_are_built():
     """`pip install -e .` (README, scripts/setup-dev.sh) builds them; a silent build failure would
     make every speed figure here wrong, so the suite says so."""
     assert not os.environ.get("SENTIMENTKIT_PURE_PYTHON")
-    assert features._speedups is not None, (
+    assert _lookup._speedups is not None, (
         "the compiled loops (sentimentkit/text/_speedups.c) are not built: run pip install -e . with a C compiler"
     )
 
@@ -137,9 +137,9 @@ def test_char_gram_ids_equal_the_numpy_code(monkeypatch):
     ]
     words *= 3  # more than the NumPy code's few-words threshold
     owners_c, ids_c = grams.ids(words)
-    monkeypatch.setattr(features, "_speedups", None)
+    monkeypatch.setattr(_lookup, "_speedups", None)
     owners_n, ids_n = grams.ids(words)
-    # the same (word, id) pairs; features._token_entries orders them per word, stably
+    # the same (word, id) pairs; TweetVectorizer._token_entries orders them per word, stably
     order_c, order_n = np.argsort(owners_c, kind="stable"), np.argsort(owners_n, kind="stable")
     assert owners_c[order_c].tolist() == owners_n[order_n].tolist()
     assert ids_c[order_c].tolist() == ids_n[order_n].tolist()
@@ -200,9 +200,8 @@ def test_the_chunk_table_verifies_every_match_and_bounds():
     """chunk_lookup trusts no hash: a slot whose chunk text differs (a collision), or points past
     the arrays it was given (a reader holding an older version of them), reads as missing."""
     from sentimentkit.text import _speedups
-    from sentimentkit.text.features import _ChunkIds
 
-    chunks = _ChunkIds()
+    chunks = _lookup.ChunkIds()
     chunks.names += ["abc", "déf"]
     chunks._mirror(["abc", "déf"], 0)
 
@@ -231,9 +230,8 @@ def test_the_chunk_table_verifies_every_match_and_bounds():
 
 @compiled
 def test_the_chunk_table_grows_and_finds_every_chunk():
-    from sentimentkit.text.features import _ChunkIds
 
-    chunks = _ChunkIds()
+    chunks = _lookup.ChunkIds()
     names = [f"w{i}é" if i % 3 else f"w{i}" for i in range(5000)]
     for start in range(0, len(names), 700):  # several growths of the slots
         part = names[start : start + 700]

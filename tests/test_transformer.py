@@ -36,13 +36,13 @@ from sentimentkit.serving.transformer import (  # noqa: E402
     softmax,
     token_windows,
 )
+from sentimentkit.training.offsets import tune_logit_offsets  # noqa: E402
+from sentimentkit.training.onnx_export import export_onnx  # noqa: E402
 from sentimentkit.training.transformer import (  # noqa: E402
     TrainConfig,
     class_weights,
-    export_onnx,
     length_batches,
     resolve_base_model,
-    tune_logit_offsets,
 )
 
 COMMITTED_INT8 = REPO_ROOT / "models" / "transformer-int8"

@@ -3,7 +3,7 @@
 import asyncio
 from typing import Any
 
-from sentimentkit.serving.base import BasePredictor, error_record, text_error
+from sentimentkit.serving.base import BasePredictor, text_error
 
 # Every model call happens on the event loop's thread, one call at a time. Not for thread safety: the
 # TF-IDF model may be shared between threads (features.py adds new tokens to its cache under a lock,
@@ -72,15 +72,22 @@ class MicroBatcher:
 
 
 async def score_texts(p: BasePredictor, texts: list[str], max_chars: int) -> list[dict[str, Any]]:
-    """`p.score` in slices on the loop's thread, with this server's character limit (an injected
-    predictor may have another); one record per text, in order."""
-    errors = [text_error(t, max_chars) for t in texts]
-    valid = [i for i, e in enumerate(errors) if e is None]
-    records = [error_record(e) for e in errors]
-    for start in range(0, len(valid), MODEL_SLICE):
+    """`p.score` of `texts` with this server's character limit as well (an injected predictor may
+    have another), on the loop's thread in slices (`model_slices`); one record per text, in order."""
+    records: list[dict[str, Any]] = []
+    for start, stop in model_slices(texts, max_chars):
         if start:
             await asyncio.sleep(0)  # let waiting requests run between slices
-        part = valid[start : start + MODEL_SLICE]
-        for i, record in zip(part, p.score([texts[i] for i in part])):
-            records[i] = record
+        records += p.score(texts[start:stop], max_chars=max_chars)
     return records
+
+
+def model_slices(texts: list[str], max_chars: int) -> list[tuple[int, int]]:
+    """(start, stop) of the consecutive parts of `texts` scored in one model call each: every part
+    holds MODEL_SLICE texts that can be scored under `max_chars` (the last part fewer), however many
+    bad ones lie between them, so each call gets full slices of real work."""
+    if len(texts) <= MODEL_SLICE:
+        return [(0, len(texts))]
+    valid = [i for i, t in enumerate(texts) if text_error(t, max_chars) is None]
+    cuts = [0, *valid[MODEL_SLICE::MODEL_SLICE], len(texts)]
+    return list(zip(cuts, cuts[1:]))

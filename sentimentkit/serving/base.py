@@ -137,9 +137,18 @@ class BasePredictor:
         return [self.labels[i] for i in np.argmax(proba, axis=1)] if len(proba) else []
 
     # --- records with validation ---------------------------------------------------------
-    def score(self, texts: Sequence[object], threshold: float | None = None) -> list[dict[str, Any]]:
-        """One result dict per input, in order. Invalid items get `error` and null scores."""
-        errors = [text_error(t, self.max_chars) for t in texts]
+    def score(
+        self, texts: Sequence[object], threshold: float | None = None, max_chars: int | None = None
+    ) -> list[dict[str, Any]]:
+        """One result dict per input, in order. Invalid items get `error` and null scores.
+
+        `max_chars`: the caller's own character limit (an API server's), checked before this
+        predictor's, which still applies.
+        """
+        if max_chars is None:
+            errors = [text_error(t, self.max_chars) for t in texts]
+        else:
+            errors = [text_error(t, max_chars) or text_error(t, self.max_chars) for t in texts]
         valid = [i for i, e in enumerate(errors) if e is None]
         cut = self.threshold if threshold is None else threshold
         results: list[dict[str, Any]] = [error_record(e) for e in errors]

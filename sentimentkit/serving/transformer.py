@@ -163,11 +163,13 @@ class _TransformerPredictor(BasePredictor):
             return np.zeros((0, len(self.labels)))
         return self._proba([str(t) for t in texts])
 
-    def score(self, texts: Sequence[object], threshold: float | None = None) -> list[dict[str, Any]]:
+    def score(
+        self, texts: Sequence[object], threshold: float | None = None, max_chars: int | None = None
+    ) -> list[dict[str, Any]]:
         """`BasePredictor.score`, each scored record adding `windows`: how many `max_length`-token
         windows its text took (1: it fit whole; more: every window scored and pooled, none cut)."""
         self._local.windows = []  # predict_proba is not called when no text is valid
-        records = super().score(texts, threshold)
+        records = super().score(texts, threshold, max_chars)
         scored = (record for record in records if record["error"] is None)
         for record, count in zip(scored, self._local.windows):
             record["windows"] = int(count)

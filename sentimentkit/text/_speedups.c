@@ -1,24 +1,25 @@
-/* Compiled inner loops of sentimentkit.text.features (optional: the package works without them).
+/* Compiled inner loops of sentimentkit.text.features and its look-up engine, sentimentkit.text._lookup
+ * (optional: the package works without them).
  *
  * Loops that NumPy can only express as many whole-array passes with large temporaries, or that
  * Python runs one object at a time:
  *
  * - chunk_lookup / chunk_insert: raw-text chunks -> chunk ids in a hash table over their code
- *   points (features._ChunkIds), without making a string per known chunk;
+ *   points (_lookup.ChunkIds), without making a string per known chunk;
  * - lookup: a list of keys -> their ids in a dict, as one int64 array;
  * - char_gram_ids: the char_wb n-gram ids of new words (each window of " word " encoded as an
- *   integer key and probed in the vocabulary's open-addressing hash table, `_KeyIndex`);
+ *   integer key and probed in the vocabulary's open-addressing hash table, `_lookup.KeyIndex`);
  * - featurize: documents given as token ids -> the TF-IDF rows (word block, char block, each L2
  *   normalised) plus the lexicon cues, written either as CSR arrays or straight into
  *   `X @ weights` without building X.
  *
- * They compute what the NumPy code in features.py computes, in the same floating-point types
- * (float32 TF-IDF values, float64 norms and lexicon sums); only summation order may differ, at the
- * level of float rounding. tests/test_speedups.py checks the two against each other, and every test
- * in tests/test_features.py (which compares with scikit-learn) runs on both. Arrays come in through
- * the buffer protocol; features.py passes contiguous arrays of the stated dtypes and sizes. The GIL
- * is held throughout each call, so `scratch` (owned by one token table) is never used by two calls
- * at once.
+ * They compute what the NumPy code in features.py and _lookup.py computes, in the same
+ * floating-point types (float32 TF-IDF values, float64 norms and lexicon sums); only summation order
+ * may differ, at the level of float rounding. tests/test_speedups.py checks the two against each
+ * other, and every test in tests/test_features.py (which compares with scikit-learn) runs on both.
+ * Arrays come in through the buffer protocol; features.py and _lookup.py pass contiguous arrays of
+ * the stated dtypes and sizes. The GIL is held throughout each call, so `scratch` (owned by one token
+ * table) is never used by two calls at once.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MULTIPLIER 0x9E3779B97F4A7C15ULL /* as _KeyIndex._MULTIPLIER */
+#define MULTIPLIER 0x9E3779B97F4A7C15ULL /* as _lookup.KeyIndex._MULTIPLIER */
 #define N_LEX_FEATURES 7                  /* as N_LEXICON_FEATURES */
 
 typedef struct {
@@ -41,7 +42,7 @@ static inline uint64_t key_slot(const KeyIndex *index, int64_t key) {
     return ((uint64_t)key * MULTIPLIER) >> (64 - index->bits);
 }
 
-/* _KeyIndex.get for one key: its value, or -1. */
+/* _lookup.KeyIndex.get for one key: its value, or -1. */
 static inline int64_t key_get(const KeyIndex *index, int64_t key) {
     uint64_t slot = key_slot(index, key);
     for (;;) {
@@ -469,7 +470,7 @@ static PyObject *lookup(PyObject *Py_UNUSED(self), PyObject *args) {
 
 /* The chunk table: raw-text chunks -> chunk ids, as an open-addressing table of (hash, id + 1)
  * pairs (0: empty) over the chunks' code points, which are kept in one uint32 arena (`points`;
- * `where` gives each id's (offset, length) in it). features._ChunkIds owns the arrays and keeps a
+ * `where` gives each id's (offset, length) in it). _lookup.ChunkIds owns the arrays and keeps a
  * dict beside them; readers of the table need no lock, because each call holds the GIL throughout
  * and every index it reads is bounds-checked (an entry it cannot verify reads as missing, and the
  * caller then asks the dict under the lock). */
@@ -695,10 +696,10 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"chunk_insert", chunk_insert, METH_VARARGS, "enter chunks in a chunk table (see features._ChunkIds)"},
-    {"chunk_lookup", chunk_lookup, METH_VARARGS, "texts -> chunk ids in a chunk table (see features._ChunkIds)"},
+    {"chunk_insert", chunk_insert, METH_VARARGS, "enter chunks in a chunk table (see _lookup.ChunkIds)"},
+    {"chunk_lookup", chunk_lookup, METH_VARARGS, "texts -> chunk ids in a chunk table (see _lookup.ChunkIds)"},
     {"lookup", lookup, METH_VARARGS, "keys -> their ids in a dict, -1 where missing"},
-    {"char_gram_ids", char_gram_ids, METH_VARARGS, "char_wb n-gram ids of words (see features._CharGrams)"},
+    {"char_gram_ids", char_gram_ids, METH_VARARGS, "char_wb n-gram ids of words (see _lookup.CharGrams)"},
     {"featurize", featurize, METH_VARARGS, "TF-IDF + lexicon rows of token-id documents (see features)"},
     {NULL, NULL, 0, NULL},
 };

@@ -18,6 +18,7 @@ from sentimentkit.data import load_split, near_duplicates_of
 from sentimentkit.models.card import PICKLE_FORMAT, data_provenance, library_versions, new_card
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
+from sentimentkit.training.offsets import tune_logit_offsets
 from sentimentkit.training.profile import pipeline_reference
 
 # Chosen on the temporal holdout by benchmarks/model_selection.py (table: benchmarks/model_selection.md).
@@ -38,7 +39,6 @@ SEARCH_GRID: dict[str, list[Any]] = {
 }
 HOLDOUT_FRACTION = 0.2
 LIBRARIES = ("scikit-learn", "nltk", "numpy", "pandas")
-BIAS_STEPS = np.round(np.arange(-1.0, 1.01, 0.1), 2)
 
 Log = Callable[[str], None]
 
@@ -88,19 +88,12 @@ def fit_pipeline(train: pd.DataFrame, params: dict[str, Any], extra: pd.DataFram
 
 
 def tune_class_bias(pipeline: Pipeline, validation: pd.DataFrame) -> np.ndarray:
-    """Logit offsets (negative, neutral=0, positive) maximising validation AvgRec; applied in place."""
+    """Logit offsets (negative, neutral=0, positive) maximising validation AvgRec (`offsets`, ties
+    to the first in grid order); applied in place."""
     scores = pipeline.decision_function(validation["text"].tolist())
-    y = validation["label"].to_numpy()
-    labels = np.asarray(pipeline.classes_)
-    best, best_offsets = -1.0, np.zeros(len(labels))
-    for neg, pos in itertools.product(BIAS_STEPS, BIAS_STEPS):
-        offsets = np.array([neg, 0.0, pos])
-        pred = labels[np.argmax(scores + offsets, axis=1)]
-        value = metrics(y, pred)["avg_recall"]
-        if value > best + 1e-9:
-            best, best_offsets = value, offsets
-    pipeline.named_steps["clf"].intercept_ = pipeline.named_steps["clf"].intercept_ + best_offsets
-    return best_offsets
+    offsets, _ = tune_logit_offsets(scores, validation["label"], pipeline.classes_, ties="grid")
+    pipeline.named_steps["clf"].intercept_ = pipeline.named_steps["clf"].intercept_ + offsets
+    return offsets
 
 
 def evaluate_pipeline(pipeline: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
