@@ -25,16 +25,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from sentimentkit.io.columns import SpreadsheetError, UnsavedFormula, input_column_renames
 
 DELIMITERS = ",;\t|"
 ONE_COLUMN = "\x1f"  # marks a one-column file, whose lines are read as they are (never split)
 EXCEL_EXTENSIONS = (".xlsx", ".xlsm")
-TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", *EXCEL_EXTENSIONS)
+PARQUET_EXTENSIONS = (".parquet", ".pq")
+TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", *EXCEL_EXTENSIONS, *PARQUET_EXTENSIONS)
 TEXT_COLUMN_HINTS = ("text", "tweet", "content", "message", "comment", "review", "body", "sentence")
 CLI_HINT = "python -m sentimentkit predict --input FILE.csv --output OUT.csv"
 _BLOCK = 1 << 20
@@ -85,6 +89,15 @@ class Table:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the columns, from the values they hold (`arrow_type`): a CSV's columns
+        are strings; an Excel column of numbers stays numeric, of dates a timestamp, and a column
+        of mixed types is strings."""
+        import pyarrow as pa
+
+        return pa.schema([pa.field(str(c), arrow_type(self.frame[c])) for c in self.frame.columns])
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         """The rows in slices of `chunk_rows`, each with its own row errors (positions re-based)."""
@@ -407,6 +420,13 @@ class CsvTable:
         """Close the file if this table opened it."""
         if self._owns_stream:
             self._stream.close()
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the columns: every CSV cell is a string."""
+        import pyarrow as pa
+
+        return pa.schema([pa.field(c, pa.string()) for c in self.columns])
 
     def __enter__(self) -> CsvTable:
         return self
@@ -742,16 +762,108 @@ def _blank_cell(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+# --- Parquet ----------------------------------------------------------------------------------
+def is_parquet(path: str | Path) -> bool:
+    """True when `path` names a Parquet file (by its extension)."""
+    return str(path).lower().endswith(PARQUET_EXTENSIONS)
+
+
+class ParquetTable:
+    """A Parquet file opened for streaming, under the same column rules as a CSV: duplicate or empty
+    names are renamed and input columns named like an output column are noted, in `notes`; more
+    than MAX_COLUMNS is refused. Cells keep their Arrow type (`schema`); a text column's cells are
+    Python strings (a missing one None, flagged "empty text" as an empty CSV cell is)."""
+
+    def __init__(self, source: str | Path | IO[bytes], name: str = "") -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.filename = name or str(source)
+        try:
+            self._file = pq.ParquetFile(source)
+            found = self._file.schema_arrow
+        except (pa.ArrowException, OSError) as exc:
+            raise BatchError(f"{self.filename} is not a readable Parquet file ({exc}).") from None
+        _check_width(len(found.names), "The Parquet file")
+        self.columns, self.notes = unique_columns(found.names)
+        self.schema: pa.Schema = pa.schema([f.with_name(n) for f, n in zip(found, self.columns)])
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> ParquetTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
+        """The rows, `chunk_rows` at a time, with a running index from 0."""
+        import pyarrow as pa
+
+        done = 0
+        try:
+            for batch in self._file.iter_batches(batch_size=chunk_rows):
+                frame = _frame(pa.RecordBatch.from_arrays(batch.columns, schema=self.schema))
+                frame.index = pd.RangeIndex(done, done + len(frame))
+                done += len(frame)
+                yield Chunk(frame)
+        except (pa.ArrowException, OSError) as exc:
+            raise BatchError(f"{self.filename} could not be read past row {done:,} ({exc}).") from None
+
+    def count_rows(self) -> int:
+        """The rows in the file, from its footer."""
+        return int(self._file.metadata.num_rows)
+
+
+def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    """Text columns become Python strings, a missing text None; other columns keep their exact Arrow
+    type, so a Parquet output round-trips them."""
+    import pyarrow as pa
+
+    def mapper(kind: pa.DataType) -> Any:
+        return None if pa.types.is_string(kind) or pa.types.is_large_string(kind) else pd.ArrowDtype(kind)
+
+    return batch.to_pandas(types_mapper=mapper)
+
+
+def arrow_type(values: Any) -> pa.DataType:
+    """The Arrow type for a column of Python values (None is missing): bool, int64, float64 (ints and
+    floats), timestamp, date, time or duration when every value is of that kind; else string."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {int} and all(-(2**63) <= v < 2**63 for v in values if v is not None):
+        return pa.int64()
+    for group, kind in (
+        ({bool}, pa.bool_()),
+        ({int, float}, pa.float64()),
+        ({dt.datetime, pd.Timestamp}, pa.timestamp("us")),
+        ({dt.date}, pa.date32()),
+        ({dt.time}, pa.time64("us")),
+        ({dt.timedelta}, pa.duration("us")),
+    ):
+        if kinds and kinds <= group:
+            return kind
+    return pa.string()
+
+
 # --- opening files and uploads ------------------------------------------------------------------
-def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable | Table:
-    """A CSV/TSV (streamed) or an Excel workbook (in memory), chosen by the file name; `.xls`, zip
-    and old Office files get a message saying what to do. Paths are opened here (and stay open while
-    the returned table is read)."""
+def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable | Table | ParquetTable:
+    """The one way to open a table: a CSV/TSV (streamed), an Excel workbook (in memory) or a Parquet
+    file (streamed), chosen by the file name; `.xls`, zip and old Office files get a message saying
+    what to do. Each has `columns`, `notes`, `schema` and `chunks(n)`, and is a context manager.
+    Paths are opened here (and stay open while the returned table is read)."""
     name = (filename or str(source if isinstance(source, (str, Path)) else "")).lower()
     if isinstance(source, (str, Path)):
         _check_input_path(Path(source))
         if name.endswith(EXCEL_EXTENSIONS):
             return read_excel(Path(source))
+        if is_parquet(name):
+            return ParquetTable(str(source), filename or str(source))
         stream: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed by the CsvTable (or below)
         try:
             _refuse_office(stream, name)
@@ -761,6 +873,8 @@ def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable |
             raise
     if name.endswith(EXCEL_EXTENSIONS):
         return read_excel(source.read())
+    if is_parquet(name):
+        return ParquetTable(source, filename)
     _refuse_office(source, name)
     return CsvTable(source, name)
 
@@ -791,7 +905,8 @@ def _refuse_office(stream: IO[bytes], name: str) -> None:
 
 
 def read_table(data: bytes, filename: str, max_rows: int | None = None) -> Table:
-    """An uploaded CSV, TSV or XLSX as one in-memory Table (refused by name when it is none of them)."""
+    """An uploaded CSV, TSV, XLSX or Parquet file as one in-memory Table (refused by name when it is
+    none of them)."""
     name = filename.lower()
     if not name.endswith((*TABLE_EXTENSIONS, ".xls")):
         raise BatchError(
@@ -809,7 +924,7 @@ def read_table(data: bytes, filename: str, max_rows: int | None = None) -> Table
     return table
 
 
-def _collect(opened: CsvTable, max_rows: int | None) -> Table:
+def _collect(opened: CsvTable | ParquetTable, max_rows: int | None) -> Table:
     frames: list[pd.DataFrame] = []
     errors: dict[int, str] = {}
     rows = 0
