@@ -959,3 +959,53 @@ def check_upload(filename: str, size_bytes: int, max_upload_mb: int) -> None:
         )
     if size_bytes == 0:
         raise BatchError(_EMPTY_FILE)
+
+
+# --- labelled data ----------------------------------------------------------------------------------
+def read_labelled(source: str | Path, text_column: str = "text", label_column: str = "label") -> pd.DataFrame:
+    """A labelled table (CSV/TSV/XLSX/Parquet, a local path or an az:// URI) read by `open_table`'s
+    rules, as a frame of two string columns `text` and `label` (labels as written; the caller
+    normalises them). Lines with no value at all are skipped, as blank lines between rows are; a row
+    with more or fewer fields than the header, or a spreadsheet cell with an error value or a formula
+    with no saved value, is refused naming its row, since training or metrics cannot flag a row."""
+    from sentimentkit.io import storage
+
+    name = str(source).rstrip("/").rsplit("/", 1)[-1]
+    with storage.local_input(source) as local, open_table(local, name) as table:
+        missing = [c for c in (text_column, label_column) if c not in table.columns]
+        if missing:
+            raise BatchError(
+                f"{source} has no column(s) {missing}; its columns are {table.columns}. "
+                "Use --text-column / --label-column to pick others."
+            )
+        frames = []
+        for chunk in table.chunks(50_000):
+            if chunk.row_errors:
+                position, why = next(iter(sorted(chunk.row_errors.items())))
+                raise BatchError(
+                    f"{source}: data row {int(chunk.frame.index[position]) + 1}: {why}. Fix that row."
+                )
+            frames.append(chunk.frame[[text_column, label_column]])
+    frame = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[text_column, label_column])
+    )
+    out = pd.DataFrame({"text": _labelled_cells(frame[text_column], source),
+                        "label": _labelled_cells(frame[label_column], source)})  # fmt: skip
+    return out[(out["text"] != "") | (out["label"] != "")].reset_index(drop=True)
+
+
+def _labelled_cells(values: pd.Series, source: str | Path) -> pd.Series:
+    """Cells as strings (a missing cell "", a number its text); a spreadsheet error value or a formula
+    with no saved value is refused naming its data row."""
+    for position, value in enumerate(values):
+        if isinstance(value, (SpreadsheetError, UnsavedFormula)):
+            what = (
+                "an error value" if isinstance(value, SpreadsheetError) else "a formula with no saved value"
+            )
+            raise BatchError(
+                f"{source}: data row {position + 1} of column {values.name!r} holds {what} ({value}). "
+                "Fix the cell (or open and save the workbook in Excel) and try again."
+            )
+    return values.map(
+        lambda v: "" if v is None or v is pd.NA else v if isinstance(v, str) else str(v)
+    ).astype(object)
