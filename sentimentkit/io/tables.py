@@ -1,15 +1,29 @@
-"""Reading user tables (CSV, TSV, XLSX) without losing, shifting or silently changing a row.
+"""The one table reader: CSV, TSV, XLSX and Parquet read without losing, shifting or silently
+changing a row. Every front end reads through it (`open_table` streams a file, `read_table` an upload,
+`read_labelled` a labelled file for train/evaluate/retrain).
 
 Rules (each one a promise the README repeats):
-- The encoding is decided over the whole file before any row is read: a BOM wins; then UTF-16
-  without BOM (by its zero bytes); then UTF-8 if every byte of the file is valid UTF-8; otherwise
-  cp1252 (so curly quotes and the euro sign survive) unless charset-normalizer finds the text far
-  more plausible in another encoding (Cyrillic, Central European, Japanese...); Latin-1 last.
+- The encoding is decided over the whole file before any row is read: a BOM wins (UTF-8, UTF-16 and
+  UTF-32, either byte order); then UTF-16 without BOM (by its zero bytes); then UTF-8 if every byte
+  of the file is valid UTF-8; otherwise cp1252 whenever the bytes decode as cp1252 into plausible
+  Western text, however short the file (curly quotes and the euro sign survive); otherwise the
+  encoding charset-normalizer finds most plausible if it decodes the whole file (Cyrillic, Central
+  European, Japanese...); cp1252 or Latin-1 last.
 - A blank line is an empty row (its text is flagged "empty text" when scored), kept in order.
 - A row with more or fewer fields than the header keeps every field (extra ones are joined into
   the last column) and is flagged in `row_errors` with its line number; it is not scored.
-- A file whose header has none of `, ; tab |` has one column: each line is one text, commas and all.
-- Renamed columns (empty, duplicate, or named like an output column) are reported in `notes`.
+- A file whose header has none of `, ; tab |` has one column: each line is one text, every character
+  kept (commas, tabs, control characters); a line starting with a quote is a quoted text.
+- A cell may hold up to FIELD_LIMIT (8 MiB) characters; a longer one is refused naming its line, and
+  told apart from a quote that is never closed.
+- A table has at most MAX_COLUMNS (1,000) columns. A sheet is read by the cells it holds: a stray
+  value far to the right is one more column, a formatted empty cell none.
+- Excel cells keep their type; a formula with no saved value (`UnsavedFormula`) and a cell of the
+  error type such as #DIV/0! or #N/A (`SpreadsheetError`) are flagged when scored, never scored.
+- Parquet cells keep their Arrow type; `schema` gives every table's Arrow schema (CSV: strings;
+  Excel: numbers, dates, or strings for a column of mixed types).
+- Renamed columns (empty, duplicate, or named like an output column) are reported in `notes`, for
+  every format.
 """
 
 from __future__ import annotations
