@@ -657,7 +657,7 @@ def read_excel(source: bytes | str | Path) -> Table:
         raise BatchError(
             f"The Excel file could not be read ({type(exc).__name__}). Save it again as .xlsx."
         ) from None
-    while cells and not any(not _blank_cell(v) for v in cells[-1].values()):
+    while cells and all(_blank_cell(v) for v in cells[-1].values()):
         cells.pop()
     if not cells:
         raise BatchError("The workbook is empty. Put a header row and one text per row in its first sheet.")
