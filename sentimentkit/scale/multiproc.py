@@ -39,7 +39,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sentimentkit.io.tables import PARQUET_EXTENSIONS, BatchError, Chunk, check_column, is_parquet, open_table
+from sentimentkit.io.tables import (
+    PARQUET_EXTENSIONS,
+    BatchError,
+    Chunk,
+    ParquetTable,
+    check_column,
+    is_parquet,
+    open_table,
+)
 from sentimentkit.io.write import atomic_output, csv_text, same_file
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
 from sentimentkit.serving.batch import FileResult, score_chunk
@@ -101,7 +109,8 @@ def count_rows(path: str | Path) -> int | None:
     """Rows in the file (Parquet: from its footer; CSV: an estimate from its line count), for the
     progress bar's ETA; None when unknown."""
     if is_parquet(path):
-        return pq.ParquetFile(path).metadata.num_rows
+        with ParquetTable(path) as table:
+            return table.count_rows()
     with contextlib.suppress(OSError), open(path, "rb") as fh:
         lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
         return max(lines - 1, 0)  # minus the header; quoted line breaks make it an estimate
@@ -150,15 +159,23 @@ def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: 
 
 def _arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """`frame` as an Arrow table of `schema`; in a string column a value of another type (a number
-    among texts in an Excel column) is written as its text, so no value is lost."""
+    among texts in an Excel column of mixed types) is written as its text, so no value is lost."""
+    try:
+        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
     mixed = {
-        name: frame[name].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        name: frame[name].map(_as_text)
         for name, kind in zip(schema.names, schema.types)
         if pa.types.is_string(kind) and frame[name].dtype == object
     }
-    return pa.Table.from_pandas(
-        frame.assign(**mixed) if mixed else frame, schema=schema, preserve_index=False
-    )
+    return pa.Table.from_pandas(frame.assign(**mixed), schema=schema, preserve_index=False)
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, str) or value is None:
+        return value
+    return None if value is pd.NA or (isinstance(value, float) and value != value) else str(value)
 
 
 # --- worker processes ---------------------------------------------------------------------------
