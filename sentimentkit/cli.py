@@ -47,10 +47,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                    help="log the run to MLflow and register a new sentimentkit-tfidf version (mlops extra)")  # fmt: skip
     p.add_argument("--reason", default="", help="why (recorded with the registration)")
 
-    p = sub.add_parser("evaluate", help="metrics of a model on a labelled CSV")
+    p = sub.add_parser("evaluate", help="metrics of a model on a labelled table (CSV/TSV/XLSX/Parquet)")
     _add_model(p, settings)
     p.add_argument(
-        "--data", type=str, required=True, help="labelled CSV file (path or az://container/file.csv)"
+        "--data",
+        type=str,
+        required=True,
+        help="labelled CSV/TSV/XLSX/Parquet file (path or az://container/file.csv)",
     )
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
@@ -284,13 +287,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sentimentkit.data import load_labelled_csv
-    from sentimentkit.io.storage import local_input
     from sentimentkit.serving.loader import load_predictor
     from sentimentkit.training.evaluate import format_report, metrics
 
     predictor = load_predictor(args.model)
-    with local_input(args.data) as data:
-        frame = load_labelled_csv(data, args.text_column, args.label_column)
+    frame = load_labelled_csv(args.data, args.text_column, args.label_column)  # CSV/TSV/XLSX/Parquet, az://
     result = metrics(frame["label"], predictor.predict(frame["text"].tolist()))
     result["model_version"] = predictor.version
     print(json.dumps(result) if args.json else format_report(result))

@@ -1,6 +1,7 @@
 """Load, validate and download labelled datasets.
 
-Files are CSV with a text column and a label column (defaults `text`, `label`). Labels are
+Files are tables (CSV, TSV, XLSX or Parquet, read by `io.tables`) with a text column and a label
+column (defaults `text`, `label`). Labels are
 `negative` / `neutral` / `positive` in any case, with surrounding spaces allowed.
 """
 
@@ -56,26 +57,22 @@ def normalise_labels(labels: pd.Series) -> pd.Series:
 def load_labelled_csv(
     path: str | Path, text_column: str = "text", label_column: str = "label"
 ) -> pd.DataFrame:
-    """Read a labelled CSV into a frame with columns `text`, `label` (labels normalised)."""
-    path = Path(path)
-    if not path.is_file():
+    """Read a labelled table into a frame with columns `text`, `label` (labels normalised), through
+    the product's one reader (`io.tables.read_labelled`): CSV/TSV/XLSX/Parquet, any encoding it
+    accepts, a local path or an az:// URI."""
+    from sentimentkit.io.storage import is_remote
+    from sentimentkit.io.tables import BatchError, read_labelled
+
+    if not is_remote(path) and not Path(path).is_file():
         raise DataError(
             f"Data file {path} not found. Set SENTIMENTKIT_DATA_DIR or run `python -m sentimentkit fetch-data`."
         )
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not UTF-8 text; re-save it as UTF-8 CSV.") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path} is not a readable CSV file: {exc}") from None
-    missing = [c for c in (text_column, label_column) if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{path} has no column(s) {missing}; its columns are {list(frame.columns)}. "
-            "Use --text-column / --label-column to pick others."
-        )
-    out = pd.DataFrame({"text": frame[text_column], "label": normalise_labels(frame[label_column])})
-    return out
+        frame = read_labelled(path, text_column, label_column)
+    except BatchError as exc:
+        message = str(exc)
+        raise DataError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    return pd.DataFrame({"text": frame["text"], "label": normalise_labels(frame["label"])})
 
 
 def load_split(split: str, directory: str | Path | None = None) -> pd.DataFrame:

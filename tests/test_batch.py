@@ -426,7 +426,7 @@ def test_a_closed_multiline_last_record_is_fine_and_a_runaway_quote_names_its_li
     with pytest.raises(BatchError, match="^line 2: a quote opened here is never closed"):
         read_table(runaway, "in.csv")
     runaway += b"2,more text that the quote swallows\n" * (FIELD_LIMIT // 36)  # fails before the end
-    with pytest.raises(BatchError, match=f"^line 2: a cell longer than {FIELD_LIMIT:,} .*never closed"):
+    with pytest.raises(BatchError, match="^line 2: a quote opened here is never closed"):
         read_table(runaway, "in.csv")
 
 

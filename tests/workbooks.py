@@ -36,3 +36,25 @@ def _save_values(data: bytes, saved: dict[str, str]) -> bytes:
         for item in source.infolist():
             target.writestr(item, xml if item.filename == SHEET else source.read(item.filename))
     return out.getvalue()
+
+
+def with_cells(data: bytes, cells: dict[str, str]) -> bytes:
+    """`data` (from `xlsx_bytes`) with the cells named in `cells` ("B3", each a string cell there)
+    rewritten as raw cell XML: `cells` maps a cell to its new `<c>` element's inner type and value,
+    given as "e:#SPILL!" (an error cell, as Excel saves one) or "s:#N/A" (an inline text cell)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    xml = source.read(SHEET).decode()
+    for cell, spec in cells.items():
+        kind, value = spec.split(":", 1)
+        new = (
+            f'<c r="{cell}" t="e"><v>{escape(value)}</v></c>'
+            if kind == "e"
+            else f'<c r="{cell}" t="inlineStr"><is><t>{escape(value)}</t></is></c>'
+        )
+        xml, found = re.subn(rf'<c r="{cell}"[^>]*>.*?</c>', new, xml)
+        assert found == 1, f"{cell} is not a cell with a value"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            target.writestr(item, xml if item.filename == SHEET else source.read(item.filename))
+    return out.getvalue()

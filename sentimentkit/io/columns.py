@@ -2,7 +2,8 @@
 
 `OUTPUT_COLUMNS` are appended to every scored row; an input column already named like one of them
 keeps its values under `<name>_input` (`input_column_renames`), so nothing an input holds is lost.
-`UnsavedFormula` marks a spreadsheet cell that holds a formula but no saved value.
+`UnsavedFormula` marks a spreadsheet cell that holds a formula but no saved value; `SpreadsheetError`
+a cell whose value is a spreadsheet error (#DIV/0!, #N/A...).
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ class UnsavedFormula(str):
     """A spreadsheet cell holding a formula but no computed value (its workbook was written by a
     script or library and never calculated and saved by Excel). The string is the formula ("=A2&B2"),
     so outputs show what the cell holds; `text_error` flags it rather than scoring the formula."""
+
+    __slots__ = ()
+
+
+class SpreadsheetError(str):
+    """A spreadsheet cell of the error type (Excel's #DIV/0!, #N/A, #VALUE!, #REF!, #NAME?, #NUM!,
+    #NULL!, #SPILL!, #CALC!, #GETTING_DATA): the string is the error value, so outputs show it;
+    `text_error` flags it rather than scoring it. A text cell that merely reads "#N/A" is a str."""
 
     __slots__ = ()
 

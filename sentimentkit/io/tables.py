@@ -1,15 +1,29 @@
-"""Reading user tables (CSV, TSV, XLSX) without losing, shifting or silently changing a row.
+"""The one table reader: CSV, TSV, XLSX and Parquet read without losing, shifting or silently
+changing a row. Every front end reads through it (`open_table` streams a file, `read_table` an upload,
+`read_labelled` a labelled file for train/evaluate/retrain).
 
 Rules (each one a promise the README repeats):
-- The encoding is decided over the whole file before any row is read: a BOM wins; then UTF-16
-  without BOM (by its zero bytes); then UTF-8 if every byte of the file is valid UTF-8; otherwise
-  cp1252 (so curly quotes and the euro sign survive) unless charset-normalizer finds the text far
-  more plausible in another encoding (Cyrillic, Central European, Japanese...); Latin-1 last.
+- The encoding is decided over the whole file before any row is read: a BOM wins (UTF-8, UTF-16 and
+  UTF-32, either byte order); then UTF-16 without BOM (by its zero bytes); then UTF-8 if every byte
+  of the file is valid UTF-8; otherwise cp1252 whenever the bytes decode as cp1252 into plausible
+  Western text, however short the file (curly quotes and the euro sign survive); otherwise the
+  encoding charset-normalizer finds most plausible if it decodes the whole file (Cyrillic, Central
+  European, Japanese...); cp1252 or Latin-1 last.
 - A blank line is an empty row (its text is flagged "empty text" when scored), kept in order.
 - A row with more or fewer fields than the header keeps every field (extra ones are joined into
   the last column) and is flagged in `row_errors` with its line number; it is not scored.
-- A file whose header has none of `, ; tab |` has one column: each line is one text, commas and all.
-- Renamed columns (empty, duplicate, or named like an output column) are reported in `notes`.
+- A file whose header has none of `, ; tab |` has one column: each line is one text, every character
+  kept (commas, tabs, control characters); a line starting with a quote is a quoted text.
+- A cell may hold up to FIELD_LIMIT (8 MiB) characters; a longer one is refused naming its line, and
+  told apart from a quote that is never closed.
+- A table has at most MAX_COLUMNS (1,000) columns. A sheet is read by the cells it holds: a stray
+  value far to the right is one more column, a formatted empty cell none.
+- Excel cells keep their type; a formula with no saved value (`UnsavedFormula`) and a cell of the
+  error type such as #DIV/0! or #N/A (`SpreadsheetError`) are flagged when scored, never scored.
+- Parquet cells keep their Arrow type; `schema` gives every table's Arrow schema (CSV: strings;
+  Excel: numbers, dates, or strings for a column of mixed types).
+- Renamed columns (empty, duplicate, or named like an output column) are reported in `notes`, for
+  every format.
 """
 
 from __future__ import annotations
@@ -25,27 +39,35 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pandas as pd
 
-from sentimentkit.io.columns import UnsavedFormula, input_column_renames
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+from sentimentkit.io.columns import SpreadsheetError, UnsavedFormula, input_column_renames
 
 DELIMITERS = ",;\t|"
-ONE_COLUMN = "\x1f"  # ASCII unit separator: never in a real text, so a one-column line is never split
+ONE_COLUMN = "\x1f"  # marks a one-column file, whose lines are read as they are (never split)
 EXCEL_EXTENSIONS = (".xlsx", ".xlsm")
-TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", *EXCEL_EXTENSIONS)
+PARQUET_EXTENSIONS = (".parquet", ".pq")
+TABLE_EXTENSIONS = (".csv", ".tsv", ".tab", ".txt", *EXCEL_EXTENSIONS, *PARQUET_EXTENSIONS)
 TEXT_COLUMN_HINTS = ("text", "tweet", "content", "message", "comment", "review", "body", "sentence")
 CLI_HINT = "python -m sentimentkit predict --input FILE.csv --output OUT.csv"
 _BLOCK = 1 << 20
 # A cell may hold up to 8 MiB characters (csv's default, 128 KiB, refused whole files with one long
-# cell; such a text is now a row flagged "text too long"). A quote that is never closed still fails
-# fast: it swallows the rest of the file into one cell, which soon passes this limit.
+# cell; such a text is now a row flagged "text too long"); a longer one is refused with its line. A
+# quote that is never closed still fails fast: it swallows the rest of the file into one cell, which
+# soon passes this limit, and the message then says which of the two it is.
 FIELD_LIMIT = 8 << 20
 _LINE_END = re.compile(r"(\r\n|\r|\n)")
 _SAMPLE_BYTES = 64 * 1024  # non-ASCII lines handed to charset-normalizer
 _SNIFF_CHARS = 20_000
 _RAGGED_LINES_SHOWN = 5
+# The most columns a table may have (a sheet counts the columns holding a value): beyond it a file
+# is refused with one line, rather than read into rows of thousands of cells.
+MAX_COLUMNS = 1000
 _EMPTY_FILE = "The file is empty. Upload a CSV with a header row and one text per row."
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # old binary Office files (.xls)
@@ -81,6 +103,15 @@ class Table:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the columns, from the values they hold (`arrow_type`): a CSV's columns
+        are strings; an Excel column of numbers stays numeric, of dates a timestamp, and a column
+        of mixed types is strings."""
+        import pyarrow as pa
+
+        return pa.schema([pa.field(str(c), arrow_type(self.frame[c])) for c in self.frame.columns])
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         """The rows in slices of `chunk_rows`, each with its own row errors (positions re-based)."""
@@ -160,8 +191,12 @@ def _detect(stream: IO[bytes], start: int) -> str:
 
 
 def _bom_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark names; UTF-32's are checked first, as UTF-32-LE's BOM starts
+    with UTF-16-LE's. The codec returned reads the BOM and drops it."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     return None
@@ -203,9 +238,13 @@ def _decodes(decoder: codecs.IncrementalDecoder, data: bytes, final: bool = Fals
 
 
 def _legacy_encoding(scan: _Scan, stream: IO[bytes], start: int) -> str:
-    """Not UTF-8: cp1252 unless charset-normalizer finds another encoding clearly more plausible."""
+    """Not UTF-8: cp1252 whenever the bytes decode as cp1252 into plausible Western text (however
+    short the file); otherwise the encoding charset-normalizer finds most plausible, if it decodes
+    the whole file (Cyrillic, Central European, Japanese...); cp1252 or Latin-1 last."""
     from charset_normalizer import from_bytes
 
+    if scan.cp1252 and western_text(bytes(scan.sample).decode("cp1252")):
+        return "cp1252"
     fallback = "cp1252" if scan.cp1252 else "latin-1"
     matches = from_bytes(bytes(scan.sample))
     best = matches.best()
@@ -220,6 +259,25 @@ def _legacy_encoding(scan: _Scan, stream: IO[bytes], start: int) -> str:
     decoder = codecs.getincrementaldecoder(best.encoding)()
     whole = all(_decodes(decoder, block) for block in iter(partial(stream.read, _BLOCK), b""))
     return best.encoding if whole and _decodes(decoder, b"", final=True) else fallback
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+_FOREIGN_RUN = re.compile(r"[^\x00-\x7f]{3,}")
+_IN_WORD_MARKS = "\u2019'\u00b7"  # don’t, l·l: marks that may stand between letters
+
+
+def western_text(text: str) -> bool:
+    """Whether `text` (legacy bytes decoded as cp1252) reads as Western European text: its accented
+    letters sit among plain ones, and no symbol stands inside a word. Text in another single-byte
+    encoding fails: Cyrillic, Greek or Hebrew read as cp1252 gives words made only of accented
+    letters ("Ïðèâåò"), Polish gives symbols inside words ("Za¿ó³æ")."""
+    for i, char in enumerate(text):
+        between_letters = 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha()
+        if between_letters and not char.isascii() and not char.isalpha() and char not in _IN_WORD_MARKS:
+            return False
+    accented = [word for word in _WORD.findall(text) if not word.isascii()]
+    foreign = sum(1 for word in accented if _FOREIGN_RUN.search(word))
+    return foreign * 4 <= len(accented)
 
 
 # --- delimiter and header ---------------------------------------------------------------------
@@ -240,12 +298,13 @@ def detect_delimiter(text_sample: str, filename: str = "") -> str:
         return max(used, key=header[0].count)
 
 
-def unique_columns(names: list[Any]) -> tuple[list[str], list[str]]:
+def unique_columns(names: list[Any], positions: list[int] | None = None) -> tuple[list[str], list[str]]:
     """Column names made unique and non-empty, and a note for every one that was renamed
-    (including input columns that the output will rename to keep its own columns)."""
+    (including input columns that the output will rename to keep its own columns). `positions`:
+    each column's place in the file from 1 (default: 1, 2, 3...), which names a column without one."""
     columns: list[str] = []
     notes: list[str] = []
-    for position, raw in enumerate(names, start=1):
+    for position, raw in zip(positions or range(1, len(names) + 1), names):
         name = "" if raw is None else str(raw)
         if not name.strip():
             new = _free(f"column_{position}", columns)
@@ -303,6 +362,7 @@ class _Lines:
         self.decoder = codecs.getincrementaldecoder(encoding)()
         # Enough blocks to hold a record of FIELD_LIMIT characters (a character is at least a byte).
         self.recent: deque[list[str]] = deque(maxlen=FIELD_LIMIT // _BLOCK + 2)
+        self.count = 0  # lines handed out in all blocks so far
 
     def __iter__(self) -> Iterator[str]:
         # Lines are handed to csv.reader through chain(), so no Python code runs per line.
@@ -319,7 +379,14 @@ class _Lines:
 
     def _remember(self, lines: list[str]) -> list[str]:
         self.recent.append(lines)
+        self.count += len(lines)
         return lines
+
+    def line(self, number: int) -> str:
+        """Line `number` (from 1) if it is in the last block handed out, else ""."""
+        last = self.recent[-1] if self.recent else []
+        index = number - (self.count - len(last)) - 1
+        return last[index] if 0 <= index < len(last) else ""
 
     def last(self, n: int) -> list[str]:
         """The last `n` lines read (a record longer than the field limit never gets here)."""
@@ -353,17 +420,27 @@ class CsvTable:
         self._lines = _Lines(stream, self.encoding)
         if csv.field_size_limit() < FIELD_LIMIT:
             csv.field_size_limit(FIELD_LIMIT)  # process-wide, hence only ever raised
-        self._reader = csv.reader(iter(self._lines), delimiter=self.delimiter)
+        self._line_iter = iter(self._lines)
+        self._reader = csv.reader(self._line_iter, delimiter=self.delimiter)
         self._line = self._start = 0  # physical lines consumed so far; first line of the last record
         self._notes: list[str] = []
         self.ragged: list[int] = []
-        self.columns, header_notes = unique_columns(self._header())
+        header = self._header()
+        _check_width(len(header), "The header")
+        self.columns, header_notes = unique_columns(header)
         self._notes += header_notes
 
     def close(self) -> None:
         """Close the file if this table opened it."""
         if self._owns_stream:
             self._stream.close()
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the columns: every CSV cell is a string."""
+        import pyarrow as pa
+
+        return pa.schema([pa.field(c, pa.string()) for c in self.columns])
 
     def __enter__(self) -> CsvTable:
         return self
@@ -394,6 +471,9 @@ class CsvTable:
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
         """(first line number, fields) per record; refuses a quote that is never closed."""
+        if self.delimiter == ONE_COLUMN:
+            yield from self._one_column_records()
+            return
         while True:
             start = self._line + 1
             try:
@@ -402,23 +482,81 @@ class CsvTable:
                 self._check_last_record()
                 return
             except UnicodeDecodeError:
-                raise BatchError(
-                    f"line {start}: bytes that are not valid {self.encoding}. Re-save the file as UTF-8 CSV."
-                ) from None
+                raise self._undecodable(start) from None
             except csv.Error as exc:
-                raise BatchError(_csv_error_message(start, exc)) from None
+                if "field larger than field limit" in str(exc):
+                    raise self._too_long(start, self._reader.line_num) from None
+                raise BatchError(
+                    f"line {start}: the CSV cannot be parsed ({exc}); check the quotes near that line."
+                ) from None
             self._start, self._line = start, self._reader.line_num
             yield start, fields
+
+    def _undecodable(self, line: int) -> BatchError:
+        return BatchError(
+            f"line {line}: bytes that are not valid {self.encoding}. Re-save the file as UTF-8 CSV."
+        )
+
+    def _too_long(self, start: int, current: int) -> BatchError:
+        """A cell passed FIELD_LIMIT: a genuinely long cell (on one line, or a quote is still to come)
+        or a quote never closed (no quote anywhere after it: it would swallow the rest of the file)."""
+        if current > start and '"' not in self._lines.line(current):
+            try:
+                if not any('"' in line for line in self._line_iter):
+                    return _unclosed_quote(start)
+            except UnicodeDecodeError:
+                return self._undecodable(current)
+        return BatchError(
+            f"a cell longer than the {FIELD_LIMIT >> 20} MiB limit ({FIELD_LIMIT:,} characters) at line {start}. "
+            "Shorten or split that text (or remove its row) and try again."
+        )
+
+    def _one_column_records(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, [text]) per record of a one-column file: each line is one text, every
+        character kept (no delimiter splits it); a line that starts with a quote is a quoted text as
+        csv reads one (a doubled quote inside is one quote, line breaks inside are kept)."""
+        try:
+            for line in self._line_iter:
+                self._line += 1
+                start = self._line
+                text = self._quoted(line[1:], start) if line.startswith('"') else _without_end(line)
+                if len(text) > FIELD_LIMIT:
+                    raise self._too_long(start, start)
+                yield start, [text] if text or line.startswith('"') else []
+        except UnicodeDecodeError:
+            raise self._undecodable(self._line + 1) from None
+
+    def _quoted(self, rest: str, start: int) -> str:
+        """The text of a quoted one-column record whose opening quote is done; `rest` is the rest of
+        its first line. Reads further lines until the closing quote."""
+        parts: list[str] = []
+        size = 0
+        while True:
+            quote = rest.find('"')
+            if quote < 0:
+                parts.append(rest)
+                size += len(rest)
+                if size > FIELD_LIMIT:
+                    raise self._too_long(start, self._line)
+                rest = next(self._line_iter, None)
+                if rest is None:
+                    raise _unclosed_quote(start)
+                self._line += 1
+            elif rest.startswith('"', quote + 1):  # a doubled quote: one quote of the text
+                parts.append(rest[: quote + 1])
+                size += quote + 1
+                rest = rest[quote + 2 :]
+            else:  # the closing quote; what follows it on the line is kept, as csv keeps it
+                parts.append(rest[:quote])
+                parts.append(_without_end(rest[quote + 1 :]))
+                return "".join(parts)
 
     def _check_last_record(self) -> None:
         """csv.reader accepts end of file inside quotes; the last record then swallowed every line
         after an unclosed quote. Only the last record can have done that."""
         lines = self._line - self._start + 1
         if self._line and lines > 1 and _unclosed(self._lines.last(lines), self.delimiter):
-            raise BatchError(
-                f"line {self._start}: a quote opened here is never closed, so every later line would be part "
-                "of one text. Close the quote (or double it inside a quoted text) and try again."
-            )
+            raise _unclosed_quote(self._start)
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         """The data rows, `chunk_rows` at a time, with a running index from 0."""
@@ -455,13 +593,18 @@ def _text_sample(stream: IO[bytes], encoding: str) -> str:
     return text.lstrip("\r\n")
 
 
-def _csv_error_message(line: int, exc: csv.Error) -> str:
-    if "field limit" in str(exc):
-        return (
-            f"line {line}: a cell longer than {FIELD_LIMIT:,} characters, most likely a quote that is never "
-            "closed (it makes every later line part of one text); check the quotes near that line."
-        )
-    return f"line {line}: the CSV cannot be parsed ({exc}); check the quotes near that line."
+def _unclosed_quote(line: int) -> BatchError:
+    return BatchError(
+        f"line {line}: a quote opened here is never closed, so every later line would be part of one "
+        "text. Close the quote (or double it inside a quoted text) and try again."
+    )
+
+
+def _without_end(line: str) -> str:
+    """`line` without its line end (\\r\\n, \\n or \\r)."""
+    if line.endswith("\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(("\n", "\r")) else line
 
 
 def _unclosed(lines: list[str], delimiter: str) -> bool:
@@ -481,7 +624,7 @@ def _fit(fields: list[str], width: int, delimiter: str, line: int) -> tuple[list
         return [""] * width, None
     error = f"line {line}: {len(fields)} field{'' if len(fields) == 1 else 's'}, the header has {width}"
     if len(fields) > width:
-        joined = ("" if delimiter == ONE_COLUMN else delimiter).join(fields[width - 1 :])
+        joined = delimiter.join(fields[width - 1 :])
         return [*fields[: width - 1], joined], error
     return fields + [""] * (width - len(fields)), error
 
@@ -493,77 +636,94 @@ def _delimiter_name(delimiter: str) -> str:
 # --- Excel ------------------------------------------------------------------------------------
 def read_excel(source: bytes | str | Path) -> Table:
     """The first sheet of an .xlsx/.xlsm workbook: first row = header; every later row kept (blank
-    rows inside the data too; empty rows after the last value are not rows). Cells keep their type,
-    so a number in the text column is flagged "not text" rather than scored as a string. A formula
-    cell keeps the value Excel saved with it; one with no saved value (a workbook written by a script)
-    is an `UnsavedFormula`, flagged when scored and counted in `notes`."""
+    rows inside the data too; empty rows after the last value are not rows). The sheet is read by the
+    cells it holds: its columns run from A to the last column holding a value (header or data), empty
+    ones between kept as a CSV export keeps them; when that is more than MAX_COLUMNS, only the columns
+    holding a value are columns (a stray cell in column XFD adds one column, not 16,000); more than
+    MAX_COLUMNS of those is refused. Cells keep their type, so a number in the text column is flagged "not
+    text" rather than scored as a string. A formula cell keeps the value Excel saved with it; one with
+    no saved value (a workbook written by a script) is an `UnsavedFormula`, and a cell of the error
+    type (#DIV/0!, #N/A...) a `SpreadsheetError`: both are flagged when scored and counted in `notes`."""
     import openpyxl
 
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
         book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
         sheet = book.worksheets[0]
-        rows, unsaved = _sheet_rows(book, sheet)
+        cells, unsaved, errors = _sheet_cells(book, sheet)
         sheets = [ws.title for ws in book.worksheets]
         book.close()
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for a broken file
         raise BatchError(
             f"The Excel file could not be read ({type(exc).__name__}). Save it again as .xlsx."
         ) from None
-    while rows and all(_blank_cell(v) for v in rows[-1]):
-        rows.pop()
-    if not rows:
+    while cells and all(_blank_cell(v) for v in cells[-1].values()):
+        cells.pop()
+    if not cells:
         raise BatchError("The workbook is empty. Put a header row and one text per row in its first sheet.")
-    width = max(_last_value(row) for row in rows)
-    columns, notes = unique_columns((rows[0] + [None] * width)[:width])
+    used = sorted({col for row in cells for col in row})  # the columns holding a value somewhere
+    _check_width(len(used), "The first sheet")
+    if used[-1] < MAX_COLUMNS:  # empty columns between A and the last one kept, as a CSV export keeps them
+        used = list(range(used[-1] + 1))
+    header = cells[0]
+    columns, notes = unique_columns([header.get(col) for col in used], positions=[col + 1 for col in used])
     if len(sheets) > 1:
         notes.insert(0, f"the workbook has {len(sheets)} sheets; only the first, {sheets[0]!r}, was read.")
+    where = dict(zip(used, columns))
     if unsaved:
-        notes.append(_unsaved_note(unsaved, columns))
-    body = [(row + [None] * width)[:width] for row in rows[1:]]
+        notes.append(_unsaved_note(unsaved, where))
+    if errors:
+        notes.append(_error_note(errors, where))
+    body = [[row.get(col) for col in used] for row in cells[1:]]
     frame = pd.DataFrame(body, columns=columns, dtype=object)
     return Table(frame.where(frame.notna(), None), {}, notes)
 
 
-def _sheet_rows(book: Any, sheet: Any) -> tuple[list[list[object]], list[tuple[int, int]]]:
-    """The sheet's values row by row from cell A1, as openpyxl's read-only `iter_rows(values_only=True)`
-    gives them, and the (row, column) positions in that list of the formula cells without a saved
-    value, which are `UnsavedFormula`s instead of None.
+def _check_width(width: int, what: str) -> None:
+    if width > MAX_COLUMNS:
+        raise BatchError(
+            f"{what} has {width:,} columns; at most {MAX_COLUMNS:,} are read (MAX_COLUMNS). Keep only the "
+            "columns you need (the text and a few others) and try again."
+        )
+
+
+Position = tuple[int, int]  # (row, column) from 0 in the sheet
+
+
+def _sheet_cells(book: Any, sheet: Any) -> tuple[list[dict[int, object]], list[Position], list[Position]]:
+    """The sheet's rows from row 1, each a dict {column from 0: value} of the cells with a value (work
+    and memory follow the cells the sheet holds, not its widest row), the positions of the formula
+    cells without a saved value (their value an `UnsavedFormula`) and those of the error cells (a
+    `SpreadsheetError`).
 
     One pass: the cached values (data_only) and the formulas come from the same parse, so a workbook
     with or without formulas costs what openpyxl's own read costs (see benchmarks/xlsx_read.md).
     """
-    rows: list[list[object]] = []
+    rows: list[dict[int, object]] = []
     with sheet._get_source() as xml:  # noqa: SLF001 - the sheet's XML, as iter_rows reads it
         parser = _unsaved_formula_parser()(
             xml, sheet._shared_strings, data_only=True, epoch=book.epoch,  # noqa: SLF001
             date_formats=book._date_formats, timedelta_formats=book._timedelta_formats,  # noqa: SLF001
         )  # fmt: skip
         for number, cells in parser.parse():  # rows without a cell are not in the XML
-            rows.extend([] for _ in range(number - 1 - len(rows)))
-            rows.append(_row_values(cells))
-    return rows, [(row - 1, column - 1) for row, column in parser.unsaved]
-
-
-def _row_values(cells: list[dict[str, Any]]) -> list[object]:
-    """A row's values by column (from A); cells missing from the XML are None."""
-    row: list[object] = [None] * max((cell["column"] for cell in cells), default=0)  # any cell order
-    for cell in cells:
-        row[cell["column"] - 1] = cell["value"]
-    return row
+            rows.extend({} for _ in range(number - 1 - len(rows)))
+            rows.append({cell["column"] - 1: cell["value"] for cell in cells if cell["value"] is not None})
+    return rows, parser.unsaved, parser.errors
 
 
 @functools.cache
 def _unsaved_formula_parser() -> type:
     """openpyxl's sheet parser, reading saved values (data_only), which also turns a formula cell with
-    no saved value into an `UnsavedFormula` (openpyxl alone gives None, the same as an empty cell).
+    no saved value into an `UnsavedFormula` (openpyxl alone gives None, the same as an empty cell) and
+    a cell of the error type into a `SpreadsheetError` (openpyxl alone gives a plain string).
     Built on first use: openpyxl is imported only when a workbook is read."""
     from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
 
     class Parser(WorkSheetParser):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.unsaved: list[tuple[int, int]] = []
+            self.unsaved: list[Position] = []
+            self.errors: list[Position] = []
 
         def parse_cell(self, element: Any) -> dict[str, Any]:
             cell = super().parse_cell(element)
@@ -571,29 +731,44 @@ def _unsaved_formula_parser() -> type:
                 # parse_formula: the formula text as data_only=False reads it (shared formulas expanded).
                 formula = self.parse_formula(element)
                 cell["value"] = UnsavedFormula(getattr(formula, "text", None) or str(formula))
-                self.unsaved.append((cell["row"], cell["column"]))
+                self.unsaved.append((cell["row"] - 1, cell["column"] - 1))
+            elif cell["data_type"] == "e" and cell["value"] is not None:
+                cell["value"] = SpreadsheetError(cell["value"])
+                self.errors.append((cell["row"] - 1, cell["column"] - 1))
             return cell
 
     return Parser
 
 
-def _unsaved_note(unsaved: list[tuple[int, int]], columns: list[str]) -> str:
-    """One sentence: how many formula cells have no saved value, where (Excel row numbers), what to do."""
+def _cells_where(cells: list[Position], columns: dict[int, str]) -> str:
+    """Where `cells` are: per column name, their Excel row numbers (the first few)."""
     rows_by_column: dict[str, list[int]] = {}
-    for row, col in sorted(unsaved, key=lambda cell: (cell[1], cell[0])):  # column by column
-        name = columns[col] if col < len(columns) else f"column {col + 1}"
-        rows_by_column.setdefault(name, []).append(row + 1)
-    where = "; ".join(
+    for row, col in sorted(cells, key=lambda cell: (cell[1], cell[0])):  # column by column
+        rows_by_column.setdefault(columns.get(col, f"column {col + 1}"), []).append(row + 1)
+    return "; ".join(
         f"column {name!r}: row{'s' if len(rows) > 1 else ''} "
         + ", ".join(map(str, rows[:_RAGGED_LINES_SHOWN]))
         + (", ..." if len(rows) > _RAGGED_LINES_SHOWN else "")
         for name, rows in rows_by_column.items()
     )
+
+
+def _error_note(errors: list[Position], columns: dict[int, str]) -> str:
+    """One sentence: how many cells hold a spreadsheet error value, where, and what happens to them."""
+    return (
+        f"{len(errors)} cell{'s hold' if len(errors) > 1 else ' holds'} a spreadsheet error value such as "
+        f"#DIV/0! or #N/A ({_cells_where(errors, columns)}). In the text column such a row is flagged in "
+        "'error' and not scored; other columns show the error value."
+    )
+
+
+def _unsaved_note(unsaved: list[Position], columns: dict[int, str]) -> str:
+    """One sentence: how many formula cells have no saved value, where (Excel row numbers), what to do."""
     return (
         f"{len(unsaved)} cell{'s hold' if len(unsaved) > 1 else ' holds'} a formula with no saved value "
-        f"({where}): the workbook was written by a program that does not calculate formulas. In the text "
-        "column such a row is flagged in 'error' and not scored; other columns show the formula. Open "
-        "and save the workbook in Excel (it stores the results), or export it as CSV."
+        f"({_cells_where(unsaved, columns)}): the workbook was written by a program that does not calculate "
+        "formulas. In the text column such a row is flagged in 'error' and not scored; other columns show "
+        "the formula. Open and save the workbook in Excel (it stores the results), or export it as CSV."
     )
 
 
@@ -601,20 +776,108 @@ def _blank_cell(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _last_value(row: list[object]) -> int:
-    return max((i + 1 for i, v in enumerate(row) if not _blank_cell(v)), default=1)
+# --- Parquet ----------------------------------------------------------------------------------
+def is_parquet(path: str | Path) -> bool:
+    """True when `path` names a Parquet file (by its extension)."""
+    return str(path).lower().endswith(PARQUET_EXTENSIONS)
+
+
+class ParquetTable:
+    """A Parquet file opened for streaming, under the same column rules as a CSV: duplicate or empty
+    names are renamed and input columns named like an output column are noted, in `notes`; more
+    than MAX_COLUMNS is refused. Cells keep their Arrow type (`schema`); a text column's cells are
+    Python strings (a missing one None, flagged "empty text" as an empty CSV cell is)."""
+
+    def __init__(self, source: str | Path | IO[bytes], name: str = "") -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.filename = name or str(source)
+        try:
+            self._file = pq.ParquetFile(source)
+            found = self._file.schema_arrow
+        except (pa.ArrowException, OSError) as exc:
+            raise BatchError(f"{self.filename} is not a readable Parquet file ({exc}).") from None
+        _check_width(len(found.names), "The Parquet file")
+        self.columns, self.notes = unique_columns(found.names)
+        self.schema: pa.Schema = pa.schema([f.with_name(n) for f, n in zip(found, self.columns)])
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> ParquetTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
+        """The rows, `chunk_rows` at a time, with a running index from 0."""
+        import pyarrow as pa
+
+        done = 0
+        try:
+            for batch in self._file.iter_batches(batch_size=chunk_rows):
+                frame = _frame(pa.RecordBatch.from_arrays(batch.columns, schema=self.schema))
+                frame.index = pd.RangeIndex(done, done + len(frame))
+                done += len(frame)
+                yield Chunk(frame)
+        except (pa.ArrowException, OSError) as exc:
+            raise BatchError(f"{self.filename} could not be read past row {done:,} ({exc}).") from None
+
+    def count_rows(self) -> int:
+        """The rows in the file, from its footer."""
+        return int(self._file.metadata.num_rows)
+
+
+def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    """Text columns become Python strings, a missing text None; other columns keep their exact Arrow
+    type, so a Parquet output round-trips them."""
+    import pyarrow as pa
+
+    def mapper(kind: pa.DataType) -> Any:
+        return None if pa.types.is_string(kind) or pa.types.is_large_string(kind) else pd.ArrowDtype(kind)
+
+    return batch.to_pandas(types_mapper=mapper)
+
+
+def arrow_type(values: Any) -> pa.DataType:
+    """The Arrow type for a column of Python values (None is missing): bool, int64, float64 (ints and
+    floats), timestamp, date, time or duration when every value is of that kind; else string."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {int} and all(-(2**63) <= v < 2**63 for v in values if v is not None):
+        return pa.int64()
+    for group, kind in (
+        ({bool}, pa.bool_()),
+        ({int, float}, pa.float64()),
+        ({dt.datetime, pd.Timestamp}, pa.timestamp("us")),
+        ({dt.date}, pa.date32()),
+        ({dt.time}, pa.time64("us")),
+        ({dt.timedelta}, pa.duration("us")),
+    ):
+        if kinds and kinds <= group:
+            return kind
+    return pa.string()
 
 
 # --- opening files and uploads ------------------------------------------------------------------
-def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable | Table:
-    """A CSV/TSV (streamed) or an Excel workbook (in memory), chosen by the file name; `.xls`, zip
-    and old Office files get a message saying what to do. Paths are opened here (and stay open while
-    the returned table is read)."""
+def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable | Table | ParquetTable:
+    """The one way to open a table: a CSV/TSV (streamed), an Excel workbook (in memory) or a Parquet
+    file (streamed), chosen by the file name; `.xls`, zip and old Office files get a message saying
+    what to do. Each has `columns`, `notes`, `schema` and `chunks(n)`, and is a context manager.
+    Paths are opened here (and stay open while the returned table is read)."""
     name = (filename or str(source if isinstance(source, (str, Path)) else "")).lower()
     if isinstance(source, (str, Path)):
         _check_input_path(Path(source))
         if name.endswith(EXCEL_EXTENSIONS):
             return read_excel(Path(source))
+        if is_parquet(name):
+            return ParquetTable(str(source), filename or str(source))
         stream: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed by the CsvTable (or below)
         try:
             _refuse_office(stream, name)
@@ -624,6 +887,8 @@ def open_table(source: str | Path | IO[bytes], filename: str = "") -> CsvTable |
             raise
     if name.endswith(EXCEL_EXTENSIONS):
         return read_excel(source.read())
+    if is_parquet(name):
+        return ParquetTable(source, filename)
     _refuse_office(source, name)
     return CsvTable(source, name)
 
@@ -654,7 +919,8 @@ def _refuse_office(stream: IO[bytes], name: str) -> None:
 
 
 def read_table(data: bytes, filename: str, max_rows: int | None = None) -> Table:
-    """An uploaded CSV, TSV or XLSX as one in-memory Table (refused by name when it is none of them)."""
+    """An uploaded CSV, TSV, XLSX or Parquet file as one in-memory Table (refused by name when it is
+    none of them)."""
     name = filename.lower()
     if not name.endswith((*TABLE_EXTENSIONS, ".xls")):
         raise BatchError(
@@ -672,7 +938,7 @@ def read_table(data: bytes, filename: str, max_rows: int | None = None) -> Table
     return table
 
 
-def _collect(opened: CsvTable, max_rows: int | None) -> Table:
+def _collect(opened: CsvTable | ParquetTable, max_rows: int | None) -> Table:
     frames: list[pd.DataFrame] = []
     errors: dict[int, str] = {}
     rows = 0
@@ -707,3 +973,53 @@ def check_upload(filename: str, size_bytes: int, max_upload_mb: int) -> None:
         )
     if size_bytes == 0:
         raise BatchError(_EMPTY_FILE)
+
+
+# --- labelled data ----------------------------------------------------------------------------------
+def read_labelled(source: str | Path, text_column: str = "text", label_column: str = "label") -> pd.DataFrame:
+    """A labelled table (CSV/TSV/XLSX/Parquet, a local path or an az:// URI) read by `open_table`'s
+    rules, as a frame of two string columns `text` and `label` (labels as written; the caller
+    normalises them). Lines with no value at all are skipped, as blank lines between rows are; a row
+    with more or fewer fields than the header, or a spreadsheet cell with an error value or a formula
+    with no saved value, is refused naming its row, since training or metrics cannot flag a row."""
+    from sentimentkit.io import storage
+
+    name = str(source).rstrip("/").rsplit("/", 1)[-1]
+    with storage.local_input(source) as local, open_table(local, name) as table:
+        missing = [c for c in (text_column, label_column) if c not in table.columns]
+        if missing:
+            raise BatchError(
+                f"{source} has no column(s) {missing}; its columns are {table.columns}. "
+                "Use --text-column / --label-column to pick others."
+            )
+        frames = []
+        for chunk in table.chunks(50_000):
+            if chunk.row_errors:
+                position, why = next(iter(sorted(chunk.row_errors.items())))
+                raise BatchError(
+                    f"{source}: data row {int(chunk.frame.index[position]) + 1}: {why}. Fix that row."
+                )
+            frames.append(chunk.frame[[text_column, label_column]])
+    frame = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[text_column, label_column])
+    )
+    out = pd.DataFrame({"text": _labelled_cells(frame[text_column], source),
+                        "label": _labelled_cells(frame[label_column], source)})  # fmt: skip
+    return out[(out["text"] != "") | (out["label"] != "")].reset_index(drop=True)
+
+
+def _labelled_cells(values: pd.Series, source: str | Path) -> pd.Series:
+    """Cells as strings (a missing cell "", a number its text); a spreadsheet error value or a formula
+    with no saved value is refused naming its data row."""
+    for position, value in enumerate(values):
+        if isinstance(value, (SpreadsheetError, UnsavedFormula)):
+            what = (
+                "an error value" if isinstance(value, SpreadsheetError) else "a formula with no saved value"
+            )
+            raise BatchError(
+                f"{source}: data row {position + 1} of column {values.name!r} holds {what} ({value}). "
+                "Fix the cell (or open and save the workbook in Excel) and try again."
+            )
+    return values.map(
+        lambda v: "" if v is None or v is pd.NA else v if isinstance(v, str) else str(v)
+    ).astype(object)

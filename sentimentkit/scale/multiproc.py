@@ -39,12 +39,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sentimentkit.io.tables import BatchError, Chunk, check_column, open_table
+from sentimentkit.io.tables import (
+    PARQUET_EXTENSIONS,
+    BatchError,
+    Chunk,
+    ParquetTable,
+    check_column,
+    is_parquet,
+    open_table,
+)
 from sentimentkit.io.write import atomic_output, csv_text, same_file
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
 from sentimentkit.serving.batch import FileResult, score_chunk
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
 IN_FLIGHT_PER_JOB = 2
 # After an error or interrupt, how long workers get to finish their chunk before they are killed.
@@ -77,12 +85,6 @@ __all__ = [
 ]
 
 
-def is_parquet(path: str | Path) -> bool:
-    """True when `path` names a Parquet file (by its extension); anything else is a table for
-    `tables.open_table` (CSV, TSV, XLSX)."""
-    return str(path).lower().endswith(PARQUET_SUFFIXES)
-
-
 def default_jobs() -> int:
     """The number of cores this process may run on (the default of `--jobs`)."""
     try:
@@ -96,42 +98,19 @@ def open_chunks(
     path: str | Path, chunk_rows: int
 ) -> Iterator[tuple[pa.Schema, Callable[[], list[str]], Iterator[Chunk]]]:
     """(Arrow schema of the input columns, the notes for the user once the rows are read, the rows in
-    Chunks of `chunk_rows`).
-
-    CSV/TSV/XLSX go through `tables.open_table` (every rule of the batch reader: encodings, blank
-    and ragged rows, renamed columns), so their columns are text. Parquet cells keep their type.
-    """
-    if not is_parquet(path):
-        with open_table(path) as table:
-            schema = pa.schema([pa.field(str(c), pa.string()) for c in table.columns])
-            yield schema, lambda: table.notes, table.chunks(chunk_rows)
-        return
-    try:
-        parquet = pq.ParquetFile(path)
-    except pa.ArrowInvalid as exc:
-        raise BatchError(f"{path} is not a readable Parquet file ({exc}).") from None
-    with parquet:
-        yield (
-            parquet.schema_arrow,
-            list,
-            (Chunk(_frame(b)) for b in parquet.iter_batches(batch_size=chunk_rows)),
-        )
-
-
-def _frame(batch: pa.RecordBatch) -> pd.DataFrame:
-    # Text columns become Python strings, a missing text None (flagged "empty text" as an empty CSV
-    # cell is); other columns keep their exact Arrow type, so the Parquet output round-trips them.
-    def mapper(kind: pa.DataType) -> Any:
-        return None if pa.types.is_string(kind) or pa.types.is_large_string(kind) else pd.ArrowDtype(kind)
-
-    return batch.to_pandas(types_mapper=mapper)
+    Chunks of `chunk_rows`), all from `tables.open_table`, the one reader (CSV/TSV/XLSX/Parquet, every
+    rule: encodings, blank and ragged rows, renamed columns). CSV columns are text; Excel and Parquet
+    cells keep their type."""
+    with open_table(path) as table:
+        yield table.schema, lambda: table.notes, table.chunks(chunk_rows)
 
 
 def count_rows(path: str | Path) -> int | None:
     """Rows in the file (Parquet: from its footer; CSV: an estimate from its line count), for the
     progress bar's ETA; None when unknown."""
     if is_parquet(path):
-        return pq.ParquetFile(path).metadata.num_rows
+        with ParquetTable(path) as table:
+            return table.count_rows()
     with contextlib.suppress(OSError), open(path, "rb") as fh:
         lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
         return max(lines - 1, 0)  # minus the header; quoted line breaks make it an estimate
@@ -173,9 +152,30 @@ def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: 
     if job.schema is None:
         payload: str | pa.Table = csv_text(scored, header=header)
     else:
-        payload = pa.Table.from_pandas(scored, schema=job.schema, preserve_index=False)
+        payload = _arrow_table(scored, job.schema)
     logged = scored[[job.text_column, *OUTPUT_COLUMNS]] if job.log else None
     return ChunkResult(payload, len(scored), flagged, logged)
+
+
+def _arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """`frame` as an Arrow table of `schema`; in a string column a value of another type (a number
+    among texts in an Excel column of mixed types) is written as its text, so no value is lost."""
+    try:
+        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        pass
+    mixed = {
+        name: frame[name].map(_as_text)
+        for name, kind in zip(schema.names, schema.types)
+        if pa.types.is_string(kind) and frame[name].dtype == object
+    }
+    return pa.Table.from_pandas(frame.assign(**mixed), schema=schema, preserve_index=False)
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, str) or value is None:
+        return value
+    return None if value is pd.NA or (isinstance(value, float) and value != value) else str(value)
 
 
 # --- worker processes ---------------------------------------------------------------------------

@@ -98,10 +98,13 @@ def score_spark_frame(
     `escape_formulas`: neutralise cells a spreadsheet would run, as every CSV the CLI writes does.
     """
     from sentimentkit.io.formula import neutralise_formulas
+    from sentimentkit.io.tables import BatchError, check_column
     from sentimentkit.serving.batch import score_chunk
 
-    if text_column not in frame.columns:
-        raise ModelError(f"Column {text_column!r} not found; the columns are {frame.columns}.")
+    try:
+        check_column(frame.columns, text_column)  # the one reader's rule and message
+    except BatchError as exc:
+        raise ModelError(str(exc)) from None
     files = model_files(model_path)
     context = frame.sparkSession.sparkContext
     for item in files:

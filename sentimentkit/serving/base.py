@@ -18,7 +18,13 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
-from sentimentkit.io.columns import OUTPUT_COLUMNS, PROBA_COLUMNS, UnsavedFormula, input_column_renames
+from sentimentkit.io.columns import (
+    OUTPUT_COLUMNS,
+    PROBA_COLUMNS,
+    SpreadsheetError,
+    UnsavedFormula,
+    input_column_renames,
+)
 from sentimentkit.models.card import DEFAULT_THRESHOLD
 
 __all__ = [
@@ -45,6 +51,8 @@ UNSAVED_FORMULA = (
     "or export it as CSV"
 )
 
+SPREADSHEET_ERROR = "spreadsheet error value"
+
 
 def text_error(value: object, max_chars: int) -> str | None:
     """Why `value` cannot be scored (None when it can): not text, empty, or too long.
@@ -55,6 +63,8 @@ def text_error(value: object, max_chars: int) -> str | None:
     """
     if isinstance(value, UnsavedFormula):
         return UNSAVED_FORMULA
+    if isinstance(value, SpreadsheetError):
+        return f"{SPREADSHEET_ERROR} {value}"
     if not isinstance(value, str):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return EMPTY_TEXT
