@@ -30,6 +30,7 @@ from typing import Any
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
 from sentimentkit.io import storage
+from sentimentkit.io.redact import redact
 from sentimentkit.mlops import CHALLENGER, CHAMPION, MODEL_NAMES, TFIDF_MODEL, TRANSFORMER_MODEL
 from sentimentkit.models.card import ModelError, card_file
 
@@ -46,7 +47,8 @@ Log = Callable[[str], None]
 
 
 class RegistryError(ModelError):
-    """A registry problem a user can fix (unknown model or alias, tampered artifact, no server)."""
+    """A registry problem a user can fix (unknown model or alias, tampered artifact, no server).
+    Its message is redacted like every ModelError's: the tracking URI's password never shows."""
 
 
 @dataclass(frozen=True)
@@ -204,14 +206,14 @@ def log_run(
         )
         run_id = run.info.run_id
         for key, value in card_params(card).items():
-            mlflow_client.log_param(run_id, key, value[:6000])
+            mlflow_client.log_param(run_id, key, redact(value)[:6000])
         for key, value in card_metrics(card).items():
             mlflow_client.log_metric(run_id, key, value)
         for split, info in (card.get("training_data") or {}).items():
             mlflow_client.set_tag(run_id, f"data.{split}.sha256", str(info.get("sha256")))
             mlflow_client.set_tag(run_id, f"data.{split}.rows", str(info.get("rows")))
         for split, source in data_sources.items():
-            mlflow_client.set_tag(run_id, f"data.{split}.source", source)
+            mlflow_client.set_tag(run_id, f"data.{split}.source", redact(source))
         for rel in files:
             subdir = rel.parent.relative_to(folder).as_posix()
             mlflow_client.log_artifact(
@@ -249,7 +251,7 @@ def register(
             **hashes,
             ENTRY_TAG: entry,
             "registered_by": user(),
-            "card_version": str(card.get("version", "")),
+            "card_version": redact(str(card.get("version", ""))),
         }
         version = str(mlflow_client.create_model_version(name, source, run_id, tags=tags).version)
     set_alias(name, CHALLENGER, version, reason or "newly registered", action="register")
@@ -307,7 +309,7 @@ def set_alias(name: str, alias: str, version: str, reason: str, action: str = "p
     with registry_errors(f"setting {name}@{alias}"):
         mlflow_client.set_registered_model_alias(name, alias, str(version))
         count = len(history(name))
-        mlflow_client.set_registered_model_tag(name, f"{EVENT_TAG}{count + 1:06d}", json.dumps(event))
+        mlflow_client.set_registered_model_tag(name, f"{EVENT_TAG}{count + 1:06d}", redact(json.dumps(event)))
     return event
 
 
@@ -474,7 +476,7 @@ def resolve(uri: str) -> ResolvedModel:
               else mlflow_client.get_model_version(name, version))  # fmt: skip
     except Exception:
         raise RegistryError(
-            f"{uri} is not in the registry at {tracking_uri()}; `sentimentkit models list` shows what is."
+            f"{uri} is not in the registry at {redact(tracking_uri())}; `sentimentkit models list` shows what is."
         ) from None
     version = str(mv.version)
     expected = {k[len(SHA_TAG) :]: v for k, v in (mv.tags or {}).items() if k.startswith(SHA_TAG)}
