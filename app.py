@@ -19,6 +19,7 @@ from sentimentkit.insights.build import Insights, build_insights
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
 from sentimentkit.insights.render import render_html
+from sentimentkit.io.redact import redact
 from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving import batch
@@ -39,8 +40,8 @@ def load_backends(settings_key: str, _settings: Settings) -> ui.Backends:
 
 
 def fail(message: str) -> None:
-    """Show `message` as an error and end this run of the script."""
-    st.error(message)
+    """Show `message` (redacted: no secret on the page) as an error and end this run of the script."""
+    st.error(redact(message))
     st.stop()
 
 
@@ -65,8 +66,10 @@ def startup() -> tuple[Settings, ui.Backends]:
 
 
 def api_problem(exc: BackendError) -> str:
-    """The user-facing message for an API failure."""
-    return f"The sentiment API is not available: {exc} Check that the API server is running, then reload."
+    """The user-facing message for an API failure (redacted: the API URL may carry a password)."""
+    return redact(
+        f"The sentiment API is not available: {exc} Check that the API server is running, then reload."
+    )
 
 
 # --- single text ---------------------------------------------------------------------------
@@ -135,7 +138,7 @@ def show_explanation(backend: BasePredictor, text: str) -> None:
     try:
         explanation = backend.explain(text)
     except (BackendError, NotImplementedError, ValueError) as exc:
-        st.caption(f"No explanation available: {exc}")
+        st.caption(redact(f"No explanation available: {exc}"))
         return
     label = explanation["label"]
     st.markdown(f"**Why {label}?** Words in blue pushed toward *{label}*, words in red pushed against it.")
@@ -429,7 +432,7 @@ def monitoring_tab(settings: Settings) -> None:
         if problem is None:
             raise  # not the user's to fix: the tab-level handler says so
         level, message = problem
-        (st.info if level == "info" else st.warning)(message)
+        (st.info if level == "info" else st.warning)(redact(message))
         return
     st.subheader(f"Status: {report['status']}")
     st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "

@@ -530,6 +530,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 3 if monitor.ORDER[report["status"]] >= failing else 0
 
 
+def _redact(text: str) -> str:
+    from sentimentkit.io.redact import redact
+
+    return redact(text)
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     from sentimentkit.mlops import retrain
 
@@ -541,7 +547,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         "state": args.state,
         "name": args.name,
         "gate": gate,
-        "log": lambda line: print(line, file=sys.stderr, flush=True),
+        "log": lambda line: print(_redact(line), file=sys.stderr, flush=True),
     }  # stdout: the JSON report only
     if args.command == "watch":
         from sentimentkit.mlops.predlog import parse_age
@@ -550,7 +556,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                       min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip
         return 0
     report = retrain.retrain(args.incoming, **common)
-    print(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2))
+    print(_redact(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2)))
     return 0
 
 
@@ -560,7 +566,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.models_command == "list":
         rows = registry.list_versions(args.name)
         if args.json:
-            print(json.dumps(rows))
+            print(_redact(json.dumps(rows)))
             return 0
         for r in rows or [{"name": "(no registered versions)"}]:
             test = r.get("metrics", {}).get("test.avg_recall")
@@ -594,7 +600,11 @@ COMMANDS["spark-predict"] = cmd_spark_predict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `sentimentkit` console script."""
+    """Entry point of the `sentimentkit` console script. Nothing it prints holds a secret: errors, log
+    records and the traceback of an unexpected error are redacted (`sentimentkit.io.redact`)."""
+    from sentimentkit.io.redact import install_log_redaction, redact, redact_exception
+
+    install_log_redaction()
     try:
         settings = Settings.from_env()
         args = build_parser(settings).parse_args(argv)
@@ -607,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sentimentkit.serving.batch import BatchError
 
         if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
             return 2
-        raise
+        print(redact_exception(exc), file=sys.stderr, end="")
+        return 1

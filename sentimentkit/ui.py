@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit.config import Settings
+from sentimentkit.io.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, OUTPUT_COLUMNS, BasePredictor, text_error
 
 # One click fills the text box with one of these and analyses it.
@@ -58,7 +59,7 @@ def open_backends(settings: Settings) -> Backends:
     try:
         accurate = load_predictor(path, threshold=settings.threshold, settings=settings)
     except Exception as exc:  # noqa: BLE001 - an optional model must never take the app down
-        problem = f"The accurate model at {path} could not be loaded ({type(exc).__name__}: {exc})."
+        problem = redact(f"The accurate model at {path} could not be loaded ({type(exc).__name__}: {exc}).")
         return Backends(main, accurate_problem=problem + " Only the fast model is shown.")
     return Backends(main, accurate)
 

@@ -28,6 +28,7 @@ from sentimentkit.api.reload import add_reload_route, follow_model
 from sentimentkit.api.routes import add_routes
 from sentimentkit.api.service import API_KEY_HEADER, REQUEST_ID_HEADER, Service
 from sentimentkit.config import Settings
+from sentimentkit.io.redact import redact, register_settings
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.loader import load_verified, verify_predictor
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, predictor: BasePredictor | None
     """Build the API. With `predictor` given it is served as is; otherwise the lifespan loads
     `settings.model_path` once (a failure is logged and reported by /readyz, never a crash)."""
     settings = settings or Settings.from_env()
+    register_settings(settings)  # its API key and signing key are redacted from everything printed
     configure_logging()
     service = Service(settings)
 
@@ -113,7 +115,7 @@ def _load_into(app: FastAPI, settings: Settings) -> None:
     try:
         predictor = load_verified(settings.model_path, settings=settings)
     except Exception as exc:  # any failure (corrupt pickle, missing card, bad folder) must not crash-loop
-        reason = str(exc) or type(exc).__name__
+        reason = redact(str(exc)) or type(exc).__name__
         app.state.load_error = reason
         log_event(logging.ERROR, "model_load_failed", model_path=str(settings.model_path), reason=reason)
         return

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
+from sentimentkit.io.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, TOO_LONG
 
 
@@ -44,16 +45,21 @@ def only(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: ERRORS[code] for code in codes}
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A compact JSON response."""
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None, scrub: bool = False
+) -> Response:
+    """A compact JSON response. Errors (status >= 400) and `scrub` answers (model info, readiness,
+    reload) are redacted (`sentimentkit.io.redact`); predictions are not (they echo no configuration)."""
     # ASCII-only output: nothing a client sent can make the answer unencodable.
-    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    if scrub or status >= 400:
+        text = redact(text)
+    return Response(text.encode(), status_code=status, media_type="application/json", headers=headers)
 
 
 def error_payload(exc: ApiError, request_id: str | None) -> dict[str, Any]:
     """The ErrorBody of `exc`."""
-    out: dict[str, Any] = {"error": exc.code, "message": exc.message, "request_id": request_id}
+    out: dict[str, Any] = {"error": exc.code, "message": redact(exc.message), "request_id": request_id}
     if exc.limit is not None:
         out["limit"] = exc.limit
     return out

@@ -4,6 +4,8 @@ import os
 from collections import Counter as Tally
 from typing import Any
 
+from sentimentkit.io.redact import redact
+
 CONFIDENCE_BUCKETS = (0.34, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -72,7 +74,7 @@ class Metrics:
         self.prediction_log.labels(outcome).inc(rows)
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
+        """The Prometheus text exposition (label values redacted) and its content type."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -80,5 +82,11 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+            return _redacted(generate_latest(registry)), CONTENT_TYPE_LATEST
+        return _redacted(generate_latest(self.registry)), CONTENT_TYPE_LATEST
+
+
+def _redacted(exposition: bytes) -> bytes:
+    text = exposition.decode("utf-8")
+    clean = redact(text)
+    return exposition if clean is text else clean.encode("utf-8")

@@ -22,6 +22,7 @@ from sentimentkit.api.errors import ApiError, json_response, only
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
 from sentimentkit.config import Settings
+from sentimentkit.io.redact import redact
 from sentimentkit.models.fetch import current_version, parse_uri
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.loader import load_verified
@@ -84,10 +85,12 @@ def add_reload_route(app: FastAPI, settings: Settings) -> None:
         if not settings.api_key:
             raise ApiError(403, "reload_disabled", "Reloading needs an API key: set SENTIMENTKIT_API_KEY.")
         try:
-            return json_response(await reload_model(request.app, settings, force=True))
+            return json_response(await reload_model(request.app, settings, force=True), scrub=True)
         except Exception as exc:
             raise ApiError(
-                503, "reload_failed", f"The model was not reloaded (still serving the old one): {exc}"
+                503,
+                "reload_failed",
+                f"The model was not reloaded (still serving the old one): {redact(str(exc))}",
             ) from None
 
 
@@ -99,7 +102,10 @@ async def _poll(app: FastAPI, settings: Settings) -> None:
             await reload_model(app, settings)
         except Exception as exc:  # the registry or the store being down must not stop the API
             log_event(
-                logging.WARNING, "model_poll_failed", model_path=str(settings.model_path), reason=str(exc)
+                logging.WARNING,
+                "model_poll_failed",
+                model_path=str(settings.model_path),
+                reason=redact(str(exc)),
             )
 
 

@@ -48,7 +48,8 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         if state.predictor is None:
             reason = state.load_error or "the model is still loading"
             return json_response({"status": "unavailable", "model_version": None, "reason": reason}, 503)
-        return json_response({"status": "ready", "model_version": state.predictor.version, "reason": None})
+        return json_response({"status": "ready", "model_version": state.predictor.version, "reason": None},
+                             scrub=True)  # fmt: skip
 
     @app.get("/v1/model", response_model=ModelInfo, responses=only(401, 503), tags=["model"])
     async def model_info(request: Request) -> Response:
@@ -58,7 +59,7 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
                   "max_body_bytes": settings.max_body_bytes, "max_upload_bytes": service.upload_limit}  # fmt: skip
         return json_response({"model_version": p.version, "labels": list(p.labels), "threshold": p.threshold,
                               "can_explain": p.can_explain, "limits": limits, "card": p.card,
-                              "registry": p.registry})  # fmt: skip
+                              "registry": p.registry}, scrub=True)  # fmt: skip
 
     @app.post("/v1/predict", response_model=Prediction, responses=only(400, 401, 413, 422, 503),
               tags=["predict"])  # fmt: skip

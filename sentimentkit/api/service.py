@@ -16,6 +16,7 @@ from sentimentkit.api.errors import ApiError, too_large
 from sentimentkit.api.log import logger
 from sentimentkit.api.metrics import Metrics
 from sentimentkit.config import Settings
+from sentimentkit.io.redact import redact
 from sentimentkit.serving.base import BasePredictor, text_error
 
 API_KEY_HEADER = "X-API-Key"
@@ -60,7 +61,7 @@ def predictor_of(request: Request) -> BasePredictor:
     state = request.app.state
     if state.predictor is None:
         reason = state.load_error or "the model is still loading"
-        raise ApiError(503, "model_unavailable", f"The model is not available: {reason}")
+        raise ApiError(503, "model_unavailable", f"The model is not available: {redact(reason)}")
     return state.predictor
 
 

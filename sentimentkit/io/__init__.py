@@ -5,6 +5,7 @@
 - `formula`: the formula guard for spreadsheet outputs.
 - `columns`: output column names and how an input makes room for them.
 - `storage`: local paths or Azure Blob URIs through fsspec.
+- `redact`: the one redaction rule for everything printed (messages, logs, answers, reports).
 
 It imports nothing above it in the package.
 """

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sentimentkit.io.redact import redact
+
 AZURE_PROTOCOLS = ("az", "abfs", "abfss")
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 ACCOUNT_NAME_ENV = "AZURE_STORAGE_ACCOUNT_NAME"
@@ -34,8 +36,12 @@ MLOPS_HINT = "pip install -r requirements-mlops.txt (the `mlops` extra)"
 class StorageError(OSError):
     """A storage location that cannot be read or written; the message says why and what to fix.
 
-    An OSError, so the CLI's one-line error handling covers it like a missing local file.
+    An OSError, so the CLI's one-line error handling covers it like a missing local file. The message
+    is redacted (`sentimentkit.io.redact`): a URI's SAS token or password never reaches it.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(str(message)))
 
 
 def protocol_of(uri: str | Path) -> str:
@@ -134,6 +140,10 @@ def check_reachable(endpoint: tuple[str, int] | None, uri: str | Path) -> None:
 
 def describe(exc: BaseException, uri: str | Path) -> str:
     """One line saying why a storage operation on `uri` failed and what to do; never a secret."""
+    return redact(_describe(exc, uri))
+
+
+def _describe(exc: BaseException, uri: str | Path) -> str:
     name, text = type(exc).__name__, str(exc)
     code = str(getattr(exc, "error_code", "") or "")
     status = getattr(exc, "status_code", None)

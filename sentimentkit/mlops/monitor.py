@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.io.redact import redact_obj
 from sentimentkit.training.profile import frequent_tokens, shares
 
 OK, WARN, ALERT = "OK", "WARN", "ALERT"
@@ -358,14 +359,15 @@ def served_reference(frame: pd.DataFrame, model: str | Path | None, data_dir: st
 def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | None = None,
         data_dir: str | Path | None = None, thresholds: Thresholds | None = None,
         now: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-    """(report, reference) for the log at `log_uri` over the last `since`."""
+    """(report, reference) for the log at `log_uri` over the last `since`; the report's texts redacted
+    (`sentimentkit.io.redact`), so its JSON and HTML never show a secret."""
     from sentimentkit.mlops.predlog import read_log
 
     now = now or datetime.now(UTC)
     frame = read_log(log_uri, since=now - since)
     reference, note = served_reference(frame, model, data_dir, window, now)
     report = compare(frame, reference, window, since, thresholds, now, note)
-    return report, reference
+    return redact_obj(report), reference
 
 
 # --- the live window inside the API -------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
+from sentimentkit.io.redact import redact
 from sentimentkit.mlops import CHALLENGER, CHAMPION, MODEL_NAMES, TFIDF_MODEL, TRANSFORMER_MODEL
 from sentimentkit.models.card import card_file
 from sentimentkit.models.fetch import (
@@ -126,14 +127,14 @@ def log_run(
         )
         run_id = run.info.run_id
         for key, value in card_params(card).items():
-            mlflow_client.log_param(run_id, key, value[:6000])
+            mlflow_client.log_param(run_id, key, redact(value)[:6000])
         for key, value in card_metrics(card).items():
             mlflow_client.log_metric(run_id, key, value)
         for split, info in (card.get("training_data") or {}).items():
             mlflow_client.set_tag(run_id, f"data.{split}.sha256", str(info.get("sha256")))
             mlflow_client.set_tag(run_id, f"data.{split}.rows", str(info.get("rows")))
         for split, source in data_sources.items():
-            mlflow_client.set_tag(run_id, f"data.{split}.source", source)
+            mlflow_client.set_tag(run_id, f"data.{split}.source", redact(source))
         for rel in files:
             subdir = rel.parent.relative_to(folder).as_posix()
             mlflow_client.log_artifact(
@@ -171,7 +172,7 @@ def register(
             **hashes,
             ENTRY_TAG: entry,
             "registered_by": user(),
-            "card_version": str(card.get("version", "")),
+            "card_version": redact(str(card.get("version", ""))),
         }
         version = str(mlflow_client.create_model_version(name, source, run_id, tags=tags).version)
     set_alias(name, CHALLENGER, version, reason or "newly registered", action="register")
@@ -205,7 +206,7 @@ def set_alias(name: str, alias: str, version: str, reason: str, action: str = "p
     with registry_errors(f"setting {name}@{alias}"):
         mlflow_client.set_registered_model_alias(name, alias, str(version))
         count = len(history(name))
-        mlflow_client.set_registered_model_tag(name, f"{EVENT_TAG}{count + 1:06d}", json.dumps(event))
+        mlflow_client.set_registered_model_tag(name, f"{EVENT_TAG}{count + 1:06d}", redact(json.dumps(event)))
     return event
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit.io import storage
+from sentimentkit.io.redact import redact
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
 
 STATE_DIR = "_sentimentkit"  # inside `incoming` unless --state says otherwise
@@ -73,7 +74,7 @@ def read_manifest(state: str) -> dict[str, Any]:
 
 def write_manifest(state: str, manifest: dict[str, Any]) -> None:
     """Replace the manifest in one step (a local file is renamed into place; a blob upload is atomic)."""
-    data = (json.dumps(manifest, indent=2) + "\n").encode()
+    data = (redact(json.dumps(manifest, indent=2)) + "\n").encode()
     target = storage.join(state, MANIFEST)
     if storage.is_remote(target):
         storage.write_bytes(target, data)
@@ -199,7 +200,7 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
         try:
             train_part, held_part, record = validate_batch(uri, sha, known, evaluation, gate.holdout_share)
         except DataError as exc:
-            records[sha] = {"file": Path(str(uri)).name, "status": "rejected", "reason": str(exc)}
+            records[sha] = {"file": Path(str(uri)).name, "status": "rejected", "reason": redact(str(exc))}
             log(f"rejected {uri}: {exc}")
             continue
         known |= set(train_part["text"]) | set(held_part["text"])
@@ -217,7 +218,7 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
         records[sha].update(processed_at=report["finished_at"], decision=report.get("decision"))
     stamp = report["finished_at"].replace(":", "")
     storage.write_bytes(
-        storage.join(state, f"reports/{stamp}.json"), (json.dumps(report, indent=2) + "\n").encode()
+        storage.join(state, f"reports/{stamp}.json"), (redact(json.dumps(report, indent=2)) + "\n").encode()
     )
     manifest["batches"].update(records)
     write_manifest(state, manifest)
@@ -285,7 +286,7 @@ def _record_decision(registry: Any, name: str, version: str, report: dict[str, A
     mlflow_client = registry.client()
     with registry.registry_errors(f"recording the gate decision on {name} {version}"):
         mlflow_client.set_model_version_tag(name, version, "gate.decision", report["decision"])
-        mlflow_client.set_model_version_tag(name, version, "gate.reason", report["reason"][:5000])
+        mlflow_client.set_model_version_tag(name, version, "gate.reason", redact(report["reason"])[:5000])
         mlflow_client.set_model_version_tag(name, version, "gate.scores", json.dumps(report["scores"])[:5000])
 
 

@@ -26,6 +26,7 @@ from sentimentkit import LABELS, __version__
 from sentimentkit.config import SPLITS, Settings
 from sentimentkit.data import file_sha256 as sha256_file
 from sentimentkit.data import split_path
+from sentimentkit.io.redact import redact, redact_obj
 from sentimentkit.models import signing
 
 CARD_FILE = "card.json"  # a transformer folder's card
@@ -47,7 +48,11 @@ RENAMED_SPLITS = {"validation_clean": "clean_validation"}
 
 
 class ModelError(Exception):
-    """A model file that is missing, corrupt, or does not match its card. The message says why."""
+    """A model file that is missing, corrupt, or does not match its card. The message says why (redacted:
+    a registry or storage URI in it never carries its password or SAS token)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 # --- building a card -----------------------------------------------------------------------------
@@ -273,8 +278,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def write_card(model: str | Path, card: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
     """Write the card of `model` (its `files` must be filled in and the files written); signed with
-    the configured key, if any. Returns the card as written."""
-    card = {k: v for k, v in card.items() if k != signing.SIGNATURE_FIELD}
+    the configured key, if any. Returns the card as written. No secret is written: every string in it
+    is redacted first (e.g. a base-model or data URI that carried a token)."""
+    card = redact_obj({k: v for k, v in card.items() if k != signing.SIGNATURE_FIELD})
     key = configured_key(settings)
     if key is not None:
         hashes = file_hashes(artifact_paths(model, normalise_card(card)))

@@ -26,6 +26,7 @@ from typing import Any
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
 from sentimentkit.io import storage
+from sentimentkit.io.redact import redact
 from sentimentkit.models.card import ModelError
 
 DEFAULT_ROOT = REPO_ROOT / "mlruns"
@@ -35,7 +36,8 @@ URI_PREFIX = "models:/"
 
 
 class RegistryError(ModelError):
-    """A registry problem a user can fix (unknown model or alias, tampered artifact, no server)."""
+    """A registry problem a user can fix (unknown model or alias, tampered artifact, no server).
+    Its message is redacted like every ModelError's: the tracking URI's password never shows."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def resolve(uri: str) -> ResolvedModel:
               else mlflow_client.get_model_version(name, version))  # fmt: skip
     except Exception:
         raise RegistryError(
-            f"{uri} is not in the registry at {tracking_uri()}; `sentimentkit models list` shows what is."
+            f"{uri} is not in the registry at {redact(tracking_uri())}; `sentimentkit models list` shows what is."
         ) from None
     version = str(mv.version)
     expected = {k[len(SHA_TAG) :]: v for k, v in (mv.tags or {}).items() if k.startswith(SHA_TAG)}
