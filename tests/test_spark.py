@@ -132,7 +132,7 @@ def test_spark_predict_without_master_from_a_virtualenv_that_is_not_activated(ro
     # No --master anywhere: Spark's own default (local[*]); the UI off, as in the other tests.
     env.update(PATH=os.pathsep.join(path), SPARK_LOCAL_IP="127.0.0.1",
                PYSPARK_SUBMIT_ARGS="--conf spark.ui.enabled=false pyspark-shell")  # fmt: skip
-    command = [sys.executable, "-m", "sentimentkit", "spark-predict", "--input", str(rows_csv), "--output", str(out)]
+    command = [sys.executable, "-m", "sentimentkit", "spark-predict", "--input", str(rows_csv), "--output", str(out)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(read_spark_csv(out)) == len(ROWS) * 5
