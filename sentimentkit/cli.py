@@ -596,6 +596,11 @@ COMMANDS = {
 COMMANDS["spark-predict"] = cmd_spark_predict
 
 
+# Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker
+# process of `predict --jobs` died (earlier output kept; run again); 130 interrupted (Ctrl-C, SIGTERM).
+EXIT_WORKER_DIED = 4
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sentimentkit` console script."""
     try:
@@ -609,6 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sentimentkit.models.pipeline import ModelError
         from sentimentkit.serving.batch import BatchError
 
+        if type(exc).__name__ == "WorkerDiedError":  # multiproc's; not imported here (pyarrow)
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_WORKER_DIED
         if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
             print(f"error: {exc}", file=sys.stderr)
             return 2
