@@ -203,6 +203,8 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
             "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
         )
         p.add_argument("--data", default=None, help="data directory (train/validation/test.csv)")
+        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                       help="while another retrain holds the state folder: wait this long (default: exit 5 at once)")  # fmt: skip
     p.add_argument("--every", default="5m", help="polling interval (30s, 5m, 1h)")
     p.add_argument("--min-rows", type=int, default=1, help="retrain once this many new rows wait")
     p.add_argument("--log", default=None, help="prediction log: an ALERT there retrains on any new rows")
@@ -547,6 +549,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         "name": args.name,
         "gate": gate,
         "log": lambda line: print(line, file=sys.stderr, flush=True),
+        "lock_wait_s": args.wait,
     }  # stdout: the JSON report only
     if args.command == "watch":
         from sentimentkit.mlops.predlog import parse_age
@@ -597,8 +600,10 @@ COMMANDS["spark-predict"] = cmd_spark_predict
 
 
 # Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker
-# process of `predict --jobs` died (earlier output kept; run again); 130 interrupted (Ctrl-C, SIGTERM).
+# process of `predict --jobs` died (earlier output kept; run again); 5 another `retrain` holds the
+# state folder (run later or pass --wait); 130 interrupted (Ctrl-C, SIGTERM).
 EXIT_WORKER_DIED = 4
+EXIT_LOCKED = 5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -617,6 +622,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if type(exc).__name__ == "WorkerDiedError":  # multiproc's; not imported here (pyarrow)
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_WORKER_DIED
+        if type(exc).__name__ == "LockedError":  # mlops.lock's
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_LOCKED
         if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
             print(f"error: {exc}", file=sys.stderr)
             return 2
