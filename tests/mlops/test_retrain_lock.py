@@ -26,8 +26,9 @@ pytestmark = pytest.mark.usefixtures("registry_env")
 
 HOLD_SCRIPT = """
 import sys, time
-from sentimentkit.mlops.lock import state_lock
-with state_lock(sys.argv[1]):
+from sentimentkit.mlops import lock
+lock.LEASE_S = 15  # Azure's shortest lease, so the test waits little for a dead holder's to lapse
+with lock.state_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)
 """
@@ -129,3 +130,12 @@ def test_blob_two_runs_at_once_and_a_missing_location(
     assert retrain.retrain(incoming, log=lambda *a: None)["status"] == "nothing new"  # released
     assert main(["retrain", "--incoming", "az://locks/no-such-folder"]) == 2
     assert "az://locks/no-such-folder does not exist" in capsys.readouterr().err
+    # A run killed while holding the lease blocks the next one only until the lease lapses.
+    holder = hold_lock(f"{incoming}/_sentimentkit")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(30)
+    with pytest.raises(LockedError):
+        retrain.retrain(incoming, log=lambda *a: None)
+    started = time.monotonic()
+    assert retrain.retrain(incoming, log=lambda *a: None, lock_wait_s=60)["status"] == "nothing new"
+    assert time.monotonic() - started < 30
