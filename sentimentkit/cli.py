@@ -523,8 +523,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
     thresholds = monitor.Thresholds.load(args.thresholds)
-    report, reference = monitor.run(args.log, parse_age(args.since), parse_age(args.window), args.model,
-                                    thresholds=thresholds)  # fmt: skip
+    since, window = parse_age(args.since, "--since"), parse_age(args.window, "--window")
+    report, reference = monitor.run(args.log, since, window, args.model, thresholds=thresholds)
     if args.html:
         write_bytes(args.html, render_html(report, reference).encode("utf-8"))
     if args.json:
@@ -554,7 +554,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if args.command == "watch":
         from sentimentkit.mlops.predlog import parse_age
 
-        retrain.watch(args.incoming, parse_age(args.every).total_seconds(), cycles=args.cycles,
+        retrain.watch(args.incoming, parse_age(args.every, "--every").total_seconds(), cycles=args.cycles,
                       min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip
         return 0
     report = retrain.retrain(args.incoming, **common)
