@@ -311,3 +311,42 @@ def test_workers_end_within_seconds_when_the_cli_process_is_killed(tiny_model_pa
     for p in alive:
         p.kill()
     assert not alive, [p.pid for p in alive]
+
+
+ORPHAN_SCRIPT = """
+import multiprocessing, os, sys, time
+from sentimentkit.scale import multiproc
+
+def worker(parent):
+    sys.platform = "darwin"  # as where there is no prctl: the worker must notice by itself
+    multiproc.PARENT_POLL_S = 0.1
+    multiproc._die_with_parent(parent)
+    open(sys.argv[1], "w").close()  # armed
+    time.sleep(120)
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("fork").Process(target=worker, args=(os.getpid(),))
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_without_the_kernel_signal_a_worker_polls_for_its_parent(tmp_path):
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN_SCRIPT)
+    armed = tmp_path / "armed"
+    parent = subprocess.Popen([sys.executable, str(script), str(armed)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})  # fmt: skip
+    worker = psutil.Process(int(parent.stdout.readline()))
+    deadline = time.monotonic() + 30
+    while not armed.exists():
+        assert time.monotonic() < deadline and worker.is_running(), "the worker did not start watching"
+        time.sleep(0.05)
+    parent.kill()
+    parent.wait(30)
+    alive = _gone([worker], timeout=5)
+    for p in alive:
+        p.kill()
+    assert not alive
