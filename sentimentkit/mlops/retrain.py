@@ -19,7 +19,12 @@
 
 Crash safety: until the manifest is written nothing is recorded as done, and the champion moves only
 after the gate; a crash before that leaves the champion as it was and the rerun redoes the work. With
-nothing new, `retrain` does nothing (idempotent).
+nothing new, `retrain` does nothing (idempotent). A missing `incoming` location is an error, never
+"nothing new".
+
+Concurrency: one run at a time per state folder (`mlops.lock`: a file lock, or a lease on az://);
+another run waits up to `lock_wait_s` and then stops with `LockedError` (CLI exit code 5), so two
+runs never train and register the same batches twice, and a report is never written over.
 """
 
 from __future__ import annotations
