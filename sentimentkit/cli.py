@@ -206,6 +206,8 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
             "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
         )
         p.add_argument("--data", default=None, help="data directory (train/validation/test.csv)")
+        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                       help="while another retrain holds the state folder: wait this long (default: exit 5 at once)")  # fmt: skip
     p.add_argument("--every", default="5m", help="polling interval (30s, 5m, 1h)")
     p.add_argument("--min-rows", type=int, default=1, help="retrain once this many new rows wait")
     p.add_argument("--log", default=None, help="prediction log: an ALERT there retrains on any new rows")
@@ -516,8 +518,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
     thresholds = monitor.Thresholds.load(args.thresholds)
-    report, reference = monitor.run(args.log, parse_age(args.since), parse_age(args.window), args.model,
-                                    thresholds=thresholds)  # fmt: skip
+    since, window = parse_age(args.since, "--since"), parse_age(args.window, "--window")
+    report, reference = monitor.run(args.log, since, window, args.model, thresholds=thresholds)
     if args.html:
         write_bytes(args.html, render_html(report, reference).encode("utf-8"))
     if args.json:
@@ -548,11 +550,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         "name": args.name,
         "gate": gate,
         "log": lambda line: print(_redact(line), file=sys.stderr, flush=True),
+        "lock_wait_s": args.wait,
     }  # stdout: the JSON report only
     if args.command == "watch":
         from sentimentkit.mlops.predlog import parse_age
 
-        retrain.watch(args.incoming, parse_age(args.every).total_seconds(), cycles=args.cycles,
+        retrain.watch(args.incoming, parse_age(args.every, "--every").total_seconds(), cycles=args.cycles,
                       min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip
         return 0
     report = retrain.retrain(args.incoming, **common)
@@ -599,6 +602,13 @@ COMMANDS = {
 COMMANDS["spark-predict"] = cmd_spark_predict
 
 
+# Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker
+# process of `predict --jobs` died (earlier output kept; run again); 5 another `retrain` holds the
+# state folder (run later or pass --wait); 130 interrupted (Ctrl-C, SIGTERM).
+EXIT_WORKER_DIED = 4
+EXIT_LOCKED = 5
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sentimentkit` console script. Nothing it prints holds a secret: errors, log
     records and the traceback of an unexpected error are redacted (`sentimentkit.io.redact`)."""
@@ -616,6 +626,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sentimentkit.models.pipeline import ModelError
         from sentimentkit.serving.batch import BatchError
 
+        if type(exc).__name__ == "WorkerDiedError":  # multiproc's; not imported here (pyarrow)
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
+            return EXIT_WORKER_DIED
+        if type(exc).__name__ == "LockedError":  # mlops.lock's
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
+            return EXIT_LOCKED
         if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
             print(f"error: {redact(str(exc))}", file=sys.stderr)
             return 2

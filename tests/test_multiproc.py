@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import os
@@ -252,3 +253,100 @@ def test_progress_bar_only_on_a_terminal(tiny_model_path, mixed_csv, tmp_path):
             break
         screen += data
     assert b"100%" in screen and b"60.0/60.0" in screen and b" rows/s" in screen
+
+
+def _start_big_run(model: Path, tmp_path: Path, out: Path, rows: int = 200_000) -> subprocess.Popen:
+    """A `predict --jobs 2` run long enough to be caught with both workers running."""
+    source = tmp_path / "big.csv"
+    pd.DataFrame({"text": [f"{TINY_TEXTS[i % 9]} {i}" for i in range(rows)]}).to_csv(source, index=False)
+    proc = cli("predict", "--model", str(model), "--input", str(source), "--output", str(out),
+               "--jobs", "2", "--chunk-rows", "500", start_new_session=True,
+               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(psutil.Process(proc.pid).children()) < 2 or not any(
+        p.name.endswith(".part") for p in tmp_path.iterdir()
+    ):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be caught"
+        time.sleep(0.05)
+    return proc
+
+
+def _gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still running after `timeout` seconds (a zombie nobody reaped counts as ended)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for p in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_a_killed_worker_is_one_error_line_exit_4_and_the_old_output_is_kept(tiny_model_path, tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("the old scores\n")
+    proc = _start_big_run(tiny_model_path, tmp_path, out)
+    workers = psutil.Process(proc.pid).children()
+    workers[0].send_signal(signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 4, stderr
+    assert stderr.startswith("error: a worker process died") and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr and "BrokenProcessPool" not in stderr
+    assert out.read_text() == "the old scores\n"  # kept, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "out.csv"]  # no partial file
+    assert not _gone(workers, timeout=30)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_workers_end_within_seconds_when_the_cli_process_is_killed(tiny_model_path, tmp_path):
+    proc = _start_big_run(tiny_model_path, tmp_path, tmp_path / "out.csv")
+    workers = psutil.Process(proc.pid).children()
+    proc.kill()  # SIGKILL: no clean-up code runs in the parent
+    proc.wait(timeout=30)  # not communicate(): workers still running would hold its pipes open
+    alive = _gone(workers, timeout=5)  # they used to score on for ~20 s, then wait forever for chunks
+    for p in alive:
+        p.kill()
+    assert not alive, [p.pid for p in alive]
+
+
+ORPHAN_SCRIPT = """
+import multiprocessing, os, sys, time
+from sentimentkit.scale import multiproc
+
+def worker(parent):
+    sys.platform = "darwin"  # as where there is no prctl: the worker must notice by itself
+    multiproc.PARENT_POLL_S = 0.1
+    multiproc._die_with_parent(parent)
+    open(sys.argv[1], "w").close()  # armed
+    time.sleep(120)
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("fork").Process(target=worker, args=(os.getpid(),))
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_without_the_kernel_signal_a_worker_polls_for_its_parent(tmp_path):
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN_SCRIPT)
+    armed = tmp_path / "armed"
+    parent = subprocess.Popen([sys.executable, str(script), str(armed)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})  # fmt: skip
+    worker = psutil.Process(int(parent.stdout.readline()))
+    deadline = time.monotonic() + 30
+    while not armed.exists():
+        assert time.monotonic() < deadline and worker.is_running(), "the worker did not start watching"
+        time.sleep(0.05)
+    parent.kill()
+    parent.wait(30)
+    alive = _gone([worker], timeout=5)
+    for p in alive:
+        p.kill()
+    assert not alive

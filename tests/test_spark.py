@@ -119,3 +119,20 @@ def test_spark_predict_command_end_to_end(rows_csv, tmp_path):
     assert len(read_spark_csv(out)) == len(ROWS) * 5
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600)
     assert again.returncode == 2 and "error: " in again.stderr and "Traceback" not in again.stderr
+
+
+def test_spark_predict_without_master_from_a_virtualenv_that_is_not_activated(rows_csv, tmp_path):
+    """`/path/.venv/bin/python -m sentimentkit spark-predict` with the venv off PATH: Spark's Python
+    workers must run that interpreter, not the first `python3` on PATH (no pandas there)."""
+    out = tmp_path / "scored"
+    venv_bin = str(Path(sys.executable).parent)
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and d != venv_bin]
+    path = [d for d in path if ".venv" not in d and "pyenv" not in d] + ["/usr/bin", "/bin"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "VIRTUAL_ENV"))}
+    # No --master anywhere: Spark's own default (local[*]); the UI off, as in the other tests.
+    env.update(PATH=os.pathsep.join(path), SPARK_LOCAL_IP="127.0.0.1",
+               PYSPARK_SUBMIT_ARGS="--conf spark.ui.enabled=false pyspark-shell")  # fmt: skip
+    command = [sys.executable, "-m", "sentimentkit", "spark-predict", "--input", str(rows_csv), "--output", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(read_spark_csv(out)) == len(ROWS) * 5

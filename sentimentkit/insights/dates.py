@@ -5,7 +5,10 @@ pandas guesses day/month order per value, so `03-04-2015` may become 4 March in 
 (a first field above 12 means day-first, a second field above 12 means month-first); when nothing
 settles it, or the evidence conflicts, those dates are left unread and the reason is said in
 words, with the option that fixes it. Unreadable values are counted and quoted, never dropped
-silently: the rows stay in every other part of the report.
+silently: the rows stay in every other part of the report. So are real dates outside the years
+1678-2261 (a nanosecond timestamp holds 1677-09-21 to 2262-04-11; the chart's periods need a margin):
+placeholders such as 9999-12-31, typos such as 1500 are flagged (`ParsedDates.out_of_range`, and a
+warning) and left out of the over-time chart only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ ORDER_WORDS = {
 }
 DETECT_SAMPLE = 200
 DETECT_MIN_SHARE = 0.9
+# The dates that are read: whole years inside what a nanosecond timestamp holds, so that the
+# over-time chart's periods (a month's or a week's start) stay inside it too.
+EARLIEST = pd.Timestamp("1678-01-01")
+LATEST = pd.Timestamp("2261-12-31 23:59:59.999999")
 
 # Three numeric fields with -, / or . between them, optionally a time (11:35, 11.35, 11h35, with
 # seconds, fractions, am/pm) and a UTC offset.
@@ -47,6 +54,8 @@ class ParsedDates:
     problems: list[str] = field(default_factory=list)
     # Rows left unread because the day/month order is undecided (already explained in `problems`).
     undecided: pd.Index = field(default_factory=lambda: pd.Index([]))
+    # Rows with a real date outside the range a timestamp holds (left unread, explained in `problems`).
+    out_of_range: pd.Index = field(default_factory=lambda: pd.Index([]))
 
     @property
     def n_read(self) -> int:
@@ -66,7 +75,7 @@ def parse_dates(raw: pd.Series, order: str = "auto", column: str = "date") -> Pa
         _read_numeric(fields[numeric], order, column, result)
     rest = (~numeric) & (text != "")
     if rest.any():
-        out[rest] = _read_textual(text[rest])
+        out[rest] = _in_range(_read_textual(text[rest]), result)
     _report_unread(text, out, column, result)
     return result
 
@@ -77,7 +86,7 @@ def _read_numeric(fields: pd.DataFrame, order: str, column: str, result: ParsedD
     year_first = fields["a"].str.len() == 4
     chosen = order if order != "auto" else None
     if year_first.any():
-        _assign(result.values, fields[year_first], a[year_first], b[year_first], c[year_first])
+        _assign(result, fields[year_first], a[year_first], b[year_first], c[year_first])
     last = ~year_first
     if not last.any():
         result.order = "YMD"
@@ -95,7 +104,7 @@ def _read_numeric(fields: pd.DataFrame, order: str, column: str, result: ParsedD
     year = c[last].where(fields["c"][last].str.len() != 2, _two_digit_year(c[last]))
     if (fields["c"][last].str.len() == 2).any():
         result.notes.append(f"'{column}': two-digit years were read as 2000-2068 or 1969-1999.")
-    _assign(result.values, fields[last], year, month, day)
+    _assign(result, fields[last], year, month, day)
 
 
 def _infer_order(first: pd.Series, second: pd.Series, examples: pd.Series, column: str,
@@ -135,8 +144,11 @@ def _two_digit_year(years: pd.Series) -> pd.Series:
     return years.where(years >= 69, years + 2000).where(years < 69, years + 1900)
 
 
-def _assign(out: pd.Series, fields: pd.DataFrame, year: pd.Series, month: pd.Series, day: pd.Series) -> None:
-    """Build timestamps from the parts (impossible dates such as 31-02 become NaT)."""
+def _assign(
+    result: ParsedDates, fields: pd.DataFrame, year: pd.Series, month: pd.Series, day: pd.Series
+) -> None:
+    """Build timestamps from the parts into `result.values` (impossible dates such as 31-02 become
+    NaT; dates out of range too, flagged)."""
     hour = fields["H"].fillna("0").astype(int)
     pm = fields["ampm"].fillna("").str.lower()
     hour = hour.where(~((pm == "pm") & (hour < 12)), hour + 12).where(~((pm == "am") & (hour == 12)), 0)
@@ -147,7 +159,16 @@ def _assign(out: pd.Series, fields: pd.DataFrame, year: pd.Series, month: pd.Ser
     stamps = pd.to_datetime(parts, errors="coerce")
     offset = fields["tz"].fillna("")
     shift = offset.map(_offset_minutes)
-    out.loc[fields.index] = (stamps - pd.to_timedelta(shift, unit="m")).astype("datetime64[ns]")
+    result.values.loc[fields.index] = _in_range(stamps - pd.to_timedelta(shift, unit="m"), result)
+
+
+def _in_range(stamps: pd.Series, result: ParsedDates) -> pd.Series:
+    """`stamps` (naive, any unit) as nanosecond timestamps; those outside EARLIEST..LATEST become NaT
+    and their rows are added to `result.out_of_range` (a coarser unit holds years 1-9999)."""
+    far = stamps.notna() & ((stamps < EARLIEST) | (stamps > LATEST))
+    if far.any():
+        result.out_of_range = result.out_of_range.append(stamps.index[far.to_numpy()])
+    return stamps.mask(far).astype("datetime64[ns]")
 
 
 def _offset_minutes(offset: str) -> int:
@@ -166,7 +187,7 @@ def _read_textual(text: pd.Series) -> pd.Series:
         unique = pd.unique(text[named])
         parsed = {value: _parse_named(value) for value in unique}
         stamps[named] = text[named].map(parsed)
-    return stamps.dt.tz_convert(None).astype("datetime64[ns]")
+    return stamps.dt.tz_convert(None)
 
 
 def _parse_named(value: str) -> pd.Timestamp:
@@ -179,7 +200,14 @@ def _parse_named(value: str) -> pd.Timestamp:
 
 def _report_unread(text: pd.Series, values: pd.Series, column: str, result: ParsedDates) -> None:
     empty = text == ""
-    unread = values.isna() & ~empty & ~text.index.isin(result.undecided)
+    far = text.index.isin(result.out_of_range)
+    unread = values.isna() & ~empty & ~text.index.isin(result.undecided) & ~far
+    if far.any():
+        examples = ", ".join(repr(v) for v in pd.unique(text[far])[:3])
+        result.problems.append(
+            f"{int(far.sum()):,} rows have a date in '{column}' outside the years 1678-2261 (e.g. "
+            f"{examples}; placeholders or typos?); they are counted everywhere except the over-time chart."
+        )
     if empty.any():
         result.notes.append(f"{int(empty.sum()):,} rows have no value in '{column}'.")
     if unread.any():

@@ -58,9 +58,9 @@ class Timeline:
 
 def choose_granularity(start: pd.Timestamp, end: pd.Timestamp) -> str:
     """Hour for up to 3 days, day up to 120 days, week up to 3 years, else month."""
-    span = end - start
+    span = end.to_pydatetime() - start.to_pydatetime()  # a pd.Timedelta holds only 292 years
     for name, _, limit in GRANULARITIES:
-        if limit is None or span <= limit:
+        if limit is None or span <= limit.to_pytimedelta():
             return name
     return "month"
 

@@ -11,6 +11,9 @@ Signals (each OK / WARN / ALERT with its reason in words; the overall status is 
 - `new_tokens`: unknown words held by at least 1% of the texts (more than the reference had).
 - `volume`: predictions in the latest window vs the median of the earlier windows.
 
+The trend splits `--since` into windows of `--window`, at most `MAX_WINDOWS` of them (more is refused:
+widen the window); the rows are grouped into windows in one pass, so the work grows with the rows.
+
 Statistical signals need `min_n` predictions; fewer is a WARN saying so. Thresholds are the fields of
 `Thresholds` (README: "Monitoring and retraining"); `--thresholds FILE.json` overrides any of them.
 """
@@ -35,6 +38,7 @@ from sentimentkit.training.profile import frequent_tokens, shares
 OK, WARN, ALERT = "OK", "WARN", "ALERT"
 ORDER = {OK: 0, WARN: 1, ALERT: 2}
 EPS = 1e-4  # floor for empty bins (PSI, chi-square expectations): log(0) is undefined
+MAX_WINDOWS = 500  # --since / --window: more trend rows than a report can show or a reader compare
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,42 @@ STATISTICAL = {"labels": label_signal, "confidence": confidence_signal, "text_le
 
 
 # --- the report ----------------------------------------------------------------------------------------
+def count_windows(since: timedelta, window: timedelta) -> int:
+    """How many windows of `window` cover `since`; ValueError (one line, what to change) unless
+    `window` is positive and that is at most MAX_WINDOWS."""
+    if window <= timedelta(0):
+        raise ValueError(f"--window must be longer than 0 (got {window}): e.g. 1h or 1d")
+    if since <= timedelta(0):
+        raise ValueError(f"--since must be longer than 0 (got {since}): e.g. 7d")
+    n = max(1, math.ceil(since / window))
+    if n > MAX_WINDOWS:
+        raise ValueError(
+            f"--since/--window gives {n:,} windows; the limit is {MAX_WINDOWS}: widen --window "
+            f"(at least {_shortest_window(since)}) or shorten --since"
+        )
+    return n
+
+
+def _shortest_window(since: timedelta) -> str:
+    """The shortest window giving at most MAX_WINDOWS, rounded up to a whole number of a unit."""
+    seconds = since.total_seconds() / MAX_WINDOWS
+    for unit, size in (("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+        if math.ceil(seconds / size) <= 60:
+            return f"{math.ceil(seconds / size)}{unit}"
+    return f"{math.ceil(seconds / 604800)}w"
+
+
+def _windows(frame: pd.DataFrame, start: datetime, window: timedelta, n: int) -> list[pd.DataFrame]:
+    """The rows of each window (start + k*window, start + (k+1)*window], k < n, grouped in one pass."""
+    step = pd.Timedelta(window).value  # nanoseconds
+    offset = (frame["ts"] - pd.Timestamp(start)).to_numpy().astype("timedelta64[ns]").astype(np.int64)
+    index = (offset + step - 1) // step - 1  # ceil(offset / step) - 1: a row at a window's end is in it
+    inside = (offset > 0) & (index < n)
+    groups = dict(tuple(frame[inside].groupby(index[inside], sort=False)))
+    empty = frame.iloc[0:0]
+    return [groups.get(k, empty) for k in range(n)]
+
+
 def compare(frame: pd.DataFrame, reference: dict[str, Any], window: timedelta, since: timedelta,
             thresholds: Thresholds | None = None, now: datetime | None = None,
             reference_note: str = "") -> dict[str, Any]:  # fmt: skip
@@ -275,11 +315,9 @@ def compare(frame: pd.DataFrame, reference: dict[str, Any], window: timedelta, s
     """
     t = thresholds or Thresholds()
     now = now or datetime.now(UTC)
-    starts = [now - window * (k + 1) for k in reversed(range(max(1, math.ceil(since / window))))]
-    frame = frame[frame["ts"] > pd.Timestamp(starts[0])]
-    buckets = [
-        frame[(frame["ts"] > pd.Timestamp(s)) & (frame["ts"] <= pd.Timestamp(s + window))] for s in starts
-    ]
+    n = count_windows(since, window)
+    starts = [now - window * (k + 1) for k in reversed(range(n))]
+    buckets = _windows(frame, starts[0], window, n)
     latest = buckets[-1]
     signals: dict[str, dict[str, Any]] = {}
     for name, fn in STATISTICAL.items():
@@ -364,6 +402,7 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
     from sentimentkit.mlops.predlog import read_log
 
     now = now or datetime.now(UTC)
+    count_windows(since, window)  # before reading anything
     frame = read_log(log_uri, since=now - since)
     reference, note = served_reference(frame, model, data_dir, window, now)
     report = compare(frame, reference, window, since, thresholds, now, note)

@@ -243,13 +243,30 @@ def batch_logger(predictor: Any, text_column: str, source: str,
 
 
 # --- reading the log back -------------------------------------------------------------------
-def parse_age(text: str) -> timedelta:
-    """'7d', '12h', '30m', '90s' or '2w' as a timedelta; ValueError with the accepted forms otherwise."""
+MAX_AGE = timedelta(days=100 * 366)  # longer is a typo: no log or schedule spans a century
+
+
+def parse_age(text: str, option: str = "") -> timedelta:
+    """'7d', '12h', '30m', '90s' or '2w' as a timedelta, longer than 0 and at most MAX_AGE (100
+    years); ValueError (one line, with the accepted forms, naming `option` when given) otherwise."""
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     text = str(text).strip().lower()
+    try:
+        return _parse_age(text, units)
+    except ValueError as exc:
+        raise ValueError(f"{option} {exc}" if option else str(exc)) from None
+
+
+def _parse_age(text: str, units: dict[str, str]) -> timedelta:
     if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
         raise ValueError(f"{text!r} is not a duration: use a number and a unit, e.g. 30m, 12h, 7d or 2w")
-    return timedelta(**{units[text[-1]]: float(text[:-1])})
+    amount = float(text[:-1])
+    if amount <= 0:
+        raise ValueError(f"{text!r} is not a duration longer than 0: e.g. 30m, 12h, 7d or 2w")
+    seconds = amount * timedelta(**{units[text[-1]]: 1}).total_seconds()
+    if seconds > MAX_AGE.total_seconds():
+        raise ValueError(f"{text!r} is longer than 100 years: e.g. 30m, 12h, 7d or 2w")
+    return timedelta(seconds=seconds)
 
 
 class NothingLoggedError(FileNotFoundError):
@@ -299,8 +316,18 @@ def read_log(uri: str | Path, since: datetime | None = None) -> Any:
 
 
 def _partition_day(path: str) -> date:
+    """The day of a log file's `date=YYYY-MM-DD` folder; ValueError naming the folder if it is not one."""
     part = next((p for p in path.replace("\\", "/").split("/") if p.startswith(PARTITION)), None)
-    return date.fromisoformat(part[len(PARTITION) :]) if part else date.min
+    if part is None:
+        return date.min
+    try:
+        return date.fromisoformat(part[len(PARTITION) :])
+    except ValueError:
+        folder = path.replace("\\", "/").rsplit("/", 1)[0]
+        raise ValueError(
+            f"the prediction log folder {folder} is not named {PARTITION}YYYY-MM-DD with a real date: "
+            "rename it or move it out of the log"
+        ) from None
 
 
 def _log_files(uri: str) -> list[str]:

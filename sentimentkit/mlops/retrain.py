@@ -19,12 +19,18 @@
 
 Crash safety: until the manifest is written nothing is recorded as done, and the champion moves only
 after the gate; a crash before that leaves the champion as it was and the rerun redoes the work. With
-nothing new, `retrain` does nothing (idempotent).
+nothing new, `retrain` does nothing (idempotent). A missing `incoming` location is an error, never
+"nothing new".
+
+Concurrency: one run at a time per state folder (`mlops.lock`: a file lock, or a lease on az://);
+another run waits up to `lock_wait_s` and then stops with `LockedError` (CLI exit code 5), so two
+runs never train and register the same batches twice, and a report is never written over.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -38,6 +44,7 @@ import pandas as pd
 from sentimentkit.io import storage
 from sentimentkit.io.redact import redact
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
+from sentimentkit.mlops.lock import LockedError, state_lock
 
 STATE_DIR = "_sentimentkit"  # inside `incoming` unless --state says otherwise
 MANIFEST = "manifest.json"
@@ -82,6 +89,24 @@ def write_manifest(state: str, manifest: dict[str, Any]) -> None:
     partial = Path(target).with_suffix(".partial")
     storage.write_bytes(partial, data)
     partial.replace(target)
+
+
+def check_incoming(incoming: str) -> None:
+    """Raise StorageError (one line) unless `incoming` is an existing folder: a mistyped location
+    must not read as "nothing new". (In Blob storage a folder exists while something is stored under it.)"""
+    if not storage.is_remote(incoming):
+        folder = Path(incoming)
+        if folder.is_dir():
+            return
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise storage.StorageError(f"the incoming location {incoming} {what}: check --incoming.")
+    fs, path = storage.filesystem(incoming)
+    with storage.translated(incoming):
+        found = fs.isdir(path.rstrip("/"))
+    if not found:
+        raise storage.StorageError(
+            f"the incoming location {incoming} does not exist (nothing is stored under it): check --incoming."
+        )
 
 
 def list_batches(incoming: str) -> list[str]:
@@ -178,13 +203,23 @@ def save_frame(uri: str, frame: pd.DataFrame) -> None:
 
 
 def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | None = None,
-            name: str = TFIDF_MODEL, gate: Gate | None = None, log: Log = print) -> dict[str, Any]:  # fmt: skip
-    """Process the new batches under `incoming` (see the module docstring); returns the report."""
+            name: str = TFIDF_MODEL, gate: Gate | None = None, log: Log = print,
+            lock_wait_s: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    """Process the new batches under `incoming` (see the module docstring); returns the report.
+
+    One run at a time per state folder (`lock.state_lock`): another run waits up to `lock_wait_s`
+    seconds for the lock, then raises `lock.LockedError`; after waiting it finds the batches done."""
+    check_incoming(incoming)
+    state = state_of(incoming, state)
+    with state_lock(state, lock_wait_s):
+        return _retrain_locked(incoming, data_dir, state, name, gate or Gate(), log)
+
+
+def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name: str, gate: Gate,
+                    log: Log) -> dict[str, Any]:  # fmt: skip
     from sentimentkit.data import DataError
     from sentimentkit.training.train import load_splits
 
-    gate = gate or Gate()
-    state = state_of(incoming, state)
     manifest = read_manifest(state)
     new = pending(incoming, manifest)
     if not new:
@@ -216,13 +251,30 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
         save_frame(storage.join(state, f"batches/{sha}.train.csv"), train_part)
         save_frame(storage.join(state, f"batches/{sha}.heldout.csv"), held_part)
         records[sha].update(processed_at=report["finished_at"], decision=report.get("decision"))
-    stamp = report["finished_at"].replace(":", "")
     storage.write_bytes(
-        storage.join(state, f"reports/{stamp}.json"), (redact(json.dumps(report, indent=2)) + "\n").encode()
+        _new_report_uri(state, report["finished_at"]), (redact(json.dumps(report, indent=2)) + "\n").encode()
     )
     manifest["batches"].update(records)
     write_manifest(state, manifest)
     return report
+
+
+def _new_report_uri(state: str, finished_at: str) -> str:
+    """reports/<time>.json, with -2, -3, ... when that name is taken: a report is never overwritten."""
+    stamp = finished_at.replace(":", "")
+    for n in itertools.count(1):
+        uri = storage.join(state, f"reports/{stamp}{'' if n == 1 else f'-{n}'}.json")
+        if not _exists(uri):
+            return uri
+    raise AssertionError("unreachable")
+
+
+def _exists(uri: str) -> bool:
+    if not storage.is_remote(uri):
+        return Path(uri).exists()
+    fs, path = storage.filesystem(uri)
+    with storage.translated(uri):
+        return bool(fs.exists(path))
 
 
 def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | Path | None, state: str,
@@ -300,6 +352,7 @@ def watch(incoming: str, every_s: float, *, cycles: int | None = None, min_rows:
           **retrain_args: Any) -> list[dict[str, Any]]:  # fmt: skip
     """Poll `incoming` every `every_s` seconds; retrain when new batches hold `min_rows` rows, or any
     rows while the monitor reports ALERT on `monitor_log`. `cycles` bounds the loop (None: forever)."""
+    check_incoming(incoming)
     reports = []
     done = 0
     while cycles is None or done < cycles:
@@ -309,7 +362,10 @@ def watch(incoming: str, every_s: float, *, cycles: int | None = None, min_rows:
         alert = bool(new) and monitor_log is not None and _monitor_alerts(monitor_log)
         if new and (rows >= min_rows or alert):
             log(f"{len(new)} new batch(es), {rows} rows{' (monitor: ALERT)' if alert else ''}: retraining")
-            reports.append(retrain(incoming, log=log, **retrain_args))
+            try:
+                reports.append(retrain(incoming, log=log, **retrain_args))
+            except LockedError as exc:  # another run is on it: look again next cycle
+                log(str(exc))
         done += 1
         if cycles is None or done < cycles:
             sleep(every_s)

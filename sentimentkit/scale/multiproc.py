@@ -15,6 +15,11 @@ each loads the model file itself. Either way no model object is pickled between 
 Every input row comes out, in order, with its columns plus OUTPUT_COLUMNS; bad rows are flagged in
 `error`. The output is written to a temporary file beside the target and renamed at the end, so an
 interrupted run (Ctrl-C, SIGTERM, an error) leaves nothing under the final name.
+
+Processes end together: a worker that dies (killed, out of memory) stops the run with
+`WorkerDiedError` (the CLI's exit code 4), the other workers are stopped and the earlier output is
+kept; a parent that dies takes its workers with it (Linux: the kernel's parent-death signal;
+elsewhere: each worker checks every `PARENT_POLL_S` seconds that its parent is still there).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +63,8 @@ PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 IN_FLIGHT_PER_JOB = 2
 # After an error or interrupt, how long workers get to finish their chunk before they are killed.
 WORKER_STOP_GRACE_S = 10.0
+# Where the kernel cannot signal a worker when its parent dies: how often the worker looks.
+PARENT_POLL_S = 1.0
 # Per worker: the memoisation caches' bounds (`features.set_cache_limits`). On millions of
 # distinct texts the default bounds let each worker grow to ~0.9 GB; these keep it small at a small
 # cost in speed (benchmarks/million.md), and results do not depend on them.
@@ -74,6 +82,7 @@ OUTPUT_FIELDS: tuple[pa.Field, ...] = (
 __all__ = [
     "OUTPUT_FIELDS",
     "PARQUET_SUFFIXES",
+    "WorkerDiedError",
     "can_fork",
     "default_jobs",
     "encode_chunk",
@@ -83,6 +92,17 @@ __all__ = [
     "score_file",
     "sigterm_as_interrupt",
 ]
+
+
+class WorkerDiedError(RuntimeError):
+    """A worker process ended in the middle of the run (killed by a signal, by the out-of-memory
+    killer, or crashed); the run stopped without writing its output."""
+
+
+WORKER_DIED = (
+    "a worker process died while scoring (killed from outside, or out of memory); nothing was written "
+    "and an earlier output file is kept: run again, with fewer --jobs if memory is short"
+)
 
 
 def default_jobs() -> int:
@@ -182,18 +202,50 @@ def _as_text(value: Any) -> str | None:
 _worker_state: dict[str, Any] = {}
 
 
-def _init_worker(model_path: str, threshold: float | None) -> None:
+def _init_worker(model_path: str, threshold: float | None, parent: int) -> None:
     """A spawned worker: loads the model itself (an error is re-raised by its first chunk)."""
     from sentimentkit.serving.loader import load_predictor
 
+    _die_with_parent(parent)  # first: loading the model takes a while
     try:
-        _init_forked(load_predictor(model_path, threshold=threshold))
+        _init_forked(load_predictor(model_path, threshold=threshold), parent)
     except Exception as exc:  # re-raised by the first chunk, so the parent prints its one line
         _worker_state["error"] = exc
 
 
-def _init_forked(predictor: BasePredictor) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the process `parent` that started it ends, even by SIGKILL (which runs
+    no clean-up there): otherwise the workers score on, or wait forever for chunks.
+
+    Linux: the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG). Elsewhere, or
+    if that call fails, a daemon thread checks every PARENT_POLL_S seconds whether the parent changed.
+    """
+    if _worker_state.get("parent") == parent:
+        return  # a spawned worker set it up before loading its model
+    _worker_state["parent"] = parent
+    armed = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)  # orphaned: nobody reads the results
+
+
+def _init_forked(predictor: BasePredictor, parent: int) -> None:
     """A worker given its predictor (a forked one inherits the parent's, not pickled)."""
+    _die_with_parent(parent)
     # The parent owns Ctrl-C: it stops the pool and removes the partial output. A forked worker
     # also inherits the parent's SIGTERM handler (`sigterm_as_interrupt`), under which the pool
     # would catch the KeyboardInterrupt and the parent's terminate() would not stop the worker.
@@ -265,21 +317,26 @@ def _stop_workers(pool: ProcessPoolExecutor, workers: set, grace_s: float = WORK
 def _ordered(
     pool: ProcessPoolExecutor, chunks: Iterator[Chunk], job: ChunkJob, jobs: int
 ) -> Iterator[ChunkResult]:
-    """Results in input order, with at most `jobs * IN_FLIGHT_PER_JOB` chunks in flight."""
+    """Results in input order, with at most `jobs * IN_FLIGHT_PER_JOB` chunks in flight.
+
+    Raises WorkerDiedError when a worker process ends mid-run (the pool is then broken)."""
     pending: deque = deque()
-    for i, chunk in enumerate(chunks):
-        pending.append(pool.submit(_worker_encode, chunk, job, i == 0))
-        if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
+    try:
+        for i, chunk in enumerate(chunks):
+            pending.append(pool.submit(_worker_encode, chunk, job, i == 0))
+            if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
+                yield pending.popleft().result()
+        while pending:
             yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise WorkerDiedError(WORKER_DIED) from None
 
 
 def _encoded_in_spawned_pool(
     chunks: Iterator[Chunk], job: ChunkJob, model_path: str, threshold: float | None, jobs: int
 ) -> Iterator[ChunkResult]:
     """Results in input order from `jobs` spawned workers, each loading the model itself."""
-    with _pool(jobs, "spawn", _init_worker, (model_path, threshold)) as pool:
+    with _pool(jobs, "spawn", _init_worker, (model_path, threshold, os.getpid())) as pool:
         yield from _ordered(pool, chunks, job, jobs)
 
 
@@ -300,7 +357,7 @@ def _forked_pool(predictor: BasePredictor, jobs: int) -> Iterator[ProcessPoolExe
     gc.collect()
     gc.freeze()
     try:
-        with _pool(jobs, "fork", _init_forked, (predictor,)) as pool:
+        with _pool(jobs, "fork", _init_forked, (predictor, os.getpid())) as pool:
             pool.submit(os.getpid)  # with fork, the first submit starts every worker, now
             yield pool
     finally:

@@ -121,14 +121,22 @@ def score_spark_frame(
 
 
 def spark_session(master: str | None = None, app_name: str = "sentimentkit") -> SparkSession:
-    """A SparkSession (the one spark-submit configured when `master` is None)."""
+    """A SparkSession (the one spark-submit configured when `master` is None).
+
+    When Spark runs on this machine (a `local` master, or no master outside spark-submit), its Python
+    workers get this interpreter unless PYSPARK_PYTHON / PYSPARK_DRIVER_PYTHON already say otherwise.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise ModelError(f"spark-predict {SPARK_HINT}") from None
-    if master and master.startswith("local"):
-        # Local Python workers must run this interpreter (the one with sentimentkit's packages).
+    launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if (master or "").startswith("local") or (master is None and not launched_by_spark_submit):
+        # Local Python workers must run this interpreter (the one with sentimentkit's packages), not
+        # whichever `python3` PATH finds: from a virtualenv that is not activated that is the system
+        # one, without pandas. With no --master and no spark-submit, Spark runs locally too.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     return (builder.master(master) if master else builder).getOrCreate()
 
