@@ -258,18 +258,17 @@ def refuse_inputs(
     if _same_local(path, st, replaces):
         return
     owned_paths = [_local_path(o) for o in owned if not _is_uri(os.fspath(o))]
-    for location, what in _inputs(inputs):
-        if _is_uri(location):
-            continue
-        source = _local_path(location)
-        source_st = _stat(source)
+    local = [(what, _local_path(loc)) for loc, what in _inputs(inputs) if not _is_uri(loc)]
+    sources = [(what, source, _stat(source)) for what, source in local]
+    for what, source, source_st in sources:  # an input itself first: the most telling message
         if path == source or (st and source_st and _identity(st) == _identity(source_st)):
             raise OutputError(
                 f"The output {text!r} is {what}; writing it would destroy it. Choose another name for the output."
             )
+    if any(path == o or _inside(path, o) for o in owned_paths):
+        return
+    for what, source, source_st in sources:
         if source_st is None or not stat.S_ISDIR(source_st.st_mode):
-            continue
-        if any(path == o or _inside(path, o) for o in owned_paths):
             continue
         inside = _inside(path, source) or _inside_by_inode(path, _identity(source_st))
         if not inside and st is not None and st.st_nlink > 1 and stat.S_ISREG(st.st_mode):
@@ -288,17 +287,16 @@ def _check_uri(
     if replaces is not None and _is_uri(os.fspath(replaces)) and normalise_uri(os.fspath(replaces)) == key:
         return
     owned_keys = [normalise_uri(os.fspath(o)) for o in owned if _is_uri(os.fspath(o))]
-    for location, what in _inputs(inputs):
-        if not _is_uri(location):
-            continue
-        source = normalise_uri(location)
+    sources = [(what, normalise_uri(loc)) for loc, what in _inputs(inputs) if _is_uri(loc)]
+    for what, source in sources:  # an input itself first: the most telling message
         if key == source:
             raise OutputError(
                 f"The output {text!r} is {what}; writing it would destroy it. Choose another name for the output."
             )
-        if key.startswith(source.rstrip("/") + "/") and not any(
-            key == o or key.startswith(o.rstrip("/") + "/") for o in owned_keys
-        ):
+    if any(key == o or key.startswith(o.rstrip("/") + "/") for o in owned_keys):
+        return
+    for what, source in sources:
+        if key.startswith(source.rstrip("/") + "/"):
             raise OutputError(
                 f"The output {text!r} is inside {what}, which this command reads; writing there could destroy "
                 "it. Choose a location outside that folder."
