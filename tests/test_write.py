@@ -507,12 +507,15 @@ def test_train_refuses_to_write_over_a_data_file(tmp_path: Path) -> None:
 
 
 def test_ensemble_refuses_an_out_folder_that_is_a_member(tiny_model_path: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "member"
-    folder.mkdir()
-    (folder / "card.json").write_text("{}")
-    result = cli("ensemble", str(tiny_model_path), str(folder), "--out", str(folder), text=True)
+    from sentimentkit.serving.ensemble import write_ensemble
+    from sentimentkit.serving.loader import load_predictor
+
+    member = tmp_path / "accurate"
+    write_ensemble(member, [tiny_model_path, tiny_model_path], load_predictor)  # a loadable folder model
+    before = {p.name: p.read_bytes() for p in member.iterdir()}
+    result = cli("ensemble", str(tiny_model_path), str(member), "--out", str(member), text=True)
     assert result.returncode == 2 and "is inside the member" in result.stderr, result.stderr
-    assert (folder / "card.json").read_text() == "{}"
+    assert {p.name: p.read_bytes() for p in member.iterdir()} == before  # was: its own files rewritten
 
 
 def test_spark_predict_refuses_its_input_as_output_before_spark_starts(tmp_path: Path) -> None:
