@@ -18,14 +18,16 @@ Promises (each one is checked in tests/test_write.py and repeated in the README)
    created.
 4. **A FIFO or character device** (`/dev/null`, `/dev/stdout`, a named pipe) is written in place,
    streamed, with no temporary file and no rename: it is never replaced by a regular file. A block
-   device or socket is refused.
+   device or socket is refused. Streams (these and `-`) cannot be taken back: a run that fails
+   part-way has sent what it wrote so far, and its exit status says it failed.
 5. **Atomic**: a regular file is written to `.NAME.PID.RANDOM.part` beside it (the same folder, so
    the rename is atomic), flushed to disk and renamed over the target only when the block ends
    without an error. On any failure (an exception, a full disk, Ctrl-C) the temporary file is removed
    and the previous file is untouched. A run killed outright (SIGKILL, power loss) cannot clean up; the
    next write of the same target removes such leftovers whose process is no longer alive (never the
    temporary file of a running process).
-6. **The mode of an existing file is kept**; a new file gets the usual 0666 minus the umask.
+6. **The mode of an existing file is kept**; a new file gets the usual 0666 minus the umask. With
+   `exclusive=True` an existing target is never overwritten (`OutputExistsError`; retrain's reports).
 7. **Azure Blob** (`az://container/path`): written to a local temporary file, then uploaded only when
    the block succeeds; a failed block or a failed upload leaves the old blob as it was.
 
