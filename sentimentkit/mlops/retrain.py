@@ -17,6 +17,10 @@
 5. The decision and its numbers go to the registry (tags on the challenger version) and to a JSON report
    in the state folder; the manifest is written last: it is the commit point.
 
+Every file is written through the one writer (`io.write`): the incoming folder and its batches are
+inputs, never written over; the state folder (even inside `incoming`) is retrain's own; a report is a
+new file (never overwrites an older one); the manifest is the one file replaced in place, atomically.
+
 Crash safety: until the manifest is written nothing is recorded as done, and the champion moves only
 after the gate; a crash before that leaves the champion as it was and the rerun redoes the work. With
 nothing new, `retrain` does nothing (idempotent). A missing `incoming` location is an error, never
@@ -30,10 +34,9 @@ runs never train and register the same batches twice, and a report is never writ
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +46,7 @@ import pandas as pd
 
 from sentimentkit.io import storage
 from sentimentkit.io.redact import redact
+from sentimentkit.io.write import Input, OutputError, OutputExistsError, same_target, write_output
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
 from sentimentkit.mlops.lock import LockedError, state_lock
 
@@ -79,16 +83,35 @@ def read_manifest(state: str) -> dict[str, Any]:
         raise
 
 
-def write_manifest(state: str, manifest: dict[str, Any]) -> None:
-    """Replace the manifest in one step (a local file is renamed into place; a blob upload is atomic)."""
-    data = (redact(json.dumps(manifest, indent=2)) + "\n").encode()
+def write_manifest(state: str, manifest: dict[str, Any], inputs: Sequence[Input] = ()) -> None:
+    """Replace the manifest in one step (a local file is renamed into place; a blob upload is atomic).
+    It is the file retrain exists to update, so it is replaced even inside the incoming folder."""
     target = storage.join(state, MANIFEST)
-    if storage.is_remote(target):
-        storage.write_bytes(target, data)
-        return
-    partial = Path(target).with_suffix(".partial")
-    storage.write_bytes(partial, data)
-    partial.replace(target)
+    _ensure_folder(state)
+    write_output(
+        target, (redact(json.dumps(manifest, indent=2)) + "\n").encode(), inputs=inputs or [], replaces=target
+    )
+
+
+def _ensure_folder(uri: str) -> None:
+    """A local folder is created (blob storage has no folders to create)."""
+    if not storage.is_remote(uri):
+        Path(uri).mkdir(parents=True, exist_ok=True)
+
+
+def run_inputs(incoming: str, batches: list[str]) -> list[Input]:
+    """What a retrain run reads, for the writer to refuse: the incoming folder and each new batch."""
+    return [(incoming, f"the incoming folder {incoming}"), *((uri, "an incoming batch") for uri in batches)]
+
+
+def check_state(incoming: str, state: str) -> None:
+    """Refuse a state folder whose `batches/` or `reports/` is the incoming folder: their CSVs would
+    come back as new batches."""
+    for sub in ("batches", "reports"):
+        if same_target(storage.join(state, sub), incoming):
+            raise OutputError(
+                f"--state {state} puts retrain's {sub}/ in the incoming folder {incoming}; choose another --state."
+            )
 
 
 def check_incoming(incoming: str) -> None:
@@ -198,8 +221,30 @@ def load_accepted(state: str, manifest: dict[str, Any], kind: str) -> pd.DataFra
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["text", "label"])
 
 
-def save_frame(uri: str, frame: pd.DataFrame) -> None:
-    storage.write_bytes(uri, frame.to_csv(index=False).encode("utf-8"))
+def save_frame(
+    uri: str, frame: pd.DataFrame, inputs: Sequence[Input] = (), owned: Sequence[str] = ()
+) -> None:
+    """Write an accepted batch's rows (retrain's own state file; an input is refused)."""
+    _ensure_folder(uri.rsplit("/", 1)[0] if storage.is_remote(uri) else str(Path(uri).parent))
+    write_output(uri, frame.to_csv(index=False).encode("utf-8"), inputs=inputs, owned=owned)
+
+
+def write_report(
+    state: str, stamp: str, report: dict[str, Any], inputs: Sequence[Input], owned: Sequence[str]
+) -> str:
+    """Write the run's report as a new file `reports/STAMP.json` (`STAMP-2.json`... when that name is
+    taken: a report never overwrites another). Returns where it went."""
+    folder = storage.join(state, "reports")
+    _ensure_folder(folder)
+    data = (redact(json.dumps(report, indent=2)) + "\n").encode()
+    for n in range(1, 1000):
+        target = storage.join(folder, f"{stamp}.json" if n == 1 else f"{stamp}-{n}.json")
+        try:
+            write_output(target, data, inputs=inputs, owned=owned, exclusive=True)
+        except OutputExistsError:
+            continue
+        return target
+    raise OutputError(f"{folder} holds 999 reports stamped {stamp}; remove some.")
 
 
 def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | None = None,
@@ -211,6 +256,7 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
     seconds for the lock, then raises `lock.LockedError`; after waiting it finds the batches done."""
     check_incoming(incoming)
     state = state_of(incoming, state)
+    check_state(incoming, state)
     with state_lock(state, lock_wait_s):
         return _retrain_locked(incoming, data_dir, state, name, gate or Gate(), log)
 
@@ -247,34 +293,15 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
         name, splits, data_dir, state, manifest, train_parts, held_parts, records, gate, log
     )
     # Commit: the batches' rows and the report first, the manifest last (a crash before it redoes the run).
+    inputs, owned = run_inputs(incoming, [uri for uri, _ in new]), (state,)
     for sha, (train_part, held_part) in parts.items():
-        save_frame(storage.join(state, f"batches/{sha}.train.csv"), train_part)
-        save_frame(storage.join(state, f"batches/{sha}.heldout.csv"), held_part)
+        save_frame(storage.join(state, f"batches/{sha}.train.csv"), train_part, inputs, owned)
+        save_frame(storage.join(state, f"batches/{sha}.heldout.csv"), held_part, inputs, owned)
         records[sha].update(processed_at=report["finished_at"], decision=report.get("decision"))
-    storage.write_bytes(
-        _new_report_uri(state, report["finished_at"]), (redact(json.dumps(report, indent=2)) + "\n").encode()
-    )
+    write_report(state, report["finished_at"].replace(":", ""), report, inputs, owned)
     manifest["batches"].update(records)
-    write_manifest(state, manifest)
+    write_manifest(state, manifest, inputs)
     return report
-
-
-def _new_report_uri(state: str, finished_at: str) -> str:
-    """reports/<time>.json, with -2, -3, ... when that name is taken: a report is never overwritten."""
-    stamp = finished_at.replace(":", "")
-    for n in itertools.count(1):
-        uri = storage.join(state, f"reports/{stamp}{'' if n == 1 else f'-{n}'}.json")
-        if not _exists(uri):
-            return uri
-    raise AssertionError("unreachable")
-
-
-def _exists(uri: str) -> bool:
-    if not storage.is_remote(uri):
-        return Path(uri).exists()
-    fs, path = storage.filesystem(uri)
-    with storage.translated(uri):
-        return bool(fs.exists(path))
 
 
 def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | Path | None, state: str,

@@ -54,7 +54,7 @@ from sentimentkit.io.tables import (
     is_parquet,
     open_table,
 )
-from sentimentkit.io.write import atomic_output, csv_text, same_file
+from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
 from sentimentkit.serving.batch import FileResult, score_chunk
 
@@ -422,10 +422,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _writer(path: str | Path, schema: pa.Schema | None) -> Iterator[Callable[[str | pa.Table], Any]]:
+def _writer(
+    path: str | Path, schema: pa.Schema | None, inputs: tuple[Input, ...]
+) -> Iterator[Callable[[str | pa.Table], Any]]:
     """A function appending encoded chunks to `path` (CSV when `schema` is None), written through
-    `batch.atomic_output`: nothing appears under `path` unless every chunk was written."""
-    with atomic_output(path) as handle:
+    `io.write.open_output` (refuses `inputs`; a file appears under `path` only once every chunk was
+    written; `-`, a FIFO or a device is streamed)."""
+    with open_output(path, inputs=inputs) as handle:
         if schema is None:
             yield handle.write
         else:
@@ -460,10 +463,9 @@ def score_file(
     jobs = jobs or default_jobs()
     if jobs < 1 or chunk_rows < 1:
         raise BatchError("--jobs and --chunk-rows must be at least 1.")
-    if same_file(input_path, output_path):
-        raise BatchError(
-            f"The output {str(output_path)!r} is the input file; choose another name for the scores."
-        )
+    inputs: tuple[Input, ...] = ((input_path, "the input file"), (model_path, "the model"))
+    if not Path(input_path).is_dir():  # a folder given as input is the reader's to explain
+        check_target(output_path, inputs=inputs)
     show = sys.stderr.isatty() if progress is None else progress
     with (
         sigterm_as_interrupt(),
@@ -480,7 +482,7 @@ def score_file(
         results = scorers.results(itertools.chain(ahead, chunks), job, single=len(ahead) == 1)
         total = flagged = 0
         bar = _progress(count_rows(input_path) if show else None, show)
-        with contextlib.closing(results), bar, _writer(output_path, job.schema) as write:
+        with contextlib.closing(results), bar, _writer(output_path, job.schema, inputs) as write:
             for result in results:
                 if on_scored is not None and result.scored is not None:
                     on_scored(result.scored)
