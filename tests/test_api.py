@@ -318,7 +318,7 @@ def test_csv_every_row_in_order_with_original_columns_and_formulas_neutralised(c
     assert out["id"].tolist() == ["1", "2", "3", "4", "5"]
     assert out["tweet"][3] == "line one\nline two, great"
     assert out["note"].tolist() == ['\'=HYPERLINK("http://x")', "blank", "'+1+2", "-5", "x"]
-    assert out["tweet"][4] == "'@user the train at noon"
+    assert out["tweet"][4] == "@user the train at noon"  # a reply, not a formula (formula_guard=auto)
     assert out["sentiment"].tolist()[:3] == ["positive", "", "negative"]
     assert out["error"][1] == "empty text"
 

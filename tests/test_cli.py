@@ -239,7 +239,7 @@ def test_predict_neutralises_formulas_in_the_cli_output(tiny_model_path, tmp_pat
     data = b'text,note\nI love it,=HYPERLINK("http://x")\n@user I hate it,-5\n'
     _, scored = score_bytes(tiny_model_path, tmp_path, data)
     assert scored["note"].tolist() == ['\'=HYPERLINK("http://x")', "-5"]
-    assert scored["text"].tolist() == ["I love it", "'@user I hate it"]
+    assert scored["text"].tolist() == ["I love it", "@user I hate it"]  # a reply, not a formula
 
 
 def test_predict_hostile_inputs_get_rows_or_one_line(tiny_model_path, tmp_path):

@@ -26,6 +26,7 @@ from sentimentkit.api.errors import ApiError, StreamAbortedError, only
 from sentimentkit.api.log import log_event
 from sentimentkit.api.service import CSV_ROUTE, note_records, predictor_of, request_info
 from sentimentkit.config import Settings
+from sentimentkit.io.formula import FORMULA_GUARDS, check_formula_guard
 from sentimentkit.io.tables import Chunk
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.batch import (
@@ -54,13 +55,24 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
             File(description="CSV, TSV or .xlsx with a header row (CSV: UTF-8, UTF-16, cp1252...)"),
         ],
         text_column: Annotated[str, Form(description="name of the column that holds the text")] = "text",
+        formula_guard: Annotated[
+            str | None,
+            Form(
+                description="which cells get a leading ' so spreadsheets do not run them: auto (only real "
+                "formulas: =..., +A1, -2+3, @SUM(...), DDE links), all (every cell starting with = + - @ "
+                "TAB CR that is not a number), off (none); default: the server's SENTIMENTKIT_FORMULA_GUARD "
+                f"({settings.formula_guard})",
+                json_schema_extra={"enum": list(FORMULA_GUARDS)},
+            ),
+        ] = None,
     ) -> StreamingResponse:
         """Score every row of a CSV; the scored CSV streams back with every row, in order, with the
         original columns plus sentiment, confidence, p_negative, p_neutral, p_positive, uncertain, error.
-        Cells a spreadsheet would run as formulas are prefixed with an apostrophe. If scoring fails
-        part-way, the body ends with a line starting with `#sentimentkit-error` and the connection is
-        closed before the chunked body is complete. Renamed columns and ragged lines are described in
-        the X-Input-Notes header."""
+        Cells a spreadsheet would run as formulas are prefixed with an apostrophe (`formula_guard`). If
+        scoring fails part-way, the body ends with a line starting with `#sentimentkit-error` and the
+        connection is closed before the chunked body is complete. Renamed columns and ragged lines are
+        described in the X-Input-Notes header."""
+        guard = _formula_guard(formula_guard, settings)
         p = predictor_of(request)
         name = file.filename or "upload.csv"
         rows, notes = await run_in_threadpool(
@@ -69,7 +81,7 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
         info = request_info(request)
         info["n_rows"] = rows
         parts = _stream_scored(
-            request, p, file.file, name, text_column, settings.csv_chunk_rows, settings.max_chars
+            request, p, file.file, name, text_column, settings.csv_chunk_rows, settings.max_chars, guard
         )
         first = await anext(parts)  # a model that fails at once still gets a JSON 500
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem)[:80] or "upload"
@@ -83,6 +95,16 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
                 **_notes_header(notes),
             },
         )
+
+
+def _formula_guard(value: str | None, settings: Settings) -> str:
+    """The request's formula guard, or the server's default; a wrong value is a 422."""
+    if value is None or not value.strip():
+        return settings.formula_guard
+    try:
+        return check_formula_guard(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_formula_guard", f"formula_guard: {exc}") from None
 
 
 def _csv_responses() -> dict[int | str, dict[str, Any]]:
@@ -120,7 +142,7 @@ def _notes_header(notes: list[str]) -> dict[str, str]:
 
 
 async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], name: str, text_column: str,
-                         chunk_rows: int, max_chars: int) -> AsyncIterator[tuple[bytes, int]]:  # fmt: skip
+                         chunk_rows: int, max_chars: int, guard: str) -> AsyncIterator[tuple[bytes, int]]:  # fmt: skip
     """The shared batch path (`open_table` chunks, `chunk_texts`, `scored_frame`, `csv_text`), with the
     model called in slices on the loop (see MODEL_SLICE), parsing and formatting in the thread pool;
     yields each chunk's CSV text and its number of rows."""
@@ -130,7 +152,7 @@ async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], 
         texts = chunk_texts(chunk.frame, text_column, chunk.row_errors)
         records = await score_texts(p, texts, max_chars)
         note_records(request_info(request), records, texts, p)
-        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first), len(chunk.frame)
+        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first, guard), len(chunk.frame)
         first = False
 
 
@@ -160,8 +182,9 @@ def _marker_line(sent: int, rows: int, request_id: str | None) -> bytes:
     ).encode()
 
 
-def _scored_csv(chunk: Chunk, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool) -> bytes:
-    """The CSV text of a scored chunk, with formula-like cells neutralised."""
-    return csv_text(scored_frame(chunk.frame, records, labels, chunk.row_errors), header=header).encode(
-        "utf-8"
-    )
+def _scored_csv(
+    chunk: Chunk, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool, guard: str
+) -> bytes:
+    """The CSV text of a scored chunk, with formula-like cells neutralised as `guard` says."""
+    scored = scored_frame(chunk.frame, records, labels, chunk.row_errors)
+    return csv_text(scored, header=header, formula_guard=guard).encode("utf-8")
