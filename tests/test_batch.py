@@ -400,7 +400,9 @@ def test_score_file_reads_xlsx(tiny_predictor, tmp_path) -> None:
     result = score_file(tiny_predictor, source, tmp_path / "out.csv")
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     assert result.rows == 2 and out["sentiment"].tolist() == ["positive", "negative"]
-    assert out["text"].tolist() == ["I love it", "'@user I hate it"]
+    assert out["text"].tolist() == ["I love it", "@user I hate it"]  # a reply, not a formula
+    score_file(tiny_predictor, source, tmp_path / "all.csv", formula_guard="all")
+    assert pd.read_csv(tmp_path / "all.csv", dtype=str)["text"].tolist() == ["I love it", "'@user I hate it"]
 
 
 def test_score_chunk_is_pure_and_flags_row_errors(tiny_predictor) -> None:

@@ -12,16 +12,17 @@ Three modes (`FORMULA_GUARDS`), chosen by `--formula-guard`, `SENTIMENTKIT_FORMU
 - `off`: nothing is changed (for files that are never opened in a spreadsheet).
 
 How the spreadsheets decide (checked for `auto`, see `is_live_formula`):
-- Excel, opening a CSV, reads each field as if it were typed: "=" starts a formula; "+" and "-"
-  start one too (Lotus-style entry: "+A1" becomes "=+A1") and "@" starts a Lotus function
-  ("@SUM(A1:A2)" becomes "=SUM(A1:A2)"). A field that does not parse as a formula stays text. The
-  published CSV-injection payloads ("=HYPERLINK(...)", "-2+3+cmd|' /C calc'!A0",
-  "@SUM(1+1)*cmd|' /C calc'!A0", "+WEBSERVICE(...)") rely on exactly this.
-- LibreOffice Calc (7.4, its CSV filter with "Evaluate formulas" on) and Gnumeric (1.12, ssconvert)
-  evaluate a field only when it starts with "=" ("=)" and "==1" included); "+A1", "-A1", "@SUM(...)",
-  " =1+1" and TAB "=1+1" stay text (tests/test_formula.py converts real files with LibreOffice).
-- Google Sheets converts "=" formulas on import; OWASP lists = + - @ TAB CR as the risky first
-  characters, TAB and CR because some readers strip them and then see the formula behind.
+- Excel, opening a CSV, treats each field as typed input: "=" starts a formula; "+" and "-" start
+  one too (Lotus-style entry: "+A1" becomes "=+A1") and "@" starts a Lotus function ("@SUM(A1:A2)"
+  becomes "=SUM(A1:A2)"); a field that does not parse as a formula stays text (typed by hand, Excel
+  refuses it with "There's a problem with this formula"). The published CSV-injection payloads
+  ("=HYPERLINK(...)", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0") rely on this.
+- LibreOffice Calc (7.4, its CSV filter with "Evaluate formulas" on) and Gnumeric (1.12, ssconvert),
+  tried here, evaluate a field only when it starts with "=" ("=)" and "==1" included); "+A1", "-A1",
+  "@SUM(...)", " =1+1" and TAB "=1+1" stay text (tests/test_formula.py converts files with Calc).
+- Google Sheets turns "=" fields into formulas when its import converts text to numbers, dates and
+  formulas. OWASP (CSV Injection) lists = + - @ TAB CR as the risky first characters; TAB and CR
+  because a reader that trims them would then see the formula behind them.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def is_live_formula(text: str) -> bool:
 
     1. The cell is read as a formula (Excel: "=" + cell; a leading "@" is the Lotus function prefix,
        read as the prefix operator "@"). It must parse, whole, under a grammar that accepts at least
-       what Excel, LibreOffice and Google Sheets accept (so that when in doubt, it parses):
+       what Excel accepts (Excel is the spreadsheet that reads + - @ cells as formulas), and the
+       notations of Calc and Sheets too, so that when in doubt, it parses:
        - operands: numbers ("1", ".5", "1e5"); strings ("x", with "" inside); TRUE and FALSE; error
          values (#N/A, #REF!...); cell references and ranges in every notation (A1, $A$1, A1:B2,
          A:A, $1:$1, R1C1, R[1]C[-1], RC, R, C, Sheet1!A1, 'My sheet'!A1, Sheet1.A1 of Calc,
@@ -137,7 +139,9 @@ def is_live_formula(text: str) -> bool:
     references or functions ("-- end", "- so true", "-hello", "@united thanks for nothing",
     "@united flight UA123 delayed"). Such words are names no CSV defines: Excel shows the cell as
     #NAME? at worst, and without a function call or a link nothing is run, fetched or sent.
-    Calc, Gnumeric and (on import) Sheets do not read + - @ cells as formulas at all.
+    (Calc and Gnumeric do not read + - @ cells as formulas at all.) A word followed by a space and
+    "(" ("@user thanks (again)", "- SUM (A1)") is a name and a parenthesis, as in Excel's syntax,
+    where the space between them is the intersection operator, not a call: text.
     """
     # Without "(" or "|" there is no call and no link, so the first plain name settles it: text.
     parsed = _parse(text, stop_at_name="(" not in text and "|" not in text)
