@@ -199,7 +199,7 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
         run_batch(backend, table, column, threshold, job, uploaded.name)
     result = st.session_state.get("batch_result")
     if result and result["job"] == job:
-        show_batch_results(backend, result, threshold)
+        show_batch_results(backend, result, threshold, settings.formula_guard)
         insights_section(backends, result, column)
 
 
@@ -229,7 +229,9 @@ def run_batch(
     st.session_state.batch_result = {"job": job, "frame": scored, "name": name}
 
 
-def show_batch_results(backend: BasePredictor, result: dict[str, Any], threshold: float) -> None:
+def show_batch_results(
+    backend: BasePredictor, result: dict[str, Any], threshold: float, formula_guard: str = "auto"
+) -> None:
     """Counts, shares, confidence histogram, filterable preview and the full download."""
     scored = batch.apply_threshold(result["frame"], threshold)
     summary = batch.label_summary(scored, backend.labels)
@@ -253,11 +255,15 @@ def show_batch_results(backend: BasePredictor, result: dict[str, Any], threshold
         st.bar_chart(batch.confidence_histogram(scored), x="confidence", y="rows", height=240)
     show_preview(scored, summary["label"].tolist())
     name = result["name"].rsplit(".", 1)[0] + "-sentiment.csv"
+    guards = list(ui.FORMULA_GUARD_CHOICES)
+    guard = st.radio("Formula guard", guards, index=guards.index(formula_guard), horizontal=True,
+                     format_func=ui.FORMULA_GUARD_CHOICES.get, key="formula_guard",
+                     help="Spreadsheets run a cell that starts with = (and Excel also + - @) as a formula.")  # fmt: skip
     st.download_button(
-        f"Download all {len(scored):,} rows (CSV)", data=lambda: batch.result_csv_bytes(scored),
+        f"Download all {len(scored):,} rows (CSV)", data=lambda: batch.result_csv_bytes(scored, guard),
         file_name=name, mime="text/csv", on_click="ignore", type="primary", key="download",
     )  # fmt: skip
-    st.caption("Cells that a spreadsheet would run as formulas are prefixed with ' in the download.")
+    st.caption(ui.formula_guard_caption(guard))
 
 
 def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:

@@ -20,6 +20,13 @@ def _add_model(p: argparse.ArgumentParser, settings: Settings) -> None:
                    help="model.pkl (card model.json beside it) or a transformer folder; default %(default)s")  # fmt: skip
 
 
+def _add_formula_guard(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument("--formula-guard", choices=("auto", "all", "off"), default=settings.formula_guard,
+                   help="CSV cells that get a ' so spreadsheets do not run them: auto = only real formulas "
+                        "(=..., +A1, -2+3, @SUM(..)), all = every cell starting with = + - @, off = none; "
+                        "default %(default)s (SENTIMENTKIT_FORMULA_GUARD)")  # fmt: skip
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentimentkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +78,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for --input (default: the cores; 1 = this process only)")  # fmt: skip
+    _add_formula_guard(p, settings)
 
     p = sub.add_parser("spark-predict", help="score a CSV/Parquet file or folder with Spark (mapInPandas)")
     _add_model(p, settings)
@@ -81,6 +89,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text")
     p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
+    _add_formula_guard(p, settings)
 
     p = sub.add_parser(
         "report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)"
@@ -361,7 +370,8 @@ def _predict_file(args: argparse.Namespace) -> int:
     logger = batch_logger(predictor, args.text_column, "cli", settings)
     with local_input(args.input) as source, logger as log:
         result = score_file(args.model, source, args.output, args.text_column, jobs=args.jobs,
-                            chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log)  # fmt: skip
+                            chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log,
+                            formula_guard=args.formula_guard)  # fmt: skip
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {result.rows} rows to {describe_target(args.output)} ({result.flagged} flagged in the 'error' column)",
@@ -416,7 +426,8 @@ def cmd_spark_predict(args: argparse.Namespace) -> int:
         )
     spark = spark_session(args.master)
     try:
-        predict_spark(spark, str(args.input), str(args.output), args.model, args.text_column, args.threshold)
+        predict_spark(spark, str(args.input), str(args.output), args.model, args.text_column, args.threshold,
+                      args.formula_guard)  # fmt: skip
     except Exception as exc:  # Spark wraps user mistakes (missing input, existing output) in its own types
         message = describe_spark_error(exc)
         if message is None:

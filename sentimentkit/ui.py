@@ -267,3 +267,23 @@ def tab_problem(tab: str, exc: BaseException) -> str:
         f"The {tab} tab could not be shown because of an unexpected error ({type(exc).__name__}). "
         "Reload the page; if it happens again, restart the app and report the error printed in its console."
     )
+
+
+# The batch download's formula guard (sentimentkit.io.formula): mode -> what the radio shows.
+FORMULA_GUARD_CHOICES = {
+    "auto": "Only real formulas",
+    "all": "Every cell starting with = + - @",
+    "off": "Off",
+}
+
+
+def formula_guard_caption(mode: str) -> str:
+    """One line under the download saying what the chosen formula guard does to the file."""
+    if mode == "off":
+        return "Nothing is changed: open this file in a spreadsheet only if you trust every cell."
+    if mode == "all":
+        return "Every text cell starting with = + - @ (tweets replying to @user too) gets a leading '."
+    return (
+        "Cells a spreadsheet would run as formulas (=..., +A1, -2+3, @SUM(...)) get a leading '; "
+        "every other text, @replies included, is exactly as in your file."
+    )

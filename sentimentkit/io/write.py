@@ -53,7 +53,7 @@ from typing import IO, Any
 import pandas as pd
 
 from sentimentkit.io import storage
-from sentimentkit.io.formula import _may_hold_text, neutralise_formulas
+from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, _may_hold_text, neutralise_formulas
 from sentimentkit.io.tables import BatchError
 
 STDOUT = "-"
@@ -76,9 +76,10 @@ class OutputExistsError(OutputError):
 
 
 # --- content -------------------------------------------------------------------------------------
-def csv_text(scored: pd.DataFrame, header: bool = True) -> str:
-    """A scored chunk as CSV text, formulas neutralised: the one writer of every CSV we hand out."""
-    safe = neutralise_formulas(scored)
+def csv_text(scored: pd.DataFrame, header: bool = True, formula_guard: str = DEFAULT_FORMULA_GUARD) -> str:
+    """A scored chunk as CSV text, formulas neutralised as `formula_guard` says (auto, all, off; see
+    `sentimentkit.io.formula`): the one writer of every CSV we hand out."""
+    safe = neutralise_formulas(scored, formula_guard)
     # The csv writer quotes a cell only for the characters of its line end, so with "\n" a lone "\r"
     # inside a text (old Mac line ends) would be written bare and split the row for every reader.
     # Such a chunk is written with "\r\n" line ends, which quotes it; all others keep "\n".
@@ -99,9 +100,10 @@ def _has_carriage_return(frame: pd.DataFrame) -> bool:
     return False
 
 
-def result_csv_bytes(scored: pd.DataFrame) -> bytes:
-    """The full result as UTF-8 CSV with a BOM (so Excel shows accents), formulas neutralised."""
-    return csv_text(scored).encode("utf-8-sig")
+def result_csv_bytes(scored: pd.DataFrame, formula_guard: str = DEFAULT_FORMULA_GUARD) -> bytes:
+    """The full result as UTF-8 CSV with a BOM (so Excel shows accents), formulas neutralised as
+    `formula_guard` says."""
+    return csv_text(scored, formula_guard=formula_guard).encode("utf-8-sig")
 
 
 # --- where a location points ---------------------------------------------------------------------

@@ -152,6 +152,7 @@ class ChunkJob:
     text_column: str
     schema: pa.Schema | None  # None: CSV output
     log: bool = False  # also send the scored rows back for the prediction log
+    formula_guard: str = "auto"  # CSV output: which cells get a ' (sentimentkit.io.formula)
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: 
     scored = score_chunk(predictor, chunk.frame, job.text_column, row_errors=chunk.row_errors)
     flagged = int(scored["error"].notna().sum())
     if job.schema is None:
-        payload: str | pa.Table = csv_text(scored, header=header)
+        payload: str | pa.Table = csv_text(scored, header=header, formula_guard=job.formula_guard)
     else:
         payload = _arrow_table(scored, job.schema)
     logged = scored[[job.text_column, *OUTPUT_COLUMNS]] if job.log else None
@@ -453,12 +454,14 @@ def score_file(
     threshold: float | None = None,
     progress: bool | None = None,
     on_scored: Callable[[pd.DataFrame], None] | None = None,
+    formula_guard: str = "auto",
 ) -> FileResult:
     """Score every row of a CSV/TSV/XLSX/Parquet file into a CSV or Parquet file (by extension).
 
     `jobs` worker processes (default: the cores; 1, or an input of one chunk, scores in this
     process; forked after this process loaded the model where `can_fork`, else spawned). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
     `on_scored` (the prediction log) gets each chunk's text and output columns, in input order.
+    `formula_guard`: which cells of a CSV output get a ' (auto, all, off; `sentimentkit.io.formula`).
     """
     jobs = jobs or default_jobs()
     if jobs < 1 or chunk_rows < 1:
@@ -474,8 +477,9 @@ def score_file(
     ):
         check_column(schema.names, text_column)
         job = ChunkJob(
-            text_column, output_schema(schema) if is_parquet(output_path) else None, on_scored is not None
-        )
+            text_column, output_schema(schema) if is_parquet(output_path) else None, on_scored is not None,
+            formula_guard,
+        )  # fmt: skip
         ahead = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
         if not ahead:
             raise BatchError(f"{input_path} has a header but no rows to score.")

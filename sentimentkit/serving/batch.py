@@ -5,7 +5,8 @@
   a Spark `mapInPandas` as here.
 - `score_chunks` streams chunks (from `tables.open_table(...).chunks(n)` or plain frames) through it.
 - `csv_text` is the only way a scored frame becomes CSV (CLI, app download, API): every cell that
-  a spreadsheet would run as a formula is neutralised first (`neutralise_formulas`).
+  a spreadsheet would run as a formula is neutralised first (`neutralise_formulas`; the guard's
+  mode, auto by default, is a parameter of every writer).
 - `score_file`: input file -> scored CSV in this process, through the one writer (`io.write.open_output`); the
   CLI's driver with worker processes is `sentimentkit.scale.multiproc.score_file`, built on the same pieces.
 
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentimentkit.io.formula import neutralise_formulas
+from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, FORMULA_GUARDS, neutralise_formulas
 from sentimentkit.io.tables import (
     CLI_HINT,
     BatchError,
@@ -144,9 +145,11 @@ def score_file(
     text_column: str = "text",
     chunk_rows: int = 20_000,
     threshold: float | None = None,
+    formula_guard: str = DEFAULT_FORMULA_GUARD,
 ) -> FileResult:
     """Stream-score a CSV/TSV/XLSX file into a CSV at `output_path`, written atomically (a failed
-    run leaves no output and an existing file untouched); refuses to write over the input."""
+    run leaves no output and an existing file untouched); refuses to write over the input.
+    `formula_guard`: which cells get a ' (auto, all, off; `sentimentkit.io.formula`)."""
     inputs = ((input_path, "the input file"),)
     rows = flagged = 0
     with open_table(input_path) as table:  # first: a folder or missing input is the reader's to explain
@@ -154,7 +157,7 @@ def score_file(
         check_column(table.columns, text_column)
         with open_output(output_path, inputs=inputs) as out:
             for scored in score_chunks(predictor, table.chunks(chunk_rows), text_column, threshold):
-                out.write(csv_text(scored, header=rows == 0))
+                out.write(csv_text(scored, header=rows == 0, formula_guard=formula_guard))
                 rows += len(scored)
                 flagged += int(scored["error"].notna().sum())
             if rows == 0:
@@ -209,6 +212,8 @@ def filter_results(
 
 __all__ = [
     "CLI_HINT",
+    "DEFAULT_FORMULA_GUARD",
+    "FORMULA_GUARDS",
     "NOT_SCORED",
     "OUTPUT_COLUMNS",
     "BatchError",
