@@ -180,6 +180,8 @@ def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
     p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
+    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label): "
+                   "realized AvgRec beside the estimate")  # fmt: skip
     p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
                    help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
     _add_model(p, settings)
@@ -522,7 +524,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
     thresholds = monitor.Thresholds.load(args.thresholds)
     report, reference = monitor.run(args.log, parse_age(args.since), parse_age(args.window), args.model,
-                                    thresholds=thresholds)  # fmt: skip
+                                    thresholds=thresholds, labels=args.labels)  # fmt: skip
     if args.html:
         write_bytes(args.html, render_html(report, reference).encode("utf-8"))
     if args.json:
