@@ -13,7 +13,8 @@ and from it AvgRec (macro recall over negative/neutral/positive) and accuracy:
 checks it against NannyML 0.13.1.) The interval is where the *realized* score of this window would lie if
 the probabilities were right: labels are drawn from the probabilities (each text its own categorical
 draw: a multinomial Monte Carlo of the Poisson-binomial counts), the realized metric computed for each
-draw, and the 5% and 95% quantiles kept (a 90% interval). It is the sampling noise of a window of
+draw, and the 5% and 95% quantiles kept (a 90% interval); above EXACT_ROWS texts each predicted column's
+true-class counts are drawn from their normal approximation instead (same mean and covariance). It is the sampling noise of a window of
 this size, not the error of a wrong calibration, and it cannot see label shift that leaves the
 confidences unchanged (docs/performance_estimate.md).
 
@@ -38,6 +39,7 @@ from sentimentkit.training.calibrate import apply_calibrator
 PROBA_COLUMNS = tuple(f"p_{label}" for label in LABELS)
 DRAWS = 1000
 LEVEL = 0.90
+EXACT_ROWS = 2_000  # larger windows draw each column's counts from their normal approximation
 
 
 # --- the estimate ------------------------------------------------------------------------------------
@@ -75,6 +77,25 @@ def _draw_realized(proba: np.ndarray, predicted: np.ndarray, draws: int, seed: i
     return out
 
 
+def _draw_realized_normal(proba: np.ndarray, predicted: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """As `_draw_realized`, with each predicted column's true-class counts drawn from the normal
+    distribution of the same mean and covariance (sum over its texts of p and diag(p) - p p^T): the
+    central limit theorem's stand-in for the exact draw when the window is large (cost: O(draws))."""
+    rng = np.random.default_rng(seed)
+    n, k = proba.shape
+    conf = np.empty((draws, k, k))
+    for j in range(k):
+        rows = proba[predicted == j]
+        mean = rows.sum(axis=0)
+        cov = np.diag(mean) - rows.T @ rows
+        conf[:, :, j] = np.clip(rng.multivariate_normal(mean, cov, size=draws, method="eigh"), 0, None)
+    support = conf.sum(axis=2)
+    diag = np.diagonal(conf, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, diag / support, np.nan)
+    return np.column_stack([np.nanmean(recall, axis=1), diag.sum(axis=1) / conf.sum(axis=(1, 2))])
+
+
 def estimate(proba: np.ndarray, predicted: Sequence[int] | None = None, calibrator: dict[str, Any] | None = None,
              draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """The CBPE estimate of one window: avg_recall, accuracy, per-class recall, each score's `level`
@@ -82,12 +103,14 @@ def estimate(proba: np.ndarray, predicted: Sequence[int] | None = None, calibrat
     calibrator was applied. `predicted` (class indices) defaults to the argmax of the served `proba`."""
     served = np.asarray(proba, dtype=float)
     if served.ndim != 2 or len(served) == 0:
-        return {"n": 0, "avg_recall": None, "accuracy": None, "interval": None, "recall": None}
+        return {"n": 0, "avg_recall": None, "accuracy": None, "recall": None, "interval": None, "level": level,
+                "calibrated": False}  # fmt: skip
     pred = served.argmax(axis=1) if predicted is None else np.asarray(predicted, dtype=int)
     p = apply_calibrator(served, calibrator)
     p = p / p.sum(axis=1, keepdims=True)
     point = scores(expected_confusion(p, pred))
-    sims = _draw_realized(p, pred, draws, seed) if draws else None
+    simulate = _draw_realized if len(p) <= EXACT_ROWS else _draw_realized_normal
+    sims = simulate(p, pred, draws, seed) if draws else None
     tail = (1 - level) / 2
     interval = None
     if sims is not None:
@@ -102,6 +125,8 @@ def estimate(proba: np.ndarray, predicted: Sequence[int] | None = None, calibrat
 def frame_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities n x 3, predicted class indices) of prediction-log rows (rows without
     probabilities are left out)."""
+    if not set(PROBA_COLUMNS) <= set(frame.columns):  # rows from before probabilities were logged
+        return np.empty((0, len(LABELS))), np.empty(0, dtype=int)
     kept = frame.dropna(subset=list(PROBA_COLUMNS))
     proba = kept[list(PROBA_COLUMNS)].to_numpy(dtype=float)
     index = {label: i for i, label in enumerate(LABELS)}
@@ -239,10 +264,15 @@ def _num(value: Any) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def _finite(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
 def performance_signal(frame: pd.DataFrame, reference: dict[str, Any], t: Any) -> dict[str, Any]:
     """The `performance` signal of the monitor: the window's estimated AvgRec (90% interval) and
     accuracy, WARN / ALERT when the AvgRec estimate is `t.estimate_drop_warn` / `t.estimate_drop_alert`
-    (absolute, 0.03 = 3 points) or more below the reference's estimate on validation."""
+    (absolute, 0.03 = 3 points) or more below the reference's AvgRec on validation (its `measured` or
+    `estimated` one, `t.estimate_baseline`)."""
     base, calibrator = reference_performance(reference, getattr(t, "estimate_baseline", "measured"))
     est = estimate_frame(frame, calibrator)
     low, high = (est["interval"] or {}).get("avg_recall", [None, None])
@@ -253,10 +283,10 @@ def performance_signal(frame: pd.DataFrame, reference: dict[str, Any], t: Any) -
         "accuracy_high": (est["interval"] or {}).get("accuracy", [None, None])[1],
         "estimated_recall": est["recall"], "calibrated": est["calibrated"], "n": est["n"],
     }  # fmt: skip
-    if est["avg_recall"] is None or not np.isfinite(est["avg_recall"]):
+    if not _finite(est["avg_recall"]):
         return {
             "status": OK,
-            "reason": "performance: no probabilities logged to estimate from",
+            "reason": "no probabilities logged to estimate from",
             "values": values,
         }
     shown = (
@@ -265,15 +295,15 @@ def performance_signal(frame: pd.DataFrame, reference: dict[str, Any], t: Any) -
     )
     if not base:
         values["status_note"] = "no reference estimate"
-        reason = (f"performance: {shown}; the card holds no reference estimate to compare with "
-                  "(python -m sentimentkit.training.performance MODEL DATA_DIR adds one)")  # fmt: skip
+        reason = (f"{shown}; the card holds no reference estimate to compare with "
+                  "(`python -m sentimentkit.training.performance MODEL DATA_DIR` adds one)")  # fmt: skip
         return {"status": OK, "reason": reason, "values": values}
     drop = float(base["avg_recall"]) - float(est["avg_recall"])
     status = ALERT if drop >= t.estimate_drop_alert else WARN if drop >= t.estimate_drop_warn else OK
     values.update(reference_avg_recall=float(base["avg_recall"]), reference_accuracy=float(base["accuracy"]),
                   avg_recall_drop=drop)  # fmt: skip
     reason = (
-        f"performance: {shown}; reference ({t.estimate_baseline} on validation) {base['avg_recall']:.3f}, "
+        f"{shown}; reference ({t.estimate_baseline} on validation) {base['avg_recall']:.3f}, "
         f"{'down' if drop >= 0 else 'up'} {abs(drop) * 100:.1f} points (WARN at a drop of "
         f"{t.estimate_drop_warn * 100:g}, ALERT at {t.estimate_drop_alert * 100:g})"
     )
