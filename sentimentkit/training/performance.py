@@ -64,14 +64,15 @@ def store_performance(model: str | Path, data_dir: str | Path | None = None) -> 
     """
     from sentimentkit.models.card import card_file, read_json_card, write_card
     from sentimentkit.serving.loader import load_predictor
-    from sentimentkit.training.train import clean_validation, load_splits
+    from sentimentkit.data import load_split, near_duplicates_of
 
     predictor = load_predictor(model)
-    splits = load_splits(data_dir)
+    splits = {split: load_split(split, data_dir) for split in ("train", "validation")}
     raw = read_json_card(card_file(model), f"Model card {card_file(model)} not found.")
     if not raw.get("reference"):
         raise ValueError(f"the card of {model} has no reference profile: run store_reference first")
-    clean = clean_validation(splits)
+    validation = splits["validation"]  # the rows with no near-duplicate in train (train.clean_validation)
+    clean = validation[~near_duplicates_of(validation, splits["train"]).to_numpy()].reset_index(drop=True)
     if clean.empty:  # every validation tweet is re-posted in train (tiny or synthetic data), as train.py does
         clean = splits["validation"]
     raw["reference"]["performance"] = performance_reference(predictor, splits["validation"], clean)
