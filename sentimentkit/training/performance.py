@@ -62,9 +62,9 @@ def store_performance(model: str | Path, data_dir: str | Path | None = None) -> 
 
     Needs the card's reference profile (store_reference) and the data folder the model was trained with.
     """
+    from sentimentkit.data import load_split, near_duplicates_of
     from sentimentkit.models.card import card_file, read_json_card, write_card
     from sentimentkit.serving.loader import load_predictor
-    from sentimentkit.data import load_split, near_duplicates_of
 
     predictor = load_predictor(model)
     splits = {split: load_split(split, data_dir) for split in ("train", "validation")}
