@@ -160,29 +160,34 @@ def text_sha256(text: str) -> str:
 def match_labels(log: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """(log rows with a `true_label` column, only those matched; how they were matched).
 
-    By `request_id` when both sides have it, else by exact text when the log holds text
-    (SENTIMENTKIT_PREDICTION_LOG_TEXT=true), else by the SHA-256 of the label file's text against the
-    log's `text_sha256`. A text logged several times gets its label on each row; when a label file
-    gives one text two different labels, the last one wins.
+    By `request_id` when both sides have it: the request id and the text's SHA-256 together (a batch
+    request logs several texts under one id), or the request id alone where it names a single logged
+    prediction (the labelling tool may have touched the text). Else by exact text when the log holds
+    text (SENTIMENTKIT_PREDICTION_LOG_TEXT=true), else by the SHA-256 of the label file's text against
+    the log's `text_sha256`. A text logged several times gets its label on each row; when a label file
+    gives one key two different labels, the last one wins.
     """
     labels = labels.dropna(subset=["label"])
+    hashes = labels["text"].map(lambda t: text_sha256(str(t))).astype("string")
     has_ids = (
         "request_id" in labels.columns
         and labels["request_id"].notna().any()
         and log["request_id"].notna().any()
     )
     if has_ids:
-        key_log, key_lab, how = (
-            log["request_id"].astype("string"),
-            labels["request_id"].astype("string"),
-            "request_id",
-        )
-    elif "text" in log.columns and log["text"].notna().any():
+        ids = labels["request_id"].astype("string")
+        by_pair = dict(zip(ids + "\x1f" + hashes, labels["label"]))
+        log_ids = log["request_id"].astype("string")
+        single = log_ids.map(log_ids.value_counts()) == 1
+        by_id = dict(zip(ids, labels["label"]))
+        true = (log_ids + "\x1f" + log["text_sha256"].astype("string")).map(by_pair)
+        true = true.where(true.notna(), log_ids.map(by_id).where(single))
+        matched = log.assign(true_label=true)
+        return matched[matched["true_label"].notna()].copy(), "request_id"
+    if "text" in log.columns and log["text"].notna().any():
         key_log, key_lab, how = log["text"].astype("string"), labels["text"].astype("string"), "exact text"
     else:
-        key_log = log["text_sha256"].astype("string")
-        key_lab = labels["text"].map(lambda t: text_sha256(str(t))).astype("string")
-        how = "text SHA-256"
+        key_log, key_lab, how = log["text_sha256"].astype("string"), hashes, "text SHA-256"
     lookup = dict(zip(key_lab, labels["label"]))
     matched = log.assign(true_label=key_log.map(lookup))
     return matched[matched["true_label"].notna()].copy(), how

@@ -167,8 +167,14 @@ def test_match_labels_by_request_id_then_text_then_hash() -> None:
     texts = ["good day", "bad day", "a day", "good day"]
     log = _log_rows(texts, ["positive", "negative", "neutral", "positive"], ["r1", "r2", "r3", "r4"], True)
     by_id = pd.DataFrame({"request_id": ["r2", "r4"], "text": ["x", "y"], "label": ["negative", "neutral"]})
-    matched, how = est.match_labels(log, by_id)
+    matched, how = est.match_labels(log, by_id)  # one prediction per id: the id alone is enough
     assert how == "request_id" and matched["true_label"].tolist() == ["negative", "neutral"]
+    batch = log.assign(request_id=["b1", "b1", "b1", "r4"])  # a batch request logs three texts under one id
+    labelled = pd.DataFrame(
+        {"request_id": ["b1", "b1"], "text": ["bad day", "missing"], "label": ["negative", "positive"]}
+    )
+    matched, how = est.match_labels(batch, labelled)
+    assert matched["text"].tolist() == ["bad day"] and matched["true_label"].tolist() == ["negative"]
     by_text = pd.DataFrame({"text": ["good day", "a day"], "label": ["positive", "positive"]})
     matched, how = est.match_labels(log, by_text)
     assert how == "exact text" and len(matched) == 3  # "good day" was logged twice: both rows get the label
