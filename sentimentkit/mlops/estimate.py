@@ -9,14 +9,15 @@ and from it AvgRec (macro recall over negative/neutral/positive) and accuracy:
 
     recall_i = E[C_ii] / sum_j E[C_ij],   AvgRec = mean_i recall_i,   accuracy = trace(E[C]) / n.
 
-(This is NannyML's CBPE for multiclass recall and accuracy; `benchmarks/performance_estimate.py`
-checks it against NannyML 0.13.1.) The interval is where the *realized* score of this window would lie if
-the probabilities were right: labels are drawn from the probabilities (each text its own categorical
+(This is NannyML's CBPE for multiclass recall and accuracy; benchmarks/performance_estimate_nannyml.py
+checks it against NannyML 0.13.1.) The interval is where the *realized* score of this window would lie
+if the probabilities were right: labels are drawn from the probabilities (each text its own categorical
 draw: a multinomial Monte Carlo of the Poisson-binomial counts), the realized metric computed for each
-draw, and the 5% and 95% quantiles kept (a 90% interval); above EXACT_ROWS texts each predicted column's
-true-class counts are drawn from their normal approximation instead (same mean and covariance). It is the sampling noise of a window of
-this size, not the error of a wrong calibration, and it cannot see label shift that leaves the
-confidences unchanged (docs/performance_estimate.md).
+draw, and the 5% and 95% quantiles kept (a 90% interval); above EXACT_ROWS texts each predicted
+column's true-class counts are drawn from their normal approximation instead (same mean and
+covariance). It is the sampling noise of a window of this size, not the error of a wrong calibration,
+and it cannot see mistakes made confidently or label shift that leaves the confidences unchanged
+(docs/performance_estimate.md).
 
 The probabilities are first mapped by the card's calibrator (training/calibrate.py) when it has one;
 the served probabilities are never changed. Realized scores come from labels matched to the logged
