@@ -451,6 +451,13 @@ def monitoring_tab(settings: Settings) -> None:
     if shares:
         st.markdown("**Label shares and confidence per window**")
         st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
+    performance = ui.performance_summary(report)
+    if performance:
+        st.markdown("**Performance (estimated from the probabilities)**")
+        for col, (label, value, delta) in zip(st.columns(len(performance)), performance):
+            col.metric(label, value, delta)
+        estimated = [c for c in ("estimated_avg_recall", "realized_avg_recall") if c in trend.columns]
+        st.line_chart(trend[estimated], height=200)
     st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
 
 

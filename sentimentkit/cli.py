@@ -194,6 +194,8 @@ def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
     p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
+    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label): "
+                   "realized AvgRec beside the estimate")  # fmt: skip
     p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
                    help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
     _add_model(p, settings)
@@ -575,12 +577,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
     inputs = ((args.log, "the prediction log folder"), (args.model, "the model"),
-              (args.thresholds, "the thresholds file"))  # fmt: skip
+              (args.thresholds, "the thresholds file"), (args.labels, "the labels"))  # fmt: skip
     if args.html:
         check_target(args.html, inputs=inputs)
     thresholds = monitor.Thresholds.load(args.thresholds)
     since, window = parse_age(args.since, "--since"), parse_age(args.window, "--window")
-    report, reference = monitor.run(args.log, since, window, args.model, thresholds=thresholds)
+    report, reference = monitor.run(args.log, since, window, args.model, thresholds=thresholds,
+                                    labels=args.labels)  # fmt: skip
     if args.html:
         write_output(args.html, render_html(report, reference).encode("utf-8"), inputs=inputs)
     if args.json:

@@ -260,6 +260,27 @@ def monitoring_problem(exc: Exception, log: str) -> tuple[str, str] | None:
     return None
 
 
+def performance_summary(report: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(label, value, delta) for the Monitoring tab's performance metrics: the latest window's estimated
+    AvgRec (delta against the reference, in points) and its 90% interval, and the realized AvgRec when
+    labels matched; empty when there is no estimate."""
+    values = report["signals"].get("performance", {}).get("values", {})
+    estimated = values.get("estimated_avg_recall")
+    if estimated is None:
+        return []
+    reference = values.get("reference_avg_recall")
+    delta = f"{(estimated - reference) * 100:+.1f} points vs reference" if reference is not None else None
+    out = [("Estimated AvgRec", f"{estimated:.3f}", delta)]
+    if values.get("avg_recall_low") is not None:
+        out.append(
+            ("90% interval", f"{values['avg_recall_low']:.3f} - {values['avg_recall_high']:.3f}", None)
+        )
+    if values.get("n_labelled"):
+        out.append((f"Realized AvgRec ({values['n_labelled']:,} labelled)", f"{values['realized_avg_recall']:.3f}",
+                    None))  # fmt: skip
+    return out
+
+
 def tab_problem(tab: str, exc: BaseException) -> str:
     """One sentence for an unexpected error inside a tab (the other tabs keep working). Only the error's
     type is shown: its text may hold paths or URLs with credentials; the server log has the rest."""

@@ -101,9 +101,8 @@ def run_compare(frame: pd.DataFrame, **kw: object) -> dict:
 def test_traffic_like_the_reference_is_ok() -> None:
     report = run_compare(synthetic_log(2000))
     assert report["status"] == OK, report["summary"]
-    assert {"labels", "confidence", "text_length", "unknown_tokens", "new_tokens", "volume"} == set(
-        report["signals"]
-    )
+    assert {"labels", "confidence", "text_length", "unknown_tokens", "new_tokens", "volume",
+            "performance"} == set(report["signals"])  # fmt: skip
     assert report["n"] == 2000
 
 
@@ -264,6 +263,7 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
         "text_length",
         "unknown_tokens",
         "new_tokens",
+        "performance",
         "volume",
     ]
     assert "300 predictions in the latest window" in " ".join(c.value for c in at.caption)
