@@ -34,8 +34,6 @@ from sentimentkit.io.write import (
     write_output,
 )
 from sentimentkit.mlops import retrain
-from sentimentkit.mlops.predlog import PredictionLog
-from sentimentkit.serving.predictor import Predictor
 from tests.mlops.conftest import azurite, blob_env, make_container  # noqa: F401 - fixtures
 
 from .conftest import write_tiny_splits
@@ -418,14 +416,6 @@ def test_report_on_a_really_full_disk_keeps_the_previous_report(
     assert result.returncode == 2 and "the disk is full" in result.stderr, result.stderr
     assert old.read_bytes() == b"last week's report"  # was: truncated by Path.write_text
     assert leftovers(small_tmpfs) == []
-
-
-@pytest.fixture
-def tiny_log(tiny_predictor: Predictor, tmp_path: Path) -> Path:
-    texts = ["I love this, it is great", "worst day ever :(", "the train leaves at noon"] * 100
-    with PredictionLog(tmp_path / "log") as log:
-        log.submit(tiny_predictor, texts, tiny_predictor.score(texts), source="api")
-    return tmp_path / "log"
 
 
 def test_monitor_html_refuses_a_path_in_the_prediction_log(tiny_log: Path, tiny_model_path: Path,

@@ -186,14 +186,6 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           cwd=REPO_ROOT, env={**os.environ, **(env or {})}, timeout=300)  # fmt: skip
 
 
-@pytest.fixture
-def tiny_log(tiny_predictor: Predictor, tmp_path: Path) -> Path:
-    texts = ["I love this, it is great", "worst day ever :(", "the train leaves at noon"] * 100
-    with PredictionLog(tmp_path / "log") as log:
-        log.submit(tiny_predictor, texts, tiny_predictor.score(texts), source="api")
-    return tmp_path / "log"
-
-
 def test_cli_json_html_and_exit_codes(tiny_log: Path, tiny_model_path: Path, tmp_path: Path) -> None:
     data = write_tiny_splits(tmp_path / "data")
     env = {"SENTIMENTKIT_DATA_DIR": str(data)}
