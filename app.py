@@ -391,7 +391,7 @@ def show_card(title: str, card: dict[str, Any]) -> None:
         st.write(card["task"])
     metrics = ui.metrics_table(card)
     if not metrics.empty:
-        st.markdown("**Metrics** (validation was used for model choice; test is reported once)")
+        st.markdown(ui.selection_note(card))
         st.dataframe(metrics.round(3), width="content")
     confusion = ui.confusion_frame(card, "test")
     if confusion is not None:

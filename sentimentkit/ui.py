@@ -177,6 +177,21 @@ def metrics_table(card: dict[str, Any]) -> pd.DataFrame:
     return table.dropna(how="all")
 
 
+def selection_note(card: dict[str, Any]) -> str:
+    """The caption over a card's metrics: which data the model's choices were made on.
+
+    A card with a ``holdout`` block (the default TF-IDF model) had its settings chosen on a temporal
+    holdout of train (fitted on the oldest 80%, scored on the newest 20%); validation and test are
+    only reported. Other cards (the transformer, the accurate mode) were chosen on validation.
+    """
+    if isinstance((card.get("metrics") or {}).get("holdout"), dict):
+        return (
+            "**Metrics** (settings chosen on a temporal holdout of train: fitted on its oldest 80%, "
+            "scored on its newest 20%; validation and test are reported, not used to choose)"
+        )
+    return "**Metrics** (validation was used for model choice; test is reported once)"
+
+
 def confusion_frame(card: dict[str, Any], split: str = "test") -> pd.DataFrame | None:
     """The confusion matrix of `split` as a labelled table (rows: true label), or None."""
     block = (card.get("metrics") or {}).get(split) or {}
