@@ -25,7 +25,17 @@ from sentimentkit.feedback.store import (
 )
 from sentimentkit.mlops.retrain import list_batches
 
-AWKWARD = ["a,b", "x\ry", "x\r\ny", "line\nbreak", "=1+1", 'q"uote', "  lead and trail  ", "é😀\u200b", "\t@tab"]
+AWKWARD = [
+    "a,b",
+    "x\ry",
+    "x\r\ny",
+    "line\nbreak",
+    "=1+1",
+    'q"uote',
+    "  lead and trail  ",
+    "é😀\u200b",
+    "\t@tab",
+]
 
 
 def test_each_write_adds_one_new_file_with_every_column_and_texts_byte_identical(tmp_path: Path) -> None:
@@ -50,7 +60,11 @@ def test_the_same_text_and_label_count_once_and_the_latest_label_wins(tmp_path: 
     write_corrections(tmp_path, [{"text": "meh", "label": "negative"}])  # changed mind: latest wins
     frame = read_feedback(tmp_path)
     assert dict(zip(frame["text"], frame["label"])) == {"ok": "positive", "meh": "negative"}
-    assert summary(tmp_path) == {"texts": 2, "rows": 4, "by_label": {"negative": 1, "neutral": 0, "positive": 1}}
+    assert summary(tmp_path) == {
+        "texts": 2,
+        "rows": 4,
+        "by_label": {"negative": 1, "neutral": 0, "positive": 1},
+    }
     assert len(read_feedback(tmp_path, all_rows=True)) == 4
 
 
