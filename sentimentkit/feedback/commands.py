@@ -105,28 +105,16 @@ def cmd_review(args: argparse.Namespace) -> int:
     from sentimentkit.feedback.formats import review_bytes
     from sentimentkit.feedback.queue import review_queue
     from sentimentkit.feedback.store import read_feedback
-    from sentimentkit.io.write import atomic_output
+    from sentimentkit.io.write import write_output
 
-    if storage.is_remote(args.output) or args.output == "-":
-        raise ValueError("--output must be a local file for review")
-    if _same_place(args.output, args.log) or (args.incoming and _same_place(args.output, args.incoming)):
-        raise ValueError(f"--output {args.output} is one of the inputs; choose another file")
+    inputs = [(args.log, "the prediction log"), (args.incoming, "the feedback store")]
     done = read_feedback(args.incoming)["text"].tolist() if args.incoming else []
     queue = review_queue(args.log, args.n, args.strategy, seed=args.seed, exclude=done)
-    data = review_bytes(queue, args.format)
-    with atomic_output(args.output) as handle:
-        handle.write(data.decode("utf-8"))
+    write_output(args.output, review_bytes(queue, args.format), inputs=inputs)
     left = f" ({len(done)} already labelled left out)" if done else ""
     print(f"wrote {len(queue)} text(s) to review ({args.strategy}) to {args.output}{left}; label them, then "
           f"`sentimentkit feedback add --input {args.output} --incoming STORE`", file=sys.stderr)  # fmt: skip
     return 0
-
-
-def _same_place(output: str, other: str) -> bool:
-    if storage.is_remote(other):
-        return False
-    out, there = Path(output).resolve(), Path(other).resolve()
-    return out == there or there in out.parents
 
 
 COMMANDS = {"feedback": cmd_feedback, "review": cmd_review}

@@ -11,9 +11,10 @@ Columns (`COLUMNS`): `text`, `label` (negative/neutral/positive) and the provena
 (no trimming, no formula neutralising: it is training data, not a spreadsheet for people).
 
 Guarantees:
-- Crash-safe and atomic: a local file is written to a hidden `.NAME.part` beside it, flushed to disk and
-  renamed into place; a blob is uploaded whole (a block blob is committed in one step). A writer killed
-  midway leaves at most a `.part` file, which no reader (nor `retrain`, which reads `*.csv`) sees.
+- Crash-safe and atomic (the one writer, `io.write.write_output`, exclusive): a local file is written to
+  a hidden `.NAME.PID.RANDOM.part` beside it, flushed to disk and linked into place; a blob is uploaded
+  whole (a block blob is committed in one step). A writer killed midway leaves at most a `.part` file,
+  which no reader (nor `retrain`, which reads `*.csv`) sees, and which the writer cleans up later.
 - Concurrent writers lose nothing: names are unique (time to the microsecond, process id, random
   bytes) and no file is ever appended to or replaced.
 - Idempotent at read time (`read_feedback`): the same text with the same label counts once; the same
@@ -24,11 +25,9 @@ Guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,22 +141,14 @@ def write_corrections(store: str | Path, corrections: Iterable[Correction | Mapp
 
 
 def write_new_file(target: str, data: bytes) -> None:
-    """Create `target` with `data` in one step (see the module docstring); never replaces a file."""
-    if storage.is_remote(target):
-        storage.write_bytes(target, data)  # one upload: the blob appears whole or not at all
-        return
-    folder = Path(target).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{Path(target).name}.", suffix=".part")
-    try:
-        with open(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(temp, target)  # fails rather than replaces should the name ever be taken
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+    """Create `target` with `data` in one step through the one writer (`io.write`, exclusive: never
+    replaces a file; a local file is written beside it, flushed and linked into place; a blob is
+    uploaded whole)."""
+    from sentimentkit.io.write import write_output
+
+    if not storage.is_remote(target):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)  # a new store is created on first write
+    write_output(target, data, exclusive=True)
 
 
 # --- reading ---------------------------------------------------------------------------------------

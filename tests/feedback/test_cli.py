@@ -170,7 +170,7 @@ def test_review_says_so_when_the_log_has_no_text_and_for_other_mistakes(tmp_path
     assert code == 2 and "SENTIMENTKIT_PREDICTION_LOG_TEXT=true" in err and not (tmp_path / "r.csv").exists()
     log = make_log(tmp_path / "log", tiny_predictor, TEXTS)
     code, _, err = run(["review", "--log", str(log), "--n", "3", "--output", str(log / "x.csv")], capsys)
-    assert code == 2 and "is one of the inputs" in err
+    assert code == 2 and "inside the prediction log" in err
     code, _, err = run(
         ["review", "--log", str(tmp_path / "empty"), "--n", "3", "--output", str(tmp_path / "r.csv")], capsys
     )
