@@ -134,9 +134,8 @@ def save_single(backend: BasePredictor, text: str, label: str, threshold: float,
 
 
 def correction_buttons(backend: BasePredictor, text: str, threshold: float, store: str | None) -> None:
-    """ "Wrong? choose the right label": one click saves a correction."""
+    """The "Wrong? choose the right label" buttons: one click saves a correction (only with a store)."""
     if not store:
-        st.caption(ui.FEEDBACK_OFF)
         return
     with st.container(horizontal=True, vertical_alignment="center"):
         st.markdown("**Wrong? choose the right label:**")
