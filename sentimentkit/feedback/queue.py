@@ -23,11 +23,12 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.io import storage
-from sentimentkit.mlops.predlog import SCHEMA, _log_files, read_log
+from sentimentkit.mlops.predlog import SCHEMA, _log_files, _partition_day, read_log
 
 QUEUE_COLUMNS: tuple[str, ...] = ("text", "predicted", "confidence", "request_id", "label")
 STRATEGIES: tuple[str, ...] = ("uncertain", "disagree", "diverse", "random")
 TEXT_SETTING = "SENTIMENTKIT_PREDICTION_LOG_TEXT=true"
+LOOKUP_DAYS = 30  # request ids are looked up in this many days of the log
 
 
 class NoTextInLogError(ValueError):
@@ -116,16 +117,21 @@ def accurate_proba(texts: list[str]) -> np.ndarray:
     return np.asarray(predictor.predict_proba(texts))
 
 
-def resolve_request_ids(log: str | Path, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def resolve_request_ids(log: str | Path, ids: Sequence[str], days: int = LOOKUP_DAYS) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """request id -> its logged rows (text, predicted label, confidence, model version), oldest first.
-    Ids the log does not hold are absent. Reads only the rows of these ids from each log file."""
+    Ids the log does not hold are absent. Only the last `days` days of the log are searched (a
+    correction follows its prediction; the whole log would be read on every call), and only the rows
+    of these ids are read from each file."""
+    from datetime import UTC, datetime, timedelta
+
     import pyarrow.parquet as pq
 
     wanted = sorted({i for i in ids if i})
     found: dict[str, list[dict[str, Any]]] = {}
     if not wanted:
         return found
-    for path in _log_files(str(log)):
+    first_day = (datetime.now(UTC) - timedelta(days=days)).date()
+    for path in (f for f in _log_files(str(log)) if _partition_day(f) >= first_day):
         with storage.local_input(path) as local:
             table = pq.read_table(local, schema=SCHEMA(), filters=[("request_id", "in", wanted)],
                                   columns=["ts", "request_id", "label", "confidence", "model_version", "text"])  # fmt: skip
