@@ -281,12 +281,15 @@ def _number(value: Any) -> float | None:
     return None if number != number else number
 
 
-def review_bytes(queue: pd.DataFrame, fmt: str) -> bytes:
-    """The review file's content in `fmt` (csv, label-studio, argilla)."""
+def review_bytes(queue: pd.DataFrame, fmt: str, formula_guard: str | None = None) -> bytes:
+    """The review file's content in `fmt` (csv, label-studio, argilla); a CSV's cells that a spreadsheet
+    would run are prefixed with `'` as `formula_guard` says (default: SENTIMENTKIT_FORMULA_GUARD)."""
     if fmt == "csv":
+        from sentimentkit.config import Settings
         from sentimentkit.io.write import csv_text
 
-        return csv_text(review_table(queue)).encode("utf-8")
+        guard = formula_guard or Settings.from_env().formula_guard
+        return csv_text(review_table(queue), formula_guard=guard).encode("utf-8")
     if fmt == "label-studio":
         return (json.dumps(label_studio_tasks(queue), ensure_ascii=False, indent=1) + "\n").encode("utf-8")
     if fmt == "argilla":

@@ -16,7 +16,7 @@ from sentimentkit.feedback.store import read_feedback
 from sentimentkit.mlops.predlog import PredictionLog
 from sentimentkit.serving.predictor import Predictor
 
-TEXTS = ["=HYPERLINK(\"http://x\")", "I love it, great", "meh, the train was late", "tab\tand\r\nnewline",
+TEXTS = ["=HYPERLINK(\"http://x\")", "=1+1 is two", "I love it, great", "meh, the train was late", "tab\tand\r\nnewline",
          "+44 call me", "awful awful day", "the meeting is at noon", "so-so film", "@bob fine I guess", "  spaced  "]  # fmt: skip
 
 
@@ -43,30 +43,34 @@ def label_all(frame: pd.DataFrame) -> dict[str, str]:
 
 def test_review_csv_labelled_in_excel_comes_back_byte_identical(log: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "review.csv"
-    code, _, err = run(["review", "--log", str(log), "--n", "6", "--output", str(out)], capsys)
-    assert code == 0 and "wrote 6 text(s)" in err
+    n = len(TEXTS)  # all of them: the formulas are in the file
+    code, _, err = run(["review", "--log", str(log), "--n", str(n), "--output", str(out)], capsys)
+    assert code == 0 and f"wrote {n} text(s)" in err
     sheet = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(sheet.columns)[:5] == ["text", "predicted", "confidence", "request_id", "label"]
     assert (sheet["label"] == "").all() and (sheet["request_id"] == "req-1").all()
-    assert not sheet["text"].str.startswith(("=", "+")).any()  # the spreadsheet will not run them
-    originals = review_queue(log, 6)["text"].tolist()
+    assert not sheet["text"].str.startswith("=").any()  # the spreadsheet will not run them
+    assert sheet["text"].str.startswith("'=").sum() == 2
+    originals = review_queue(log, n)["text"].tolist()
     wanted = label_all(pd.DataFrame({"text": originals}))
     sheet["label"] = [wanted[t] for t in originals]
-    sheet.loc[5, "label"] = ""  # not labelled yet
+    sheet.loc[n - 1, "label"] = ""  # not labelled yet
     sheet.to_excel(tmp_path / "labelled.xlsx", index=False)
     store = tmp_path / "store"
     code, out_line, _ = run(
         ["feedback", "add", "--input", str(tmp_path / "labelled.xlsx"), "--incoming", str(store)], capsys
     )
-    assert code == 0 and "stored 5 correction(s)" in out_line and "1 row(s) not labelled yet" in out_line
+    assert (
+        code == 0 and f"stored {n - 1} correction(s)" in out_line and "1 row(s) not labelled yet" in out_line
+    )
     stored = read_feedback(store)
-    assert dict(zip(stored["text"], stored["label"])) == {t: wanted[t] for t in originals[:5]}
+    assert dict(zip(stored["text"], stored["label"])) == {t: wanted[t] for t in originals[:-1]}
     assert set(stored["source"]) == {"cli"} and set(stored["request_id"]) == {"req-1"}
     # the labelled texts are left out of the next queue
     code, _, err = run(["review", "--log", str(log), "--n", "20", "--output", str(tmp_path / "next.csv"),
                         "--incoming", str(store)], capsys)  # fmt: skip
-    assert code == 0 and "5 already labelled left out" in err
-    assert len(pd.read_csv(tmp_path / "next.csv")) == len(TEXTS) - 5
+    assert code == 0 and f"{n - 1} already labelled left out" in err
+    assert len(pd.read_csv(tmp_path / "next.csv")) == 1
 
 
 def test_label_studio_round_trip(log: Path, tmp_path: Path, capsys) -> None:
