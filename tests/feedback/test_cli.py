@@ -213,3 +213,10 @@ def test_review_queue_disagree_with_a_second_model(log: Path, tiny_predictor: Pr
         "request_id",
         "label",
     ]
+
+
+@pytest.mark.parametrize("strategy", ["uncertain", "diverse", "random"])
+def test_every_strategy_gives_a_queue_of_distinct_logged_texts(log: Path, strategy: str) -> None:
+    queue = review_queue(log, 4, strategy)
+    assert len(queue) == 4 and queue["text"].is_unique and set(queue["text"]) <= set(TEXTS)
+    assert (queue["label"] == "").all()
