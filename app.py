@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
 
 from sentimentkit import ui
 from sentimentkit.config import Settings
@@ -84,7 +85,7 @@ def analyze() -> None:
     st.session_state.analyzed = st.session_state.get("text", "")
 
 
-def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
+def text_tab(backends: ui.Backends, threshold: float, max_chars: int, store: str | None = None) -> None:
     """The single-text tab: input, examples, and each model's answer side by side."""
     st.text_area("Text to analyse", key="text", height=130, placeholder="Paste a tweet, a review, a comment…")
     text = st.session_state.get("text") or ""
@@ -107,6 +108,117 @@ def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
     for col, (title, backend) in zip(st.columns(len(models)), models):
         with col:
             show_result(title if len(models) > 1 else "Result", backend, analyzed, threshold)
+    correction_buttons(backends.main, analyzed, threshold, store)
+
+
+# --- feedback ------------------------------------------------------------------------------
+def feedback_user() -> str:
+    return str(st.session_state.get("feedback_user") or "")
+
+
+def show_feedback_message(key: str) -> None:
+    """The outcome of the last save under `key` (set by a button callback), shown once."""
+    outcome = st.session_state.pop(key, None)
+    if outcome:
+        (st.success if outcome[0] else st.warning)(outcome[1])
+
+
+def save_single(backend: BasePredictor, text: str, label: str, threshold: float, store: str | None) -> None:
+    """Button callback: save `label` as the right one for `text`."""
+    try:
+        result = backend.score([text], threshold)[0]
+    except BackendError:
+        result = None
+    row = ui.correction(text, label, result, backend.version, feedback_user())
+    st.session_state.single_feedback = ui.save_corrections(store, [row])
+
+
+def correction_buttons(backend: BasePredictor, text: str, threshold: float, store: str | None) -> None:
+    """The "Wrong? choose the right label" buttons: one click saves a correction (only with a store)."""
+    if not store:
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown("**Wrong? choose the right label:**")
+        for label in backend.labels:
+            st.button(
+                label,
+                key=f"correct_{label}",
+                on_click=save_single,
+                args=(backend, text, label, threshold, store),
+            )
+    show_feedback_message("single_feedback")
+
+
+def corrections_editor(backend: BasePredictor, result: dict[str, Any], column: str, threshold: float,
+                       store: str | None) -> None:  # fmt: skip
+    """The batch results with an editable `correct label` column and a "Save corrections" button."""
+    st.markdown("**Correct labels** (choose the right label where the model was wrong, then save)")
+    if not store:
+        st.caption(ui.FEEDBACK_OFF)
+        return
+    scored = batch.apply_threshold(result["frame"], threshold)
+    rows = scored[scored["error"].isna()].head(PREVIEW_ROWS)
+    table = pd.DataFrame({column: rows[column], "sentiment": rows["sentiment"], "confidence": rows["confidence"],
+                          "correct label": pd.Series([None] * len(rows), index=rows.index, dtype=object)})  # fmt: skip
+    edited = st.data_editor(
+        table, key="corrections_editor", hide_index=True, width="stretch", disabled=[column, "sentiment", "confidence"],
+        column_config={"correct label": st.column_config.SelectboxColumn(options=list(backend.labels))},
+    )  # fmt: skip
+    if st.button("Save corrections", key="save_corrections"):
+        saved = ui.save_corrections(
+            store, ui.batch_corrections(edited, column, backend.version, feedback_user())
+        )
+        (st.success if saved[0] else st.warning)(saved[1])
+
+
+def review_tab(settings: Settings, labels: tuple[str, ...]) -> None:
+    """One logged text at a time, the least certain first; buttons (and keys 1/2/3/s) label or skip."""
+    state = st.session_state.get("review")
+    if state is None or st.button("Reload the queue", key="review_reload"):
+        try:
+            fresh = ui.review_round(settings.prediction_log, settings.prediction_log_text, settings.feedback)
+        except (ValueError, OSError) as exc:
+            st.info(redact(str(exc)))
+            return
+        state = st.session_state.review = {**fresh, "pos": 0, "saved": 0}
+    queue, pos = state["queue"], state["pos"]
+    st.markdown(
+        f"**{ui.progress_line(state['labelled'] + state['saved'], state['to_go'] - state['saved'])}**"
+    )
+    show_feedback_message("review_feedback")
+    if pos >= len(queue):
+        st.success("Nothing left in this round: reload the queue for the next texts.")
+        return
+    row = queue.iloc[pos]
+    st.caption(f"Text {pos + 1} of {len(queue)} in this round; the model said {row['predicted']} "
+               f"({float(row['confidence']):.0%})")  # fmt: skip
+    st.text(row["text"])
+    with st.container(horizontal=True):
+        for label in labels:
+            st.button(f"{label} [{ui.REVIEW_KEYS[label]}]", key=f"review_{label}", on_click=review_label,
+                      args=(settings.feedback, label))  # fmt: skip
+        st.button(f"skip [{ui.REVIEW_KEYS['skip']}]", key="review_skip", on_click=review_next)
+    components.html(ui.review_keys_html(), height=0)
+    st.caption("Keys: 1 negative, 2 neutral, 3 positive, s skip (or click the buttons).")
+
+
+def review_label(store: str | None, label: str) -> None:
+    """Button callback: save the current text's label and move on (stay on it if saving failed)."""
+    state = st.session_state.review
+    row = state["queue"].iloc[state["pos"]]
+    result = {"sentiment": row["predicted"], "confidence": row["confidence"]}
+    saved = ui.save_corrections(
+        store, [ui.correction(row["text"], label, result, "", feedback_user(), row["request_id"])]
+    )
+    if saved[0]:
+        state["saved"] += 1
+        review_next()
+    else:
+        st.session_state.review_feedback = saved
+
+
+def review_next() -> None:
+    st.session_state.review["pos"] += 1
 
 
 def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> None:
@@ -200,6 +312,7 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
     result = st.session_state.get("batch_result")
     if result and result["job"] == job:
         show_batch_results(backend, result, threshold, settings.formula_guard)
+        corrections_editor(backend, result, column, threshold, settings.feedback)
         insights_section(backends, result, column)
 
 
@@ -488,17 +601,21 @@ def main() -> None:
         st.caption(f"Model: {ui.describe_backend(main_backend, settings.api_url)}")
         if backends.accurate is not None:
             st.caption(f"Accurate model: {ui.describe_backend(backends.accurate, None)}")
-    single, many, info, monitoring = st.tabs(
-        ["Analyze a text", "Batch (CSV)", "Model information", "Monitoring"]
+        if settings.feedback:
+            st.text_input("Your name (saved with corrections)", key="feedback_user")
+    single, many, info, monitoring, review = st.tabs(
+        ["Analyze a text", "Batch (CSV)", "Model information", "Monitoring", "Review"]
     )
     with single:
-        guarded("Analyze a text", text_tab, backends, threshold, settings.max_chars)
+        guarded("Analyze a text", text_tab, backends, threshold, settings.max_chars, settings.feedback)
     with many:
         guarded("Batch (CSV)", batch_tab, backends, threshold, settings)
     with info:
         guarded("Model information", model_tab, backends)
     with monitoring:
         guarded("Monitoring", monitoring_tab, settings)
+    with review:
+        guarded("Review", review_tab, settings, main_backend.labels)
 
 
 main()

@@ -1,4 +1,4 @@
-"""`python -m sentimentkit <command>`: fetch-data, validate-data, train, evaluate, predict, serve."""
+"""`python -m sentimentkit <command>`: fetch-data, validate-data, train, evaluate, predict, serve, feedback, review."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sentimentkit.config import Settings
+from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
+from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
 
 
 class UsageError(Exception):
@@ -180,6 +182,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     add_models_parser(sub)
     add_monitor_parser(sub, settings)
     add_retrain_parsers(sub)
+    add_feedback_parsers(sub)
     return parser
 
 
@@ -664,6 +667,7 @@ COMMANDS = {
     "models": cmd_models, "monitor": cmd_monitor, "retrain": cmd_retrain, "watch": cmd_retrain,
 }  # fmt: skip
 COMMANDS["spark-predict"] = cmd_spark_predict
+COMMANDS.update(FEEDBACK_COMMANDS)
 
 
 # Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker

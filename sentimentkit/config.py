@@ -93,6 +93,8 @@ class Settings:
     # Prediction log (local folder or az:// URI; None: off) and whether it keeps the raw text.
     prediction_log: str | None = None
     prediction_log_text: bool = False
+    # Feedback store (folder or az:// URI, the retrain incoming location; None: POST /v1/feedback is off).
+    feedback: str | None = None
     labels: tuple[str, ...] = LABELS
     # Optional secret for model-card signatures (sentimentkit.models.signing); kept out of repr/logs.
     signing_key: str | None = field(default=None, repr=False)
@@ -126,4 +128,5 @@ class Settings:
             prediction_log=(env.get("SENTIMENTKIT_PREDICTION_LOG") or "").strip() or None,
             prediction_log_text=_env_flag("SENTIMENTKIT_PREDICTION_LOG_TEXT"),
             formula_guard=_env_formula_guard(),
+            feedback=(env.get("SENTIMENTKIT_FEEDBACK") or "").strip() or None,
         )

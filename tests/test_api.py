@@ -589,9 +589,10 @@ def test_openapi_schema_documents_the_limits(tiny_predictor: Predictor) -> None:
     assert components["BatchRequest"]["properties"]["texts"]["maxItems"] == 9
     assert set(schema["paths"]) == {
         "/healthz", "/readyz", "/v1/model", "/v1/predict", "/v1/predict/batch", "/v1/predict/csv", "/metrics",
-        "/v1/admin/reload", "/v1/predict/csv/notes",
+        "/v1/admin/reload", "/v1/predict/csv/notes", "/v1/feedback",
     }  # fmt: skip
     assert "413" in schema["paths"]["/v1/predict"]["post"]["responses"]
+    assert components["FeedbackRequest"]["properties"]["items"]["maxItems"] == 9
 
 
 def test_fast_path_and_the_fastapi_route_answer_alike(client: TestClient, logs: LogLines) -> None:

@@ -4,9 +4,15 @@
 
 1. New batches are the `*.csv` files directly under `incoming` (local folder or `az://`) whose SHA-256
    the manifest does not hold yet (a renamed copy of a processed file is not new).
-2. Each is validated: schema and labels (a bad file is rejected whole, with the reason), blank and
-   duplicate texts dropped, texts already in the training data dropped, near-duplicates of the
-   evaluation sets (validation, test) refused. A deterministic slice of each batch (by text hash,
+2. Each is validated: schema and labels (a bad file is rejected whole, with the reason), blank texts
+   dropped, texts already in the training data dropped, near-duplicates of the evaluation sets
+   (validation, test) refused. Extra columns (the feedback store's provenance: user, when, source...)
+   are ignored. The latest label wins (the feedback store's rule, sentimentkit/feedback/store.py): a
+   text twice in one batch keeps its last row; a text an earlier batch already added with the same
+   label is dropped as already known, with another label it is kept as a relabel and replaces the
+   earlier row in the training rows and the held-out rows (batches are processed in name order, which
+   for the feedback store's files is their write order). Texts of the base training split keep their
+   label. A deterministic slice of each batch (by text hash,
    `Gate.holdout_share`) is held out for evaluation; the rest is appended to the training data with its
    provenance (batch file, its SHA-256, when).
 3. A challenger is trained with the champion's recipe (its card's hyperparameters) on train.csv plus
@@ -154,9 +160,12 @@ def pending(incoming: str, manifest: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 # --- validating a batch ----------------------------------------------------------------------------
-def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame,
-                   holdout_share: float) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:  # fmt: skip
-    """(rows to train on, rows held out, the manifest record). Raises DataError for a bad file."""
+def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame, holdout_share: float,
+                   labelled: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """(rows to train on, rows held out, the manifest record). Raises DataError for a bad file.
+
+    `known`: texts of the base training data (dropped). `labelled`: text -> label of the rows earlier
+    batches added (the same label: dropped; another label: kept, a relabel; latest wins)."""
     from sentimentkit.data import load_labelled_csv, near_duplicates_of
 
     with storage.local_input(uri) as local:
@@ -164,9 +173,13 @@ def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame
     n = len(frame)
     frame = frame[frame["text"].str.strip() != ""]
     blank = n - len(frame)
-    deduped = frame.drop_duplicates("text")
+    deduped = frame.drop_duplicates("text", keep="last")  # the latest row of a text wins
     duplicates = len(frame) - len(deduped)
     fresh = deduped[~deduped["text"].isin(known)]
+    previous = fresh["text"].map(labelled or {})
+    same = previous.eq(fresh["label"]).to_numpy()
+    relabelled = int((previous.notna().to_numpy() & ~same).sum())
+    fresh = fresh[~same]
     seen = len(deduped) - len(fresh)
     near = near_duplicates_of(fresh, evaluation).to_numpy()
     kept = fresh[~near].copy()
@@ -177,7 +190,7 @@ def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame
         lambda t: int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) / 16**8 < holdout_share
     )
     record = {"file": Path(str(uri)).name, "status": "accepted", "rows": n, "blank": blank,
-              "duplicates": duplicates, "already_in_training": seen, "near_duplicates_of_evaluation": int(near.sum()),
+              "duplicates": duplicates, "already_in_training": seen, "relabelled": relabelled, "near_duplicates_of_evaluation": int(near.sum()),
               "train_rows": int((~held).sum()), "heldout_rows": int(held.sum())}  # fmt: skip
     return kept[~held.to_numpy()], kept[held.to_numpy()], record
 
@@ -272,19 +285,23 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
         log(f"nothing new under {incoming}: {len(manifest['batches'])} batch(es) already processed")
         return {"status": "nothing new", "batches": []}
     splits = load_splits(data_dir)
-    previous_train = load_accepted(state, manifest, "train")
-    known = set(splits["train"]["text"]) | set(previous_train["text"])
+    known = set(splits["train"]["text"])
+    earlier = pd.concat([load_accepted(state, manifest, "heldout"), load_accepted(state, manifest, "train")])
+    labelled = dict(zip(earlier["text"], earlier["label"]))
     evaluation = pd.concat([splits["validation"], splits["test"]], ignore_index=True)
     records: dict[str, dict[str, Any]] = {}
     parts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for uri, sha in new:
         try:
-            train_part, held_part, record = validate_batch(uri, sha, known, evaluation, gate.holdout_share)
+            train_part, held_part, record = validate_batch(
+                uri, sha, known, evaluation, gate.holdout_share, labelled
+            )
         except DataError as exc:
             records[sha] = {"file": Path(str(uri)).name, "status": "rejected", "reason": redact(str(exc))}
             log(f"rejected {uri}: {exc}")
             continue
-        known |= set(train_part["text"]) | set(held_part["text"])
+        labelled.update(zip(train_part["text"], train_part["label"]))
+        labelled.update(zip(held_part["text"], held_part["label"]))
         records[sha], parts[sha] = record, (train_part, held_part)
         log(f"accepted {uri}: {record['train_rows']} rows to train on, {record['heldout_rows']} held out")
     train_parts = [t for t, _ in parts.values()]
@@ -316,8 +333,9 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     from sentimentkit.training.train import evaluate_pipeline, fit_candidate, save_trained
 
     started = time.perf_counter()
-    additions = pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True)
-    heldout = pd.concat([load_accepted(state, manifest, "heldout"), *held_parts], ignore_index=True)
+    # Oldest first, so the latest row of a relabelled text is the one kept.
+    additions = _latest(pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True))
+    heldout = _latest(pd.concat([load_accepted(state, manifest, "heldout"), *held_parts], ignore_index=True))
     report: dict[str, Any] = {"batches": records, "gate": asdict(gate), "added_rows": len(additions)}
     if not sum(len(p) for p in train_parts):
         report.update(status="no new rows", finished_at=_now())
@@ -358,6 +376,11 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     report.update(status="done", seconds=round(time.perf_counter() - started, 1), finished_at=_now())
     log(f"challenger {name} {version}: {reason}")
     return report
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per text: its last (latest) one."""
+    return frame.drop_duplicates("text", keep="last").reset_index(drop=True)
 
 
 def _record_decision(registry: Any, name: str, version: str, report: dict[str, Any]) -> None:
