@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -62,6 +63,25 @@ def library_versions(packages: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def code_version(package_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the code that trains a model, and whether the package's tracked files differ
+    from it (`dirty`): what a retrain needs to give the same bytes. None outside a git checkout (an
+    installed package) or where git is missing; the card then says nothing rather than guess."""
+    where = Path(package_dir) if package_dir else Path(__file__).resolve().parents[1]
+    try:
+        commit = _git(where, "rev-parse", "HEAD")
+        changed = _git(where, "status", "--porcelain", "--untracked-files=no", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"git_commit": commit, "dirty": bool(changed)}
+
+
+def _git(where: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
+                          timeout=10, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
 def data_provenance(data_dir: Path | None, splits: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """File name, rows and SHA-256 of each data split a model was trained or scored on."""
     return {
@@ -74,8 +94,11 @@ def data_provenance(data_dir: Path | None, splits: Mapping[str, Any]) -> dict[st
 def new_card(
     name: str, fmt: str, version_tag: str, hyperparameters: dict[str, Any], training_data: dict[str, Any],
     train_seconds: float, libraries: dict[str, str], metrics: dict[str, Any],
+    code: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The fields every card has, in one order; the trainer adds its own (and `files` on saving)."""
+    """The fields every card has, in one order; the trainer adds its own (and `files` on saving).
+    `code` (`code_version()`), when known, is recorded beside `libraries`: together they say what a
+    retrain needs to give the same model."""
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     return {
         "name": name,
@@ -89,6 +112,7 @@ def new_card(
         "training_data": training_data,
         "train_seconds": round(train_seconds, 1),
         "libraries": libraries,
+        **({"code": code} if code else {}),
         "metrics": metrics,
     }
 
