@@ -53,14 +53,34 @@ class ModelError(Exception):
 
 # --- building a card -----------------------------------------------------------------------------
 def library_versions(packages: Iterable[str]) -> dict[str, str]:
-    """Python's version and each installed package's (distribution names; missing ones are left out)."""
+    """Python's version and each installed package's (distribution names; missing ones are left out),
+    then the BLAS each loaded package ships (`blas_libraries`)."""
     out = {"python": platform.python_version()}
     for name in packages:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
             continue
-    return out
+    return {**out, **blas_libraries()}
+
+
+def blas_libraries() -> dict[str, str]:
+    """The BLAS loaded in this process, per package that ships it: `{"openblas (numpy)": "0.3.31
+    SkylakeX"}`. OpenBLAS picks its kernels by CPU (the architecture named), and different kernels
+    round differently: the same code, data and versions give the same model bytes only on the same
+    kernels. Empty where threadpoolctl (a scikit-learn dependency) cannot tell."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    out = {}
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        owner = Path(str(lib.get("filepath", ""))).parent.name.removesuffix(".libs").replace("_", "-")
+        label = f"{lib.get('internal_api', 'blas')} ({owner})" if owner else str(lib.get("internal_api"))
+        out[label] = " ".join(str(lib[k]) for k in ("version", "architecture") if lib.get(k))
+    return dict(sorted(out.items()))
 
 
 def code_version(package_dir: str | Path | None = None) -> dict[str, Any] | None:
