@@ -382,7 +382,9 @@ def show_card(title: str, card: dict[str, Any]) -> None:
         st.write(card["task"])
     metrics = ui.metrics_table(card)
     if not metrics.empty:
-        st.markdown("**Metrics** (validation was used for model choice; test is reported once)")
+        st.markdown(
+            "**Metrics** (choices were made on a temporal holdout of train; validation and test are only reported)"
+        )
         st.dataframe(metrics.round(3), width="content")
     confusion = ui.confusion_frame(card, "test")
     if confusion is not None:
