@@ -304,6 +304,7 @@ def test_model_tab_shows_card_metrics_and_confusion_matrix(app) -> None:
     metrics = next(f for f in frames if "test" in f.columns and "Macro F1" in f.index)
     assert metrics.loc["Macro F1", "test"] == pytest.approx(0.85)
     assert metrics.loc["Average recall (official)", "validation"] == pytest.approx(0.9)
+    assert any(s.startswith("**Metrics**") for s in texts(at.markdown))  # wording: tests/test_docs.py
     confusion = next(f for f in frames if "predicted negative" in f.columns)
     assert confusion.to_numpy().tolist() == CARD["metrics"]["test"]["confusion_matrix"]
     data = next(f for f in frames if "sha256" in f.columns)

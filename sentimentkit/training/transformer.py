@@ -33,6 +33,7 @@ from sentimentkit.models.card import (
     TOKENIZER_FILE,
     WEIGHTS_FILE,
     ModelError,
+    code_version,
     data_provenance,
     library_versions,
     new_card,
@@ -411,7 +412,7 @@ def transformer_card(
     schema of `models.card` plus the base model, max_length, selection runs and training record."""
     hyperparameters = {k: v for k, v in asdict(cfg).items() if k != "extra"} | cfg.extra
     card = new_card(model_name(base), "torch", "tr", hyperparameters, data, record["train_seconds"],
-                    library_versions(LIBRARIES), scores)  # fmt: skip
+                    library_versions(LIBRARIES), scores, code=code_version())  # fmt: skip
     return {
         **card,
         "max_length": cfg.max_length,
