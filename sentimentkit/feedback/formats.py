@@ -37,8 +37,8 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.data import DataError
+from sentimentkit.feedback import FORMATS
 
-FORMATS: tuple[str, ...] = ("csv", "label-studio", "argilla")
 KEPT_COLUMNS: tuple[str, ...] = ("user", "note", "predicted", "confidence", "request_id", "model_version")
 ARGILLA_QUESTION = "sentiment"
 LABEL_STUDIO_CONFIG = (

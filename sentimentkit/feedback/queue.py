@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.feedback import QUEUE_STRATEGIES
 from sentimentkit.io import storage
 from sentimentkit.mlops.predlog import SCHEMA, _log_files, _partition_day, read_log
 
 QUEUE_COLUMNS: tuple[str, ...] = ("text", "predicted", "confidence", "request_id", "label")
-STRATEGIES: tuple[str, ...] = ("uncertain", "disagree", "diverse", "random")
+STRATEGIES = QUEUE_STRATEGIES
 TEXT_SETTING = "SENTIMENTKIT_PREDICTION_LOG_TEXT=true"
 LOOKUP_DAYS = 30  # request ids are looked up in this many days of the log
 

@@ -437,11 +437,34 @@ def _writer(
                 yield parquet.write_table
 
 
+PROGRESS_SIZE = (80, 24)  # columns, rows assumed where the terminal reports no size (0 x 0, or none)
+
+
+def _terminal_columns() -> int | None:
+    """The width of the terminal on stderr, or None where it reports none (a pty without a size
+    reports 0 x 0, on which tqdm would draw nothing at all)."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+    return columns or None
+
+
 def _progress(total: int | None, enabled: bool) -> Any:
     from tqdm import tqdm
 
+    sized = _terminal_columns() is not None  # else a fixed size: tqdm's would be 0 x 0 (nothing drawn)
+    ncols, nrows = (None, None) if sized else PROGRESS_SIZE
     return tqdm(total=total, unit=" rows", unit_scale=True, disable=not enabled, file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)  # fmt: skip
+                dynamic_ncols=sized, ncols=ncols, nrows=nrows, smoothing=0.1)  # fmt: skip
+
+
+def _finish(bar: Any, rows: int) -> None:
+    """End the bar at 100%: the total was an estimate (quoted line breaks and blank lines make a
+    CSV's line count differ from its rows), so it becomes the rows actually written."""
+    if bar.total != rows:
+        bar.total = rows
+        bar.refresh()
 
 
 def score_file(
@@ -494,4 +517,5 @@ def score_file(
                 total += result.rows
                 flagged += result.flagged
                 bar.update(result.rows)
+            _finish(bar, total)
         return FileResult(total, flagged, notes())
