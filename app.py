@@ -104,30 +104,34 @@ def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
     models = [("Fast model", backends.main)]
     if backends.accurate is not None:
         models.append(("Accurate model", backends.accurate))
+    results = []
     for col, (title, backend) in zip(st.columns(len(models)), models):
         with col:
-            show_result(title if len(models) > 1 else "Result", backend, analyzed, threshold)
+            results.append(show_result(title if len(models) > 1 else "Result", backend, analyzed, threshold))
+    if len(results) == 2 and all(results):
+        note = ui.disagreement_note(results[0], results[1])
+        if note:
+            st.info(note)
 
 
-def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> None:
-    """One model's answer: label (or uncertain), confidence, probability chart, explanation."""
+def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> dict[str, Any] | None:
+    """One model's answer: label (or uncertain), confidence, probability chart, explanation; returns the
+    result (None when the model could not answer)."""
     st.subheader(title)
     try:
         result = backend.score([text], threshold)[0]
     except BackendError as exc:
         st.error(api_problem(exc))
-        return
+        return None
     if result["error"]:
         st.error(f"This text cannot be analysed: {result['error']}.")
-        return
+        return None
     headline, detail = ui.verdict(result)
     st.metric("Sentiment", headline)
     st.caption(detail)
-    st.bar_chart(
-        ui.probability_frame(result, backend.labels), x="label", y="probability",
-        horizontal=True, height=180, x_label="", y_label="probability",
-    )  # fmt: skip
+    st.altair_chart(ui.probability_chart(ui.probability_frame(result, backend.labels)), width="stretch")
     show_explanation(backend, text)
+    return result
 
 
 def show_explanation(backend: BasePredictor, text: str) -> None:
@@ -141,13 +145,14 @@ def show_explanation(backend: BasePredictor, text: str) -> None:
         st.caption(redact(f"No explanation available: {exc}"))
         return
     label = explanation["label"]
-    st.markdown(f"**Why {label}?** Words in blue pushed toward *{label}*, words in red pushed against it.")
+    st.markdown(f"**Why {label}?** {ui.explanation_summary(text, explanation)}")
     st.markdown(ui.explanation_html(text, explanation), unsafe_allow_html=True)
+    st.caption(ui.EXPLANATION_LEGEND.format(label=label))
     toward, against = ui.top_words(text, explanation)
     left, right = st.columns(2)
     left.caption(f"Toward {label}")
     left.dataframe(toward, hide_index=True, width="stretch")
-    right.caption(f"Against {label}")
+    right.caption(f"Away from {label}")
     right.dataframe(against, hide_index=True, width="stretch")
 
 
@@ -245,7 +250,7 @@ def show_batch_results(
     left, right = st.columns(2)
     with left:
         st.markdown("**Rows per label**")
-        st.bar_chart(summary, x="label", y="rows", height=240)
+        st.altair_chart(ui.label_count_chart(summary), width="stretch")
         st.dataframe(
             summary, hide_index=True, width="stretch",
             column_config={"share": st.column_config.NumberColumn(format="percent")},

@@ -7,17 +7,17 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from sentimentkit import LABELS
+from sentimentkit import LABELS, palette
 from sentimentkit.insights.groups import GroupResult
 from sentimentkit.insights.timeline import Timeline
 
-LABEL_COLOURS = {"negative": "#d41159", "neutral": "#9e9e9e", "positive": "#1a85ff"}
+LABEL_COLOURS = palette.LABEL_COLOURS  # the one palette (sentimentkit/palette.py)
 WIDTH = 640
 TERM_AXIS = alt.Axis(labelOverlap=False, labelLimit=160)  # every term labelled, none skipped
 
 
 def _label_scale(labels: Sequence[str] = LABELS) -> alt.Scale:
-    return alt.Scale(domain=list(labels), range=[LABEL_COLOURS.get(x, "#777777") for x in labels])
+    return alt.Scale(domain=list(labels), range=palette.colours(list(labels)))
 
 
 def timeline_frame(timeline: Timeline, labels: Sequence[str] = LABELS) -> pd.DataFrame:
@@ -104,7 +104,7 @@ def drivers_chart(drivers: dict[str, list[dict]], top: int = 12) -> alt.HConcatC
         if not terms:
             continue  # e.g. no text has this label
         data = pd.DataFrame(terms[:top], columns=["term", "weight", "n_texts"])
-        charts.append(alt.Chart(data).mark_bar(color=LABEL_COLOURS.get(label, "#777777")).encode(
+        charts.append(alt.Chart(data).mark_bar(color=palette.colour(label)).encode(
             y=alt.Y("term:N", sort="-x", title=None, axis=TERM_AXIS), x=alt.X("weight:Q", title="summed contribution"),
             tooltip=["term:N", alt.Tooltip("weight:Q", format=".2f"), "n_texts:Q"],
         ).properties(width=170, height=20 * max(len(data), 3), title=f"Toward {label}"))  # fmt: skip

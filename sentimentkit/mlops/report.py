@@ -7,8 +7,11 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from sentimentkit import palette
+
+# Label colours come from the one palette; the rest are the report's own (series and statuses).
 COLOURS = {"reference": "#9aa5b1", "live": "#1f6feb", "OK": "#1a7f37", "WARN": "#bf8700", "ALERT": "#cf222e",
-           "negative": "#cf222e", "neutral": "#6e7781", "positive": "#1a7f37"}  # fmt: skip
+           **palette.LABEL_COLOURS}  # fmt: skip
 LINE_COLOURS = ("#1f6feb", "#cf222e", "#1a7f37", "#8250df", "#bf8700")
 W, H, PAD = 460, 200, 36
 
