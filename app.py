@@ -15,7 +15,7 @@ import streamlit as st
 from sentimentkit import ui
 from sentimentkit.config import Settings
 from sentimentkit.insights import charts
-from sentimentkit.insights.build import Insights, build_insights
+from sentimentkit.insights.build import Insights, build_insights, finding
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
 from sentimentkit.insights.render import render_html
@@ -328,6 +328,7 @@ def insights_pickers(scored: pd.DataFrame, text_column: str) -> tuple[str | None
 
 def show_insights(ins: Insights, scored: pd.DataFrame, name: str) -> None:
     """Warnings, charts, clickable terms with their texts, and the report download."""
+    st.markdown(f"**{finding(ins)}**")
     for warning in ins.warnings:
         st.warning(warning)
     for note in ins.notes:

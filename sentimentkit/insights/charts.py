@@ -9,7 +9,7 @@ import pandas as pd
 
 from sentimentkit import LABELS, palette
 from sentimentkit.insights.groups import GroupResult
-from sentimentkit.insights.timeline import Timeline
+from sentimentkit.insights.timeline import MIN_POINT_N, Timeline
 
 LABEL_COLOURS = palette.LABEL_COLOURS  # the one palette (sentimentkit/palette.py)
 WIDTH = 640
@@ -38,11 +38,14 @@ def timeline_chart(timeline: Timeline, labels: Sequence[str] = LABELS) -> alt.VC
     """Volume per period stacked by label, above net sentiment with its 95% band and the spikes."""
     data = timeline_frame(timeline, labels)
     x = alt.X("period:T", title=None)
-    volume = alt.Chart(data).mark_bar().encode(
+    # On a time axis a bar is 1 pixel wide unless told otherwise: make each period's bar fill ~80% of it.
+    bar_width = max(2.0, 0.8 * WIDTH / max(len(timeline.table), 1))
+    volume = alt.Chart(data).mark_bar(size=bar_width).encode(
         x=x, y=alt.Y("count:Q", title="texts"), color=alt.Color("label:N", scale=_label_scale(labels), title=None),
         tooltip=["period_label:N", "label:N", "count:Q", alt.Tooltip("share:Q", format=".0%")],
     ).properties(width=WIDTH, height=160, title=f"Volume per {timeline.granularity}")  # fmt: skip
     net = data[data["label"] == labels[0]].dropna(subset=["net_sentiment"])
+    net = net[net["n"] >= MIN_POINT_N]  # a handful of texts is no point (Timeline.thin_note says so)
     base = alt.Chart(net).encode(x=x)
     band = base.mark_area(opacity=0.25, color="#555555").encode(
         y=alt.Y("ci_low:Q", title="net sentiment", scale=alt.Scale(domain=[-1, 1])), y2="ci_high:Q"
