@@ -428,7 +428,7 @@ def monitoring_report(log: str, since: str, window: str, model: str, data_dir: s
 
 def monitoring_tab(settings: Settings) -> None:
     """The latest monitoring report of the prediction log, and the trends window by window."""
-    from sentimentkit.mlops.report import signals_table, trend_table
+    from sentimentkit.mlops.report import ONE_WINDOW_NOTE, signals_table, trend_table, windows_with_data
 
     if not settings.prediction_log:
         st.info(ui.NO_LOG_MESSAGE)
@@ -449,12 +449,16 @@ def monitoring_tab(settings: Settings) -> None:
     st.subheader(f"Status: {report['status']}")
     st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "
                f"{report['reference']['note']}.")  # fmt: skip
-    st.dataframe(signals_table(report), hide_index=True, width="stretch")
+    st.table(signals_table(report).set_index("signal"))  # a table wraps the reasons: none is cut off
     trend = trend_table(report)
-    st.markdown("**Predictions per window**")
-    st.line_chart(trend[["n"]], height=200)
+    several = windows_with_data(report) >= 2  # one point is no trend: no empty-looking charts
+    if not several:
+        st.caption(ONE_WINDOW_NOTE)
+    if several:
+        st.markdown("**Predictions per window**")
+        st.line_chart(trend[["n"]], height=200)
     shares = [c for c in trend.columns if c.startswith("share_")]
-    if shares:
+    if shares and several:
         st.markdown("**Label shares and confidence per window**")
         st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
     performance = ui.performance_summary(report)
@@ -463,7 +467,8 @@ def monitoring_tab(settings: Settings) -> None:
         for col, (label, value, delta) in zip(st.columns(len(performance)), performance):
             col.metric(label, value, delta)
         estimated = [c for c in ("estimated_avg_recall", "realized_avg_recall") if c in trend.columns]
-        st.line_chart(trend[estimated], height=200)
+        if several:
+            st.line_chart(trend[estimated], height=200)
     st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
 
 
