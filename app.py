@@ -258,7 +258,7 @@ def show_batch_results(
     with right:
         st.markdown("**Confidence of the scored rows**")
         st.bar_chart(batch.confidence_histogram(scored), x="confidence", y="rows", height=240)
-    show_preview(scored, summary["label"].tolist())
+    shown = show_preview(scored, summary["label"].tolist(), result["job"][1])
     name = result["name"].rsplit(".", 1)[0] + "-sentiment.csv"
     guards = list(ui.FORMULA_GUARD_CHOICES)
     guard = st.radio("Formula guard", guards, index=guards.index(formula_guard), horizontal=True,
@@ -268,19 +268,48 @@ def show_batch_results(
         f"Download all {len(scored):,} rows (CSV)", data=lambda: batch.result_csv_bytes(scored, guard),
         file_name=name, mime="text/csv", on_click="ignore", type="primary", key="download",
     )  # fmt: skip
+    if len(shown) != len(scored):  # the rows the filters above show, in their original order
+        st.download_button(
+            ui.download_label(len(shown)), data=lambda: batch.result_csv_bytes(shown, guard),
+            file_name=name.replace("-sentiment.csv", "-sentiment-filtered.csv"), mime="text/csv",
+            on_click="ignore", key="download_filtered",
+        )  # fmt: skip
     st.caption(ui.formula_guard_caption(guard))
 
 
-def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
-    """The first PREVIEW_ROWS rows matching the label and uncertain filters."""
+def preview_columns(frame: pd.DataFrame, text_column: str) -> dict[str, Any]:
+    """Narrow progress bars for confidence and the probabilities, a wide text column: no scrolling."""
+    config: dict[str, Any] = {text_column: st.column_config.TextColumn(width="large")}
+    for column in ("confidence", *[c for c in frame.columns if str(c).startswith("p_")]):
+        config[column] = st.column_config.ProgressColumn(
+            column.removeprefix("p_"), format="%.2f", min_value=0.0, max_value=1.0, width="small"
+        )
+    return config
+
+
+def show_preview(scored: pd.DataFrame, labels: list[str], text_column: str) -> pd.DataFrame:
+    """The first PREVIEW_ROWS rows matching the label, uncertain, group and text filters; returns
+    every matching row (for the filtered download)."""
     left, right = st.columns([2, 1])
     chosen = left.multiselect("Show labels", labels, default=labels, key="filter_labels")
     flag = right.radio("Uncertain", list(UNCERTAIN_FILTERS), horizontal=True, key="filter_uncertain")
     shown = batch.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
+    search, by, values = st.columns([2, 1, 2])
+    query = search.text_input("Search the text", key="filter_search", placeholder="a word or phrase")
+    columns = [str(c) for c in scored.columns if c not in OUTPUT_COLUMNS and c != text_column]
+    candidates = group_candidates(scored[columns]) if columns else []
+    group = by.selectbox("Group column", [NO_COLUMN, *candidates], key="filter_group")
+    if group != NO_COLUMN:
+        options = sorted(ui.display_frame(scored[[group]])[group].unique().tolist())
+        groups = values.multiselect(f"Only these {group} values", options, key="filter_group_values")
+        shown = ui.group_rows(shown, group, groups)
+    shown = ui.search_rows(shown, text_column, query)
     st.caption(
         f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
     )
-    st.dataframe(ui.display_frame(shown.head(PREVIEW_ROWS)), width="stretch", height=320)
+    preview = ui.display_frame(shown.head(PREVIEW_ROWS))
+    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column))
+    return shown
 
 
 # --- insights ------------------------------------------------------------------------------

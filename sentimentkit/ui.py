@@ -351,6 +351,28 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def search_rows(frame: pd.DataFrame, column: str, query: str | None) -> pd.DataFrame:
+    """The rows whose `column` contains `query` (case-insensitive, literal: no pattern); all when empty."""
+    query = (query or "").strip()
+    if not query or column not in frame.columns:
+        return frame
+    values = frame[column].map(lambda v: "" if v is None else str(v))
+    return frame[values.str.contains(query, case=False, regex=False, na=False)]
+
+
+def group_rows(frame: pd.DataFrame, column: str | None, groups: list[str] | None) -> pd.DataFrame:
+    """The rows whose `column` (shown as text) is one of `groups`; all when no column or no choice."""
+    if not column or not groups or column not in frame.columns:
+        return frame
+    values = frame[column].map(lambda v: "" if v is None or v != v else str(v))
+    return frame[values.isin([str(g) for g in groups])]
+
+
+def download_label(n_rows: int) -> str:
+    """The filtered download's button text, e.g. 'Download the 3 filtered rows (CSV)'."""
+    return f"Download the {n_rows:,} filtered row{'' if n_rows == 1 else 's'} (CSV)"
+
+
 def describe_backend(backend: BasePredictor, api_url: str | None) -> str:
     """A short line saying which model answers and where it runs (`api_url`: None when local)."""
     name = backend.card.get("name", type(backend).__name__)
