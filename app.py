@@ -150,10 +150,14 @@ def show_explanation(backend: BasePredictor, text: str) -> None:
     st.caption(ui.EXPLANATION_LEGEND.format(label=label))
     toward, against = ui.top_words(text, explanation)
     left, right = st.columns(2)
+    narrow = {
+        "word": st.column_config.TextColumn(width="small"),
+        "times": st.column_config.NumberColumn(width=40),
+    }
     left.caption(f"Toward {label}")
-    left.dataframe(toward, hide_index=True, width="stretch")
+    left.dataframe(toward, hide_index=True, width="stretch", column_config=narrow)
     right.caption(f"Away from {label}")
-    right.dataframe(against, hide_index=True, width="stretch")
+    right.dataframe(against, hide_index=True, width="stretch", column_config=narrow)
 
 
 # --- batch ---------------------------------------------------------------------------------
