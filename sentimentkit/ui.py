@@ -163,12 +163,17 @@ EXPLANATION_LEGEND = (
 PUNCTUATION = string.punctuation + "“”‘’«»…–—¡¿"
 
 
+def strength(weight: float) -> str:
+    """'strongly', 'slightly' or 'barely' (the thresholds above)."""
+    size = abs(weight)
+    return "strongly" if size >= STRONG_WEIGHT else "slightly" if size >= NOTICEABLE_WEIGHT else "barely"
+
+
 def strength_words(weight: float, label: str) -> str:
     """'strongly toward negative', 'slightly away from positive', 'barely matters' (thresholds above)."""
-    size = abs(weight)
-    if size < NOTICEABLE_WEIGHT:
+    how = strength(weight)
+    if how == "barely":
         return "barely matters"
-    how = "strongly" if size >= STRONG_WEIGHT else "slightly"
     return f"{how} {'toward' if weight > 0 else 'away from'} {label}"
 
 
@@ -199,10 +204,12 @@ def word_effects(text: str, explanation: dict[str, Any]) -> pd.DataFrame:
 
 def top_words(text: str, explanation: dict[str, Any], n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The `n` words pushing most toward the label and the `n` pushing most away from it, each a table
-    of word, times and effect in plain words (repeats merged, punctuation and negligible words left out)."""
+    of word, times and push ("strongly" / "slightly": the table's title says which way; repeats merged,
+    punctuation and negligible words left out)."""
     frame = word_effects(text, explanation)
     frame = frame[frame["weight"].abs() >= NOTICEABLE_WEIGHT]
-    columns = ["word", "times", "effect"]
+    frame = frame.assign(push=frame["weight"].map(strength))
+    columns = ["word", "times", "push"]
     toward = frame[frame["weight"] > 0].head(n)[columns]
     against = frame[frame["weight"] < 0].head(n)[columns]
     return toward.reset_index(drop=True), against.reset_index(drop=True)

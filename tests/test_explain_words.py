@@ -34,9 +34,11 @@ def test_repeated_words_are_merged_and_punctuation_dropped() -> None:
     toward, against = ui.top_words(TEXT, EXPLANATION)
     assert toward["word"].tolist() == ["good", "service"]  # "food" barely matters: left out
     assert toward["times"].tolist() == [2, 1]
-    assert toward["effect"].tolist() == ["strongly toward positive", "slightly toward positive"]
-    assert against["word"].tolist() == ["slow"]
-    assert list(toward.columns) == ["word", "times", "effect"]  # no raw weight like 1.2905
+    assert toward["push"].tolist() == ["strongly", "slightly"]
+    assert against["word"].tolist() == ["slow"] and against["push"].tolist() == ["strongly"]
+    assert list(toward.columns) == ["word", "times", "push"]  # no raw weight like 1.2905
+    effects = ui.word_effects(TEXT, EXPLANATION).set_index("word")["effect"]
+    assert effects["good"] == "strongly toward positive" and effects["slow"] == "strongly away from positive"
 
 
 def test_punctuation_only_tokens_are_not_words() -> None:

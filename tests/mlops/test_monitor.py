@@ -290,3 +290,19 @@ def test_html_report_names_signals_in_words_and_draws_no_trend_for_one_window(
     assert "<td>Words the model never saw</td>" in page and "<td>unknown_tokens</td>" not in page
     assert signal_name("unknown_tokens") == "Words the model never saw"
     assert ONE_WINDOW_NOTE in page and "Predictions per window</text>" not in page
+
+
+def test_new_words_are_named_when_the_log_holds_text_and_codes_explained_when_not() -> None:
+    from sentimentkit.training.profile import token_hash
+
+    rows = 200
+    frame = pd.DataFrame(
+        {"unknown_tokens": [[token_hash("covfefe")]] * rows, "text": ["so covfefe today"] * rows}
+    )
+    ref = {"frequent_unknown_tokens": 0}
+    named = monitor.new_token_signal(frame, ref, Thresholds())
+    assert "covfefe (100%)" in named["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT" not in named["reason"]
+    hashed = monitor.new_token_signal(frame.assign(text=None), ref, Thresholds())
+    assert (
+        token_hash("covfefe") in hashed["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT=1" in hashed["reason"]
+    )
