@@ -25,7 +25,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "feedback", help="people's corrections: import a labelled file into the feedback store"
     )
-    actions = p.add_subparsers(dest="feedback_command", required=True)
+    actions = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION",
+                              help="add: import a labelled file into the store")  # fmt: skip
     q = actions.add_parser(
         "add", help="import labelled texts (CSV/XLSX/Parquet, Label Studio JSON, Argilla 2.x)"
     )

@@ -26,7 +26,7 @@ from sentimentkit.insights.drivers import (
     term_matrix,
 )  # fmt: skip
 from sentimentkit.insights.groups import GroupResult, by_group, group_candidates
-from sentimentkit.insights.timeline import Timeline, baseline_rows, over_time
+from sentimentkit.insights.timeline import MIN_POINT_N, Timeline, baseline_rows, over_time
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor
 
@@ -182,6 +182,8 @@ def _add_timeline(
     ins.notes += parsed.notes
     ins.warnings += parsed.problems
     ins.timeline = over_time(parsed.values, labels)
+    if ins.timeline is not None and ins.timeline.thin_note():
+        ins.notes.append(ins.timeline.thin_note())
     if ins.timeline is None or ins.terms is None:
         return
     periods = ins.timeline.row_periods.to_numpy()
@@ -210,3 +212,30 @@ def _add_groups(ins: Insights, scored: pd.DataFrame, labels: pd.Series, wanted: 
     group = ins.groups.row_keys.map(number).fillna(-1).astype(int).to_numpy()
     found = driver_terms_by(ins.terms, labels, group, len(largest), top=GROUP_DRIVER_TERMS)
     ins.drivers_by_group = {name: found[i] for i, name in enumerate(largest)}
+
+
+def finding(ins: Insights) -> str:
+    """The plain-language finding, shown first: the overall mood, the most and least positive groups
+    and the spikes, in one or two sentences."""
+    if not ins.n_scored:
+        return "No text has a sentiment label, so there is nothing to summarise."
+    shares = sorted(ins.shares.items(), key=lambda kv: -kv[1])
+    top, rest = shares[0], shares[1:]
+    parts = [
+        f"Most of the {ins.n_scored:,} texts are {top[0]} ({top[1]:.0%}); "
+        + ", ".join(f"{label} {share:.0%}" for label, share in rest)
+        + "."
+    ]
+    table = None if ins.groups is None else ins.groups.table[ins.groups.table["n"] >= MIN_POINT_N]
+    if ins.groups is not None and table is not None and len(table) >= 2:  # groups of a handful: no finding
+        best, worst = table.index[0], table.index[-1]
+        parts.append(
+            f"By {ins.groups.column}, “{best}” is the most positive (net {table['net_sentiment'].iloc[0]:+.2f}) "
+            f"and “{worst}” the most negative (net {table['net_sentiment'].iloc[-1]:+.2f})."
+        )
+    if ins.timeline is not None and ins.timeline.spikes:
+        count = len(ins.timeline.spikes)
+        parts.append(
+            f"{count} {ins.timeline.granularity}{'s' if count > 1 else ''} had a spike of negative texts."
+        )
+    return " ".join(parts)

@@ -244,6 +244,11 @@ def new_token_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) ->
         f"{ref.get('frequent_unknown_tokens', 0)}; WARN at {t.new_tokens_warn} more, ALERT at "
         f"{t.new_tokens_alert} more); most frequent: {shown}"
     )
+    if any(h not in names for h in list(frequent)[:5]):
+        reason += (
+            " (codes stand for words the log does not hold: set SENTIMENTKIT_PREDICTION_LOG_TEXT=1 to log "
+            "the texts and see the words)"
+        )
     return signal(level(extra, t.new_tokens_warn, t.new_tokens_alert), reason, count=len(frequent), top=top)
 
 
