@@ -9,10 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sentimentkit.config import Settings
-
-
-class UsageError(Exception):
-    """A mistake in the command line or its inputs; printed without a traceback."""
+from sentimentkit.errors import UsageError, UserError  # noqa: F401  (UsageError: re-exported)
 
 
 def _add_model(p: argparse.ArgumentParser, settings: Settings) -> None:
@@ -685,19 +682,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # user-facing errors: one clear line, no traceback
-        from sentimentkit.data import DataError
-        from sentimentkit.models.pipeline import ModelError
-        from sentimentkit.serving.batch import BatchError
-
-        if type(exc).__name__ == "WorkerDiedError":  # multiproc's; not imported here (pyarrow)
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_WORKER_DIED
-        if type(exc).__name__ == "LockedError":  # mlops.lock's
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_LOCKED
-        if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return 2
+    except UserError as exc:  # the one family of errors users cause (sentimentkit.errors): one line
+        print(f"error: {redact(str(exc))}", file=sys.stderr)  # redacted when made; again for safety
+        return exc.exit_code
+    except OSError as exc:  # from the OS itself (permission denied, disk full...): also one line
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # anything else is a bug: the (redacted) traceback
         print(redact_exception(exc), file=sys.stderr, end="")
         return 1

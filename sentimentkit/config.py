@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sentimentkit import LABELS
+from sentimentkit.errors import ConfigError
 from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, check_formula_guard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ def _env_number(name: str, default: Any, convert: Callable[[str], Any], kind: st
     try:
         return convert(raw)
     except ValueError:
-        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
 
 
 def _env_float(name: str, default: float | None) -> float | None:
@@ -58,7 +59,7 @@ def _env_formula_guard() -> str:
     try:
         return check_formula_guard(raw) if raw else DEFAULT_FORMULA_GUARD
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"SENTIMENTKIT_FORMULA_GUARD must be auto (only real formulas), all (every cell starting "
             f"with = + - @) or off, got {raw!r}"
         ) from None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sentimentkit.errors import StorageError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.redact import redact
 
 AZURE_PROTOCOLS = ("az", "abfs", "abfss")
@@ -31,17 +32,6 @@ CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 ACCOUNT_NAME_ENV = "AZURE_STORAGE_ACCOUNT_NAME"
 REACH_TIMEOUT_S = 5.0
 MLOPS_HINT = "pip install -r requirements-mlops.txt (the `mlops` extra)"
-
-
-class StorageError(OSError):
-    """A storage location that cannot be read or written; the message says why and what to fix.
-
-    An OSError, so the CLI's one-line error handling covers it like a missing local file. The message
-    is redacted (`sentimentkit.io.redact`): a URI's SAS token or password never reaches it.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(redact(str(message)))
 
 
 def protocol_of(uri: str | Path) -> str:

@@ -25,19 +25,14 @@ from typing import Any
 
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.data import file_sha256
+from sentimentkit.errors import RegistryError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io import storage
 from sentimentkit.io.redact import redact
-from sentimentkit.models.card import ModelError
 
 DEFAULT_ROOT = REPO_ROOT / "mlruns"
 SHA_TAG = "sha256."  # version tag prefix: one tag per artifact file
 ENTRY_TAG = "sentimentkit.entry"  # what load_predictor opens inside the copy: model.pkl, or "." (a folder)
 URI_PREFIX = "models:/"
-
-
-class RegistryError(ModelError):
-    """A registry problem a user can fix (unknown model or alias, tampered artifact, no server).
-    Its message is redacted like every ModelError's: the tracking URI's password never shows."""
 
 
 @dataclass(frozen=True)

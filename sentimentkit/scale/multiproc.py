@@ -45,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sentimentkit.errors import WorkerDiedError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.tables import (
     PARQUET_EXTENSIONS,
     BatchError,
@@ -92,11 +93,6 @@ __all__ = [
     "score_file",
     "sigterm_as_interrupt",
 ]
-
-
-class WorkerDiedError(RuntimeError):
-    """A worker process ended in the middle of the run (killed by a signal, by the out-of-memory
-    killer, or crashed); the run stopped without writing its output."""
 
 
 WORKER_DIED = (

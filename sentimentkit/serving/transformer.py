@@ -26,6 +26,7 @@ import numpy as np
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
+from sentimentkit.errors import ConfigError
 from sentimentkit.models.card import (
     ONNX_INT8_FILE,
     TOKENIZER_FILE,
@@ -50,7 +51,7 @@ def threads_from_env() -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{THREADS_ENV} must be a positive whole number, got {raw!r}")
+        raise ConfigError(f"{THREADS_ENV} must be a positive whole number, got {raw!r}")
     return int(raw)
 
 
