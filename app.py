@@ -14,6 +14,7 @@ import streamlit as st
 
 from sentimentkit import ui
 from sentimentkit.config import Settings
+from sentimentkit.errors import UserError
 from sentimentkit.insights import charts
 from sentimentkit.insights.build import Insights, build_insights
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
@@ -24,7 +25,6 @@ from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BackendError, BasePredictor
-from sentimentkit.serving.batch import BatchError
 
 PREVIEW_ROWS = 1_000
 # Files up to this many times the configured limit still reach the server, so that the app can say
@@ -49,7 +49,7 @@ def startup() -> tuple[Settings, ui.Backends]:
     """Settings and the cached model(s); stops with a clear message when they cannot be had."""
     try:
         settings = Settings.from_env()
-    except ValueError as exc:
+    except UserError as exc:
         fail(f"Configuration problem: {exc}. Fix the environment variable and restart the app.")
     try:
         backends = load_backends(repr(settings), settings)
@@ -137,7 +137,7 @@ def show_explanation(backend: BasePredictor, text: str) -> None:
         return
     try:
         explanation = backend.explain(text)
-    except (BackendError, NotImplementedError, ValueError) as exc:
+    except (UserError, NotImplementedError) as exc:
         st.caption(redact(f"No explanation available: {exc}"))
         return
     label = explanation["label"]
@@ -179,7 +179,7 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
         return
     try:
         table = read_upload(uploaded, settings)
-    except BatchError as exc:
+    except UserError as exc:
         st.error(str(exc))
         return
     columns = table.columns
@@ -218,7 +218,7 @@ def run_batch(
         bar.empty()
         st.error(api_problem(exc) + " Nothing was scored.")
         return
-    except BatchError as exc:
+    except UserError as exc:
         bar.empty()
         st.error(str(exc))
         return
@@ -294,7 +294,7 @@ def insights_section(backends: ui.Backends, result: dict[str, Any], text_column:
             try:
                 ins = build_insights(scored, text_column, backends.main, date_column, group_column, order,
                                      source="scored in the app")  # fmt: skip
-            except ValueError as exc:
+            except UserError as exc:
                 st.error(str(exc))
                 return
         cached = st.session_state.insights = {"key": key, "insights": ins}

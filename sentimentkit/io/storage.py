@@ -15,7 +15,6 @@ when the block succeeds. Every storage failure becomes one `StorageError` line s
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import tempfile
@@ -56,16 +55,19 @@ def storage_options(protocol: str) -> dict[str, Any]:
         return {}
     # Listings are not cached: another process (the trainer, the registry) may add blobs at any time.
     options: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
-    if os.environ.get(CONNECTION_STRING_ENV):
-        return {**options, "connection_string": os.environ[CONNECTION_STRING_ENV]}
-    if os.environ.get(ACCOUNT_NAME_ENV):
+    from sentimentkit.config import Settings  # here: config imports the io floor's formula guard
+
+    settings = Settings.from_env()
+    if settings.azure_connection_string:
+        return {**options, "connection_string": settings.azure_connection_string}
+    if settings.azure_account_name:
         try:
             from azure.identity import DefaultAzureCredential
         except ImportError:
             raise StorageError(f"{ACCOUNT_NAME_ENV} needs azure-identity: {MLOPS_HINT}") from None
         return {
             **options,
-            "account_name": os.environ[ACCOUNT_NAME_ENV],
+            "account_name": settings.azure_account_name,
             "credential": DefaultAzureCredential(),
         }
     raise StorageError(
@@ -98,12 +100,15 @@ def filesystem(uri: str | Path) -> tuple[Any, str]:
 
 def blob_endpoint() -> tuple[str, int] | None:
     """(host, port) of the Blob endpoint the environment's credentials point at, if it can be told."""
-    conn = os.environ.get(CONNECTION_STRING_ENV, "")
+    from sentimentkit.config import Settings  # here: config imports the io floor's formula guard
+
+    settings = Settings.from_env()
+    conn = settings.azure_connection_string or ""
     parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
     if parts.get("BlobEndpoint"):
         parsed = urlsplit(parts["BlobEndpoint"])
         return parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
-    account = parts.get("AccountName") or os.environ.get(ACCOUNT_NAME_ENV)
+    account = parts.get("AccountName") or settings.azure_account_name
     suffix = parts.get("EndpointSuffix", "core.windows.net")
     return (f"{account}.blob.{suffix}", 443) if account else None
 
