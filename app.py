@@ -233,8 +233,8 @@ def show_batch_results(
     backend: BasePredictor, result: dict[str, Any], threshold: float, formula_guard: str = "auto"
 ) -> None:
     """Counts, shares, confidence histogram, filterable preview and the full download."""
-    scored = batch.apply_threshold(result["frame"], threshold)
-    summary = batch.label_summary(scored, backend.labels)
+    scored = ui.apply_threshold(result["frame"], threshold)
+    summary = ui.label_summary(scored, backend.labels)
     not_scored = int(scored["error"].notna().sum())
     uncertain = int((scored["uncertain"] == True).sum())  # noqa: E712 - object column with None
     cols = st.columns(4)
@@ -252,7 +252,7 @@ def show_batch_results(
         )  # fmt: skip
     with right:
         st.markdown("**Confidence of the scored rows**")
-        st.bar_chart(batch.confidence_histogram(scored), x="confidence", y="rows", height=240)
+        st.bar_chart(ui.confidence_histogram(scored), x="confidence", y="rows", height=240)
     show_preview(scored, summary["label"].tolist())
     name = result["name"].rsplit(".", 1)[0] + "-sentiment.csv"
     guards = list(ui.FORMULA_GUARD_CHOICES)
@@ -271,7 +271,7 @@ def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
     left, right = st.columns([2, 1])
     chosen = left.multiselect("Show labels", labels, default=labels, key="filter_labels")
     flag = right.radio("Uncertain", list(UNCERTAIN_FILTERS), horizontal=True, key="filter_uncertain")
-    shown = batch.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
+    shown = ui.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
     st.caption(
         f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
     )
@@ -413,8 +413,8 @@ def show_card(title: str, card: dict[str, Any]) -> None:
 def monitoring_report(log: str, since: str, window: str, model: str, data_dir: str) -> tuple[dict, str]:
     """The monitoring report and its HTML page (cached for a minute: the log only grows)."""
     from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.monitor_report import render_html
     from sentimentkit.mlops.predlog import parse_age
-    from sentimentkit.mlops.report import render_html
 
     report, reference = monitor.run(log, parse_age(since), parse_age(window), model, data_dir)
     return report, render_html(report, reference)
@@ -422,7 +422,7 @@ def monitoring_report(log: str, since: str, window: str, model: str, data_dir: s
 
 def monitoring_tab(settings: Settings) -> None:
     """The latest monitoring report of the prediction log, and the trends window by window."""
-    from sentimentkit.mlops.report import signals_table, trend_table
+    from sentimentkit.mlops.monitor_report import signals_table, trend_table
 
     if not settings.prediction_log:
         st.info(ui.NO_LOG_MESSAGE)

@@ -568,8 +568,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_monitor(args: argparse.Namespace) -> int:
     from sentimentkit.io.write import check_target, write_output
     from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.monitor_report import render_html
     from sentimentkit.mlops.predlog import parse_age
-    from sentimentkit.mlops.report import render_html
 
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")

@@ -273,7 +273,7 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
 
 
 def test_html_report_names_each_change_of_serving_version() -> None:
-    from sentimentkit.mlops.report import render_html
+    from sentimentkit.mlops.monitor_report import render_html
 
     frame = pd.concat([synthetic_log(300, start=NOW - timedelta(days=2, hours=20)),
                        synthetic_log(300, start=NOW - timedelta(hours=20)).assign(model_version="2")])  # fmt: skip
