@@ -663,11 +663,7 @@ COMMANDS = {
 COMMANDS["spark-predict"] = cmd_spark_predict
 
 
-# Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker
-# process of `predict --jobs` died (earlier output kept; run again); 5 another `retrain` holds the
-# state folder (run later or pass --wait); 130 interrupted (Ctrl-C, SIGTERM).
-EXIT_WORKER_DIED = 4
-EXIT_LOCKED = 5
+# Exit codes: the table in `sentimentkit.errors` (each user error carries its own `exit_code`).
 
 
 def main(argv: Sequence[str] | None = None) -> int:

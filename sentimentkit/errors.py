@@ -21,9 +21,10 @@ code  meaning
 2     a user error: the one line says what was wrong and what to do (also an OS error
       such as permission denied)
 3     `monitor --fail-on`: a threshold was reached
-4     a worker process died (killed from outside, or out of memory); nothing was written
-5     another run holds the lock of the state folder; try again when it has finished
-130   interrupted (Ctrl-C)
+4     a worker process of `predict --jobs` died (killed from outside, or out of memory); nothing
+      was written and an earlier output is kept: run again
+5     another run (`retrain`) holds the lock of the state folder: run later or pass --wait
+130   interrupted (Ctrl-C, SIGTERM)
 ====  ==================================================================================
 """
 
