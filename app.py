@@ -15,6 +15,7 @@ import streamlit.components.v1 as components
 
 from sentimentkit import ui
 from sentimentkit.config import Settings
+from sentimentkit.errors import UserError
 from sentimentkit.insights import charts
 from sentimentkit.insights.build import Insights, build_insights, finding
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
@@ -25,7 +26,6 @@ from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BackendError, BasePredictor
-from sentimentkit.serving.batch import BatchError
 
 PREVIEW_ROWS = 1_000
 # Files up to this many times the configured limit still reach the server, so that the app can say
@@ -50,7 +50,7 @@ def startup() -> tuple[Settings, ui.Backends]:
     """Settings and the cached model(s); stops with a clear message when they cannot be had."""
     try:
         settings = Settings.from_env()
-    except ValueError as exc:
+    except UserError as exc:
         fail(f"Configuration problem: {exc}. Fix the environment variable and restart the app.")
     try:
         backends = load_backends(repr(settings), settings)
@@ -161,7 +161,7 @@ def corrections_editor(backend: BasePredictor, result: dict[str, Any], column: s
     if not store:
         st.caption(ui.FEEDBACK_OFF)
         return
-    scored = batch.apply_threshold(result["frame"], threshold)
+    scored = ui.apply_threshold(result["frame"], threshold)
     rows = scored[scored["error"].isna()].head(PREVIEW_ROWS)
     table = pd.DataFrame({column: rows[column], "sentiment": rows["sentiment"], "confidence": rows["confidence"],
                           "correct label": pd.Series([None] * len(rows), index=rows.index, dtype=object)})  # fmt: skip
@@ -253,7 +253,7 @@ def show_explanation(backend: BasePredictor, text: str) -> None:
         return
     try:
         explanation = backend.explain(text)
-    except (BackendError, NotImplementedError, ValueError) as exc:
+    except (UserError, NotImplementedError) as exc:
         st.caption(redact(f"No explanation available: {exc}"))
         return
     label = explanation["label"]
@@ -300,7 +300,7 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
         return
     try:
         table = read_upload(uploaded, settings)
-    except BatchError as exc:
+    except UserError as exc:
         st.error(str(exc))
         return
     columns = table.columns
@@ -340,7 +340,7 @@ def run_batch(
         bar.empty()
         st.error(api_problem(exc) + " Nothing was scored.")
         return
-    except BatchError as exc:
+    except UserError as exc:
         bar.empty()
         st.error(str(exc))
         return
@@ -355,8 +355,8 @@ def show_batch_results(
     backend: BasePredictor, result: dict[str, Any], threshold: float, formula_guard: str = "auto"
 ) -> None:
     """Counts, shares, confidence histogram, filterable preview and the full download."""
-    scored = batch.apply_threshold(result["frame"], threshold)
-    summary = batch.label_summary(scored, backend.labels)
+    scored = ui.apply_threshold(result["frame"], threshold)
+    summary = ui.label_summary(scored, backend.labels)
     not_scored = int(scored["error"].notna().sum())
     uncertain = int((scored["uncertain"] == True).sum())  # noqa: E712 - object column with None
     cols = st.columns(4)
@@ -374,7 +374,7 @@ def show_batch_results(
         )  # fmt: skip
     with right:
         st.markdown("**Confidence of the scored rows**")
-        st.bar_chart(batch.confidence_histogram(scored), x="confidence", y="rows", height=240)
+        st.bar_chart(ui.confidence_histogram(scored), x="confidence", y="rows", height=240)
     shown = show_preview(scored, summary["label"].tolist(), result["job"][1])
     name = result["name"].rsplit(".", 1)[0] + "-sentiment.csv"
     guards = list(ui.FORMULA_GUARD_CHOICES)
@@ -410,7 +410,7 @@ def show_preview(scored: pd.DataFrame, labels: list[str], text_column: str) -> p
     left, right = st.columns([2, 1])
     chosen = left.multiselect("Show labels", labels, default=labels, key="filter_labels")
     flag = right.radio("Uncertain", list(UNCERTAIN_FILTERS), horizontal=True, key="filter_uncertain")
-    shown = batch.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
+    shown = ui.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
     search, by, values = st.columns([2, 1, 2])
     query = search.text_input("Search the text", key="filter_search", placeholder="a word or phrase")
     columns = [str(c) for c in scored.columns if c not in OUTPUT_COLUMNS and c != text_column]
@@ -445,7 +445,7 @@ def insights_section(backends: ui.Backends, result: dict[str, Any], text_column:
             try:
                 ins = build_insights(scored, text_column, backends.main, date_column, group_column, order,
                                      source="scored in the app")  # fmt: skip
-            except ValueError as exc:
+            except UserError as exc:
                 st.error(str(exc))
                 return
         cached = st.session_state.insights = {"key": key, "insights": ins}
@@ -565,8 +565,8 @@ def show_card(title: str, card: dict[str, Any]) -> None:
 def monitoring_report(log: str, since: str, window: str, model: str, data_dir: str) -> tuple[dict, str]:
     """The monitoring report and its HTML page (cached for a minute: the log only grows)."""
     from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.monitor_report import render_html
     from sentimentkit.mlops.predlog import parse_age
-    from sentimentkit.mlops.report import render_html
 
     report, reference = monitor.run(log, parse_age(since), parse_age(window), model, data_dir)
     return report, render_html(report, reference)
@@ -574,7 +574,12 @@ def monitoring_report(log: str, since: str, window: str, model: str, data_dir: s
 
 def monitoring_tab(settings: Settings) -> None:
     """The latest monitoring report of the prediction log, and the trends window by window."""
-    from sentimentkit.mlops.report import ONE_WINDOW_NOTE, signals_table, trend_table, windows_with_data
+    from sentimentkit.mlops.monitor_report import (
+        ONE_WINDOW_NOTE,
+        signals_table,
+        trend_table,
+        windows_with_data,
+    )
 
     if not settings.prediction_log:
         st.info(ui.NO_LOG_MESSAGE)

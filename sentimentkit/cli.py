@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sentimentkit import __version__
 from sentimentkit.config import SEED, SPLITS, TWEETEVAL_BASE_URL, Settings
+from sentimentkit.errors import UsageError, UserError  # noqa: F401  (UsageError: re-exported)
 from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
 from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
 from sentimentkit.io.redact import redact
@@ -52,10 +53,6 @@ EPILOG = """examples:
 """
 
 STDIN = "-"
-
-
-class UsageError(Exception):
-    """A mistake in the command line or its inputs; printed without a traceback."""
 
 
 # --- shared options and helpers --------------------------------------------------------------------
@@ -721,8 +718,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     # pandas and scikit-learn: keep --help fast
     from sentimentkit.io.write import check_target, write_output
     from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.monitor_report import render_html
     from sentimentkit.mlops.predlog import parse_age
-    from sentimentkit.mlops.report import render_html
 
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
@@ -838,11 +835,7 @@ COMMANDS["spark-predict"] = cmd_spark_predict
 COMMANDS.update(FEEDBACK_COMMANDS)
 
 
-# Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker
-# process of `predict --jobs` died (earlier output kept; run again); 5 another `retrain` holds the
-# state folder (run later or pass --wait); 130 interrupted (Ctrl-C, SIGTERM).
-EXIT_WORKER_DIED = 4
-EXIT_LOCKED = 5
+# Exit codes: the table in `sentimentkit.errors` (each user error carries its own `exit_code`).
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -857,19 +850,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # user-facing errors: one clear line, no traceback
-        from sentimentkit.data import DataError
-        from sentimentkit.models.pipeline import ModelError
-        from sentimentkit.serving.batch import BatchError
-
-        if type(exc).__name__ == "WorkerDiedError":  # multiproc's; not imported here (pyarrow)
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_WORKER_DIED
-        if type(exc).__name__ == "LockedError":  # mlops.lock's
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_LOCKED
-        if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return 2
+    except UserError as exc:  # the one family of errors users cause (sentimentkit.errors): one line
+        print(f"error: {redact(str(exc))}", file=sys.stderr)  # redacted when made; again for safety
+        return exc.exit_code
+    except OSError as exc:  # from the OS itself (permission denied, disk full...): also one line
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # anything else is a bug: the (redacted) traceback
         print(redact_exception(exc), file=sys.stderr, end="")
         return 1

@@ -1,4 +1,5 @@
-"""App logic that is not widgets: opening backends, input checks, explanation HTML, card tables.
+"""App logic that is not widgets: opening backends, input checks, explanation HTML, card tables, and
+the summaries of a scored table the batch tab shows (label counts, confidence histogram, filters).
 
 `app.py` holds only Streamlit widgets and layout; everything here is plain Python so it can be
 unit-tested without a browser. Nothing runs at import time.
@@ -9,9 +10,11 @@ from __future__ import annotations
 import html
 import json
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS, palette
@@ -30,6 +33,9 @@ EXAMPLES: dict[str, str] = {
     "Mixed": "The food was great but the service was painfully slow.",
     "Negation": "I don't love this phone, the battery is not good at all",
 }
+
+# The label used in summaries for rows that could not be scored (empty, not text, too long).
+NOT_SCORED = "not scored"
 
 
 @dataclass
@@ -582,3 +588,49 @@ def review_keys_html() -> str:
   doc.head.appendChild(script);
 }})();
 </script>"""
+
+
+# --- summaries of a scored table (the batch tab) ---------------------------------------------
+def apply_threshold(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Recompute `uncertain` for a new threshold without scoring again (scored rows only)."""
+    out = scored.copy()
+    confidence = pd.to_numeric(out["confidence"], errors="coerce")
+    flags = (confidence < threshold).astype(object)
+    flags[confidence.isna()] = None
+    out["uncertain"] = flags
+    return out
+
+
+def outcome_labels(scored: pd.DataFrame) -> pd.Series:
+    """Each row's label, or NOT_SCORED for rows with an error."""
+    return scored["sentiment"].astype(object).where(scored["error"].isna(), NOT_SCORED).fillna(NOT_SCORED)
+
+
+def label_summary(scored: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Rows per label (plus NOT_SCORED when any) with their share of all rows, in label order."""
+    counts = outcome_labels(scored).value_counts()
+    order = [*labels, NOT_SCORED] if counts.get(NOT_SCORED, 0) else list(labels)
+    rows = [int(counts.get(label, 0)) for label in order]
+    total = max(len(scored), 1)
+    return pd.DataFrame({"label": order, "rows": rows, "share": [r / total for r in rows]})
+
+
+def confidence_histogram(scored: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Scored rows per confidence bin of equal width over [1/3, 1] (a 3-class top probability)."""
+    confidence = pd.to_numeric(scored["confidence"], errors="coerce").dropna().to_numpy(dtype=float)
+    edges = np.linspace(1 / 3, 1.0, bins + 1)
+    counts, _ = np.histogram(np.clip(confidence, edges[0], edges[-1]), bins=edges)
+    names = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    return pd.DataFrame({"confidence": names, "rows": counts.astype(int)})
+
+
+def filter_results(
+    scored: pd.DataFrame, labels: Sequence[str] | None = None, uncertain: bool | None = None
+) -> pd.DataFrame:
+    """Rows whose outcome label is in `labels` (None: all) and whose `uncertain` flag matches."""
+    mask = pd.Series(True, index=scored.index)
+    if labels is not None:
+        mask &= outcome_labels(scored).isin(list(labels))
+    if uncertain is not None:
+        mask &= scored["uncertain"].map(lambda v: v is not None and not pd.isna(v) and bool(v) == uncertain)
+    return scored[mask]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from sentimentkit import palette, ui
 from sentimentkit.insights import charts
-from sentimentkit.mlops import report
+from sentimentkit.mlops import monitor_report as report
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [REPO / "app.py", *sorted((REPO / "sentimentkit").rglob("*.py"))]

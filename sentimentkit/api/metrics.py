@@ -1,9 +1,9 @@
 """Prometheus metrics in a registry of their own (several apps can live in one test process)."""
 
-import os
 from collections import Counter as Tally
 from typing import Any
 
+from sentimentkit.config import Settings
 from sentimentkit.io.redact import redact
 
 CONFIDENCE_BUCKETS = (0.34, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -77,7 +77,7 @@ class Metrics:
         """The Prometheus text exposition (label values redacted) and its content type."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if Settings.from_env().prometheus_multiproc_dir:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()

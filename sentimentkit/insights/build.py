@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.errors import DataError, LabelsError, OptionError
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column, parse_dates
 from sentimentkit.insights.drivers import (
     TermMatrix,
@@ -77,7 +78,7 @@ def reuse_scores(frame: pd.DataFrame, labels: tuple[str, ...] = LABELS) -> pd.Da
     sentiment = out["sentiment"].astype(object).where(out["sentiment"].notna(), "").astype(str).str.strip()
     unknown = sorted(set(sentiment) - set(labels) - {""})
     if unknown:
-        raise ValueError(
+        raise LabelsError(
             f"column 'sentiment' has values other than {', '.join(labels)} (e.g. {unknown[:3]}); rename it "
             "if it is not sentimentkit's output, so the texts are scored instead"
         )
@@ -102,7 +103,7 @@ def ensure_scored(
     if has_scores(frame):
         return reuse_scores(frame), "the file's own 'sentiment' column"
     if backend is None:
-        raise ValueError("the file has no 'sentiment' column and no model was given to score it")
+        raise DataError("the file has no 'sentiment' column and no model was given to score it")
     scored = batch.score_table(backend, table, text_column)
     return scored, f"scored by {backend.card.get('name', 'the model')}"
 
@@ -156,7 +157,7 @@ def _resolve(scored: pd.DataFrame, wanted: str | None, kind: str, detect, exclud
         return None
     if wanted != AUTO:
         if wanted not in scored.columns:
-            raise ValueError(f"{kind} column {wanted!r} not found; the columns are {list(scored.columns)}")
+            raise OptionError(f"{kind} column {wanted!r} not found; the columns are {list(scored.columns)}")
         return wanted
     return detect(scored, exclude)
 
@@ -169,7 +170,7 @@ def _add_timeline(
     ins: Insights, scored: pd.DataFrame, labels: pd.Series, wanted: str | None, order: str
 ) -> None:
     if order not in DATE_ORDERS:
-        raise ValueError(f"date order must be one of {', '.join(DATE_ORDERS)}, got {order!r}")
+        raise OptionError(f"date order must be one of {', '.join(DATE_ORDERS)}, got {order!r}")
     column = _resolve(scored, wanted, "date", detect_date_column, _excluded(ins, scored))
     if column is None:
         if wanted == AUTO:

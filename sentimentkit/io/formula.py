@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
+from sentimentkit.errors import OptionError
+
 if TYPE_CHECKING:  # pandas is imported where frames are handled, so that Settings can import this
     import pandas as pd
 
@@ -45,7 +47,7 @@ def check_formula_guard(mode: str) -> FormulaGuard:
     """`mode` if it is one of FORMULA_GUARDS (any case, spaces trimmed), else ValueError in one line."""
     value = str(mode).strip().lower()
     if value not in FORMULA_GUARDS:
-        raise ValueError(
+        raise OptionError(
             f"The formula guard must be one of {', '.join(FORMULA_GUARDS)}, got {mode!r}: 'auto' "
             "neutralises only real formulas, 'all' every cell starting with = + - @, 'off' nothing."
         )

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.errors import ConfigError, OptionError
 from sentimentkit.io.redact import redact_obj
 from sentimentkit.mlops import estimate
 from sentimentkit.training.profile import frequent_tokens, shares
@@ -80,7 +81,7 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if self.estimate_baseline not in ("measured", "estimated"):
-            raise ValueError(
+            raise ConfigError(
                 f"estimate_baseline must be 'measured' or 'estimated', not {self.estimate_baseline!r}"
             )
 
@@ -93,7 +94,7 @@ class Thresholds:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown threshold(s) {unknown} in {path}; known: {sorted(known)}")
+            raise ConfigError(f"unknown threshold(s) {unknown} in {path}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -299,12 +300,12 @@ def count_windows(since: timedelta, window: timedelta) -> int:
     """How many windows of `window` cover `since`; ValueError (one line, what to change) unless
     `window` is positive and that is at most MAX_WINDOWS."""
     if window <= timedelta(0):
-        raise ValueError(f"--window must be longer than 0 (got {window}): e.g. 1h or 1d")
+        raise OptionError(f"--window must be longer than 0 (got {window}): e.g. 1h or 1d")
     if since <= timedelta(0):
-        raise ValueError(f"--since must be longer than 0 (got {since}): e.g. 7d")
+        raise OptionError(f"--since must be longer than 0 (got {since}): e.g. 7d")
     n = max(1, math.ceil(since / window))
     if n > MAX_WINDOWS:
-        raise ValueError(
+        raise OptionError(
             f"--since/--window gives {n:,} windows; the limit is {MAX_WINDOWS}: widen --window "
             f"(at least {_shortest_window(since)}) or shorten --since"
         )

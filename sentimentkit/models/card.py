@@ -25,7 +25,8 @@ from sentimentkit import LABELS, __version__
 from sentimentkit.config import SPLITS, Settings
 from sentimentkit.data import file_sha256 as sha256_file
 from sentimentkit.data import split_path
-from sentimentkit.io.redact import redact, redact_obj
+from sentimentkit.errors import ModelError  # noqa: F401  (re-exported under its old name)
+from sentimentkit.io.redact import redact_obj
 from sentimentkit.io.write import Input, write_output
 from sentimentkit.models import signing
 
@@ -45,14 +46,6 @@ NO_KEY_MESSAGE = (
 )
 # Old metric-split names -> the one name every card now uses.
 RENAMED_SPLITS = {"validation_clean": "clean_validation"}
-
-
-class ModelError(Exception):
-    """A model file that is missing, corrupt, or does not match its card. The message says why (redacted:
-    a registry or storage URI in it never carries its password or SAS token)."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 # --- building a card -----------------------------------------------------------------------------

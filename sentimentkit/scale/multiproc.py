@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sentimentkit.errors import WorkerDiedError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.tables import (
     PARQUET_EXTENSIONS,
     BatchError,
@@ -56,7 +57,7 @@ from sentimentkit.io.tables import (
 )
 from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
-from sentimentkit.serving.batch import FileResult, score_chunk
+from sentimentkit.serving.batch import score_chunk
 
 PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -81,6 +82,7 @@ OUTPUT_FIELDS: tuple[pa.Field, ...] = (
 
 __all__ = [
     "OUTPUT_FIELDS",
+    "FileResult",
     "PARQUET_SUFFIXES",
     "WorkerDiedError",
     "can_fork",
@@ -94,9 +96,14 @@ __all__ = [
 ]
 
 
-class WorkerDiedError(RuntimeError):
-    """A worker process ended in the middle of the run (killed by a signal, by the out-of-memory
-    killer, or crashed); the run stopped without writing its output."""
+@dataclass
+class FileResult:
+    """What `score_file` did: rows written, rows flagged in `error`, notes for the user (renamed
+    columns, ragged lines)."""
+
+    rows: int
+    flagged: int
+    notes: list[str] = field(default_factory=list)
 
 
 WORKER_DIED = (

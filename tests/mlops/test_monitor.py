@@ -269,7 +269,7 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
 
 
 def test_html_report_names_each_change_of_serving_version() -> None:
-    from sentimentkit.mlops.report import render_html
+    from sentimentkit.mlops.monitor_report import render_html
 
     frame = pd.concat([synthetic_log(300, start=NOW - timedelta(days=2, hours=20)),
                        synthetic_log(300, start=NOW - timedelta(hours=20)).assign(model_version="2")])  # fmt: skip
@@ -280,7 +280,7 @@ def test_html_report_names_each_change_of_serving_version() -> None:
 def test_html_report_names_signals_in_words_and_draws_no_trend_for_one_window(
     tiny_log: Path, tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    from sentimentkit.mlops.report import ONE_WINDOW_NOTE, render_html, signal_name
+    from sentimentkit.mlops.monitor_report import ONE_WINDOW_NOTE, render_html, signal_name
 
     report, reference = monitor.run(
         str(tiny_log), timedelta(days=7), timedelta(days=1), str(tiny_model_path),
