@@ -759,6 +759,11 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
         )
+        p.add_argument("--guard-tolerance", type=float, default=0.03,
+                       help="most AvgRec the challenger may lose on SemEval validation (the guard)")  # fmt: skip
+        p.add_argument("--learner", choices=("domain", "refit"), default="domain",
+                       help="domain: a head over the champion fitted on the corrections (default); "
+                       "refit: the champion's recipe on train.csv plus the corrections")  # fmt: skip
         p.add_argument("--data", default=None, help="data directory (train/validation/test.csv)")
         p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                        help="while another retrain holds the state folder: wait this long (default: exit 5 at once)")  # fmt: skip
@@ -775,9 +780,8 @@ def _redact(text: str) -> str:
 def cmd_retrain(args: argparse.Namespace) -> int:
     from sentimentkit.mlops import retrain  # pandas and MLflow (the mlops extra)
 
-    gate = retrain.Gate(
-        margin=args.margin, max_recall_drop=args.max_recall_drop, holdout_share=args.holdout_share
-    )
+    gate = retrain.Gate(margin=args.margin, max_recall_drop=args.max_recall_drop,
+                        holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance)  # fmt: skip
     common = {
         "data_dir": args.data,
         "state": args.state,
@@ -785,6 +789,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         "gate": gate,
         "log": lambda line: print(_redact(line), file=sys.stderr, flush=True),
         "lock_wait_s": args.wait,
+        "learner": args.learner,
     }  # stdout: the JSON report only
     if args.command == "watch":
         from sentimentkit.mlops.predlog import parse_age  # pandas and scikit-learn: keep --help fast
