@@ -21,9 +21,9 @@ from sentimentkit.insights.build import Insights, build_insights, finding
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
 from sentimentkit.insights.render import render_html
-from sentimentkit.io.redact import redact
 from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
+from sentimentkit.redact import redact
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BackendError, BasePredictor
 

@@ -36,9 +36,9 @@ from sentimentkit.config import SEED, SPLITS, TWEETEVAL_BASE_URL, Settings
 from sentimentkit.errors import UsageError, UserError  # noqa: F401  (UsageError: re-exported)
 from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
 from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
-from sentimentkit.io.redact import redact
 from sentimentkit.io.storage import join, local_dir, local_input
 from sentimentkit.mlops import CHAMPION, MODEL_NAMES, TFIDF_MODEL
+from sentimentkit.redact import redact
 
 EPILOG = """examples:
   sentimentkit predict --text "I love it"
@@ -845,8 +845,8 @@ COMMANDS.update(FEEDBACK_COMMANDS)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sentimentkit` console script. Nothing it prints holds a secret: errors, log
-    records and the traceback of an unexpected error are redacted (`sentimentkit.io.redact`)."""
-    from sentimentkit.io.redact import install_log_redaction, redact, redact_exception
+    records and the traceback of an unexpected error are redacted (`sentimentkit.redact`)."""
+    from sentimentkit.redact import install_log_redaction, redact, redact_exception
 
     install_log_redaction()
     try:

@@ -10,11 +10,27 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sentimentkit import LABELS
-from sentimentkit.errors import ConfigError
-from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, check_formula_guard
+from sentimentkit.errors import ConfigError, OptionError
+
+# The formula guard's modes (sentimentkit/io/formula.py applies them; the settings choose one).
+FormulaGuard = Literal["auto", "all", "off"]
+FORMULA_GUARDS: tuple[str, ...] = ("auto", "all", "off")
+DEFAULT_FORMULA_GUARD: FormulaGuard = "auto"
+
+
+def check_formula_guard(mode: str) -> FormulaGuard:
+    """`mode` if it is one of FORMULA_GUARDS (any case, spaces trimmed), else ValueError in one line."""
+    value = str(mode).strip().lower()
+    if value not in FORMULA_GUARDS:
+        raise OptionError(
+            f"The formula guard must be one of {', '.join(FORMULA_GUARDS)}, got {mode!r}: 'auto' "
+            "neutralises only real formulas, 'all' every cell starting with = + - @, 'off' nothing."
+        )
+    return value  # type: ignore[return-value]
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "model.pkl"

@@ -3,7 +3,7 @@
 Each front end maps the family once: the CLI (`sentimentkit.cli.main`) prints `error: <message>` on one
 line and exits with the error's `exit_code`; the API (`sentimentkit.api.errors`) answers a JSON
 `ErrorBody` with the error's `http_status` and `code`; the app shows the message. Messages are redacted
-when the error is made (`sentimentkit.io.redact`): a URI's password or SAS token never reaches them.
+when the error is made (`sentimentkit.redact`): a URI's password or SAS token never reaches them.
 Anything outside the family is a bug: the CLI prints a redacted traceback, the API a bare 500.
 
 The modules that raise these errors re-export them under the names they always had (`DataError` from
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 
 EXIT_OK = 0
 EXIT_BUG = 1
@@ -78,7 +78,7 @@ class UserError(Exception):
     """An error the user caused and can fix; its message says what was wrong and what to do.
 
     `exit_code` is the CLI's exit status, `http_status` and `code` the API's answer. String arguments
-    are redacted (`sentimentkit.io.redact.redact`) so no message carries a secret.
+    are redacted (`sentimentkit.redact.redact`) so no message carries a secret.
     """
 
     exit_code: int = EXIT_USER

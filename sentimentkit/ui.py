@@ -19,7 +19,7 @@ import pandas as pd
 
 from sentimentkit import LABELS, palette
 from sentimentkit.config import Settings
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, OUTPUT_COLUMNS, BasePredictor, text_error
 
 # One click fills the text box with one of these and analyses it.

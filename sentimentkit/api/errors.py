@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
 from sentimentkit.errors import UserError
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, TOO_LONG
 
 
@@ -51,7 +51,7 @@ def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None, scrub: bool = False
 ) -> Response:
     """A compact JSON response. Errors (status >= 400) and `scrub` answers (model info, readiness,
-    reload) are redacted (`sentimentkit.io.redact`); predictions are not (they echo no configuration)."""
+    reload) are redacted (`sentimentkit.redact`); predictions are not (they echo no configuration)."""
     # ASCII-only output: nothing a client sent can make the answer unencodable.
     text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     if scrub or status >= 400:

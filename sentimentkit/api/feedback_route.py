@@ -18,7 +18,7 @@ from sentimentkit.api.schemas import FeedbackItem, FeedbackResponse, feedback_re
 from sentimentkit.config import Settings
 from sentimentkit.feedback.queue import TEXT_SETTING, resolve_request_ids
 from sentimentkit.feedback.store import Correction, check_correction, write_corrections
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import text_error
 
 ROUTE = "/v1/feedback"

@@ -4,7 +4,7 @@ from collections import Counter as Tally
 from typing import Any
 
 from sentimentkit.config import Settings
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 
 CONFIDENCE_BUCKETS = (0.34, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sentimentkit.config import Settings
 from sentimentkit.errors import StorageError  # noqa: F401  (re-exported under its old name)
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 
 AZURE_PROTOCOLS = ("az", "abfs", "abfss")
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
@@ -55,7 +56,6 @@ def storage_options(protocol: str) -> dict[str, Any]:
         return {}
     # Listings are not cached: another process (the trainer, the registry) may add blobs at any time.
     options: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
-    from sentimentkit.config import Settings  # here: config imports the io floor's formula guard
 
     settings = Settings.from_env()
     if settings.azure_connection_string:
@@ -100,7 +100,6 @@ def filesystem(uri: str | Path) -> tuple[Any, str]:
 
 def blob_endpoint() -> tuple[str, int] | None:
     """(host, port) of the Blob endpoint the environment's credentials point at, if it can be told."""
-    from sentimentkit.config import Settings  # here: config imports the io floor's formula guard
 
     settings = Settings.from_env()
     conn = settings.azure_connection_string or ""

@@ -36,8 +36,8 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.errors import ConfigError, OptionError
-from sentimentkit.io.redact import redact_obj
 from sentimentkit.mlops import estimate
+from sentimentkit.redact import redact_obj
 from sentimentkit.training.profile import frequent_tokens, shares
 
 OK, WARN, ALERT = "OK", "WARN", "ALERT"
@@ -426,7 +426,7 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
         now: datetime | None = None, labels: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """(report, reference) for the log at `log_uri` over the last `since`; with `labels` (a labelled
     CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate. The report's texts are redacted
-    (`sentimentkit.io.redact`), so its JSON and HTML never show a secret."""
+    (`sentimentkit.redact`), so its JSON and HTML never show a secret."""
     from sentimentkit.mlops.predlog import read_log
 
     now = now or datetime.now(UTC)

@@ -23,7 +23,6 @@ from typing import Any
 
 from sentimentkit.config import REPO_ROOT, Settings
 from sentimentkit.data import file_sha256
-from sentimentkit.io.redact import redact
 from sentimentkit.mlops import CHALLENGER, CHAMPION, MODEL_NAMES, TFIDF_MODEL, TRANSFORMER_MODEL
 from sentimentkit.models.card import card_file
 from sentimentkit.models.fetch import (
@@ -36,6 +35,7 @@ from sentimentkit.models.fetch import (
     current_version,
     registry_errors,
 )
+from sentimentkit.redact import redact
 
 EXPERIMENT = "sentimentkit"
 ARTIFACT_DIR = "model"

@@ -61,10 +61,10 @@ import pandas as pd
 
 from sentimentkit.errors import OptionError
 from sentimentkit.io import storage
-from sentimentkit.io.redact import redact
 from sentimentkit.io.write import Input, OutputError, OutputExistsError, same_target, write_output
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
 from sentimentkit.mlops.lock import LockedError, state_lock
+from sentimentkit.redact import redact
 
 STATE_DIR = "_sentimentkit"  # inside `incoming` unless --state says otherwise
 MANIFEST = "manifest.json"

@@ -26,9 +26,9 @@ from sentimentkit.config import SPLITS, Settings
 from sentimentkit.data import file_sha256 as sha256_file
 from sentimentkit.data import split_path
 from sentimentkit.errors import ModelError  # noqa: F401  (re-exported under its old name)
-from sentimentkit.io.redact import redact_obj
 from sentimentkit.io.write import Input, write_output
 from sentimentkit.models import signing
+from sentimentkit.redact import redact_obj
 
 CARD_FILE = "card.json"  # a transformer folder's card
 PICKLE_CARD_SUFFIX = ".json"  # model.pkl -> model.json

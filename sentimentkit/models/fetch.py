@@ -27,7 +27,7 @@ from sentimentkit.config import REPO_ROOT, Settings
 from sentimentkit.data import file_sha256
 from sentimentkit.errors import RegistryError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io import storage
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 
 DEFAULT_ROOT = REPO_ROOT / "mlruns"
 SHA_TAG = "sha256."  # version tag prefix: one tag per artifact file
