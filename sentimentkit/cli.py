@@ -38,7 +38,7 @@ from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
 from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
 from sentimentkit.io.storage import join, local_dir, local_input
 from sentimentkit.mlops import CHAMPION, MODEL_NAMES, TFIDF_MODEL
-from sentimentkit.redact import redact
+from sentimentkit.redact import install_log_redaction, redact, redact_exception
 
 EPILOG = """examples:
   sentimentkit predict --text "I love it"
@@ -773,10 +773,6 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cycles", type=int, default=None, help="stop after this many polls (default: never)")
 
 
-def _redact(text: str) -> str:
-    return redact(text)
-
-
 def cmd_retrain(args: argparse.Namespace) -> int:
     from sentimentkit.mlops import retrain  # pandas and MLflow (the mlops extra)
 
@@ -787,7 +783,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         "state": args.state,
         "name": args.name,
         "gate": gate,
-        "log": lambda line: print(_redact(line), file=sys.stderr, flush=True),
+        "log": lambda line: print(redact(line), file=sys.stderr, flush=True),
         "lock_wait_s": args.wait,
         "learner": args.learner,
     }  # stdout: the JSON report only
@@ -798,7 +794,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                       min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip
         return 0
     report = retrain.retrain(args.incoming, **common)
-    print(_redact(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2)))
+    print(redact(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2)))
     return 0
 
 
@@ -846,8 +842,6 @@ COMMANDS.update(FEEDBACK_COMMANDS)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sentimentkit` console script. Nothing it prints holds a secret: errors, log
     records and the traceback of an unexpected error are redacted (`sentimentkit.redact`)."""
-    from sentimentkit.redact import install_log_redaction, redact, redact_exception
-
     install_log_redaction()
     try:
         settings = Settings.from_env()
