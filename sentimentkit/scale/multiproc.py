@@ -212,6 +212,7 @@ _worker_state: dict[str, Any] = {}
 
 def _init_worker(model_path: str, threshold: float | None, parent: int) -> None:
     """A spawned worker: loads the model itself (an error is re-raised by its first chunk)."""
+    # lazy: a spawned worker arms its parent-death signal before scikit-learn and nltk load (seconds)
     from sentimentkit.serving.loader import load_predictor
 
     _die_with_parent(parent)  # first: loading the model takes a while
@@ -259,6 +260,7 @@ def _init_forked(predictor: BasePredictor, parent: int) -> None:
     # would catch the KeyboardInterrupt and the parent's terminate() would not stop the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # lazy: text.features loads scikit-learn and nltk; a spawned worker imports this module first (see above)
     from sentimentkit.text.features import set_cache_limits
 
     set_cache_limits(tokens=WORKER_TOKEN_CACHE, chunks=WORKER_CHUNK_CACHE)
@@ -397,6 +399,7 @@ class _Scorers:
 
     def _load(self) -> BasePredictor:
         if self.predictor is None:
+            # lazy: scikit-learn and nltk stay out of `import sentimentkit.scale.multiproc` (spawned workers)
             from sentimentkit.serving.loader import load_predictor
 
             self.predictor = load_predictor(self.model_path, threshold=self.threshold)
