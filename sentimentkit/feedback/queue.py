@@ -22,10 +22,13 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.config import Settings
 from sentimentkit.errors import LabelsError, OptionError
 from sentimentkit.feedback import QUEUE_STRATEGIES
+from sentimentkit.feedback.review import select_for_review
 from sentimentkit.io import storage
 from sentimentkit.mlops.predlog import SCHEMA, _log_files, _partition_day, read_log
+from sentimentkit.serving.loader import load_predictor
 
 QUEUE_COLUMNS: tuple[str, ...] = ("text", "predicted", "confidence", "request_id", "label")
 STRATEGIES = QUEUE_STRATEGIES
@@ -81,8 +84,6 @@ def review_queue(log: str | Path, n: int, strategy: str = "uncertain", *, seed: 
     if strategy == "disagree":
         picks = select_disagreeing(proba, (accurate or accurate_proba)(texts), n)
     else:
-        from sentimentkit.feedback.review import select_for_review
-
         picks = select_for_review(texts, proba, n, strategy, seed=seed)
     queue = frame.iloc[np.asarray(picks, dtype=np.int64)].reset_index(drop=True)
     queue = queue[["text", "predicted", "confidence", "request_id"]].copy()
@@ -104,9 +105,6 @@ def select_disagreeing(fast: np.ndarray, accurate: np.ndarray, k: int) -> np.nda
 def accurate_proba(texts: list[str]) -> np.ndarray:
     """Probabilities of the accurate model (SENTIMENTKIT_ACCURATE_MODEL, default models/accurate);
     one clear line when it cannot be loaded."""
-    from sentimentkit.config import Settings
-    from sentimentkit.serving.loader import load_predictor
-
     location = Settings.from_env().accurate_model_path
     try:
         predictor = load_predictor(location)
