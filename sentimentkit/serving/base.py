@@ -26,6 +26,7 @@ from sentimentkit.io.columns import (
     input_column_renames,
 )
 from sentimentkit.models.card import DEFAULT_THRESHOLD
+from sentimentkit.text.language import Language, identify
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -168,10 +169,15 @@ class BasePredictor:
 
     def score_valid(self, texts: list[str], threshold: float) -> list[dict[str, Any]]:
         """Records for texts that passed `text_error` (backends that answer records override this)."""
-        return [self.record(row, threshold) for row in self.predict_proba(texts)] if texts else []
+        if not texts:
+            return []
+        languages = identify(texts)
+        return [self.record(row, threshold, lang) for row, lang in zip(self.predict_proba(texts), languages)]
 
-    def record(self, proba: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
-        """The result dict for one probability row."""
+    def record(
+        self, proba: np.ndarray, threshold: float | None = None, language: Language | None = None
+    ) -> dict[str, Any]:
+        """The result dict for one probability row (and the text's language, when known)."""
         best = int(np.argmax(proba))
         confidence = float(proba[best])
         cut = self.threshold if threshold is None else threshold
@@ -181,6 +187,8 @@ class BasePredictor:
             "scores": {label: float(p) for label, p in zip(self.labels, proba)},
             "uncertain": confidence < cut,
             "error": None,
+            "language": language.code if language else None,
+            "language_confidence": language.confidence if language else None,
         }
 
     def score_frame(
@@ -194,7 +202,15 @@ class BasePredictor:
 
 def error_record(error: str | None) -> dict[str, Any]:
     """The result dict of an item that could not be scored."""
-    return {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": error}
+    return {
+        "sentiment": None,
+        "confidence": None,
+        "scores": None,
+        "uncertain": None,
+        "error": error,
+        "language": None,
+        "language_confidence": None,
+    }
 
 
 def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:

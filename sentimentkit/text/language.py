@@ -1,0 +1,241 @@
+"""Which language a text is in, so that the product says when it is reading a language it cannot.
+
+The models read English (`MODEL_LANGUAGE`). Every scored text gets a `Language`: an ISO 639-1 code
+and a confidence. Asking the detector (py3langid, a maintained fork of langid.py with its model
+bundled in the wheel: no download, ~97 languages) costs more than scoring, so it runs only where a
+cheap test says a text may not be English (benchmarks/language_guard.md measures all of this):
+
+- `VocabularyTest` (the default model): from the token ids the model has already read, the share of
+  a text's word tokens (letters; not @user, #tags or <url>) that the model's word vocabulary knows,
+  and the share of them written in a non-Latin script. A text is suspect when fewer than
+  `KNOWN_SHARE` of its words are known or more than `NON_LATIN_SHARE` are non-Latin.
+- `function_word_test` (any other backend): no common English word (the, and, you...) among its
+  words, or mostly non-Latin letters.
+
+A suspect text is non-English when the detector's top language is not English with probability at
+least `MIN_CONFIDENCE`; otherwise it counts as English, with the detector's probability of English.
+A text the cheap test clears counts as English with confidence None (the detector was not asked).
+Non-English texts are still scored; front ends flag them and Insights leaves them out by default.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+MODEL_LANGUAGE = "en"
+# Below this share of known words a text is sent to the detector (benchmarks/language_guard.md).
+KNOWN_SHARE = 0.4
+# Texts with fewer words (in Latin script) are not sent to the detector: too short to tell.
+MIN_WORDS = 3
+# Above this share of non-Latin letters (or word tokens) a text is sent to the detector.
+NON_LATIN_SHARE = 0.2
+# The detector's probability needed to call a text non-English: below it, the text counts as English.
+MIN_CONFIDENCE = 0.9
+_LATIN_END = "\u024f"  # Basic Latin .. Latin Extended-B
+_LATIN_EXTENDED_ADDITIONAL = ("\u1e00", "\u1eff")  # Vietnamese letters: Latin too
+
+# Common English words that are not also common words of other Latin-script languages ("die",
+# "war", "was", "will", "me", "no", "on", "is", "of", "to", "my"... are left out on purpose).
+ENGLISH_WORDS = frozenset(
+    """the and you your that this with just have what not but are it's i'm don't can't get about
+    they when would from there their all like love know more one people time good day out how now
+    only really we our it been were has had why who because very should could going want think see
+    new today can if or up its im dont lol be us than then them which some any these those here
+    where thank thanks got need make never always over back still even much many well last next
+    right best great happy life world year years night morning tonight tomorrow yesterday ever
+    every something nothing everything anyone someone let that's what's you're i've i'll he's
+    she's they're isn't doesn't didn't won't wasn't aren't haven't""".split()  # noqa: SIM905
+)
+# Common words of other Latin-script languages that are not English words ("a", "in", "die", "de",
+# "la", "los", "on", "do", "van", "met"... are left out: English tweets hold them, e.g. Los Angeles).
+FOREIGN_WORDS = (
+    frozenset(
+        """der das und ist nicht ein eine ich mit für auf dem den des sich auch nur wird sind oder
+        wenn kann noch wie bei nach aus zum zur über keine dass werden wurde
+        le les et est pas une des du que qui pour dans avec sur ce cette sont mais ou vous nous
+        il elle être été
+        el es una por para con como más pero sus este esta está están ser puede
+        che di non è per della delle sono gli nel nella questo questa essere può alla anche
+        não os uma com em ao dos das pode você
+        het een niet ik zijn voor maar wordt deze dit bij naar ook worden
+        och att är inte ett för med på som av det till har om eller
+        og ikke af til med på et skal
+        jest nie się na że jak oraz lub dla czy może być
+        na že jako nebo být není
+        bir ve bu için ile değil veya olarak
+        ei tai että kun voi
+        yang tidak untuk dengan ini itu dari dapat atau""".split()  # noqa: SIM905
+    )
+    - ENGLISH_WORDS
+)
+
+
+class Language(NamedTuple):
+    """A text's language: ISO 639-1 code, and the detector's probability (None: not asked)."""
+
+    code: str
+    confidence: float | None
+
+    @property
+    def readable(self) -> bool:
+        """Whether the models read this language."""
+        return self.code == MODEL_LANGUAGE
+
+
+ENGLISH_UNCHECKED = Language(MODEL_LANGUAGE, None)
+
+
+def is_latin_letter(char: str) -> bool:
+    """Whether a letter belongs to the Latin script (incl. accented and Vietnamese letters)."""
+    return char <= _LATIN_END or _LATIN_EXTENDED_ADDITIONAL[0] <= char <= _LATIN_EXTENDED_ADDITIONAL[1]
+
+
+def non_latin_share(text: str) -> float:
+    """The share of `text`'s letters that are not Latin (0.0 for a text without letters)."""
+    if text.isascii():
+        return 0.0
+    letters = [c for c in text if c.isalpha()]
+    return sum(not is_latin_letter(c) for c in letters) / len(letters) if letters else 0.0
+
+
+def function_word_test(texts: Sequence[str]) -> np.ndarray:
+    """Suspect (True) where a text has no common English word or is mostly non-Latin letters; the
+    cheap test for backends without a word vocabulary."""
+    return np.fromiter(
+        (non_latin_share(t) > NON_LATIN_SHARE or ENGLISH_WORDS.isdisjoint(t.lower().split()) for t in texts),
+        dtype=bool,
+        count=len(texts),
+    )
+
+
+def _is_word(token: str) -> bool:
+    return token[:1] not in {"@", "#", "<"} and any(c.isalpha() for c in token)
+
+
+class VocabularyTest:
+    """Per token id of the model's token table: is it a word, does the model's word vocabulary
+    know it, is it non-Latin, is it a common English word, a common word of another language.
+    Flags are computed once per distinct token (the table grows; a table rebuilt after growing too
+    large starts the flags over), so the test costs a few array operations per batch on token ids
+    the model has already read.
+
+    A text is suspect when it has at least `MIN_WORDS` words and fewer than `KNOWN_SHARE` of them are
+    known or it has more common foreign words than common English words, or when more than
+    `NON_LATIN_SHARE` of its words are non-Latin (any length: one Chinese token is a whole clause).
+    """
+
+    def __init__(self, vocabulary: Mapping[str, int], neg_suffix: str = "_NEG") -> None:
+        self.vocabulary = vocabulary
+        self.neg_suffix = neg_suffix
+        self._lock = threading.Lock()
+        self._table: Any = None
+        self._flags = np.zeros((0, 5), dtype=bool)
+
+    def _token_flags(self, token: str) -> tuple[bool, bool, bool, bool, bool]:
+        if not _is_word(token):
+            return False, False, False, False, False
+        base = token[: -len(self.neg_suffix)] if token.endswith(self.neg_suffix) else token
+        return (
+            True,
+            base in self.vocabulary or token in self.vocabulary,
+            any(c.isalpha() and not is_latin_letter(c) for c in base),
+            base in ENGLISH_WORDS,
+            base in FOREIGN_WORDS,
+        )
+
+    def flags(self, table: Any, needed: int) -> np.ndarray:
+        """Flags (word, known, non-Latin, English word, foreign word) of token ids 0 .. needed-1 of
+        `table` (its `index` maps token -> id, ids given in insertion order)."""
+        flags = self._flags
+        if self._table is table and len(flags) >= needed:
+            return flags
+        with self._lock:
+            if self._table is not table:
+                self._table, self._flags = table, np.zeros((0, 5), dtype=bool)
+            have, total = len(self._flags), len(table.index)
+            if total > have:  # the newest ids are the last entries of the index
+                newest = list(itertools.islice(reversed(table.index), total - have))[::-1]
+                new = np.array([self._token_flags(t) for t in newest], dtype=bool).reshape(-1, 5)
+                self._flags = np.concatenate([self._flags, new])
+            return self._flags
+
+    def suspect(self, table: Any, tids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Per text (given as all its token ids and each text's count): whether it may not be English."""
+        n = len(lengths)
+        if n == 0 or len(tids) == 0:
+            return np.zeros(n, dtype=bool)
+        tids = np.asarray(tids, dtype=np.int64)
+        per_token = self.flags(table, int(tids.max()) + 1)[tids].astype(np.float64)
+        doc = np.repeat(np.arange(n), lengths)
+        words, known, non_latin, english, foreign = (
+            np.bincount(doc, weights=per_token[:, k], minlength=n) for k in range(5)
+        )
+        latin_suspect = (words >= MIN_WORDS) & ((known < KNOWN_SHARE * words) | (foreign > english))
+        return latin_suspect | ((words > 0) & (non_latin > NON_LATIN_SHARE * words))
+
+
+class _Detector:
+    """py3langid's bundled model, loaded once on first use (about a second), shared by threads."""
+
+    _identifier: Any = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> Any:
+        if cls._identifier is None:
+            with cls._lock:
+                if cls._identifier is None:
+                    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+                    cls._identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        return cls._identifier
+
+
+_NOISE = re.compile(r"@\w+|https?://\S+|www\.\S+|<url>|#\w+")
+
+
+def detector_text(text: str) -> str:
+    """What the detector reads: `text` without @mentions, URLs and #hashtags (names and English
+    compounds that say nothing of the language the text is written in), unless nothing is left."""
+    cleaned = " ".join(_NOISE.sub(" ", text).split())
+    return cleaned if any(c.isalpha() for c in cleaned) else text
+
+
+def detect(text: str) -> Language:
+    """Ask the detector: its top language when that is not English with probability at least
+    `MIN_CONFIDENCE`, else English with the detector's probability of English."""
+    identifier = _Detector.get()
+    text = detector_text(text)
+    top, p = identifier.classify(text)
+    if top == MODEL_LANGUAGE or p >= MIN_CONFIDENCE:
+        return Language(str(top), float(p))
+    return Language(MODEL_LANGUAGE, float(dict(identifier.rank(text)).get(MODEL_LANGUAGE, 0.0)))
+
+
+def identify(texts: Sequence[str], suspect: np.ndarray | None = None) -> list[Language]:
+    """The `Language` of every text, asking the detector only for the suspect ones (default test:
+    `function_word_test`)."""
+    if suspect is None:
+        suspect = function_word_test(texts)
+    out = [ENGLISH_UNCHECKED] * len(texts)
+    for i in np.flatnonzero(suspect).tolist():
+        out[i] = detect(texts[i])
+    return out
+
+
+@dataclass(frozen=True)
+class LanguagePolicy:
+    """Which languages count in sentiment statistics (Settings.languages; default: only English)."""
+
+    languages: tuple[str, ...] = (MODEL_LANGUAGE,)
+
+    def counts(self, code: object) -> bool:
+        """Whether a row of language `code` counts (a row without a language, e.g. an error, does)."""
+        return not isinstance(code, str) or not code or code in self.languages
