@@ -12,8 +12,9 @@ cheap test says a text may not be English (benchmarks/language_guard.md measures
 - `function_word_test` (any other backend): no common English word (the, and, you...) among its
   words, or mostly non-Latin letters.
 
-A suspect text is non-English when the detector's top language is not English with probability at
-least `MIN_CONFIDENCE`; otherwise it counts as English, with the detector's probability of English.
+A suspect text is non-English when the detector gives English a probability below `MAX_ENGLISH`
+(its language is then the detector's top language, with that language's probability); otherwise it
+counts as English, with the detector's probability of English.
 A text the cheap test clears counts as English with confidence None (the detector was not asked).
 Non-English texts are still scored; front ends flag them and Insights leaves them out by default.
 """
@@ -36,8 +37,10 @@ KNOWN_SHARE = 0.4
 MIN_WORDS = 3
 # Above this share of non-Latin letters (or word tokens) a text is sent to the detector.
 NON_LATIN_SHARE = 0.2
-# The detector's probability needed to call a text non-English: below it, the text counts as English.
-MIN_CONFIDENCE = 0.9
+# A suspect text is non-English when the detector gives English less than this probability (its
+# top language is then reported: py3langid often splits a short Spanish text between es, pt and gl,
+# so the top language's own probability says less than the probability of English).
+MAX_ENGLISH = 0.1
 _LATIN_END = "\u024f"  # Basic Latin .. Latin Extended-B
 _LATIN_EXTENDED_ADDITIONAL = ("\u1e00", "\u1eff")  # Vietnamese letters: Latin too
 
@@ -209,14 +212,14 @@ def detector_text(text: str) -> str:
 
 
 def detect(text: str) -> Language:
-    """Ask the detector: its top language when that is not English with probability at least
-    `MIN_CONFIDENCE`, else English with the detector's probability of English."""
-    identifier = _Detector.get()
-    text = detector_text(text)
-    top, p = identifier.classify(text)
-    if top == MODEL_LANGUAGE or p >= MIN_CONFIDENCE:
-        return Language(str(top), float(p))
-    return Language(MODEL_LANGUAGE, float(dict(identifier.rank(text)).get(MODEL_LANGUAGE, 0.0)))
+    """Ask the detector. Non-English (its top language, with that language's probability) when the
+    detector gives English a probability below `MAX_ENGLISH`; else English with its probability."""
+    ranked = _Detector.get().rank(detector_text(text))
+    p_english = next((float(p) for code, p in ranked if code == MODEL_LANGUAGE), 0.0)
+    top, p_top = ranked[0]
+    if top != MODEL_LANGUAGE and p_english < MAX_ENGLISH:
+        return Language(str(top), float(p_top))
+    return Language(MODEL_LANGUAGE, p_english)
 
 
 def identify(texts: Sequence[str], suspect: np.ndarray | None = None) -> list[Language]:
