@@ -15,7 +15,9 @@ cheap test says a text may not be English (benchmarks/language_guard.md measures
 A suspect text is non-English when the detector gives English a probability below `MAX_ENGLISH`
 (its language is then the detector's top language, with that language's probability); otherwise it
 counts as English, with the detector's probability of English.
-A text the cheap test clears counts as English with confidence None (the detector was not asked).
+A text the cheap test clears counts as English with confidence None (the detector was not asked),
+and so does a suspect text with fewer than `MIN_WORDS` words once @mentions, URLs and #tags are
+removed (too short to tell).
 Non-English texts are still scored; front ends flag them and Insights leaves them out by default.
 """
 
@@ -32,7 +34,7 @@ import numpy as np
 
 MODEL_LANGUAGE = "en"
 # Below this share of known words a text is sent to the detector (benchmarks/language_guard.md).
-KNOWN_SHARE = 0.4
+KNOWN_SHARE = 0.5
 # Texts with fewer words (in Latin script) are not sent to the detector: too short to tell.
 MIN_WORDS = 3
 # Above this share of non-Latin letters (or word tokens) a text is sent to the detector.
@@ -118,8 +120,7 @@ def function_word_test(texts: Sequence[str]) -> np.ndarray:
     )
 
 
-def _is_word(token: str) -> bool:
-    return token[:1] not in {"@", "#", "<"} and any(c.isalpha() for c in token)
+_NOT_WORDS = ("@", "#", "<")
 
 
 class VocabularyTest:
@@ -139,34 +140,48 @@ class VocabularyTest:
         self.neg_suffix = neg_suffix
         self._lock = threading.Lock()
         self._table: Any = None
-        self._flags = np.zeros((0, 5), dtype=bool)
+        self._flags = np.zeros((0, 6), dtype=bool)
 
-    def _token_flags(self, token: str) -> tuple[bool, bool, bool, bool, bool]:
-        if not _is_word(token):
-            return False, False, False, False, False
-        base = token[: -len(self.neg_suffix)] if token.endswith(self.neg_suffix) else token
-        return (
-            True,
-            base in self.vocabulary or token in self.vocabulary,
-            any(c.isalpha() and not is_latin_letter(c) for c in base),
-            base in ENGLISH_WORDS,
-            base in FOREIGN_WORDS,
+    def _token_flags(self, tokens: list[str]) -> np.ndarray:
+        """(#tag, word, known, non-Latin, English word, foreign word) of each token, an (n, 6) array.
+        Written with C-level maps: each unseen text brings a few new tokens, and this runs on each."""
+        suffix = self.neg_suffix
+        base = [t[: -len(suffix)] if t.endswith(suffix) else t for t in tokens]
+        ascii_ = list(map(str.isascii, base))
+        # a word has a letter (a cased one, or any letter outside ASCII) and is no @user/#tag/<url>
+        word = [
+            b[:1] not in _NOT_WORDS and (b.lower() != b.upper() or (not a and any(c.isalpha() for c in b)))
+            for b, a in zip(base, ascii_)
+        ]
+        non_latin = [
+            w and not a and any(c.isalpha() and not is_latin_letter(c) for c in b)
+            for b, a, w in zip(base, ascii_, word)
+        ]
+        columns = (
+            [b[:1] == "#" for b in base],
+            word,
+            list(map(self.vocabulary.__contains__, base)),
+            non_latin,
+            list(map(ENGLISH_WORDS.__contains__, base)),
+            list(map(FOREIGN_WORDS.__contains__, base)),
         )
+        flags = np.array(columns, dtype=bool).T
+        flags[:, 2:] &= flags[:, 1:2]
+        return flags
 
     def flags(self, table: Any, needed: int) -> np.ndarray:
-        """Flags (word, known, non-Latin, English word, foreign word) of token ids 0 .. needed-1 of
+        """Flags (#tag, word, known, non-Latin, English word, foreign word) of token ids 0 .. needed-1 of
         `table` (its `index` maps token -> id, ids given in insertion order)."""
         flags = self._flags
         if self._table is table and len(flags) >= needed:
             return flags
         with self._lock:
             if self._table is not table:
-                self._table, self._flags = table, np.zeros((0, 5), dtype=bool)
+                self._table, self._flags = table, np.zeros((0, 6), dtype=bool)
             have, total = len(self._flags), len(table.index)
             if total > have:  # the newest ids are the last entries of the index
                 newest = list(itertools.islice(reversed(table.index), total - have))[::-1]
-                new = np.array([self._token_flags(t) for t in newest], dtype=bool).reshape(-1, 5)
-                self._flags = np.concatenate([self._flags, new])
+                self._flags = np.concatenate([self._flags, self._token_flags(newest)])
             return self._flags
 
     def suspect(self, table: Any, tids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -175,10 +190,13 @@ class VocabularyTest:
         if n == 0 or len(tids) == 0:
             return np.zeros(n, dtype=bool)
         tids = np.asarray(tids, dtype=np.int64)
-        per_token = self.flags(table, int(tids.max()) + 1)[tids].astype(np.float64)
+        per_token = self.flags(table, int(tids.max()) + 1)[tids]
+        # the tokenizer follows "#tag" with "tag": a hashtag's words are no evidence of the language
+        per_token[1:, 1:] &= ~per_token[:-1, :1]
+        per_token = per_token.astype(np.float64)
         doc = np.repeat(np.arange(n), lengths)
         words, known, non_latin, english, foreign = (
-            np.bincount(doc, weights=per_token[:, k], minlength=n) for k in range(5)
+            np.bincount(doc, weights=per_token[:, k], minlength=n) for k in range(1, 6)
         )
         latin_suspect = (words >= MIN_WORDS) & ((known < KNOWN_SHARE * words) | (foreign > english))
         return latin_suspect | ((words > 0) & (non_latin > NON_LATIN_SHARE * words))
@@ -214,7 +232,10 @@ def detector_text(text: str) -> str:
 def detect(text: str) -> Language:
     """Ask the detector. Non-English (its top language, with that language's probability) when the
     detector gives English a probability below `MAX_ENGLISH`; else English with its probability."""
-    ranked = _Detector.get().rank(detector_text(text))
+    text = detector_text(text)
+    if len(text.split()) < MIN_WORDS and non_latin_share(text) <= NON_LATIN_SHARE:
+        return ENGLISH_UNCHECKED  # a name or two ("@ Murrieta, California"): too short to tell
+    ranked = _Detector.get().rank(text)
     p_english = next((float(p) for code, p in ranked if code == MODEL_LANGUAGE), 0.0)
     top, p_top = ranked[0]
     if top != MODEL_LANGUAGE and p_english < MAX_ENGLISH:
