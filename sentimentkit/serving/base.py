@@ -26,6 +26,7 @@ from sentimentkit.io.columns import (
     input_column_renames,
 )
 from sentimentkit.models.card import DEFAULT_THRESHOLD
+from sentimentkit.serving.parts import score_parts
 from sentimentkit.text.language import Language, identify
 
 __all__ = [
@@ -149,12 +150,16 @@ class BasePredictor:
 
     # --- records with validation ---------------------------------------------------------
     def score(
-        self, texts: Sequence[object], threshold: float | None = None, max_chars: int | None = None
+        self,
+        texts: Sequence[object],
+        threshold: float | None = None,
+        max_chars: int | None = None,
+        parts: bool = False,
     ) -> list[dict[str, Any]]:
         """One result dict per input, in order. Invalid items get `error` and null scores.
 
         `max_chars`: the caller's own character limit (an API server's), checked before this
-        predictor's, which still applies.
+        predictor's, which still applies. `parts`: add each text's scored parts (`serving.parts`).
         """
         if max_chars is None:
             errors = [text_error(t, self.max_chars) for t in texts]
@@ -162,22 +167,49 @@ class BasePredictor:
             errors = [text_error(t, max_chars) or text_error(t, self.max_chars) for t in texts]
         valid = [i for i, e in enumerate(errors) if e is None]
         cut = self.threshold if threshold is None else threshold
-        results: list[dict[str, Any]] = [error_record(e) for e in errors]
-        for i, record in zip(valid, self.score_valid([str(texts[i]) for i in valid], cut)):
+        results: list[dict[str, Any]] = [error_record(e, parts) for e in errors]
+        valid_texts = [str(texts[i]) for i in valid]
+        records = (
+            self.score_valid(valid_texts, cut, parts=True) if parts else self.score_valid(valid_texts, cut)
+        )
+        for i, record in zip(valid, records):
             results[i] = record
         return results
 
-    def score_valid(self, texts: list[str], threshold: float) -> list[dict[str, Any]]:
-        """Records for texts that passed `text_error` (backends that answer records override this)."""
+    def proba_language(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Language]]:
+        """`predict_proba` of a list and each text's `Language` (the cheap test for any backend:
+        `language.function_word_test`; `Predictor` reads its own vocabulary instead)."""
+        texts = list(texts)
+        return self.predict_proba(texts), identify(texts)
+
+    def score_valid(self, texts: list[str], threshold: float, parts: bool = False) -> list[dict[str, Any]]:
+        """Records for texts that passed `text_error`: label, language, `mixed` (and the parts with
+        `parts`). Texts longer than `parts.LONG_TEXT_CHARS` are scored by parts. Backends that
+        answer records themselves override this."""
         if not texts:
             return []
-        languages = identify(texts)
-        return [self.record(row, threshold, lang) for row, lang in zip(self.predict_proba(texts), languages)]
+        parted = score_parts(self.predict_proba, texts)
+        # the whole texts last: a backend may keep per-call details of its last call (windows)
+        whole, languages = self.proba_language(texts)
+        probas = parted.fill(whole)
+        mixed = parted.mixed(self.labels)
+        part_records = parted.records(texts, self.labels) if parts else None
+        out = []
+        for i, (row, language) in enumerate(zip(probas, languages)):
+            record = self.record(row, threshold, language, mixed[i])
+            if part_records is not None:
+                record["parts"] = part_records[i]
+            out.append(record)
+        return out
 
     def record(
-        self, proba: np.ndarray, threshold: float | None = None, language: Language | None = None
+        self,
+        proba: np.ndarray,
+        threshold: float | None = None,
+        language: Language | None = None,
+        mixed: bool | None = None,
     ) -> dict[str, Any]:
-        """The result dict for one probability row (and the text's language, when known)."""
+        """The result dict for one probability row (and the text's language and `mixed`, when known)."""
         best = int(np.argmax(proba))
         confidence = float(proba[best])
         cut = self.threshold if threshold is None else threshold
@@ -189,6 +221,7 @@ class BasePredictor:
             "error": None,
             "language": language.code if language else None,
             "language_confidence": language.confidence if language else None,
+            "mixed": mixed,
         }
 
     def score_frame(
@@ -200,9 +233,9 @@ class BasePredictor:
         return records_to_frame(frame, self.score(frame[text_column].tolist(), threshold), self.labels)
 
 
-def error_record(error: str | None) -> dict[str, Any]:
+def error_record(error: str | None, parts: bool = False) -> dict[str, Any]:
     """The result dict of an item that could not be scored."""
-    return {
+    record: dict[str, Any] = {
         "sentiment": None,
         "confidence": None,
         "scores": None,
@@ -210,7 +243,11 @@ def error_record(error: str | None) -> dict[str, Any]:
         "error": error,
         "language": None,
         "language_confidence": None,
+        "mixed": None,
     }
+    if parts:
+        record["parts"] = None
+    return record
 
 
 def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:

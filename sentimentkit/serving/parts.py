@@ -128,15 +128,30 @@ def length_weighted(spans: Sequence[Span], probas: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Parted:
-    """Every text's parts, scored in one model call."""
+    """Every text's parts and their probabilities (one model call for all parts of all texts of
+    more than one part; a text of one part is its own part, filled in by `fill`)."""
 
     spans: list[list[Span]]
-    probas: list[np.ndarray]  # per text: (parts, classes)
+    probas: list[np.ndarray | None]  # per text: (parts, classes); None until `fill` for one part
+
+    def fill(self, whole: np.ndarray) -> np.ndarray:
+        """Give one-part texts their whole-text row; return the texts' probabilities: `whole`, with
+        texts longer than LONG_TEXT_CHARS replaced by their parts' length-weighted mean."""
+        out = np.array(whole, dtype=np.float64, copy=True)
+        for i, (spans, probas) in enumerate(zip(self.spans, self.probas)):
+            if probas is None:
+                self.probas[i] = out[i : i + 1].copy()
+            elif spans and spans[-1].end > LONG_TEXT_CHARS:
+                out[i] = length_weighted(spans, probas)
+        return out
 
     def mixed(self, labels: Sequence[str]) -> list[bool]:
-        """`is_mixed` of every text."""
+        """`is_mixed` of every text (False for a text of one part)."""
         out = []
         for probas in self.probas:
+            if probas is None or len(probas) < 2:
+                out.append(False)
+                continue
             names = [labels[i] for i in np.argmax(probas, axis=1)]
             out.append(is_mixed(names, probas, labels))
         return out
@@ -145,6 +160,8 @@ class Parted:
         """Per text, its parts as JSON-ready dicts: text, start, end, sentiment, scores."""
         out = []
         for text, spans, probas in zip(texts, self.spans, self.probas):
+            if probas is None:
+                raise ValueError("fill() the one-part texts first")
             out.append([
                 {
                     "text": text[s.start : s.end],
@@ -158,11 +175,22 @@ class Parted:
         return out
 
 
-def score_parts(predict_proba: Callable[[list[str]], np.ndarray], texts: Sequence[str]) -> Parted:
-    """Split every text and score all parts with one call of `predict_proba` (a list of strings ->
-    (n, classes) probabilities: any backend's)."""
+def score_parts(
+    predict_proba: Callable[[list[str]], np.ndarray], texts: Sequence[str], whole: np.ndarray | None = None
+) -> Parted:
+    """Split every text and score the parts of the texts of more than one part with one call of
+    `predict_proba` (a list of strings -> (n, classes) probabilities: any backend's). With `whole`
+    (the texts' own probabilities) the one-part texts are filled in at once, else call `fill`."""
     spans = [split_parts(t) for t in texts]
-    flat = [t[s.start : s.end] for t, ss in zip(texts, spans) for s in ss]
-    probas = predict_proba(flat) if flat else np.zeros((0, 3))
-    ends = np.cumsum([len(ss) for ss in spans])
-    return Parted(spans, [probas[e - len(ss) : e] for ss, e in zip(spans, ends)])
+    multi = [i for i, ss in enumerate(spans) if len(ss) > 1]
+    flat = [texts[i][s.start : s.end] for i in multi for s in spans[i]]
+    scored = predict_proba(flat) if flat else None
+    probas: list[np.ndarray | None] = [None] * len(texts)
+    start = 0
+    for i in multi:
+        probas[i] = scored[start : start + len(spans[i])]  # type: ignore[index]
+        start += len(spans[i])
+    parted = Parted(spans, probas)
+    if whole is not None:
+        parted.fill(whole)
+    return parted

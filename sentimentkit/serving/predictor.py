@@ -110,13 +110,6 @@ class Predictor(BasePredictor):
             languages += identify(chunk, self._vocabulary_test.suspect(table, tids, lengths))
         return np.concatenate(probas), languages
 
-    def score_valid(self, texts: list[str], threshold: float) -> list[dict[str, Any]]:
-        """Records for texts that passed `text_error`, each with its language (one model pass)."""
-        if not texts:
-            return []
-        probas, languages = self.proba_language(texts)
-        return [self.record(row, threshold, language) for row, language in zip(probas, languages)]
-
     # --- explanation ---------------------------------------------------------------------
     def explain_batch(self, texts: Sequence[str]) -> TermContributions:
         """`explain` for many texts at once, summed per distinct token: every class's exact per-term
