@@ -82,6 +82,9 @@ class Settings:
     prediction_log: str | None = None
     prediction_log_text: bool = False
     labels: tuple[str, ...] = LABELS
+    # Languages (ISO 639-1) whose rows count in sentiment statistics (Insights); rows the language
+    # guard finds in other languages are still scored, but flagged and left out (issue 24).
+    languages: tuple[str, ...] = ("en",)
     # Optional secret for model-card signatures (sentimentkit.models.signing); kept out of repr/logs.
     signing_key: str | None = field(default=None, repr=False)
     signing_key_file: Path | None = None
@@ -111,4 +114,5 @@ class Settings:
             model_poll_s=_env_float("SENTIMENTKIT_MODEL_POLL_S", cls.model_poll_s) or 0.0,
             prediction_log=(env.get("SENTIMENTKIT_PREDICTION_LOG") or "").strip() or None,
             prediction_log_text=_env_flag("SENTIMENTKIT_PREDICTION_LOG_TEXT"),
+            languages=tuple(code.lower() for code in _env_list("SENTIMENTKIT_LANGUAGES")) or cls.languages,
         )

@@ -9,12 +9,14 @@ otherwise scores the texts through `sentimentkit.serving.batch.score_table`. How
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.config import Settings
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column, parse_dates
 from sentimentkit.insights.drivers import (
     TermMatrix,
@@ -29,6 +31,7 @@ from sentimentkit.insights.groups import GroupResult, by_group, group_candidates
 from sentimentkit.insights.timeline import Timeline, baseline_rows, over_time
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor
+from sentimentkit.text.language import LanguagePolicy
 
 AUTO = "auto"
 GROUP_DRIVER_GROUPS = 10  # per-group drivers for the largest groups only
@@ -108,22 +111,43 @@ def ensure_scored(
 
 
 # --- building ----------------------------------------------------------------------------------
+def _other_languages(scored: pd.DataFrame, languages: Sequence[str] | None) -> pd.Series:
+    """Rows whose `language` (when the table has one) is not among `languages`."""
+    if "language" not in scored.columns:
+        return pd.Series(False, index=scored.index)
+    policy = LanguagePolicy(tuple(languages) if languages is not None else Settings.from_env().languages)
+    return ~scored["language"].map(policy.counts).astype(bool)
+
+
 def build_insights(
     scored: pd.DataFrame, text_column: str, explainer: BasePredictor | None = None,
     date_column: str | None = AUTO, group_column: str | None = AUTO, date_order: str = "auto",
-    source: str = "", top_terms: int = 15,
+    source: str = "", top_terms: int = 15, languages: Sequence[str] | None = None,
 ) -> Insights:  # fmt: skip
     """All insights of a scored table (every row kept; rows without a label are counted apart).
 
     `explainer` is a predictor with `explain_batch` (the fast model) for exact word drivers;
     without it, drivers are left out and the rest still works. `date_column` / `group_column`:
-    a column name, AUTO (detect) or None (skip).
+    a column name, AUTO (detect) or None (skip). `languages`: the languages whose rows count in
+    the statistics (default: Settings' `languages`, i.e. SENTIMENTKIT_LANGUAGES, default `en`);
+    rows the language guard put in another language are counted apart, with a note.
     """
     scored = scored.reset_index(drop=True)
     labels = scored["sentiment"].where(scored["error"].isna())
+    other = _other_languages(scored, languages)
+    labels = labels.where(~other)
     counts = {label: int((labels == label).sum()) for label in LABELS}
     ins = Insights(len(scored), LABELS, counts, text_column, source)
     not_scored = len(scored) - ins.n_scored
+    if other.any():
+        found = scored.loc[other, "language"].value_counts()
+        listed = ", ".join(f"{code} {n:,}" for code, n in found.head(5).items())
+        ins.notes.append(
+            f"{int(other.sum()):,} rows are in languages the model does not read ({listed}): they are scored "
+            "and flagged in the 'language' column, but left out of these statistics (SENTIMENTKIT_LANGUAGES "
+            "lists the languages that count)."
+        )
+    not_scored = not_scored - int(other.sum())
     if not_scored:
         ins.warnings.append(
             f"{not_scored:,} rows have no label (see their 'error'); they are counted in n_rows only."
