@@ -233,7 +233,8 @@ def detect(text: str) -> Language:
     """Ask the detector. Non-English (its top language, with that language's probability) when the
     detector gives English a probability below `MAX_ENGLISH`; else English with its probability."""
     text = detector_text(text)
-    if len(text.split()) < MIN_WORDS and non_latin_share(text) <= NON_LATIN_SHARE:
+    words = sum(any(c.isalpha() for c in w) for w in text.split())
+    if words < MIN_WORDS and non_latin_share(text) <= NON_LATIN_SHARE:
         return ENGLISH_UNCHECKED  # a name or two ("@ Murrieta, California"): too short to tell
     ranked = _Detector.get().rank(text)
     p_english = next((float(p) for code, p in ranked if code == MODEL_LANGUAGE), 0.0)
