@@ -94,6 +94,8 @@ class Predictor(BasePredictor):
         vocabulary test reads the token ids the model has just read, and only suspect texts go to
         the detector (`sentimentkit.text.language`)."""
         texts = list(texts)
+        if type(self).predict_proba is not Predictor.predict_proba:  # a subclass's own maths: use it
+            return super().proba_language(texts)
         if not texts:
             return np.zeros((0, len(self.labels))), []
         if self._vocabulary_test is None:

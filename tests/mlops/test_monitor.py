@@ -101,10 +101,30 @@ def run_compare(frame: pd.DataFrame, **kw: object) -> dict:
 def test_traffic_like_the_reference_is_ok() -> None:
     report = run_compare(synthetic_log(2000))
     assert report["status"] == OK, report["summary"]
-    assert {"labels", "confidence", "text_length", "unknown_tokens", "new_tokens", "volume"} == set(
-        report["signals"]
-    )
+    assert {
+        "labels",
+        "confidence",
+        "text_length",
+        "unknown_tokens",
+        "new_tokens",
+        "non_english",
+        "volume",
+    } == set(report["signals"])
     assert report["n"] == 2000
+
+
+def test_a_rising_share_of_other_languages_warns_then_alerts() -> None:
+    """Issue 24: the monitor says when traffic moves to languages the model cannot read."""
+    frame = synthetic_log(2000)
+    frame["language"] = "en"
+    assert run_compare(frame)["signals"]["non_english"]["status"] == OK
+    frame.loc[frame.index[-200:], "language"] = "de"  # 10% German
+    warn = run_compare(frame)["signals"]["non_english"]
+    assert warn["status"] == WARN and "0.0% -> 10.0%" in warn["reason"] and "de 200" in warn["reason"]
+    frame.loc[frame.index[-400:-200], "language"] = "zh"
+    assert run_compare(frame)["signals"]["non_english"]["status"] == ALERT
+    old_log = synthetic_log(2000)  # written before the guard: no language column
+    assert "not measured" in run_compare(old_log)["signals"]["non_english"]["reason"]
 
 
 def test_shifted_labels_length_and_unknown_words_alert_with_reasons_in_words() -> None:
@@ -264,6 +284,7 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
         "text_length",
         "unknown_tokens",
         "new_tokens",
+        "non_english",
         "volume",
     ]
     assert "300 predictions in the latest window" in " ".join(c.value for c in at.caption)
