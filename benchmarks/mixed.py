@@ -36,7 +36,7 @@ def two_ways(predictor: Predictor, frame: pd.DataFrame) -> dict[str, dict]:
     """AvgRec / macro-F1 / accuracy of the whole-text label and of the parts' weighted mean."""
     texts = frame["text"].tolist()
     whole = predictor.predict_proba(texts)
-    scored = parts.score_parts(predictor.predict_proba, texts)
+    scored = parts.score_parts(predictor.predict_proba, texts, whole)
     by_parts = np.stack([parts.length_weighted(s, p) for s, p in zip(scored.spans, scored.probas)])
     labels = np.asarray(predictor.labels)
     multi = np.array([len(s) > 1 for s in scored.spans])
@@ -62,7 +62,8 @@ def main() -> int:
     args = parser.parse_args()
     predictor = Predictor.load()
     data = pd.read_csv(REPO_ROOT / "tests" / "data" / "mixed.csv", dtype={"text": str})
-    scored = parts.score_parts(predictor.predict_proba, data["text"].tolist())
+    texts = data["text"].tolist()
+    scored = parts.score_parts(predictor.predict_proba, texts, predictor.predict_proba(texts))
     predicted = np.array(scored.mixed(predictor.labels))
     truth = data["mixed"].to_numpy().astype(bool)
     tp = int((predicted & truth).sum())
