@@ -7,6 +7,7 @@ backends (`predictor`, `transformer`, `remote`) and `loader` can all import it w
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from sentimentkit import LABELS
 from sentimentkit.config import Settings
 from sentimentkit.io.columns import (
     OUTPUT_COLUMNS,
+    PARTS_COLUMN,
     PROBA_COLUMNS,
     SpreadsheetError,
     UnsavedFormula,
@@ -270,4 +272,8 @@ def records_to_frame(
         out[column] = [r["scores"][label] if r["scores"] else None for r in records]
     out["uncertain"] = [r["uncertain"] for r in records]
     out["error"] = [r["error"] for r in records]
+    out["language"] = [r.get("language") for r in records]
+    out["mixed"] = [r.get("mixed") for r in records]
+    if any("parts" in r for r in records):  # asked for: JSON text per row (null for error rows)
+        out[PARTS_COLUMN] = [None if r.get("parts") is None else json.dumps(r["parts"]) for r in records]
     return out
