@@ -69,6 +69,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for --input (default: the cores; 1 = this process only)")  # fmt: skip
+    p.add_argument("--parts", action="store_true",
+                   help="add each text's scored parts (sentences, clauses; JSON with offsets)")  # fmt: skip
 
     p = sub.add_parser("spark-predict", help="score a CSV/Parquet file or folder with Spark (mapInPandas)")
     _add_model(p, settings)
@@ -312,7 +314,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.input is not None:
         return _predict_file(args)
     predictor = load_predictor(args.model, threshold=args.threshold)
-    record = predictor.score([args.text])[0]
+    record = predictor.score([args.text], parts=True) if args.parts else predictor.score([args.text])
+    record = record[0]
     if record["error"]:
         raise UsageError(f"cannot score this text: {record['error']}")
     with batch_logger(predictor, "text", "cli") as log:
@@ -342,7 +345,8 @@ def _predict_file(args: argparse.Namespace) -> int:
     logger = batch_logger(predictor, args.text_column, "cli", settings)
     with local_input(args.input) as source, local_output(args.output) as target, logger as log:
         result = score_file(args.model, source, target, args.text_column, jobs=args.jobs,
-                            chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log)  # fmt: skip
+                            chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log,
+                            parts=args.parts)  # fmt: skip
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {result.rows} rows to {args.output} ({result.flagged} flagged in the 'error' column)")

@@ -45,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sentimentkit.io.columns import PARTS_COLUMN
 from sentimentkit.io.tables import (
     PARQUET_EXTENSIONS,
     BatchError,
@@ -77,7 +78,10 @@ OUTPUT_FIELDS: tuple[pa.Field, ...] = (
     *(pa.field(column, pa.float64()) for column in PROBA_COLUMNS),
     pa.field("uncertain", pa.bool_()),
     pa.field("error", pa.string()),
+    pa.field("language", pa.string()),
+    pa.field("mixed", pa.bool_()),
 )
+PARTS_FIELD = pa.field(PARTS_COLUMN, pa.string())  # with --parts: JSON text per row
 
 __all__ = [
     "OUTPUT_FIELDS",
@@ -137,12 +141,12 @@ def count_rows(path: str | Path) -> int | None:
     return None
 
 
-def output_schema(inputs: pa.Schema) -> pa.Schema:
+def output_schema(inputs: pa.Schema, parts: bool = False) -> pa.Schema:
     """The Parquet schema of the output: the input columns (renamed as the CSV output renames
-    them) with their Arrow types, then OUTPUT_FIELDS."""
+    them) with their Arrow types, then OUTPUT_FIELDS (and the parts column, with `parts`)."""
     renames = input_column_renames(inputs.names)
     fields = [pa.field(renames.get(f.name, f.name), f.type) for f in inputs]
-    return pa.schema([*fields, *OUTPUT_FIELDS])
+    return pa.schema([*fields, *OUTPUT_FIELDS, *([PARTS_FIELD] if parts else [])])
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ class ChunkJob:
     text_column: str
     schema: pa.Schema | None  # None: CSV output
     log: bool = False  # also send the scored rows back for the prediction log
+    parts: bool = False  # add the parts column (JSON text of each text's scored parts)
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,9 @@ class ChunkResult:
 def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
     """Score a chunk (`batch.score_chunk`) and encode it: CSV text, exactly as `batch.csv_text`
     writes it (with the header when `header`), or an Arrow table of `job.schema`."""
-    scored = score_chunk(predictor, chunk.frame, job.text_column, row_errors=chunk.row_errors)
+    scored = score_chunk(
+        predictor, chunk.frame, job.text_column, row_errors=chunk.row_errors, parts=job.parts
+    )
     flagged = int(scored["error"].notna().sum())
     if job.schema is None:
         payload: str | pa.Table = csv_text(scored, header=header)
@@ -450,12 +457,14 @@ def score_file(
     threshold: float | None = None,
     progress: bool | None = None,
     on_scored: Callable[[pd.DataFrame], None] | None = None,
+    parts: bool = False,
 ) -> FileResult:
     """Score every row of a CSV/TSV/XLSX/Parquet file into a CSV or Parquet file (by extension).
 
     `jobs` worker processes (default: the cores; 1, or an input of one chunk, scores in this
     process; forked after this process loaded the model where `can_fork`, else spawned). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
     `on_scored` (the prediction log) gets each chunk's text and output columns, in input order.
+    `parts`: add a `parts` column, each text's scored parts as JSON text (`serving.parts`).
     """
     jobs = jobs or default_jobs()
     if jobs < 1 or chunk_rows < 1:
@@ -472,7 +481,10 @@ def score_file(
     ):
         check_column(schema.names, text_column)
         job = ChunkJob(
-            text_column, output_schema(schema) if is_parquet(output_path) else None, on_scored is not None
+            text_column,
+            output_schema(schema, parts) if is_parquet(output_path) else None,
+            on_scored is not None,
+            parts,
         )
         ahead = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
         if not ahead:

@@ -53,14 +53,17 @@ def score_chunk(
     text_column: str,
     threshold: float | None = None,
     row_errors: Mapping[int, str] | None = None,
+    parts: bool = False,
 ) -> pd.DataFrame:
     """`frame` (same rows, order and index) with OUTPUT_COLUMNS appended; pure, no I/O.
+    `parts`: also the `parts` column (each text's scored parts as JSON text).
 
     Texts are checked by `text_error` (the one rule) inside `predictor.score`; a row listed in
     `row_errors` (position in `frame` -> message, e.g. a ragged CSV line) is not scored and carries
     that message in `error`. An input column named like an output column is kept as `<name>_input`.
     """
-    records = predictor.score(chunk_texts(frame, text_column, row_errors), threshold)
+    texts = chunk_texts(frame, text_column, row_errors)
+    records = predictor.score(texts, threshold, parts=True) if parts else predictor.score(texts, threshold)
     return scored_frame(frame, records, predictor.labels, row_errors)
 
 
