@@ -113,7 +113,7 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     """One model's answer: label (or uncertain), confidence, probability chart, explanation."""
     st.subheader(title)
     try:
-        result = backend.score([text], threshold)[0]
+        result = backend.score([text], threshold, parts=True)[0]
     except BackendError as exc:
         st.error(api_problem(exc))
         return
@@ -123,6 +123,14 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     headline, detail = ui.verdict(result)
     st.metric("Sentiment", headline)
     st.caption(detail)
+    note = ui.language_note(result)
+    if note:
+        st.warning(note)
+    if result.get("mixed"):
+        st.info("Mixed feelings: one part of this text is positive and another negative.")
+    if len(result.get("parts") or []) > 1:
+        st.markdown("**Parts**, each scored on its own:")
+        st.markdown(ui.parts_html(text, result["parts"]), unsafe_allow_html=True)
     st.bar_chart(
         ui.probability_frame(result, backend.labels), x="label", y="probability",
         horizontal=True, height=180, x_label="", y_label="probability",

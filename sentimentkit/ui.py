@@ -33,6 +33,16 @@ TOWARD_RGB = "26, 133, 255"
 AGAINST_RGB = "212, 17, 89"
 
 
+# Parts are shaded by their label (Okabe-Ito colours, told apart with colour-blindness too).
+LABEL_RGB = {"positive": "0, 158, 115", "negative": "213, 94, 0", "neutral": "153, 153, 153"}
+LANGUAGE_NAMES = {
+    "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
+    "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish", "pl": "Polish", "cs": "Czech",
+    "tr": "Turkish", "ru": "Russian", "uk": "Ukrainian", "el": "Greek", "ar": "Arabic", "he": "Hebrew",
+    "hi": "Hindi", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "id": "Indonesian", "vi": "Vietnamese",
+}  # fmt: skip
+
+
 @dataclass
 class Backends:
     """The model(s) the app serves: the main backend and, optionally, the accurate one."""
@@ -266,4 +276,47 @@ def tab_problem(tab: str, exc: BaseException) -> str:
     return (
         f"The {tab} tab could not be shown because of an unexpected error ({type(exc).__name__}). "
         "Reload the page; if it happens again, restart the app and report the error printed in its console."
+    )
+
+
+def language_note(result: dict[str, Any]) -> str | None:
+    """A warning for a text the language guard found in a language the model does not read."""
+    code = result.get("language")
+    if not code or code == "en":
+        return None
+    name = LANGUAGE_NAMES.get(code, f"language '{code}'")
+    sure = result.get("language_confidence")
+    how = f" ({sure:.0%} sure)" if isinstance(sure, float) else ""
+    return (
+        f"This text looks like {name}{how}. The model reads English only: its answer is shown, but do "
+        "not trust it; rows like this are left out of Insights' statistics."
+    )
+
+
+def parts_html(text: str, parts: list[dict[str, Any]]) -> str:
+    """The text with each part shaded in its label's colour (title: label and probability).
+
+    All user text is HTML-escaped; only our own <span> tags are markup.
+    """
+    out: list[str] = []
+    cursor = 0
+    for part in parts:
+        start, end, label = int(part["start"]), int(part["end"]), str(part["sentiment"])
+        out.append(html.escape(text[cursor:start]))
+        rgb = LABEL_RGB.get(label, LABEL_RGB["neutral"])
+        title = html.escape(f"{label} {part['scores'][label]:.0%}", quote=True)
+        out.append(
+            f'<span class="sk-part sk-{html.escape(label, quote=True)}" title="{title}" '
+            f'style="background: rgba({rgb}, 0.30); border-radius: 3px; padding: 0 2px;">'
+            f"{html.escape(text[start:end])}</span>"
+        )
+        cursor = end
+    out.append(html.escape(text[cursor:]))
+    legend = " ".join(
+        f'<span style="background: rgba({rgb}, 0.30); padding: 0 4px; border-radius: 3px;">{label}</span>'
+        for label, rgb in LABEL_RGB.items()
+    )
+    return (
+        '<div class="sk-parts" style="white-space: pre-wrap; line-height: 1.9; font-size: 1.05rem;">'
+        f'{"".join(out)}</div><div style="font-size: 0.8rem; margin-top: 4px;">{legend}</div>'
     )

@@ -306,3 +306,19 @@ def test_committed_model_end_to_end(app) -> None:
     assert any(card["version"] in s for s in texts(at.subheader))
     confusion = next(d.value for d in at.dataframe if "predicted negative" in d.value.columns)
     assert confusion.to_numpy().tolist() == card["metrics"]["test"]["confusion_matrix"]
+
+
+def test_mixed_text_shows_its_parts_in_their_labels_colours_and_foreign_text_a_note(app) -> None:
+    """Issue 24: the committed model marks "great but painfully slow" as mixed and shades each part;
+    a German text gets a note that the model reads English only."""
+    at = analyse(
+        app(SENTIMENTKIT_MODEL=str(COMMITTED_MODEL)), "The food was great but the service was painfully slow"
+    )
+    assert not at.exception and not at.error
+    assert any("Mixed feelings" in i for i in texts(at.info))
+    html = next(m for m in texts(at.markdown) if "sk-parts" in m)
+    assert 'class="sk-part sk-positive"' in html and 'class="sk-part sk-negative"' in html
+    assert "but the service was painfully slow</span>" in html
+    at = analyse(at, "Der Flug war eine Katastrophe")
+    assert any("looks like German" in w for w in texts(at.warning))
+    assert not any("sk-parts" in m for m in texts(at.markdown))  # one part: nothing to shade
