@@ -98,6 +98,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument(
         "--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips"
     )
+    p.add_argument("--targets", default="",
+                   help='comma-separated targets, e.g. "@united,food": mentions and net sentiment of each')  # fmt: skip
     p.add_argument("--date-order", default="auto", choices=["auto", "DMY", "MDY", "YMD"],
                    help="day/month order of numeric dates; auto decides from the values or says why it cannot")  # fmt: skip
 
@@ -356,6 +358,7 @@ def _predict_file(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
     from sentimentkit.insights.render import render_html, summary_json
+    from sentimentkit.insights.targets import parse_targets
     from sentimentkit.serving.batch import read_table
     from sentimentkit.serving.loader import load_predictor
 
@@ -366,7 +369,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     scored, source = ensure_scored(table, args.text_column, None if has_scores(table.frame) else predictor)
     pick = {"auto": AUTO, "none": None}
     ins = build_insights(scored, args.text_column, predictor, pick.get(args.date_column, args.date_column),
-                         pick.get(args.group_column, args.group_column), args.date_order, source)  # fmt: skip
+                         pick.get(args.group_column, args.group_column), args.date_order, source,
+                         targets=parse_targets(args.targets))  # fmt: skip
     ins.notes[:0] = table.notes  # e.g. renamed duplicate columns: said in the report too
     args.output.write_text(render_html(ins, f"Sentiment report: {args.input.name}"), encoding="utf-8")
     if args.json:

@@ -106,3 +106,46 @@ def test_is_mixed_needs_two_confident_opposite_parts() -> None:
     assert parts.is_mixed(["positive", "negative"], confident, labels)
     assert not parts.is_mixed(["positive", "negative"], weak, labels)
     assert parts.MIXED_CONFIDENCE == 0.5
+
+
+def test_targets_count_the_parts_that_mention_them(predictor) -> None:
+    from sentimentkit.insights.targets import parse_targets, target_sentiment
+
+    assert parse_targets(" @united, food ,,food") == ["@united", "food"]
+    texts = [
+        "The food was great but the service at @united was awful",
+        "@United lost my bag again, terrible",
+        "I love seafood",  # not "food"
+        None,  # a row left out (error, other language)
+    ]
+    found = {t["target"]: t for t in target_sentiment(texts, ["@united", "food"], predictor)}
+    assert found["@united"]["texts"] == 2 and found["@united"]["mentions"] == 2
+    assert found["@united"]["counts"]["negative"] == 2 and found["@united"]["net"] == -1.0
+    assert (
+        found["food"]["texts"] == 1
+        and found["food"]["counts"]["positive"] == 1
+        and found["food"]["net"] == 1.0
+    )
+
+
+def test_report_targets_in_json_and_html(tmp_path) -> None:
+    import json
+
+    import pandas as pd
+
+    from .conftest import COMMITTED_MODEL
+    from .test_cli import run
+
+    src = tmp_path / "tweets.csv"
+    pd.DataFrame(
+        {"text": [GREAT_BUT_SLOW, "The food here is lovely", "Der Flug war eine Katastrophe"]}
+    ).to_csv(src, index=False)
+    out, summary = tmp_path / "report.html", tmp_path / "report.json"
+    result = run("report", "--model", str(COMMITTED_MODEL), "--input", str(src), "--output", str(out),
+                 "--json", str(summary), "--targets", "food,service")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    targets = {t["target"]: t for t in json.loads(summary.read_text())["targets"]}
+    assert targets["food"]["texts"] == 2 and targets["food"]["net"] == 1.0
+    assert targets["service"]["counts"]["negative"] == 1
+    assert "<h2>Targets</h2>" in out.read_text()
+    assert json.loads(summary.read_text())["n_scored"] == 2  # the German row is left out

@@ -28,6 +28,7 @@ from sentimentkit.insights.drivers import (
     term_matrix,
 )  # fmt: skip
 from sentimentkit.insights.groups import GroupResult, by_group, group_candidates
+from sentimentkit.insights.targets import target_sentiment
 from sentimentkit.insights.timeline import Timeline, baseline_rows, over_time
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor
@@ -58,6 +59,7 @@ class Insights:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     terms: TermMatrix | None = None
+    targets: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_scored(self) -> int:
@@ -123,6 +125,7 @@ def build_insights(
     scored: pd.DataFrame, text_column: str, explainer: BasePredictor | None = None,
     date_column: str | None = AUTO, group_column: str | None = AUTO, date_order: str = "auto",
     source: str = "", top_terms: int = 15, languages: Sequence[str] | None = None,
+    targets: Sequence[str] = (),
 ) -> Insights:  # fmt: skip
     """All insights of a scored table (every row kept; rows without a label are counted apart).
 
@@ -130,7 +133,9 @@ def build_insights(
     without it, drivers are left out and the rest still works. `date_column` / `group_column`:
     a column name, AUTO (detect) or None (skip). `languages`: the languages whose rows count in
     the statistics (default: Settings' `languages`, i.e. SENTIMENTKIT_LANGUAGES, default `en`);
-    rows the language guard put in another language are counted apart, with a note.
+    rows the language guard put in another language are counted apart, with a note. `targets`:
+    per-target mentions and net sentiment from the parts that mention each (`insights.targets`;
+    needs `explainer`, the model that scores the parts).
     """
     scored = scored.reset_index(drop=True)
     labels = scored["sentiment"].where(scored["error"].isna())
@@ -159,6 +164,11 @@ def build_insights(
         ins.drivers = driver_terms(ins.terms, labels, top=top_terms)
         ins.distinctive = distinctive_terms(ins.terms, labels, top=top_terms)
     ins.examples = representative_examples(scored.assign(sentiment=labels), text_column)
+    if targets and explainer is not None:
+        texts = [str(t) if ok else None for t, ok in zip(scored[text_column], labels.notna())]
+        ins.targets = target_sentiment(texts, list(targets), explainer)
+    elif targets:
+        ins.notes.append("Targets need a model to score the parts that mention them; none was given.")
     return ins
 
 

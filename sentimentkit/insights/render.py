@@ -57,6 +57,7 @@ def summary(ins: Insights) -> dict[str, Any]:
     out["drivers_by_group"] = ins.drivers_by_group
     out["distinctive"] = ins.distinctive
     out["examples"] = ins.examples
+    out["targets"] = ins.targets
     out["notes"] = ins.notes
     out["warnings"] = ins.warnings
     return out
@@ -157,9 +158,28 @@ def _sections(ins: Insights, specs: dict[str, dict]) -> list[str]:
         parts.append("<h2>Negative vs positive</h2><div id='chart-distinctive'></div>")
     if ins.drivers_by_group:
         parts.append(_group_drivers_html(ins))
+    if ins.targets:
+        parts.append(_targets_html(ins.targets))
     if ins.examples:
         parts.append(_examples_html(ins.examples))
     return parts
+
+
+def _targets_html(targets: list[dict[str, Any]]) -> str:
+    """Per target: texts and parts mentioning it, the parts' labels, net sentiment."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(t['target'])}</td><td>{t['texts']:,}</td><td>{t['mentions']:,}</td>"
+        + "".join(f"<td>{n:,}</td>" for n in t["counts"].values())
+        + f"<td>{'' if t['net'] is None else format(t['net'], '+.2f')}</td></tr>"
+        for t in targets
+    )
+    head = "".join(f"<th>{e(label)} parts</th>" for label in targets[0]["counts"])
+    return (
+        "<h2>Targets</h2><p>Each target's sentiment from the parts (sentences, clauses) that mention it; "
+        "net = (positive - negative) / parts.</p><table><tr><th>target</th><th>texts</th><th>parts</th>"
+        f"{head}<th>net</th></tr>{rows}</table>"
+    )
 
 
 def _spikes_html(timeline: Timeline) -> str:
