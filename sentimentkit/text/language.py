@@ -121,6 +121,7 @@ def function_word_test(texts: Sequence[str]) -> np.ndarray:
 
 
 _NOT_WORDS = ("@", "#", "<")
+_LETTER = re.compile(r"[^\W\d_]")  # any letter, of any script
 
 
 class VocabularyTest:
@@ -140,19 +141,16 @@ class VocabularyTest:
         self.neg_suffix = neg_suffix
         self._lock = threading.Lock()
         self._table: Any = None
-        self._flags = np.zeros((0, 6), dtype=bool)
+        self._flags = np.zeros((6, 0), dtype=np.int8)
 
     def _token_flags(self, tokens: list[str]) -> np.ndarray:
-        """(#tag, word, known, non-Latin, English word, foreign word) of each token, an (n, 6) array.
+        """(#tag, word, known, non-Latin, English word, foreign word) of each token: a (6, n) array.
         Written with C-level maps: each unseen text brings a few new tokens, and this runs on each."""
         suffix = self.neg_suffix
         base = [t[: -len(suffix)] if t.endswith(suffix) else t for t in tokens]
         ascii_ = list(map(str.isascii, base))
         # a word has a letter (a cased one, or any letter outside ASCII) and is no @user/#tag/<url>
-        word = [
-            b[:1] not in _NOT_WORDS and (b.lower() != b.upper() or (not a and any(c.isalpha() for c in b)))
-            for b, a in zip(base, ascii_)
-        ]
+        word = [b[:1] not in _NOT_WORDS and (b.isalpha() or _LETTER.search(b) is not None) for b in base]
         non_latin = [
             w and not a and any(c.isalpha() and not is_latin_letter(c) for c in b)
             for b, a, w in zip(base, ascii_, word)
@@ -165,23 +163,23 @@ class VocabularyTest:
             list(map(ENGLISH_WORDS.__contains__, base)),
             list(map(FOREIGN_WORDS.__contains__, base)),
         )
-        flags = np.array(columns, dtype=bool).T
-        flags[:, 2:] &= flags[:, 1:2]
+        flags = np.array(columns, dtype=np.int8).reshape(6, len(tokens))
+        flags[2:] &= flags[1:2]
         return flags
 
     def flags(self, table: Any, needed: int) -> np.ndarray:
         """Flags (#tag, word, known, non-Latin, English word, foreign word) of token ids 0 .. needed-1 of
         `table` (its `index` maps token -> id, ids given in insertion order)."""
         flags = self._flags
-        if self._table is table and len(flags) >= needed:
+        if self._table is table and flags.shape[1] >= needed:
             return flags
         with self._lock:
             if self._table is not table:
-                self._table, self._flags = table, np.zeros((0, 6), dtype=bool)
-            have, total = len(self._flags), len(table.index)
+                self._table, self._flags = table, np.zeros((6, 0), dtype=np.int8)
+            have, total = self._flags.shape[1], len(table.index)
             if total > have:  # the newest ids are the last entries of the index
                 newest = list(itertools.islice(reversed(table.index), total - have))[::-1]
-                self._flags = np.concatenate([self._flags, self._token_flags(newest)])
+                self._flags = np.concatenate([self._flags, self._token_flags(newest)], axis=1)
             return self._flags
 
     def suspect(self, table: Any, tids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -190,14 +188,14 @@ class VocabularyTest:
         if n == 0 or len(tids) == 0:
             return np.zeros(n, dtype=bool)
         tids = np.asarray(tids, dtype=np.int64)
-        per_token = self.flags(table, int(tids.max()) + 1)[tids]
+        per_token = np.take(self.flags(table, int(tids.max()) + 1), tids, axis=1)  # (6, tokens)
         # the tokenizer follows "#tag" with "tag": a hashtag's words are no evidence of the language
-        per_token[1:, 1:] &= ~per_token[:-1, :1]
-        per_token = per_token.astype(np.float64)
-        doc = np.repeat(np.arange(n), lengths)
-        words, known, non_latin, english, foreign = (
-            np.bincount(doc, weights=per_token[:, k], minlength=n) for k in range(1, 6)
-        )
+        per_token[1:, 1:] &= 1 - per_token[0, :-1]
+        # per-text sums of each flag from one running sum (texts of no token get zeros)
+        running = np.zeros((5, len(tids) + 1), dtype=np.int32)
+        np.cumsum(per_token[1:], axis=1, dtype=np.int32, out=running[:, 1:])
+        ends = np.cumsum(lengths)
+        words, known, non_latin, english, foreign = running[:, ends] - running[:, ends - lengths]
         latin_suspect = (words >= MIN_WORDS) & ((known < KNOWN_SHARE * words) | (foreign > english))
         return latin_suspect | ((words > 0) & (non_latin > NON_LATIN_SHARE * words))
 
