@@ -10,7 +10,10 @@ parts should also decide the three-way label. One run.
    re-posts of train, shipped model). Parts decide the label only if they win on both; test is
    then scored once, with the decided rule.
 
-Usage: python benchmarks/mixed.py -> benchmarks/mixed.md
+3. `--cost`: what `mixed` costs per unseen tweet (its parts are scored too) beside the model alone;
+   printed, not written.
+
+Usage: python benchmarks/mixed.py -> benchmarks/mixed.md; python benchmarks/mixed.py --cost
 """
 
 from __future__ import annotations
@@ -56,11 +59,40 @@ def row(name: str, result: dict) -> str:
     )
 
 
+def cost(predictor: Predictor, n: int = 10_000) -> str:
+    """Microseconds per unseen tweet: the model alone (texts A), its parts scored for `mixed` (the
+    same texts A: their whole-text chunks are cached, the parts are new strings), `score` records
+    with language and mixed (other texts B), calls of 1,000 taking turns."""
+    tweets = pd.read_csv(REPO_ROOT.parent / "shared" / "data" / "unlabeled" / "tweets.csv", dtype=str,
+                         keep_default_na=False)["text"].tolist()  # fmt: skip
+    predictor.score(tweets[-n:])  # warm-up
+    a, b = tweets[:n], tweets[n : 2 * n]
+    spent = [0.0, 0.0, 0.0]
+    for start in range(0, n, 1000):
+        for k, (fn, texts) in enumerate(
+            ((predictor.predict_proba, a), (lambda t: parts.score_parts(predictor.predict_proba, t), a),
+             (predictor.score, b))
+        ):  # fmt: skip
+            t0 = time.perf_counter()
+            fn(texts[start : start + 1000])
+            spent[k] += time.perf_counter() - t0
+    us = [s / n * 1e6 for s in spent]
+    return (
+        f"model alone {us[0]:.1f} us/text; scoring the parts of the multi-part texts (for `mixed`) {us[1]:.1f} "
+        f"({us[1] / us[0]:.0%} of the model); `score` records (model, language guard, mixed) {us[2]:.1f}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
+    parser.add_argument("--cost", action="store_true", help="only print what `mixed` costs per text")
     args = parser.parse_args()
     predictor = Predictor.load()
+    if args.cost:
+        print(cost(predictor))
+        return 0
     data = pd.read_csv(REPO_ROOT / "tests" / "data" / "mixed.csv", dtype={"text": str})
     texts = data["text"].tolist()
     scored = parts.score_parts(predictor.predict_proba, texts, predictor.predict_proba(texts))
