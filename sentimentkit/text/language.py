@@ -148,15 +148,14 @@ class VocabularyTest:
         Written with C-level maps: each unseen text brings a few new tokens, and this runs on each."""
         suffix = self.neg_suffix
         base = [t[: -len(suffix)] if t.endswith(suffix) else t for t in tokens]
-        ascii_ = list(map(str.isascii, base))
-        # a word has a letter (a cased one, or any letter outside ASCII) and is no @user/#tag/<url>
-        word = [b[:1] not in _NOT_WORDS and (b.isalpha() or _LETTER.search(b) is not None) for b in base]
-        non_latin = [
-            w and not a and any(c.isalpha() and not is_latin_letter(c) for c in b)
-            for b, a, w in zip(base, ascii_, word)
-        ]
+        alpha = list(map(str.isalpha, base))  # most tokens: a plain word, decided in C
+        # a word has a letter (of any script) and is no @user, #tag or <url>
+        word = [a or (b[:1] not in _NOT_WORDS and _LETTER.search(b) is not None) for a, b in zip(alpha, base)]
+        non_latin = [False] * len(base)
+        for i in itertools.compress(range(len(base)), [not a for a in map(str.isascii, base)]):
+            non_latin[i] = word[i] and any(c.isalpha() and not is_latin_letter(c) for c in base[i])
         columns = (
-            [b[:1] == "#" for b in base],
+            list(map(str.startswith, base, itertools.repeat("#"))),
             word,
             list(map(self.vocabulary.__contains__, base)),
             non_latin,
