@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
 
 from sentimentkit import ui
 from sentimentkit.config import Settings
@@ -84,7 +85,7 @@ def analyze() -> None:
     st.session_state.analyzed = st.session_state.get("text", "")
 
 
-def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
+def text_tab(backends: ui.Backends, threshold: float, max_chars: int, store: str | None = None) -> None:
     """The single-text tab: input, examples, and each model's answer side by side."""
     st.text_area("Text to analyse", key="text", height=130, placeholder="Paste a tweet, a review, a comment…")
     text = st.session_state.get("text") or ""
@@ -107,6 +108,117 @@ def text_tab(backends: ui.Backends, threshold: float, max_chars: int) -> None:
     for col, (title, backend) in zip(st.columns(len(models)), models):
         with col:
             show_result(title if len(models) > 1 else "Result", backend, analyzed, threshold)
+    correction_buttons(backends.main, analyzed, threshold, store)
+
+
+# --- feedback ------------------------------------------------------------------------------
+def feedback_user() -> str:
+    return str(st.session_state.get("feedback_user") or "")
+
+
+def show_feedback_message(key: str) -> None:
+    """The outcome of the last save under `key` (set by a button callback), shown once."""
+    outcome = st.session_state.pop(key, None)
+    if outcome:
+        (st.success if outcome[0] else st.warning)(outcome[1])
+
+
+def save_single(backend: BasePredictor, text: str, label: str, threshold: float, store: str | None) -> None:
+    """Button callback: save `label` as the right one for `text`."""
+    try:
+        result = backend.score([text], threshold)[0]
+    except BackendError:
+        result = None
+    row = ui.correction(text, label, result, backend.version, feedback_user())
+    st.session_state.single_feedback = ui.save_corrections(store, [row])
+
+
+def correction_buttons(backend: BasePredictor, text: str, threshold: float, store: str | None) -> None:
+    """The "Wrong? choose the right label" buttons: one click saves a correction (only with a store)."""
+    if not store:
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown("**Wrong? choose the right label:**")
+        for label in backend.labels:
+            st.button(
+                label,
+                key=f"correct_{label}",
+                on_click=save_single,
+                args=(backend, text, label, threshold, store),
+            )
+    show_feedback_message("single_feedback")
+
+
+def corrections_editor(backend: BasePredictor, result: dict[str, Any], column: str, threshold: float,
+                       store: str | None) -> None:  # fmt: skip
+    """The batch results with an editable `correct label` column and a "Save corrections" button."""
+    st.markdown("**Correct labels** (choose the right label where the model was wrong, then save)")
+    if not store:
+        st.caption(ui.FEEDBACK_OFF)
+        return
+    scored = batch.apply_threshold(result["frame"], threshold)
+    rows = scored[scored["error"].isna()].head(PREVIEW_ROWS)
+    table = pd.DataFrame({column: rows[column], "sentiment": rows["sentiment"], "confidence": rows["confidence"],
+                          "correct label": pd.Series([None] * len(rows), index=rows.index, dtype=object)})  # fmt: skip
+    edited = st.data_editor(
+        table, key="corrections_editor", hide_index=True, width="stretch", disabled=[column, "sentiment", "confidence"],
+        column_config={"correct label": st.column_config.SelectboxColumn(options=list(backend.labels))},
+    )  # fmt: skip
+    if st.button("Save corrections", key="save_corrections"):
+        saved = ui.save_corrections(
+            store, ui.batch_corrections(edited, column, backend.version, feedback_user())
+        )
+        (st.success if saved[0] else st.warning)(saved[1])
+
+
+def review_tab(settings: Settings, labels: tuple[str, ...]) -> None:
+    """One logged text at a time, the least certain first; buttons (and keys 1/2/3/s) label or skip."""
+    state = st.session_state.get("review")
+    if state is None or st.button("Reload the queue", key="review_reload"):
+        try:
+            fresh = ui.review_round(settings.prediction_log, settings.prediction_log_text, settings.feedback)
+        except (ValueError, OSError) as exc:
+            st.info(redact(str(exc)))
+            return
+        state = st.session_state.review = {**fresh, "pos": 0, "saved": 0}
+    queue, pos = state["queue"], state["pos"]
+    st.markdown(
+        f"**{ui.progress_line(state['labelled'] + state['saved'], state['to_go'] - state['saved'])}**"
+    )
+    show_feedback_message("review_feedback")
+    if pos >= len(queue):
+        st.success("Nothing left in this round: reload the queue for the next texts.")
+        return
+    row = queue.iloc[pos]
+    st.caption(f"Text {pos + 1} of {len(queue)} in this round; the model said {row['predicted']} "
+               f"({float(row['confidence']):.0%})")  # fmt: skip
+    st.text(row["text"])
+    with st.container(horizontal=True):
+        for label in labels:
+            st.button(f"{label} [{ui.REVIEW_KEYS[label]}]", key=f"review_{label}", on_click=review_label,
+                      args=(settings.feedback, label))  # fmt: skip
+        st.button(f"skip [{ui.REVIEW_KEYS['skip']}]", key="review_skip", on_click=review_next)
+    components.html(ui.review_keys_html(), height=0)
+    st.caption("Keys: 1 negative, 2 neutral, 3 positive, s skip (or click the buttons).")
+
+
+def review_label(store: str | None, label: str) -> None:
+    """Button callback: save the current text's label and move on (stay on it if saving failed)."""
+    state = st.session_state.review
+    row = state["queue"].iloc[state["pos"]]
+    result = {"sentiment": row["predicted"], "confidence": row["confidence"]}
+    saved = ui.save_corrections(
+        store, [ui.correction(row["text"], label, result, "", feedback_user(), row["request_id"])]
+    )
+    if saved[0]:
+        state["saved"] += 1
+        review_next()
+    else:
+        st.session_state.review_feedback = saved
+
+
+def review_next() -> None:
+    st.session_state.review["pos"] += 1
 
 
 def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> None:
@@ -207,7 +319,8 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
         run_batch(backend, table, column, threshold, job, uploaded.name)
     result = st.session_state.get("batch_result")
     if result and result["job"] == job:
-        show_batch_results(backend, result, threshold)
+        show_batch_results(backend, result, threshold, settings.formula_guard)
+        corrections_editor(backend, result, column, threshold, settings.feedback)
         insights_section(backends, result, column)
 
 
@@ -237,7 +350,9 @@ def run_batch(
     st.session_state.batch_result = {"job": job, "frame": scored, "name": name}
 
 
-def show_batch_results(backend: BasePredictor, result: dict[str, Any], threshold: float) -> None:
+def show_batch_results(
+    backend: BasePredictor, result: dict[str, Any], threshold: float, formula_guard: str = "auto"
+) -> None:
     """Counts, shares, confidence histogram, filterable preview and the full download."""
     scored = batch.apply_threshold(result["frame"], threshold)
     summary = batch.label_summary(scored, backend.labels)
@@ -261,11 +376,15 @@ def show_batch_results(backend: BasePredictor, result: dict[str, Any], threshold
         st.bar_chart(batch.confidence_histogram(scored), x="confidence", y="rows", height=240)
     show_preview(scored, summary["label"].tolist())
     name = result["name"].rsplit(".", 1)[0] + "-sentiment.csv"
+    guards = list(ui.FORMULA_GUARD_CHOICES)
+    guard = st.radio("Formula guard", guards, index=guards.index(formula_guard), horizontal=True,
+                     format_func=ui.FORMULA_GUARD_CHOICES.get, key="formula_guard",
+                     help="Spreadsheets run a cell that starts with = (and Excel also + - @) as a formula.")  # fmt: skip
     st.download_button(
-        f"Download all {len(scored):,} rows (CSV)", data=lambda: batch.result_csv_bytes(scored),
+        f"Download all {len(scored):,} rows (CSV)", data=lambda: batch.result_csv_bytes(scored, guard),
         file_name=name, mime="text/csv", on_click="ignore", type="primary", key="download",
     )  # fmt: skip
-    st.caption("Cells that a spreadsheet would run as formulas are prefixed with ' in the download.")
+    st.caption(ui.formula_guard_caption(guard))
 
 
 def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
@@ -393,7 +512,7 @@ def show_card(title: str, card: dict[str, Any]) -> None:
         st.write(card["task"])
     metrics = ui.metrics_table(card)
     if not metrics.empty:
-        st.markdown("**Metrics** (validation was used for model choice; test is reported once)")
+        st.markdown(ui.selection_note(card))
         st.dataframe(metrics.round(3), width="content")
     confusion = ui.confusion_frame(card, "test")
     if confusion is not None:
@@ -453,6 +572,13 @@ def monitoring_tab(settings: Settings) -> None:
     if shares:
         st.markdown("**Label shares and confidence per window**")
         st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
+    performance = ui.performance_summary(report)
+    if performance:
+        st.markdown("**Performance (estimated from the probabilities)**")
+        for col, (label, value, delta) in zip(st.columns(len(performance)), performance):
+            col.metric(label, value, delta)
+        estimated = [c for c in ("estimated_avg_recall", "realized_avg_recall") if c in trend.columns]
+        st.line_chart(trend[estimated], height=200)
     st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
 
 
@@ -483,17 +609,21 @@ def main() -> None:
         st.caption(f"Model: {ui.describe_backend(main_backend, settings.api_url)}")
         if backends.accurate is not None:
             st.caption(f"Accurate model: {ui.describe_backend(backends.accurate, None)}")
-    single, many, info, monitoring = st.tabs(
-        ["Analyze a text", "Batch (CSV)", "Model information", "Monitoring"]
+        if settings.feedback:
+            st.text_input("Your name (saved with corrections)", key="feedback_user")
+    single, many, info, monitoring, review = st.tabs(
+        ["Analyze a text", "Batch (CSV)", "Model information", "Monitoring", "Review"]
     )
     with single:
-        guarded("Analyze a text", text_tab, backends, threshold, settings.max_chars)
+        guarded("Analyze a text", text_tab, backends, threshold, settings.max_chars, settings.feedback)
     with many:
         guarded("Batch (CSV)", batch_tab, backends, threshold, settings)
     with info:
         guarded("Model information", model_tab, backends)
     with monitoring:
         guarded("Monitoring", monitoring_tab, settings)
+    with review:
+        guarded("Review", review_tab, settings, main_backend.labels)
 
 
 main()

@@ -13,6 +13,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+if ! command -v soffice >/dev/null 2>&1; then
+  # LibreOffice Calc without a GUI (soffice --headless --convert-to): tests/test_formula.py opens the
+  # CSV files we write in a real spreadsheet engine and checks that no cell becomes a formula
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends libreoffice-calc-nogui >/dev/null
+fi
+
 HEADERS=$(python3 -c 'import os, sysconfig; print(os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))')
 if ! command -v cc >/dev/null 2>&1 || [ "$HEADERS" != True ]; then
   # a C compiler and Python's headers, for the compiled inner loops (sentimentkit/text/_speedups.c)

@@ -1,4 +1,4 @@
-"""`python -m sentimentkit <command>`: fetch-data, validate-data, train, evaluate, predict, serve."""
+"""`python -m sentimentkit <command>`: fetch-data, validate-data, train, evaluate, predict, serve, feedback, review."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sentimentkit.config import Settings
+from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
+from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
 
 
 class UsageError(Exception):
@@ -18,6 +20,13 @@ class UsageError(Exception):
 def _add_model(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--model", type=Path, default=settings.model_path,
                    help="model.pkl (card model.json beside it) or a transformer folder; default %(default)s")  # fmt: skip
+
+
+def _add_formula_guard(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument("--formula-guard", choices=("auto", "all", "off"), default=settings.formula_guard,
+                   help="CSV cells that get a ' so spreadsheets do not run them: auto = only real formulas "
+                        "(=..., +A1, -2+3, @SUM(..)), all = every cell starting with = + - @, off = none; "
+                        "default %(default)s (SENTIMENTKIT_FORMULA_GUARD)")  # fmt: skip
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -58,12 +67,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--output", default=None, help="also write the JSON object to this file ('-': stdout)")
 
     p = sub.add_parser("predict", help="score one text (--text) or a CSV/TSV/XLSX file (--input/--output)")
     _add_model(p, settings)
     p.add_argument("--text", default=None)
     p.add_argument("--input", type=str, default=None, help="CSV/TSV/XLSX file (path or az://container/file)")
-    p.add_argument("--output", type=str, default=None, help="CSV file (path or az://container/file.csv)")
+    p.add_argument("--output", type=str, default=None,
+                   help="CSV or .parquet file (path, az://container/file.csv, or '-' for stdout)")  # fmt: skip
     p.add_argument("--text-column", default="text")
     p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows)
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
@@ -71,6 +82,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                    help="worker processes for --input (default: the cores; 1 = this process only)")  # fmt: skip
     p.add_argument("--parts", action="store_true",
                    help="add each text's scored parts (sentences, clauses; JSON with offsets)")  # fmt: skip
+    _add_formula_guard(p, settings)
 
     p = sub.add_parser("spark-predict", help="score a CSV/Parquet file or folder with Spark (mapInPandas)")
     _add_model(p, settings)
@@ -81,6 +93,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text")
     p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
+    _add_formula_guard(p, settings)
 
     p = sub.add_parser(
         "report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)"
@@ -89,8 +102,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument(
         "--input", type=Path, required=True, help="CSV/TSV/XLSX, raw or already scored by `predict`"
     )
-    p.add_argument("--output", type=Path, required=True, help="the HTML report to write")
-    p.add_argument("--json", type=Path, default=None, help="also write the JSON summary here")
+    p.add_argument("--output", type=Path, required=True, help="the HTML report to write ('-': stdout)")
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON summary here ('-': stdout)")
     p.add_argument("--text-column", default="text")
     p.add_argument(
         "--date-column", default="auto", help="column with dates; 'auto' detects one, 'none' skips"
@@ -173,6 +186,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     add_models_parser(sub)
     add_monitor_parser(sub, settings)
     add_retrain_parsers(sub)
+    add_feedback_parsers(sub)
     return parser
 
 
@@ -187,6 +201,8 @@ def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
     p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
+    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label): "
+                   "realized AvgRec beside the estimate")  # fmt: skip
     p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
                    help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
     _add_model(p, settings)
@@ -276,6 +292,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = {k: v for k, v in overrides.items() if v is not None} or None
     if args.search and params:
         raise UsageError("--search chooses C and the recency weighting itself; drop --C / --recency-beta")
+    from sentimentkit.io.storage import join
+    from sentimentkit.io.write import refuse_inputs
+    from sentimentkit.models.card import card_file
+
+    data_files = [(join(args.data, f"{split}.csv"), f"the data file {split}.csv") for split in SPLITS]
+    for target in (args.out, card_file(args.out)):  # before minutes of training
+        refuse_inputs(target, inputs=data_files)
     with local_dir(args.data, [f"{split}.csv" for split in SPLITS]) as data_dir:
         card = train(
             data_dir, args.out, params=params, search=args.search, log=lambda m: print(m, file=sys.stderr)
@@ -293,14 +316,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sentimentkit.data import load_labelled_csv
+    from sentimentkit.io.write import check_target, is_stdout, write_output
     from sentimentkit.serving.loader import load_predictor
     from sentimentkit.training.evaluate import format_report, metrics
 
+    inputs = ((args.data, "the data file"), (args.model, "the model"))
+    if args.output is not None:
+        check_target(args.output, inputs=inputs)
     predictor = load_predictor(args.model)
     frame = load_labelled_csv(args.data, args.text_column, args.label_column)  # CSV/TSV/XLSX/Parquet, az://
     result = metrics(frame["label"], predictor.predict(frame["text"].tolist()))
     result["model_version"] = predictor.version
-    print(json.dumps(result) if args.json else format_report(result))
+    if args.output is not None:
+        write_output(args.output, json.dumps(result) + "\n", inputs=inputs)
+    if not is_stdout(args.output):
+        print(json.dumps(result) if args.json else format_report(result))
     return 0
 
 
@@ -337,21 +367,25 @@ def _predict_file(args: argparse.Namespace) -> int:
         raise UsageError("--input needs --output FILE.csv (or .parquet) for the scored rows")
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
-    from sentimentkit.io.storage import is_remote, local_input, local_output
+    from sentimentkit.io.storage import local_input
+    from sentimentkit.io.write import check_target, describe_target, is_stdout
 
-    if is_remote(args.output) and args.output == args.input:  # the local copies differ; the blob would not
-        raise UsageError(f"The output {args.output!r} is the input file; choose another name for the scores.")
     settings = Settings.from_env()
+    # Checked on the names as given: a remote input is scored from a local copy, which differs.
+    if not Path(args.input).is_dir():  # a folder given as input is the reader's to explain
+        check_target(args.output, inputs=((args.input, "the input file"), (args.model, "the model"),
+                                          (settings.prediction_log, "the prediction log folder")))  # fmt: skip
     # The workers load the model themselves; this process needs it only to describe logged rows.
     predictor = load_predictor(args.model, threshold=args.threshold) if settings.prediction_log else None
     logger = batch_logger(predictor, args.text_column, "cli", settings)
-    with local_input(args.input) as source, local_output(args.output) as target, logger as log:
-        result = score_file(args.model, source, target, args.text_column, jobs=args.jobs,
+    with local_input(args.input) as source, logger as log:
+        result = score_file(args.model, source, args.output, args.text_column, jobs=args.jobs,
                             chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log,
-                            parts=args.parts)  # fmt: skip
+                            formula_guard=args.formula_guard, parts=args.parts)  # fmt: skip
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
-    print(f"wrote {result.rows} rows to {args.output} ({result.flagged} flagged in the 'error' column)")
+    print(f"wrote {result.rows} rows to {describe_target(args.output)} ({result.flagged} flagged in the 'error' column)",
+          file=sys.stderr if is_stdout(args.output) else sys.stdout)  # fmt: skip
     return 0
 
 
@@ -359,11 +393,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
     from sentimentkit.insights.render import render_html, summary_json
     from sentimentkit.insights.targets import parse_targets
+    from sentimentkit.io.write import check_target, describe_target, is_stdout, same_target, write_output
     from sentimentkit.serving.batch import read_table
     from sentimentkit.serving.loader import load_predictor
 
     if not args.input.is_file():
         raise UsageError(f"{args.input} not found")
+    inputs = ((args.input, "the input file"), (args.model, "the model"))
+    if args.json is not None and same_target(args.output, args.json):
+        raise UsageError("--output and --json name the same file; give each its own")
+    for target in (args.output, args.json):  # before scoring
+        if target is not None:
+            check_target(target, inputs=inputs)
     table = read_table(args.input.read_bytes(), args.input.name)
     predictor = load_predictor(args.model)
     scored, source = ensure_scored(table, args.text_column, None if has_scores(table.frame) else predictor)
@@ -372,25 +413,33 @@ def cmd_report(args: argparse.Namespace) -> int:
                          pick.get(args.group_column, args.group_column), args.date_order, source,
                          targets=parse_targets(args.targets))  # fmt: skip
     ins.notes[:0] = table.notes  # e.g. renamed duplicate columns: said in the report too
-    args.output.write_text(render_html(ins, f"Sentiment report: {args.input.name}"), encoding="utf-8")
+    write_output(
+        args.output, render_html(ins, f"Sentiment report: {args.input.name}").encode("utf-8"), inputs=inputs
+    )
     if args.json:
-        args.json.write_text(summary_json(ins), encoding="utf-8")
+        write_output(args.json, summary_json(ins).encode("utf-8"), inputs=inputs)
     for line in (*table.notes, *ins.warnings):
         print(f"warning: {line}", file=sys.stderr)
-    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else "") + f" ({ins.n_rows:,} rows)")
+    to_stdout = is_stdout(args.output) or is_stdout(args.json)
+    print(f"wrote {describe_target(args.output)}" + (f" and {describe_target(args.json)}" if args.json else "")
+          + f" ({ins.n_rows:,} rows)", file=sys.stderr if to_stdout else sys.stdout)  # fmt: skip
     return 0
 
 
 def cmd_spark_predict(args: argparse.Namespace) -> int:
+    from sentimentkit.io.write import refuse_inputs
     from sentimentkit.scale.spark import describe_spark_error, predict_spark, spark_session
 
+    # The output is a folder Spark fills with part files; it must be neither the input nor inside it.
+    refuse_inputs(args.output, inputs=((args.input, "the input"),))
     if "://" not in args.output and Path(args.output).exists():  # checked before Spark takes ~20 s to start
         raise UsageError(
             f"{args.output} already exists; Spark writes a new folder: remove it or choose another"
         )
     spark = spark_session(args.master)
     try:
-        predict_spark(spark, str(args.input), str(args.output), args.model, args.text_column, args.threshold)
+        predict_spark(spark, str(args.input), str(args.output), args.model, args.text_column, args.threshold,
+                      args.formula_guard)  # fmt: skip
     except Exception as exc:  # Spark wraps user mistakes (missing input, existing output) in its own types
         message = describe_spark_error(exc)
         if message is None:
@@ -467,6 +516,18 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{args.record} holds no ensemble metrics (expected benchmarks/accurate_mode.json)"
             ) from None
+    from sentimentkit.io.write import check_target
+    from sentimentkit.models.card import CARD_FILE, card_file
+    from sentimentkit.serving.ensemble import ENSEMBLE_FILE
+
+    members = [(m, f"the member {m}") for m in args.members]
+    members += [(card_file(m), f"the card of the member {m}") for m in args.members]
+    if args.out.is_dir():  # the two files the folder gets must not be a member's (its own folder, its card)
+        for name in (ENSEMBLE_FILE, CARD_FILE):
+            check_target(args.out / name, inputs=members)
+    elif args.out.exists():
+        check_target(args.out, inputs=members)
+        raise UsageError(f"{args.out} is a file; --out names the ensemble folder to write")
     card = write_ensemble(args.out, args.members, load_predictor, args.weights, metrics)
     print(f"wrote {args.out} ({card['version']}): {len(args.members)} members")
     return 0
@@ -518,18 +579,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from sentimentkit.io.storage import write_bytes
+    from sentimentkit.io.write import check_target, write_output
     from sentimentkit.mlops import monitor
     from sentimentkit.mlops.predlog import parse_age
     from sentimentkit.mlops.report import render_html
 
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
+    inputs = ((args.log, "the prediction log folder"), (args.model, "the model"),
+              (args.thresholds, "the thresholds file"), (args.labels, "the labels"))  # fmt: skip
+    if args.html:
+        check_target(args.html, inputs=inputs)
     thresholds = monitor.Thresholds.load(args.thresholds)
     since, window = parse_age(args.since, "--since"), parse_age(args.window, "--window")
-    report, reference = monitor.run(args.log, since, window, args.model, thresholds=thresholds)
+    report, reference = monitor.run(args.log, since, window, args.model, thresholds=thresholds,
+                                    labels=args.labels)  # fmt: skip
     if args.html:
-        write_bytes(args.html, render_html(report, reference).encode("utf-8"))
+        write_output(args.html, render_html(report, reference).encode("utf-8"), inputs=inputs)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -608,6 +674,7 @@ COMMANDS = {
     "models": cmd_models, "monitor": cmd_monitor, "retrain": cmd_retrain, "watch": cmd_retrain,
 }  # fmt: skip
 COMMANDS["spark-predict"] = cmd_spark_predict
+COMMANDS.update(FEEDBACK_COMMANDS)
 
 
 # Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker

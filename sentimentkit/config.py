@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sentimentkit import LABELS
+from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, check_formula_guard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "model.pkl"
@@ -52,6 +53,17 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
 
 
+def _env_formula_guard() -> str:
+    raw = os.environ.get("SENTIMENTKIT_FORMULA_GUARD", "").strip()
+    try:
+        return check_formula_guard(raw) if raw else DEFAULT_FORMULA_GUARD
+    except ValueError:
+        raise ValueError(
+            f"SENTIMENTKIT_FORMULA_GUARD must be auto (only real formulas), all (every cell starting "
+            f"with = + - @) or off, got {raw!r}"
+        ) from None
+
+
 def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
@@ -81,6 +93,8 @@ class Settings:
     # Prediction log (local folder or az:// URI; None: off) and whether it keeps the raw text.
     prediction_log: str | None = None
     prediction_log_text: bool = False
+    # Feedback store (folder or az:// URI, the retrain incoming location; None: POST /v1/feedback is off).
+    feedback: str | None = None
     labels: tuple[str, ...] = LABELS
     # Languages (ISO 639-1) whose rows count in sentiment statistics (Insights); rows the language
     # guard finds in other languages are still scored, but flagged and left out (issue 24).
@@ -88,6 +102,8 @@ class Settings:
     # Optional secret for model-card signatures (sentimentkit.models.signing); kept out of repr/logs.
     signing_key: str | None = field(default=None, repr=False)
     signing_key_file: Path | None = None
+    # Which cells of a written CSV get a ' so spreadsheets do not run them: auto, all or off.
+    formula_guard: str = DEFAULT_FORMULA_GUARD
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -114,5 +130,7 @@ class Settings:
             model_poll_s=_env_float("SENTIMENTKIT_MODEL_POLL_S", cls.model_poll_s) or 0.0,
             prediction_log=(env.get("SENTIMENTKIT_PREDICTION_LOG") or "").strip() or None,
             prediction_log_text=_env_flag("SENTIMENTKIT_PREDICTION_LOG_TEXT"),
+            formula_guard=_env_formula_guard(),
+            feedback=(env.get("SENTIMENTKIT_FEEDBACK") or "").strip() or None,
             languages=tuple(code.lower() for code in _env_list("SENTIMENTKIT_LANGUAGES")) or cls.languages,
         )

@@ -7,11 +7,13 @@ unit-tested without a browser. Nothing runs at import time.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from sentimentkit import LABELS
 from sentimentkit.config import Settings
 from sentimentkit.io.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, OUTPUT_COLUMNS, BasePredictor, text_error
@@ -187,6 +189,21 @@ def metrics_table(card: dict[str, Any]) -> pd.DataFrame:
     return table.dropna(how="all")
 
 
+def selection_note(card: dict[str, Any]) -> str:
+    """The caption over a card's metrics: which data the model's choices were made on.
+
+    A card with a ``holdout`` block (the default TF-IDF model) had its settings chosen on a temporal
+    holdout of train (fitted on the oldest 80%, scored on the newest 20%); validation and test are
+    only reported. Other cards (the transformer, the accurate mode) were chosen on validation.
+    """
+    if isinstance((card.get("metrics") or {}).get("holdout"), dict):
+        return (
+            "**Metrics** (settings chosen on a temporal holdout of train: fitted on its oldest 80%, "
+            "scored on its newest 20%; validation and test are reported, not used to choose)"
+        )
+    return "**Metrics** (validation was used for model choice; test is reported once)"
+
+
 def confusion_frame(card: dict[str, Any], split: str = "test") -> pd.DataFrame | None:
     """The confusion matrix of `split` as a labelled table (rows: true label), or None."""
     block = (card.get("metrics") or {}).get(split) or {}
@@ -270,6 +287,27 @@ def monitoring_problem(exc: Exception, log: str) -> tuple[str, str] | None:
     return None
 
 
+def performance_summary(report: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(label, value, delta) for the Monitoring tab's performance metrics: the latest window's estimated
+    AvgRec (delta against the reference, in points) and its 90% interval, and the realized AvgRec when
+    labels matched; empty when there is no estimate."""
+    values = report["signals"].get("performance", {}).get("values", {})
+    estimated = values.get("estimated_avg_recall")
+    if estimated is None:
+        return []
+    reference = values.get("reference_avg_recall")
+    delta = f"{(estimated - reference) * 100:+.1f} points vs reference" if reference is not None else None
+    out = [("Estimated AvgRec", f"{estimated:.3f}", delta)]
+    if values.get("avg_recall_low") is not None:
+        out.append(
+            ("90% interval", f"{values['avg_recall_low']:.3f} - {values['avg_recall_high']:.3f}", None)
+        )
+    if values.get("n_labelled"):
+        out.append((f"Realized AvgRec ({values['n_labelled']:,} labelled)", f"{values['realized_avg_recall']:.3f}",
+                    None))  # fmt: skip
+    return out
+
+
 def tab_problem(tab: str, exc: BaseException) -> str:
     """One sentence for an unexpected error inside a tab (the other tabs keep working). Only the error's
     type is shown: its text may hold paths or URLs with credentials; the server log has the rest."""
@@ -277,6 +315,130 @@ def tab_problem(tab: str, exc: BaseException) -> str:
         f"The {tab} tab could not be shown because of an unexpected error ({type(exc).__name__}). "
         "Reload the page; if it happens again, restart the app and report the error printed in its console."
     )
+
+
+# The batch download's formula guard (sentimentkit.io.formula): mode -> what the radio shows.
+FORMULA_GUARD_CHOICES = {
+    "auto": "Only real formulas",
+    "all": "Every cell starting with = + - @",
+    "off": "Off",
+}
+
+
+def formula_guard_caption(mode: str) -> str:
+    """One line under the download saying what the chosen formula guard does to the file."""
+    if mode == "off":
+        return "Nothing is changed: open this file in a spreadsheet only if you trust every cell."
+    if mode == "all":
+        return "Every text cell starting with = + - @ (tweets replying to @user too) gets a leading '."
+    return (
+        "Cells a spreadsheet would run as formulas (=..., +A1, -2+3, @SUM(...)) get a leading '; "
+        "every other text, @replies included, is exactly as in your file."
+    )
+
+
+# --- feedback: corrections and the review queue (the app's widgets are in app.py) ---------------------
+FEEDBACK_OFF = (
+    "Corrections are not saved on this server: set SENTIMENTKIT_FEEDBACK to a folder or az:// URI "
+    "(normally the `retrain --incoming` location) and restart the app."
+)
+REVIEW_NEEDS_LOG = (
+    "The review queue is built from the prediction log, with its texts: set SENTIMENTKIT_PREDICTION_LOG "
+    "and SENTIMENTKIT_PREDICTION_LOG_TEXT=true, score some texts (batch tab, API), then come back."
+)
+REVIEW_KEYS = {"negative": "1", "neutral": "2", "positive": "3", "skip": "s"}
+REVIEW_BATCH = 20
+
+
+def correction(text: str, label: str, result: dict[str, Any] | None, model_version: str, user: str = "",
+               request_id: str = "") -> dict[str, Any]:  # fmt: skip
+    """One correction as the feedback store takes it, with what the model said (`result`: a scored record)."""
+    result = result or {}
+    return {"text": text, "label": label, "user": user, "source": "app", "model_version": model_version,
+            "predicted": result.get("sentiment") or "", "confidence": result.get("confidence"),
+            "request_id": request_id}  # fmt: skip
+
+
+def save_corrections(store: str | None, rows: list[dict[str, Any]]) -> tuple[bool, str]:
+    """(saved?, one line for the page). Never raises for what a user or the storage can cause."""
+    from sentimentkit.feedback.store import FeedbackError, write_corrections
+
+    if not store:
+        return False, FEEDBACK_OFF
+    if not rows:
+        return False, "Nothing to save: choose a label in the `correct label` column first."
+    try:
+        _, stored = write_corrections(store, rows)
+    except (FeedbackError, OSError) as exc:
+        return False, redact(f"Not saved: {exc}")
+    return (
+        True,
+        f"Saved {stored} correction{'s' if stored != 1 else ''}. Thank you: retraining will learn from it.",
+    )
+
+
+def batch_corrections(edited: pd.DataFrame, text_column: str, model_version: str, user: str = "") -> list[dict[str, Any]]:  # fmt: skip
+    """The corrections in the batch tab's editable table: rows whose `correct label` was chosen."""
+    chosen = edited[edited["correct label"].isin(LABELS)]
+    return [correction(str(row[text_column]), row["correct label"],
+                       {"sentiment": row.get("sentiment"), "confidence": row.get("confidence")}, model_version, user)
+            for _, row in chosen.iterrows() if isinstance(row[text_column], str) and row[text_column].strip()]  # fmt: skip
+
+
+def progress_line(labelled: int, to_go: int) -> str:
+    """'132 labelled, 68 to go'."""
+    return f"{labelled:,} labelled, {to_go:,} to go"
+
+
+def review_round(log: str | None, log_text: bool, store: str | None, n: int = REVIEW_BATCH) -> dict[str, Any]:
+    """The next `n` logged predictions to label (not yet in the store), with the counts for the
+    progress line: {"queue": frame, "labelled": texts of the log already labelled, "to_go": the rest}.
+    Raises ValueError with the sentence to show when the log or the store is missing."""
+    from sentimentkit.feedback.queue import logged_predictions, review_queue
+    from sentimentkit.feedback.store import read_feedback
+
+    if not store:
+        raise ValueError(FEEDBACK_OFF)
+    if not log or not log_text:
+        raise ValueError(REVIEW_NEEDS_LOG)
+    logged = set(logged_predictions(log)["text"])
+    done = [t for t in read_feedback(store)["text"] if t in logged]
+    to_go = len(logged) - len(done)
+    queue = review_queue(log, n, "uncertain", exclude=done) if to_go else pd.DataFrame(columns=["text"])
+    return {"queue": queue.reset_index(drop=True), "labelled": len(done), "to_go": to_go}
+
+
+def review_keys_html() -> str:
+    """A key listener for the Review tab (in a components.html frame): 1/2/3 click the label buttons,
+    s clicks skip. Only visible buttons are clicked and typing in a text box is left alone; without
+    JavaScript the buttons work as they are. The listener is installed once, in the page itself (a
+    listener owned by the frame would stop working when Streamlit replaces the frame)."""
+    keys = json.dumps({key: f"{name} [{key}]" for name, key in REVIEW_KEYS.items()})
+    listener = f"""
+(function () {{
+  if (window.__sentimentkitReviewKeys) return;
+  window.__sentimentkitReviewKeys = true;
+  const keys = {keys};
+  document.addEventListener("keydown", function (event) {{
+    const target = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return;
+    const label = keys[String(event.key).toLowerCase()];
+    if (!label) return;
+    const button = Array.from(document.querySelectorAll("button")).find(
+      (b) => b.innerText.trim() === label && b.offsetParent !== null);
+    if (button) {{ event.preventDefault(); button.click(); }}
+  }});
+}})();"""
+    return f"""<script>
+(function () {{
+  const doc = window.parent.document;
+  if (window.parent.__sentimentkitReviewKeys) return;
+  const script = doc.createElement("script");
+  script.textContent = {json.dumps(listener)};
+  doc.head.appendChild(script);
+}})();
+</script>"""
 
 
 def language_note(result: dict[str, Any]) -> str | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sentimentkit.config import REPO_ROOT
+from sentimentkit.mlops.predlog import PredictionLog
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.serving.predictor import Predictor
 
@@ -85,3 +86,12 @@ def write_tiny_splits(folder: Path) -> Path:
     for split in ("train", "validation", "test"):
         frame.to_csv(folder / f"{split}.csv", index=False)
     return folder
+
+
+@pytest.fixture
+def tiny_log(tiny_predictor: Predictor, tmp_path: Path) -> Path:
+    """A prediction log of 300 rows scored by the tiny model (three texts, 100 times each)."""
+    texts = ["I love this, it is great", "worst day ever :(", "the train leaves at noon"] * 100
+    with PredictionLog(tmp_path / "log") as log:
+        log.submit(tiny_predictor, texts, tiny_predictor.score(texts), source="api")
+    return tmp_path / "log"

@@ -341,9 +341,31 @@ def test_csv_every_row_in_order_with_original_columns_and_formulas_neutralised(c
     assert out["id"].tolist() == ["1", "2", "3", "4", "5"]
     assert out["tweet"][3] == "line one\nline two, great"
     assert out["note"].tolist() == ['\'=HYPERLINK("http://x")', "blank", "'+1+2", "-5", "x"]
-    assert out["tweet"][4] == "'@user the train at noon"
+    assert out["tweet"][4] == "@user the train at noon"  # a reply, not a formula (formula_guard=auto)
     assert out["sentiment"].tolist()[:3] == ["positive", "", "negative"]
     assert out["error"][1] == "empty text"
+
+
+def test_csv_formula_guard_field_and_server_default(tiny_predictor: Predictor) -> None:
+    data = b'text,note\n@user I love it,=HYPERLINK("http://x")\nI hate it,-A1\n'
+    with make_client(tiny_predictor) as c:
+        assert read_answer(post_csv(c, data))["text"][0] == "@user I love it"  # auto
+        out = read_answer(post_csv(c, data, formula_guard="all"))
+        assert out["text"][0] == "'@user I love it" and out["note"].tolist() == [
+            '\'=HYPERLINK("http://x")',
+            "'-A1",
+        ]
+        out = read_answer(post_csv(c, data, formula_guard="off"))
+        assert out["note"].tolist() == ['=HYPERLINK("http://x")', "-A1"]
+        wrong = post_csv(c, data, formula_guard="sometimes")
+        assert wrong.status_code == 422 and wrong.json()["error"] == "invalid_formula_guard"
+        assert "must be one of auto, all, off, got 'sometimes'" in wrong.json()["message"]
+        schema = c.get("/openapi.json").json()
+    form = schema["components"]["schemas"]["Body_predict_csv_v1_predict_csv_post"]["properties"]
+    assert form["formula_guard"]["enum"] == ["auto", "all", "off"]
+    with make_client(tiny_predictor, formula_guard="all") as c:  # SENTIMENTKIT_FORMULA_GUARD=all
+        assert read_answer(post_csv(c, data))["text"][0] == "'@user I love it"
+        assert read_answer(post_csv(c, data, formula_guard="auto"))["text"][0] == "@user I love it"
 
 
 def test_csv_default_column_utf16_and_semicolons(client: TestClient) -> None:
@@ -569,9 +591,10 @@ def test_openapi_schema_documents_the_limits(tiny_predictor: Predictor) -> None:
     assert components["BatchRequest"]["properties"]["texts"]["maxItems"] == 9
     assert set(schema["paths"]) == {
         "/healthz", "/readyz", "/v1/model", "/v1/predict", "/v1/predict/batch", "/v1/predict/csv", "/metrics",
-        "/v1/admin/reload",
+        "/v1/admin/reload", "/v1/predict/csv/notes", "/v1/feedback",
     }  # fmt: skip
     assert "413" in schema["paths"]["/v1/predict"]["post"]["responses"]
+    assert components["FeedbackRequest"]["properties"]["items"]["maxItems"] == 9
 
 
 def test_fast_path_and_the_fastapi_route_answer_alike(client: TestClient, logs: LogLines) -> None:
@@ -681,6 +704,61 @@ def test_csv_route_shares_the_batch_path_blank_ragged_xlsx_and_notes(client: Tes
     book.save(buffer)
     answer = read_answer(post_csv(client, buffer.getvalue(), name="book.xlsx"))
     assert answer["sentiment"][0] == "positive" and answer["text"].tolist() == ["I love it", "'@SUM(1)"]
+
+
+def header_bytes(response: httpx.Response) -> int:
+    """The size of the response's header block as sent: 'Name: value' plus CRLF per header."""
+    return sum(len(name) + len(value) + 4 for name, value in response.headers.raw)
+
+
+def test_csv_notes_keep_the_headers_small_and_the_notes_route_has_them_all(tiny_predictor: Predictor) -> None:
+    # Was: 1,500 trailing commas gave a 101 KB X-Input-Notes header (http.client and requests refuse
+    # a header line over 64 KB), a wide workbook 1.1 MB.
+    data = (
+        "id,text" + "," * 1500 + "\n" + "".join(f"{i},I love it{',' * 1500}\n" for i in range(3))
+    ).encode()
+    with make_client(tiny_predictor, api_key="k" * 20, max_body_bytes=1000) as c:
+        key = {"X-API-Key": "k" * 20}
+        response = c.post("/v1/predict/csv", files={"file": ("wide.csv", data)}, headers=key)
+        assert response.status_code == 200 and len(read_answer(response)) == 3
+        assert header_bytes(response) < 4096
+        assert response.headers["X-Input-Notes-Count"] == "1500"
+        summary = response.headers["X-Input-Notes"]
+        assert summary.endswith(
+            "(1,500 notes in all, the first 5 here; POST the file to /v1/predict/csv/notes for every note in full)"
+        )
+        # the full list: the same file to the notes route (the upload limit applies, not max_body_bytes)
+        notes = c.post("/v1/predict/csv/notes", files={"file": ("wide.csv", data)}, headers=key)
+        assert notes.status_code == 200
+        assert notes.json()["rows"] == 3 and notes.json()["count"] == 1500 == len(notes.json()["notes"])
+        assert summary.startswith(" | ".join(notes.json()["notes"][:5]))
+        assert (
+            notes.json()["notes"][-1] == "column 1502 has no name in the header; it is called 'column_1502'."
+        )
+        assert c.post("/v1/predict/csv/notes", files={"file": ("wide.csv", data)}).status_code == 401
+        missing = c.post("/v1/predict/csv/notes", files={"file": ("w.csv", data)}, data={"text_column": "x"},
+                         headers=key)  # fmt: skip
+        assert missing.status_code == 422 and missing.json()["error"] == "missing_column"
+
+
+def test_csv_notes_header_cuts_a_huge_note_and_escapes_what_a_header_cannot_hold(client: TestClient) -> None:
+    name = "é" * 100_000  # a wide workbook's duplicated names made one note of 1.1 MB
+    data = f"text,{name},{name}\nI love it,a,b\n".encode()
+    response = post_csv(client, data)
+    assert response.status_code == 200 and header_bytes(response) < 4096
+    summary = response.headers["X-Input-Notes"]
+    assert summary.isascii() and "\\xe9" in summary
+    assert summary.endswith(
+        "(cut to 300 characters; POST the file to /v1/predict/csv/notes for every note in full)"
+    )
+    assert response.headers["X-Input-Notes-Count"] == "1"
+    full = client.post("/v1/predict/csv/notes", files={"file": ("in.csv", data)}).json()["notes"]
+    assert len(full) == 1 and name in full[0]
+    few = post_csv(client, b"id,text,text\nI love it,a,b\n", text_column="text")
+    assert few.headers["X-Input-Notes-Count"] == "1" and "POST the file" not in few.headers["X-Input-Notes"]
+    from sentimentkit.api.csv_route import _notes_header
+
+    assert _notes_header(["a\nb\x00c"]) == {"X-Input-Notes": "a\\nb\\x00c", "X-Input-Notes-Count": "1"}
 
 
 def test_csv_route_flags_xlsx_formulas_without_a_saved_value(client: TestClient) -> None:

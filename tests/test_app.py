@@ -206,6 +206,19 @@ def test_batch_flow_scores_every_row_and_offers_the_download(app) -> None:
     assert table["tweet"].tolist()[4] == "café au lait this morning"
 
 
+def test_batch_download_has_a_formula_guard_choice(app) -> None:
+    at = upload(app(SENTIMENTKIT_FORMULA_GUARD="all"), "tweets.csv", TRICKY_CSV)
+    at.button(key="score").click().run()
+    choice = at.radio(key="formula_guard")
+    assert choice.value == "all" and choice.options == [
+        "Only real formulas", "Every cell starting with = + - @", "Off",
+    ]  # fmt: skip
+    assert any(c.startswith("Every text cell starting with = + - @") for c in texts(at.caption))
+    choice.set_value("auto").run()
+    assert not at.exception and at.download_button(key="download").label == "Download all 5 rows (CSV)"
+    assert any("@replies included, is exactly as in your file" in c for c in texts(at.caption))
+
+
 def test_batch_filters_the_preview_by_label_and_uncertain(app) -> None:
     at = upload(app(), "tweets.csv", TRICKY_CSV)
     at.button(key="score").click().run()

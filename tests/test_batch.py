@@ -288,8 +288,12 @@ def test_guess_and_check_column() -> None:
 
 def test_neutralise_formulas_follows_owasp() -> None:
     frame = pd.DataFrame({"a": ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "-12.5", "+3", "plain", None]})
-    assert neutralise_formulas(frame)["a"].tolist()[:8] == [
+    assert neutralise_formulas(frame, "all")["a"].tolist()[:8] == [
         "'=1+1", "'+SUM(A1)", "'-2+3", "'@cmd", "'\tx", "-12.5", "+3", "plain",
+    ]  # fmt: skip
+    # auto (the default): "@cmd" is a word, not a formula (tests/test_formula.py has the full rule)
+    assert neutralise_formulas(frame)["a"].tolist()[:8] == [
+        "'=1+1", "'+SUM(A1)", "'-2+3", "@cmd", "'\tx", "-12.5", "+3", "plain",
     ]  # fmt: skip
     assert pd.isna(neutralise_formulas(frame)["a"].iloc[8])
     assert frame["a"].iloc[0] == "=1+1"  # the input is not modified
@@ -396,7 +400,9 @@ def test_score_file_reads_xlsx(tiny_predictor, tmp_path) -> None:
     result = score_file(tiny_predictor, source, tmp_path / "out.csv")
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     assert result.rows == 2 and out["sentiment"].tolist() == ["positive", "negative"]
-    assert out["text"].tolist() == ["I love it", "'@user I hate it"]
+    assert out["text"].tolist() == ["I love it", "@user I hate it"]  # a reply, not a formula
+    score_file(tiny_predictor, source, tmp_path / "all.csv", formula_guard="all")
+    assert pd.read_csv(tmp_path / "all.csv", dtype=str)["text"].tolist() == ["I love it", "'@user I hate it"]
 
 
 def test_score_chunk_is_pure_and_flags_row_errors(tiny_predictor) -> None:
@@ -410,7 +416,9 @@ def test_score_chunk_is_pure_and_flags_row_errors(tiny_predictor) -> None:
 
 
 def test_csv_text_neutralises_column_names_too() -> None:
-    assert scored_csv_text(pd.DataFrame({"=cmd": ["-1", "-x"]})) == "'=cmd\n-1\n'-x\n"
+    assert scored_csv_text(pd.DataFrame({"=cmd": ["-1", "-x", "-A1"]})) == "'=cmd\n-1\n-x\n'-A1\n"
+    assert scored_csv_text(pd.DataFrame({"=cmd": ["-x"]}), formula_guard="all") == "'=cmd\n'-x\n"
+    assert scored_csv_text(pd.DataFrame({"=cmd": ["-A1"]}), formula_guard="off") == "=cmd\n-A1\n"
 
 
 def test_a_mostly_utf8_file_with_a_stray_byte_is_refused_naming_the_line() -> None:

@@ -239,7 +239,32 @@ def test_predict_neutralises_formulas_in_the_cli_output(tiny_model_path, tmp_pat
     data = b'text,note\nI love it,=HYPERLINK("http://x")\n@user I hate it,-5\n'
     _, scored = score_bytes(tiny_model_path, tmp_path, data)
     assert scored["note"].tolist() == ['\'=HYPERLINK("http://x")', "-5"]
-    assert scored["text"].tolist() == ["I love it", "'@user I hate it"]
+    assert scored["text"].tolist() == ["I love it", "@user I hate it"]  # a reply, not a formula
+
+
+def test_predict_formula_guard_flag_env_and_worker_processes(tiny_model_path, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes(
+        b"text,note\n@united thanks for nothing,-A1\nI love it,+1 great service\nI hate it,=1+1\n"
+    )
+    runs = {
+        "all": predict_file(tiny_model_path, src, tmp_path / "all.csv", "--formula-guard", "all",
+                            "--jobs", "2", "--chunk-rows", "1"),  # the worker processes apply it too
+        "off": run("predict", "--model", str(tiny_model_path), "--input", str(src), "--output",
+                   str(tmp_path / "off.csv"), env={"SENTIMENTKIT_FORMULA_GUARD": "off"}),
+    }  # fmt: skip
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    out = read_scored(tmp_path / "all.csv")
+    assert out["text"].tolist() == ["'@united thanks for nothing", "I love it", "I hate it"]
+    assert out["note"].tolist() == ["'-A1", "'+1 great service", "'=1+1"]
+    out = read_scored(tmp_path / "off.csv")
+    assert out["note"].tolist() == ["-A1", "+1 great service", "=1+1"]
+    wrong = predict_file(tiny_model_path, src, tmp_path / "x.csv", "--formula-guard", "some")
+    assert wrong.returncode == 2 and "argument --formula-guard: invalid choice: 'some'" in wrong.stderr
+    bad_env = run("predict", "--text", "hi", env={"SENTIMENTKIT_FORMULA_GUARD": "some"})
+    assert bad_env.returncode == 2
+    assert bad_env.stderr.strip().startswith("error: SENTIMENTKIT_FORMULA_GUARD must be auto")
+    assert "Traceback" not in bad_env.stderr and not (tmp_path / "x.csv").exists()
 
 
 def test_predict_hostile_inputs_get_rows_or_one_line(tiny_model_path, tmp_path):

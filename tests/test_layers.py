@@ -9,7 +9,7 @@ arrow to `sentimentkit.mlops.registry`, `from sentimentkit.mlops import CHAMPION
 
 Floors, from the ground up (a module may import its own floor and those below, never above):
 io, config, errors and the package root < text < data < models < serving, training
-< scale, insights, mlops < api, ui, cli. Run it alone with `pytest tests/test_layers.py`.
+< scale, insights, mlops, feedback < api, ui, cli. Run it alone with `pytest tests/test_layers.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("data",),
     ("models",),
     ("serving", "training"),
-    ("scale", "insights", "mlops"),
+    ("scale", "insights", "mlops", "feedback"),
     ("api", "ui", "cli", "__main__"),
 )
 FLOOR_OF = {part: floor for floor, parts in enumerate(FLOORS) for part in parts}

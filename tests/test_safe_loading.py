@@ -26,6 +26,7 @@ from sentimentkit.cli import main
 from sentimentkit.config import REPO_ROOT, Settings
 from sentimentkit.models import safe_pickle
 from sentimentkit.models.card import ModelError, card_file, normalise_card, sign_model
+from sentimentkit.models.domain import fit_head
 from sentimentkit.models.pipeline import build_pipeline, load_model, save_model, sha256_file
 from sentimentkit.serving.loader import load_predictor
 from sentimentkit.training.train import CHOSEN_PARAMS, fit_pipeline
@@ -190,11 +191,13 @@ def _globals_of(blob: bytes) -> set[tuple[str, str]]:
 
 
 def test_the_allow_list_is_exactly_what_our_pipelines_contain() -> None:
-    """Union of the committed model.pkl and a pipeline trained now with the chosen parameters (both
-    lexicons, recency weights, float32 features): nothing missing, nothing extra."""
+    """Union of the committed model.pkl, a pipeline trained now with the chosen parameters (both
+    lexicons, recency weights, float32 features) and a domain-adapted one: nothing missing, nothing extra."""
     frame = pd.DataFrame({"text": TINY_TEXTS, "label": TINY_LABELS})
     fresh = fit_pipeline(frame, {**CHOSEN_PARAMS, "word_min_df": 1, "char_min_df": 1})
     used = _globals_of(pickle.dumps(fresh, protocol=5))
+    adapted = fit_head(fresh, TINY_TEXTS, TINY_LABELS, C=1.0)  # a domain-adapted model (models.domain)
+    used |= _globals_of(pickle.dumps(adapted, protocol=5))
     if COMMITTED_MODEL.is_file():
         used |= _globals_of(COMMITTED_MODEL.read_bytes())
     assert used == set(safe_pickle.ALLOWED)

@@ -98,6 +98,20 @@ def test_parquet_through_spark_keeps_types_and_flags_nulls(spark, tmp_path):
     assert scored["sentiment"].iloc[0] == "negative"
 
 
+def test_spark_csv_takes_the_formula_guard(spark, tmp_path):
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"text": ["@user I love it", "=1+1", "-A1 is bad", "+A1"]}).to_csv(source, index=False)
+    for mode, expected in (
+        ("auto", ["@user I love it", "'=1+1", "-A1 is bad", "'+A1"]),
+        ("all", ["'@user I love it", "'=1+1", "'-A1 is bad", "'+A1"]),
+        ("off", ["@user I love it", "=1+1", "-A1 is bad", "+A1"]),
+    ):
+        predict_spark(spark, str(source), str(tmp_path / mode), MODEL, formula_guard=mode)
+        assert read_spark_csv(tmp_path / mode)["text"].tolist() == expected, mode
+    with pytest.raises(ValueError, match="formula guard must be one of auto, all, off"):
+        score_spark_frame(spark.createDataFrame(pd.DataFrame({"text": ["hi"]})), MODEL, formula_guard="x")
+
+
 def test_the_executor_refuses_a_model_copy_whose_hash_differs(spark):
     spark.sparkContext.addFile(str(MODEL))
     with pytest.raises(ModelError, match="does not match"):

@@ -31,11 +31,7 @@ def _save_values(data: bytes, saved: dict[str, str]) -> bytes:
         pattern = rf'<c r="{cell}"><f>(.*?)</f><v ?/></c>'
         xml, found = re.subn(pattern, rf'<c r="{cell}" t="str"><f>\1</f><v>{escape(value)}</v></c>', xml)
         assert found == 1, f"{cell} is not a formula cell without a value"
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            target.writestr(item, xml if item.filename == SHEET else source.read(item.filename))
-    return out.getvalue()
+    return _with_sheet(source, xml)
 
 
 def with_cells(data: bytes, cells: dict[str, str]) -> bytes:
@@ -53,6 +49,11 @@ def with_cells(data: bytes, cells: dict[str, str]) -> bytes:
         )
         xml, found = re.subn(rf'<c r="{cell}"[^>]*>.*?</c>', new, xml)
         assert found == 1, f"{cell} is not a cell with a value"
+    return _with_sheet(source, xml)
+
+
+def _with_sheet(source: zipfile.ZipFile, xml: str) -> bytes:
+    """The workbook `source` with its first sheet's XML replaced by `xml`."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for item in source.infolist():

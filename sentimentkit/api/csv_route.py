@@ -9,6 +9,13 @@ Failures are made visible to the client at every stage:
   The response announces both conventions in headers: `ROWS_HEADER` (the data rows of a complete
   answer) and `MARKER_HEADER` (the marker).
 Rows are parsed and formatted in the thread pool and scored on the loop, chunk by chunk.
+
+The reader's notes (renamed columns, ragged lines) can be thousands (a header with 1,500 trailing
+commas names 1,500 columns), and HTTP clients refuse long headers (Python's http.client and requests
+stop at 64 KB a line, many proxies at 8 KB in all). So the headers carry a bounded summary, at most
+`NOTES_HEADER_MAX` bytes: the first notes, each cut to `NOTE_MAX` characters, and `NOTES_COUNT_HEADER`,
+the number of notes; the full list is the JSON answer of POST /v1/predict/csv/notes for the same file
+(stateless, so it works with any number of workers).
 """
 
 import logging
@@ -18,14 +25,15 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from sentimentkit.api.batcher import score_texts
-from sentimentkit.api.errors import ApiError, StreamAbortedError, only
+from sentimentkit.api.errors import ApiError, StreamAbortedError, json_response, only
 from sentimentkit.api.log import log_event
-from sentimentkit.api.service import CSV_ROUTE, note_records, predictor_of, request_info
+from sentimentkit.api.service import CSV_NOTES_ROUTE, CSV_ROUTE, note_records, predictor_of, request_info
 from sentimentkit.config import Settings
+from sentimentkit.io.formula import FORMULA_GUARDS, check_formula_guard
 from sentimentkit.io.tables import Chunk
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.batch import (
@@ -41,6 +49,10 @@ STREAM_ERROR_MARKER = "#sentimentkit-error"
 ROWS_HEADER = "X-Sentimentkit-Rows"
 MARKER_HEADER = "X-Sentimentkit-Error-Marker"
 NOTES_HEADER = "X-Input-Notes"
+NOTES_COUNT_HEADER = "X-Input-Notes-Count"
+NOTES_HEADER_MAX = 2000  # bytes of X-Input-Notes: with the other headers, far below 8 KB in all
+NOTE_MAX = 300  # characters of one note in the header
+NOTES_SHOWN = 5  # notes in the header at most
 
 
 def add_csv_route(app: FastAPI, settings: Settings) -> None:
@@ -54,13 +66,25 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
             File(description="CSV, TSV or .xlsx with a header row (CSV: UTF-8, UTF-16, cp1252...)"),
         ],
         text_column: Annotated[str, Form(description="name of the column that holds the text")] = "text",
+        formula_guard: Annotated[
+            str | None,
+            Form(
+                description="which cells get a leading ' so spreadsheets do not run them: auto (only real "
+                "formulas: =..., +A1, -2+3, @SUM(...), DDE links), all (every cell starting with = + - @ "
+                "TAB CR that is not a number), off (none); default: the server's SENTIMENTKIT_FORMULA_GUARD "
+                f"({settings.formula_guard})",
+                json_schema_extra={"enum": list(FORMULA_GUARDS)},
+            ),
+        ] = None,
     ) -> StreamingResponse:
         """Score every row of a CSV; the scored CSV streams back with every row, in order, with the
         original columns plus sentiment, confidence, p_negative, p_neutral, p_positive, uncertain, error.
-        Cells a spreadsheet would run as formulas are prefixed with an apostrophe. If scoring fails
-        part-way, the body ends with a line starting with `#sentimentkit-error` and the connection is
-        closed before the chunked body is complete. Renamed columns and ragged lines are described in
-        the X-Input-Notes header."""
+        Cells a spreadsheet would run as formulas are prefixed with an apostrophe (`formula_guard`). If
+        scoring fails part-way, the body ends with a line starting with `#sentimentkit-error` and the
+        connection is closed before the chunked body is complete. Renamed columns and ragged lines are
+        summarised in the X-Input-Notes header (the first notes; X-Input-Notes-Count says how many);
+        POST the file to /v1/predict/csv/notes for all of them."""
+        guard = _formula_guard(formula_guard, settings)
         p = predictor_of(request)
         name = file.filename or "upload.csv"
         rows, notes = await run_in_threadpool(
@@ -69,7 +93,7 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
         info = request_info(request)
         info["n_rows"] = rows
         parts = _stream_scored(
-            request, p, file.file, name, text_column, settings.csv_chunk_rows, settings.max_chars
+            request, p, file.file, name, text_column, settings.csv_chunk_rows, settings.max_chars, guard
         )
         first = await anext(parts)  # a model that fails at once still gets a JSON 500
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem)[:80] or "upload"
@@ -83,6 +107,31 @@ def add_csv_route(app: FastAPI, settings: Settings) -> None:
                 **_notes_header(notes),
             },
         )
+
+    @app.post(CSV_NOTES_ROUTE, responses=only(400, 401, 413, 422), tags=["predict"])
+    async def csv_notes(
+        file: Annotated[UploadFile, File(description="the file you send (or sent) to /v1/predict/csv")],
+        text_column: Annotated[str, Form(description="name of the column that holds the text")] = "text",
+    ) -> Response:
+        """Read a file as POST /v1/predict/csv reads it, without scoring, and answer every note of the
+        reader (renamed columns, ragged lines), which the CSV answer's X-Input-Notes header can only
+        summarise: `{"rows": data rows, "count": number of notes, "notes": [...]}`. The errors are the
+        CSV route's (400 unreadable file, 422 missing column)."""
+        name = file.filename or "upload.csv"
+        rows, notes = await run_in_threadpool(
+            _check_csv, file.file, name, text_column, settings.csv_chunk_rows
+        )
+        return json_response({"rows": rows, "count": len(notes), "notes": notes})
+
+
+def _formula_guard(value: str | None, settings: Settings) -> str:
+    """The request's formula guard, or the server's default; a wrong value is a 422."""
+    if value is None or not value.strip():
+        return settings.formula_guard
+    try:
+        return check_formula_guard(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_formula_guard", f"formula_guard: {exc}") from None
 
 
 def _csv_responses() -> dict[int | str, dict[str, Any]]:
@@ -114,13 +163,31 @@ def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) 
 
 
 def _notes_header(notes: list[str]) -> dict[str, str]:
-    """The reader's notes as one ASCII header line (non-ASCII characters escaped)."""
-    joined = " | ".join(notes).encode("ascii", "backslashreplace").decode("ascii")
-    return {NOTES_HEADER: joined} if notes else {}
+    """A bounded summary of the reader's notes as ASCII header lines (non-ASCII characters escaped):
+    X-Input-Notes holds the first notes (at most NOTES_SHOWN, each cut to NOTE_MAX characters, in all
+    at most NOTES_HEADER_MAX bytes) and says how to get the rest; X-Input-Notes-Count, how many."""
+    if not notes:
+        return {}
+    shown = [_ascii(note) for note in notes[:NOTES_SHOWN]]
+    cut = any(len(text) > NOTE_MAX for text in shown)
+    shown = [text[: NOTE_MAX - 3] + "..." if len(text) > NOTE_MAX else text for text in shown]
+    summary = " | ".join(shown)  # at most 5 * 303 bytes: with the sentence below, < NOTES_HEADER_MAX
+    if cut or len(shown) < len(notes):
+        what = f"{len(notes):,} notes in all, the first {len(shown)} here" if len(shown) < len(notes) else ""
+        what += ", " if what and cut else ""
+        what += f"cut to {NOTE_MAX} characters" if cut else ""
+        summary += f" | ({what}; POST the file to {CSV_NOTES_ROUTE} for every note in full)"
+    return {NOTES_HEADER: summary[:NOTES_HEADER_MAX], NOTES_COUNT_HEADER: str(len(notes))}
+
+
+def _ascii(text: str) -> str:
+    """`text` with every non-ASCII character and control character escaped, fit for a header."""
+    escaped = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if " " <= c <= "~" else repr(c)[1:-1] for c in escaped)
 
 
 async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], name: str, text_column: str,
-                         chunk_rows: int, max_chars: int) -> AsyncIterator[tuple[bytes, int]]:  # fmt: skip
+                         chunk_rows: int, max_chars: int, guard: str) -> AsyncIterator[tuple[bytes, int]]:  # fmt: skip
     """The shared batch path (`open_table` chunks, `chunk_texts`, `scored_frame`, `csv_text`), with the
     model called in slices on the loop (see MODEL_SLICE), parsing and formatting in the thread pool;
     yields each chunk's CSV text and its number of rows."""
@@ -130,7 +197,7 @@ async def _stream_scored(request: Request, p: BasePredictor, stream: IO[bytes], 
         texts = chunk_texts(chunk.frame, text_column, chunk.row_errors)
         records = await score_texts(p, texts, max_chars)
         note_records(request_info(request), records, texts, p)
-        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first), len(chunk.frame)
+        yield await run_in_threadpool(_scored_csv, chunk, records, p.labels, first, guard), len(chunk.frame)
         first = False
 
 
@@ -160,8 +227,9 @@ def _marker_line(sent: int, rows: int, request_id: str | None) -> bytes:
     ).encode()
 
 
-def _scored_csv(chunk: Chunk, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool) -> bytes:
-    """The CSV text of a scored chunk, with formula-like cells neutralised."""
-    return csv_text(scored_frame(chunk.frame, records, labels, chunk.row_errors), header=header).encode(
-        "utf-8"
-    )
+def _scored_csv(
+    chunk: Chunk, records: list[dict[str, Any]], labels: tuple[str, ...], header: bool, guard: str
+) -> bytes:
+    """The CSV text of a scored chunk, with formula-like cells neutralised as `guard` says."""
+    scored = scored_frame(chunk.frame, records, labels, chunk.row_errors)
+    return csv_text(scored, header=header, formula_guard=guard).encode("utf-8")

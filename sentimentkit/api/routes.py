@@ -1,4 +1,4 @@
-"""The API's routes: health, readiness, model info, single and batch prediction, CSV, metrics."""
+"""The API's routes: health, readiness, model info, single and batch prediction, CSV, feedback, metrics."""
 
 from typing import Annotated, Any
 
@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from sentimentkit.api.batcher import score_texts
 from sentimentkit.api.csv_route import add_csv_route
 from sentimentkit.api.errors import ApiError, json_response, only, text_api_error
+from sentimentkit.api.feedback_route import add_feedback_route
 from sentimentkit.api.schemas import (
     BatchPrediction,
     Health,
@@ -111,6 +112,7 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         return json_response({"model_version": p.version, "results": records})
 
     add_csv_route(app, settings)
+    add_feedback_route(app, settings)
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},

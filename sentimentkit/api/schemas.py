@@ -4,7 +4,7 @@ The request models are built per app (`predict_request_model`, `batch_request_mo
 limits come from the settings.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
@@ -148,6 +148,51 @@ def batch_request_model(settings: Settings) -> type[BaseModel]:
                 description=f"up to {settings.max_batch} texts (strings); an item that is not a string, "
                 "is empty or is too long gets its own error without failing the others",
                 json_schema_extra={"items": {"description": "a text to score (a string)"}},
+            ),
+        ),
+    )
+
+
+class FeedbackItem(BaseModel):
+    """One correction: the text (or the request id of a logged prediction) and the right label."""
+
+    model_config = {"extra": "forbid"}
+
+    text: str | None = Field(None, description="the text that was scored (or give request_id)")
+    request_id: str | None = Field(
+        None, max_length=200, description="X-Request-ID of a /v1/predict answer, resolved through the "
+        "prediction log (needs SENTIMENTKIT_PREDICTION_LOG_TEXT=true); the request must have scored one text",
+    )  # fmt: skip
+    label: Literal["negative", "neutral", "positive"] = Field(description="the right label")
+    note: str | None = Field(None, max_length=2000, description="why, or anything worth keeping")
+    user: str | None = Field(None, max_length=200, description="who labelled it")
+
+
+class FeedbackResult(BaseModel):
+    stored: bool
+    error: str | None = Field(description="why this item was not stored; else null")
+    text_source: str | None = Field(None, description="text or request_id: where the text came from")
+
+
+class FeedbackResponse(BaseModel):
+    stored: int = Field(description="items stored (the same text twice in one request counts once)")
+    file: str | None = Field(description="the new file in the feedback store (null when nothing was stored)")
+    results: list[FeedbackResult] = Field(description="one per item, in input order")
+
+
+def feedback_request_model(settings: Settings) -> type[BaseModel]:
+    """The body of POST /v1/feedback: up to `max_batch` items, each checked on its own (a bad item gets
+    its own error in its position and does not fail the others)."""
+    return create_model(
+        "FeedbackRequest",
+        items=(
+            list[Any],
+            Field(
+                min_length=1,
+                max_length=settings.max_batch,
+                description=f"1 to {settings.max_batch} corrections: objects with text or request_id, "
+                "label (negative/neutral/positive), optional note and user",
+                json_schema_extra={"items": FeedbackItem.model_json_schema()},
             ),
         ),
     )

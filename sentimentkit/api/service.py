@@ -22,6 +22,7 @@ from sentimentkit.serving.base import BasePredictor, text_error
 API_KEY_HEADER = "X-API-Key"
 REQUEST_ID_HEADER = "X-Request-ID"
 CSV_ROUTE = "/v1/predict/csv"
+CSV_NOTES_ROUTE = "/v1/predict/csv/notes"
 # Known paths only; anything else is reported as "unmatched" so fuzzers cannot blow up label cardinality.
 UNMATCHED = "unmatched"
 
@@ -139,7 +140,7 @@ class Service:
 
     def body_limit(self, path: str) -> int:
         """The largest body this path accepts, in bytes."""
-        return self.upload_limit if path == CSV_ROUTE else self.settings.max_body_bytes
+        return self.upload_limit if path in (CSV_ROUTE, CSV_NOTES_ROUTE) else self.settings.max_body_bytes
 
     def reject(self, scope: Scope) -> ApiError | None:
         """Refuse before reading the body: too large by Content-Length, or a missing/wrong API key."""

@@ -12,6 +12,9 @@ Signals (each OK / WARN / ALERT with its reason in words; the overall status is 
 - `volume`: predictions in the latest window vs the median of the earlier windows.
 - `non_english`: the share of texts the language guard found in a language the model does not read
   (`language` other than English), above the reference's share (0 when it has none).
+- `performance`: the estimated AvgRec (and accuracy) of the latest window from the probabilities
+  (mlops/estimate.py, CBPE, with its 90% interval) against the reference's AvgRec on validation;
+  realized scores beside it when labels are given (`run(..., labels=...)`).
 
 The trend splits `--since` into windows of `--window`, at most `MAX_WINDOWS` of them (more is refused:
 widen the window); the rows are grouped into windows in one pass, so the work grows with the rows.
@@ -35,6 +38,7 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.io.redact import redact_obj
+from sentimentkit.mlops import estimate
 from sentimentkit.training.profile import frequent_tokens, shares
 
 OK, WARN, ALERT = "OK", "WARN", "ALERT"
@@ -73,6 +77,17 @@ class Thresholds:
     # Share of texts in other languages than English, above the reference's (absolute).
     non_english_warn: float = 0.05
     non_english_alert: float = 0.15
+    # Estimated AvgRec of the window below the reference's AvgRec on validation (absolute: 0.03 = 3
+    # points); the reference is its "measured" AvgRec (from labels) or its "estimated" one (same estimator).
+    estimate_drop_warn: float = 0.03
+    estimate_drop_alert: float = 0.05
+    estimate_baseline: str = "measured"
+
+    def __post_init__(self) -> None:
+        if self.estimate_baseline not in ("measured", "estimated"):
+            raise ValueError(
+                f"estimate_baseline must be 'measured' or 'estimated', not {self.estimate_baseline!r}"
+            )
 
     @classmethod
     def load(cls, path: str | Path | None) -> Thresholds:
@@ -288,9 +303,13 @@ def volume_signal(counts: list[int], t: Thresholds) -> dict[str, Any]:
     return signal(status, reason, latest=latest, ratio=ratio, median_earlier=float(np.median(earlier)))
 
 
+def performance_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) -> dict[str, Any]:
+    return _round(estimate.performance_signal(frame, ref, t))
+
+
 STATISTICAL = {"labels": label_signal, "confidence": confidence_signal, "text_length": length_signal,
                "unknown_tokens": unknown_signal, "new_tokens": new_token_signal,
-               "non_english": language_signal}  # fmt: skip
+               "non_english": language_signal, "performance": performance_signal}  # fmt: skip
 
 
 # --- the report ----------------------------------------------------------------------------------------
@@ -391,6 +410,7 @@ def _trend_row(start: datetime, bucket: pd.DataFrame, ref: dict[str, Any]) -> di
             else None,
             versions=sorted(set(bucket["model_version"])),
         )
+        row.update(estimate.trend_estimate(bucket, ref))
     return _round(row)
 
 
@@ -420,8 +440,9 @@ def served_reference(frame: pd.DataFrame, model: str | Path | None, data_dir: st
 
 def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | None = None,
         data_dir: str | Path | None = None, thresholds: Thresholds | None = None,
-        now: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-    """(report, reference) for the log at `log_uri` over the last `since`; the report's texts redacted
+        now: datetime | None = None, labels: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """(report, reference) for the log at `log_uri` over the last `since`; with `labels` (a labelled
+    CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate. The report's texts are redacted
     (`sentimentkit.io.redact`), so its JSON and HTML never show a secret."""
     from sentimentkit.mlops.predlog import read_log
 
@@ -430,6 +451,10 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
     frame = read_log(log_uri, since=now - since)
     reference, note = served_reference(frame, model, data_dir, window, now)
     report = compare(frame, reference, window, since, thresholds, now, note)
+    if labels:
+        estimate.add_realized(report, frame, estimate.read_labels(labels), window, reference, str(labels))
+        report["trend"] = _round(report["trend"])
+        report["signals"]["performance"] = _round(report["signals"]["performance"])
     return redact_obj(report), reference
 
 

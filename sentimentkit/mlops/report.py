@@ -116,9 +116,41 @@ def charts(report: dict[str, Any], reference: dict[str, Any]) -> list[str]:
     out.append(lines("Predictions per window", x, {"predictions": [row["n"] for row in trend]}))
     out.append(lines("Label shares per window", x, {f"{label}": [row.get(f"share_{label}") for row in trend]
                                                    for label in ("negative", "neutral", "positive")}))  # fmt: skip
+    performance = performance_series(report)
+    if performance:
+        out.append(lines("AvgRec per window (estimated; realized where labelled)", x, performance))
     out.append(lines("Confidence per window", x, {"mean confidence": [row.get("confidence_mean") for row in trend],
                                                  "uncertain share": [row.get("uncertain_share") for row in trend]}))  # fmt: skip
     return out
+
+
+def performance_series(report: dict[str, Any]) -> dict[str, list[float | None]]:
+    """Estimated AvgRec per window, the realized one where labels matched, and the reference level."""
+    trend = report["trend"]
+    if not any(row.get("estimated_avg_recall") is not None for row in trend):
+        return {}
+    series: dict[str, list[float | None]] = {"estimated": [row.get("estimated_avg_recall") for row in trend]}
+    if any(row.get("realized_avg_recall") is not None for row in trend):
+        series["realized"] = [row.get("realized_avg_recall") for row in trend]
+    reference = report["signals"].get("performance", {}).get("values", {}).get("reference_avg_recall")
+    if reference is not None:
+        series["reference"] = [reference] * len(trend)
+    return series
+
+
+def performance_rows(report: dict[str, Any]) -> str:
+    """HTML rows: per window, estimated AvgRec and accuracy, and realized ones with n labelled."""
+
+    def pct(value: Any) -> str:
+        return "" if value is None else f"{value:.3f}"
+
+    return "".join(
+        f"<tr><td>{html.escape(row['start'][:16].replace('T', ' '))}</td><td>{row['n']:,}</td>"
+        f"<td>{pct(row.get('estimated_avg_recall'))}</td><td>{pct(row.get('estimated_accuracy'))}</td>"
+        f"<td>{pct(row.get('realized_avg_recall'))}</td><td>{pct(row.get('realized_accuracy'))}</td>"
+        f"<td>{row.get('n_labelled', '') if row.get('n_labelled') else ''}</td></tr>"
+        for row in report["trend"]
+    )
 
 
 def _version_runs(trend: list[dict[str, Any]]) -> list[str]:
@@ -158,6 +190,13 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #d0d7
 {report["n"]:,} predictions. Served by: {html.escape(models)}.<br>
 Reference: {html.escape(str(ref.get("source")))} ({ref.get("n") or 0:,} texts), {html.escape(ref.get("note") or "")}.</p>
 <h2>Signals</h2><table><tr><th>signal</th><th>status</th><th>reason</th></tr>{rows}</table>
+<h2>Performance per window</h2>
+<p>{html.escape(report["signals"].get("performance", {}).get("reason", ""))}</p>
+<p style="color:#666;font-size:12px">Estimated from the model's probabilities (confidence-based performance
+estimation; docs/performance_estimate.md): right when the probabilities are calibrated for this traffic, blind to
+mistakes the model makes confidently.</p>
+<table><tr><th>window start</th><th>predictions</th><th>estimated AvgRec</th><th>estimated accuracy</th>
+<th>realized AvgRec</th><th>realized accuracy</th><th>labelled</th></tr>{performance_rows(report)}</table>
 <h2>Charts</h2><div class="charts">{"".join(charts(report, reference))}</div>
 <h2>Model versions serving</h2><p>{html.escape("; ".join(versions)) or "none"}</p>
 <p style="color:#666;font-size:12px">Thresholds: {html.escape(", ".join(f"{k}={v}" for k, v in report["thresholds"].items()))}</p>

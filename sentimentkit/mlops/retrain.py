@@ -4,9 +4,15 @@
 
 1. New batches are the `*.csv` files directly under `incoming` (local folder or `az://`) whose SHA-256
    the manifest does not hold yet (a renamed copy of a processed file is not new).
-2. Each is validated: schema and labels (a bad file is rejected whole, with the reason), blank and
-   duplicate texts dropped, texts already in the training data dropped, near-duplicates of the
-   evaluation sets (validation, test) refused. A deterministic slice of each batch (by text hash,
+2. Each is validated: schema and labels (a bad file is rejected whole, with the reason), blank texts
+   dropped, texts already in the training data dropped, near-duplicates of the evaluation sets
+   (validation, test) refused. Extra columns (the feedback store's provenance: user, when, source...)
+   are ignored. The latest label wins (the feedback store's rule, sentimentkit/feedback/store.py): a
+   text twice in one batch keeps its last row; a text an earlier batch already added with the same
+   label is dropped as already known, with another label it is kept as a relabel and replaces the
+   earlier row in the training rows and the held-out rows (batches are processed in name order, which
+   for the feedback store's files is their write order). Texts of the base training split keep their
+   label. A deterministic slice of each batch (by text hash,
    `Gate.holdout_share`) is held out for evaluation; the rest is appended to the training data with its
    provenance (batch file, its SHA-256, when).
 3. A challenger is trained with the champion's recipe (its card's hyperparameters) on train.csv plus
@@ -16,6 +22,10 @@
    champion's by `Gate.margin` and no class's recall drops by more than `Gate.max_recall_drop`.
 5. The decision and its numbers go to the registry (tags on the challenger version) and to a JSON report
    in the state folder; the manifest is written last: it is the commit point.
+
+Every file is written through the one writer (`io.write`): the incoming folder and its batches are
+inputs, never written over; the state folder (even inside `incoming`) is retrain's own; a report is a
+new file (never overwrites an older one); the manifest is the one file replaced in place, atomically.
 
 Crash safety: until the manifest is written nothing is recorded as done, and the champion moves only
 after the gate; a crash before that leaves the champion as it was and the rerun redoes the work. With
@@ -30,10 +40,9 @@ runs never train and register the same batches twice, and a report is never writ
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +52,7 @@ import pandas as pd
 
 from sentimentkit.io import storage
 from sentimentkit.io.redact import redact
+from sentimentkit.io.write import Input, OutputError, OutputExistsError, same_target, write_output
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
 from sentimentkit.mlops.lock import LockedError, state_lock
 
@@ -79,16 +89,35 @@ def read_manifest(state: str) -> dict[str, Any]:
         raise
 
 
-def write_manifest(state: str, manifest: dict[str, Any]) -> None:
-    """Replace the manifest in one step (a local file is renamed into place; a blob upload is atomic)."""
-    data = (redact(json.dumps(manifest, indent=2)) + "\n").encode()
+def write_manifest(state: str, manifest: dict[str, Any], inputs: Sequence[Input] = ()) -> None:
+    """Replace the manifest in one step (a local file is renamed into place; a blob upload is atomic).
+    It is the file retrain exists to update, so it is replaced even inside the incoming folder."""
     target = storage.join(state, MANIFEST)
-    if storage.is_remote(target):
-        storage.write_bytes(target, data)
-        return
-    partial = Path(target).with_suffix(".partial")
-    storage.write_bytes(partial, data)
-    partial.replace(target)
+    _ensure_folder(state)
+    write_output(
+        target, (redact(json.dumps(manifest, indent=2)) + "\n").encode(), inputs=inputs or [], replaces=target
+    )
+
+
+def _ensure_folder(uri: str) -> None:
+    """A local folder is created (blob storage has no folders to create)."""
+    if not storage.is_remote(uri):
+        Path(uri).mkdir(parents=True, exist_ok=True)
+
+
+def run_inputs(incoming: str, batches: list[str]) -> list[Input]:
+    """What a retrain run reads, for the writer to refuse: the incoming folder and each new batch."""
+    return [(incoming, f"the incoming folder {incoming}"), *((uri, "an incoming batch") for uri in batches)]
+
+
+def check_state(incoming: str, state: str) -> None:
+    """Refuse a state folder whose `batches/` or `reports/` is the incoming folder: their CSVs would
+    come back as new batches."""
+    for sub in ("batches", "reports"):
+        if same_target(storage.join(state, sub), incoming):
+            raise OutputError(
+                f"--state {state} puts retrain's {sub}/ in the incoming folder {incoming}; choose another --state."
+            )
 
 
 def check_incoming(incoming: str) -> None:
@@ -131,9 +160,12 @@ def pending(incoming: str, manifest: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 # --- validating a batch ----------------------------------------------------------------------------
-def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame,
-                   holdout_share: float) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:  # fmt: skip
-    """(rows to train on, rows held out, the manifest record). Raises DataError for a bad file."""
+def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame, holdout_share: float,
+                   labelled: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """(rows to train on, rows held out, the manifest record). Raises DataError for a bad file.
+
+    `known`: texts of the base training data (dropped). `labelled`: text -> label of the rows earlier
+    batches added (the same label: dropped; another label: kept, a relabel; latest wins)."""
     from sentimentkit.data import load_labelled_csv, near_duplicates_of
 
     with storage.local_input(uri) as local:
@@ -141,9 +173,13 @@ def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame
     n = len(frame)
     frame = frame[frame["text"].str.strip() != ""]
     blank = n - len(frame)
-    deduped = frame.drop_duplicates("text")
+    deduped = frame.drop_duplicates("text", keep="last")  # the latest row of a text wins
     duplicates = len(frame) - len(deduped)
     fresh = deduped[~deduped["text"].isin(known)]
+    previous = fresh["text"].map(labelled or {})
+    same = previous.eq(fresh["label"]).to_numpy()
+    relabelled = int((previous.notna().to_numpy() & ~same).sum())
+    fresh = fresh[~same]
     seen = len(deduped) - len(fresh)
     near = near_duplicates_of(fresh, evaluation).to_numpy()
     kept = fresh[~near].copy()
@@ -154,7 +190,7 @@ def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame
         lambda t: int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) / 16**8 < holdout_share
     )
     record = {"file": Path(str(uri)).name, "status": "accepted", "rows": n, "blank": blank,
-              "duplicates": duplicates, "already_in_training": seen, "near_duplicates_of_evaluation": int(near.sum()),
+              "duplicates": duplicates, "already_in_training": seen, "relabelled": relabelled, "near_duplicates_of_evaluation": int(near.sum()),
               "train_rows": int((~held).sum()), "heldout_rows": int(held.sum())}  # fmt: skip
     return kept[~held.to_numpy()], kept[held.to_numpy()], record
 
@@ -198,8 +234,30 @@ def load_accepted(state: str, manifest: dict[str, Any], kind: str) -> pd.DataFra
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["text", "label"])
 
 
-def save_frame(uri: str, frame: pd.DataFrame) -> None:
-    storage.write_bytes(uri, frame.to_csv(index=False).encode("utf-8"))
+def save_frame(
+    uri: str, frame: pd.DataFrame, inputs: Sequence[Input] = (), owned: Sequence[str] = ()
+) -> None:
+    """Write an accepted batch's rows (retrain's own state file; an input is refused)."""
+    _ensure_folder(uri.rsplit("/", 1)[0] if storage.is_remote(uri) else str(Path(uri).parent))
+    write_output(uri, frame.to_csv(index=False).encode("utf-8"), inputs=inputs, owned=owned)
+
+
+def write_report(
+    state: str, stamp: str, report: dict[str, Any], inputs: Sequence[Input], owned: Sequence[str]
+) -> str:
+    """Write the run's report as a new file `reports/STAMP.json` (`STAMP-2.json`... when that name is
+    taken: a report never overwrites another). Returns where it went."""
+    folder = storage.join(state, "reports")
+    _ensure_folder(folder)
+    data = (redact(json.dumps(report, indent=2)) + "\n").encode()
+    for n in range(1, 1000):
+        target = storage.join(folder, f"{stamp}.json" if n == 1 else f"{stamp}-{n}.json")
+        try:
+            write_output(target, data, inputs=inputs, owned=owned, exclusive=True)
+        except OutputExistsError:
+            continue
+        return target
+    raise OutputError(f"{folder} holds 999 reports stamped {stamp}; remove some.")
 
 
 def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | None = None,
@@ -211,6 +269,7 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
     seconds for the lock, then raises `lock.LockedError`; after waiting it finds the batches done."""
     check_incoming(incoming)
     state = state_of(incoming, state)
+    check_state(incoming, state)
     with state_lock(state, lock_wait_s):
         return _retrain_locked(incoming, data_dir, state, name, gate or Gate(), log)
 
@@ -226,19 +285,23 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
         log(f"nothing new under {incoming}: {len(manifest['batches'])} batch(es) already processed")
         return {"status": "nothing new", "batches": []}
     splits = load_splits(data_dir)
-    previous_train = load_accepted(state, manifest, "train")
-    known = set(splits["train"]["text"]) | set(previous_train["text"])
+    known = set(splits["train"]["text"])
+    earlier = pd.concat([load_accepted(state, manifest, "heldout"), load_accepted(state, manifest, "train")])
+    labelled = dict(zip(earlier["text"], earlier["label"]))
     evaluation = pd.concat([splits["validation"], splits["test"]], ignore_index=True)
     records: dict[str, dict[str, Any]] = {}
     parts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for uri, sha in new:
         try:
-            train_part, held_part, record = validate_batch(uri, sha, known, evaluation, gate.holdout_share)
+            train_part, held_part, record = validate_batch(
+                uri, sha, known, evaluation, gate.holdout_share, labelled
+            )
         except DataError as exc:
             records[sha] = {"file": Path(str(uri)).name, "status": "rejected", "reason": redact(str(exc))}
             log(f"rejected {uri}: {exc}")
             continue
-        known |= set(train_part["text"]) | set(held_part["text"])
+        labelled.update(zip(train_part["text"], train_part["label"]))
+        labelled.update(zip(held_part["text"], held_part["label"]))
         records[sha], parts[sha] = record, (train_part, held_part)
         log(f"accepted {uri}: {record['train_rows']} rows to train on, {record['heldout_rows']} held out")
     train_parts = [t for t, _ in parts.values()]
@@ -247,34 +310,15 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
         name, splits, data_dir, state, manifest, train_parts, held_parts, records, gate, log
     )
     # Commit: the batches' rows and the report first, the manifest last (a crash before it redoes the run).
+    inputs, owned = run_inputs(incoming, [uri for uri, _ in new]), (state,)
     for sha, (train_part, held_part) in parts.items():
-        save_frame(storage.join(state, f"batches/{sha}.train.csv"), train_part)
-        save_frame(storage.join(state, f"batches/{sha}.heldout.csv"), held_part)
+        save_frame(storage.join(state, f"batches/{sha}.train.csv"), train_part, inputs, owned)
+        save_frame(storage.join(state, f"batches/{sha}.heldout.csv"), held_part, inputs, owned)
         records[sha].update(processed_at=report["finished_at"], decision=report.get("decision"))
-    storage.write_bytes(
-        _new_report_uri(state, report["finished_at"]), (redact(json.dumps(report, indent=2)) + "\n").encode()
-    )
+    write_report(state, report["finished_at"].replace(":", ""), report, inputs, owned)
     manifest["batches"].update(records)
-    write_manifest(state, manifest)
+    write_manifest(state, manifest, inputs)
     return report
-
-
-def _new_report_uri(state: str, finished_at: str) -> str:
-    """reports/<time>.json, with -2, -3, ... when that name is taken: a report is never overwritten."""
-    stamp = finished_at.replace(":", "")
-    for n in itertools.count(1):
-        uri = storage.join(state, f"reports/{stamp}{'' if n == 1 else f'-{n}'}.json")
-        if not _exists(uri):
-            return uri
-    raise AssertionError("unreachable")
-
-
-def _exists(uri: str) -> bool:
-    if not storage.is_remote(uri):
-        return Path(uri).exists()
-    fs, path = storage.filesystem(uri)
-    with storage.translated(uri):
-        return bool(fs.exists(path))
 
 
 def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | Path | None, state: str,
@@ -289,8 +333,9 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     from sentimentkit.training.train import evaluate_pipeline, fit_candidate, save_trained
 
     started = time.perf_counter()
-    additions = pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True)
-    heldout = pd.concat([load_accepted(state, manifest, "heldout"), *held_parts], ignore_index=True)
+    # Oldest first, so the latest row of a relabelled text is the one kept.
+    additions = _latest(pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True))
+    heldout = _latest(pd.concat([load_accepted(state, manifest, "heldout"), *held_parts], ignore_index=True))
     report: dict[str, Any] = {"batches": records, "gate": asdict(gate), "added_rows": len(additions)}
     if not sum(len(p) for p in train_parts):
         report.update(status="no new rows", finished_at=_now())
@@ -331,6 +376,11 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     report.update(status="done", seconds=round(time.perf_counter() - started, 1), finished_at=_now())
     log(f"challenger {name} {version}: {reason}")
     return report
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per text: its last (latest) one."""
+    return frame.drop_duplicates("text", keep="last").reset_index(drop=True)
 
 
 def _record_decision(registry: Any, name: str, version: str, report: dict[str, Any]) -> None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,6 +25,7 @@ from sentimentkit.config import SPLITS, Settings
 from sentimentkit.data import file_sha256 as sha256_file
 from sentimentkit.data import split_path
 from sentimentkit.io.redact import redact, redact_obj
+from sentimentkit.io.write import Input, write_output
 from sentimentkit.models import signing
 
 CARD_FILE = "card.json"  # a transformer folder's card
@@ -267,13 +266,10 @@ def configured_key(settings: Settings | None = None) -> bytes | None:
 
 
 # --- writing -------------------------------------------------------------------------------------
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+def atomic_write(path: Path, data: bytes, inputs: Iterable[Input] = (), replaces: Path | None = None) -> None:
+    """Write `data` to `path` through the one writer (`io.write.write_output`: a temporary file beside
+    it renamed over it; refuses `inputs` except `replaces`, the file this write exists to update)."""
+    write_output(path, data, inputs=inputs, replaces=replaces)
 
 
 def write_card(model: str | Path, card: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
@@ -285,5 +281,8 @@ def write_card(model: str | Path, card: dict[str, Any], settings: Settings | Non
     if key is not None:
         hashes = file_hashes(artifact_paths(model, normalise_card(card)))
         card[signing.SIGNATURE_FIELD] = signing.sign(card, hashes, key)
-    atomic_write(card_file(model), (json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    path = card_file(model)  # inside a model folder: the one file of it this write updates
+    atomic_write(
+        path, (json.dumps(card, indent=2) + "\n").encode("utf-8"), [(model, "the model")], replaces=path
+    )
     return card

@@ -28,6 +28,7 @@ from sentimentkit.models.card import (
     write_card,
 )
 from sentimentkit.models.card import sha256_file as sha256_file  # noqa: F401 - part of this module's API
+from sentimentkit.models.domain import DomainAdapted
 from sentimentkit.models.safe_pickle import UnsafePickleError, safe_loads
 from sentimentkit.text.features import TweetVectorizer
 
@@ -105,7 +106,13 @@ def pipeline_problem(pipeline: Any) -> str | None:
         return f"it holds a {type(pipeline).__name__}"
     steps = getattr(pipeline, "steps", None)
     shape = [(n, type(s)) for n, s in steps] if isinstance(steps, list) else None
-    if shape != [("features", TweetVectorizer), ("clf", LogisticRegression)]:
+    classifiers = (("clf", LogisticRegression), ("clf", DomainAdapted))
+    if (
+        not shape
+        or len(shape) != 2
+        or shape[0] != ("features", TweetVectorizer)
+        or shape[1] not in classifiers
+    ):
         return "its steps are not features (TweetVectorizer) -> clf (LogisticRegression)"
     vec = pipeline.named_steps["features"]
     for name in ("word_vectorizer_", "char_vectorizer_"):
@@ -121,4 +128,10 @@ def pipeline_problem(pipeline: Any) -> str | None:
         return "its classifier's weights do not fit its features"
     if not (np.isfinite(clf.coef_).all() and np.isfinite(clf.intercept_).all()):
         return "its classifier's weights are not all finite numbers"  # they would answer NaN
+    if type(clf) is DomainAdapted:
+        base_coef, base_intercept = getattr(clf, "base_coef_", None), getattr(clf, "base_intercept_", None)
+        if np.shape(base_coef) != np.shape(clf.coef_) or np.shape(base_intercept) != np.shape(clf.intercept_):
+            return "its domain classifier's base weights do not fit its features"
+        if not (np.isfinite(base_coef).all() and np.isfinite(base_intercept).all()):
+            return "its domain classifier's base weights are not all finite numbers"
     return None

@@ -4,7 +4,8 @@ A pickle can name any importable callable and have it called while loading (that
 exploits work). Every way a pickle names a global (GLOBAL, STACK_GLOBAL, INST, OBJ and the copyreg
 EXT opcodes) goes through `find_class`, and `SafeUnpickler.find_class` resolves exactly the globals a
 sentimentkit pipeline contains (listed by `tests/test_safe_loading.py` from the committed model.pkl
-and from a freshly trained pipeline); anything else stops the load before it is called.
+and from a freshly trained pipeline; `tests/test_domain.py` for a domain-adapted one, whose classifier
+is `models.domain.DomainAdapted`); anything else stops the load before it is called.
 
 Why what is allowed cannot run code either: the classes are constructed with REDUCE/NEWOBJ and filled
 by BUILD (their own `__setstate__`, which only stores attributes); `numpy.dtype` only parses a type
@@ -33,6 +34,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("sklearn.feature_extraction.text", "TfidfVectorizer"),
         ("sklearn.feature_extraction.text", "TfidfTransformer"),
         ("sklearn.linear_model._logistic", "LogisticRegression"),
+        ("sentimentkit.models.domain", "DomainAdapted"),  # a LogisticRegression that keeps the base weights
         ("numpy", "dtype"),
         ("numpy", "float32"),  # TweetVectorizer's TF-IDF dtype, a parameter (the class itself)
         ("numpy._core.numeric", "_frombuffer"),  # how numpy >= 2 pickles contiguous arrays

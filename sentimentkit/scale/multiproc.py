@@ -55,7 +55,7 @@ from sentimentkit.io.tables import (
     is_parquet,
     open_table,
 )
-from sentimentkit.io.write import atomic_output, csv_text, same_file
+from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
 from sentimentkit.serving.batch import FileResult, score_chunk
 
@@ -156,6 +156,7 @@ class ChunkJob:
     text_column: str
     schema: pa.Schema | None  # None: CSV output
     log: bool = False  # also send the scored rows back for the prediction log
+    formula_guard: str = "auto"  # CSV output: which cells get a ' (sentimentkit.io.formula)
     parts: bool = False  # add the parts column (JSON text of each text's scored parts)
 
 
@@ -177,7 +178,7 @@ def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: 
     )
     flagged = int(scored["error"].notna().sum())
     if job.schema is None:
-        payload: str | pa.Table = csv_text(scored, header=header)
+        payload: str | pa.Table = csv_text(scored, header=header, formula_guard=job.formula_guard)
     else:
         payload = _arrow_table(scored, job.schema)
     logged = scored[[job.text_column, *OUTPUT_COLUMNS]] if job.log else None
@@ -429,10 +430,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _writer(path: str | Path, schema: pa.Schema | None) -> Iterator[Callable[[str | pa.Table], Any]]:
+def _writer(
+    path: str | Path, schema: pa.Schema | None, inputs: tuple[Input, ...]
+) -> Iterator[Callable[[str | pa.Table], Any]]:
     """A function appending encoded chunks to `path` (CSV when `schema` is None), written through
-    `batch.atomic_output`: nothing appears under `path` unless every chunk was written."""
-    with atomic_output(path) as handle:
+    `io.write.open_output` (refuses `inputs`; a file appears under `path` only once every chunk was
+    written; `-`, a FIFO or a device is streamed)."""
+    with open_output(path, inputs=inputs) as handle:
         if schema is None:
             yield handle.write
         else:
@@ -457,6 +461,7 @@ def score_file(
     threshold: float | None = None,
     progress: bool | None = None,
     on_scored: Callable[[pd.DataFrame], None] | None = None,
+    formula_guard: str = "auto",
     parts: bool = False,
 ) -> FileResult:
     """Score every row of a CSV/TSV/XLSX/Parquet file into a CSV or Parquet file (by extension).
@@ -464,15 +469,15 @@ def score_file(
     `jobs` worker processes (default: the cores; 1, or an input of one chunk, scores in this
     process; forked after this process loaded the model where `can_fork`, else spawned). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
     `on_scored` (the prediction log) gets each chunk's text and output columns, in input order.
+    `formula_guard`: which cells of a CSV output get a ' (auto, all, off; `sentimentkit.io.formula`).
     `parts`: add a `parts` column, each text's scored parts as JSON text (`serving.parts`).
     """
     jobs = jobs or default_jobs()
     if jobs < 1 or chunk_rows < 1:
         raise BatchError("--jobs and --chunk-rows must be at least 1.")
-    if same_file(input_path, output_path):
-        raise BatchError(
-            f"The output {str(output_path)!r} is the input file; choose another name for the scores."
-        )
+    inputs: tuple[Input, ...] = ((input_path, "the input file"), (model_path, "the model"))
+    if not Path(input_path).is_dir():  # a folder given as input is the reader's to explain
+        check_target(output_path, inputs=inputs)
     show = sys.stderr.isatty() if progress is None else progress
     with (
         sigterm_as_interrupt(),
@@ -484,6 +489,7 @@ def score_file(
             text_column,
             output_schema(schema, parts) if is_parquet(output_path) else None,
             on_scored is not None,
+            formula_guard,
             parts,
         )
         ahead = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
@@ -492,7 +498,7 @@ def score_file(
         results = scorers.results(itertools.chain(ahead, chunks), job, single=len(ahead) == 1)
         total = flagged = 0
         bar = _progress(count_rows(input_path) if show else None, show)
-        with contextlib.closing(results), bar, _writer(output_path, job.schema) as write:
+        with contextlib.closing(results), bar, _writer(output_path, job.schema, inputs) as write:
             for result in results:
                 if on_scored is not None and result.scored is not None:
                     on_scored(result.scored)

@@ -94,15 +94,18 @@ def score_spark_frame(
     text_column: str = "text",
     threshold: float | None = None,
     escape_formulas: bool = False,
+    formula_guard: str = "auto",
 ) -> DataFrame:
     """`frame` with the CLI's output columns appended, every row kept (bad ones flagged in `error`).
 
-    `escape_formulas`: neutralise cells a spreadsheet would run, as every CSV the CLI writes does.
+    `escape_formulas`: neutralise cells a spreadsheet would run, as every CSV the CLI writes does,
+    with the guard `formula_guard` (auto, all, off; `sentimentkit.io.formula`).
     """
-    from sentimentkit.io.formula import neutralise_formulas
+    from sentimentkit.io.formula import check_formula_guard, neutralise_formulas
     from sentimentkit.io.tables import BatchError, check_column
     from sentimentkit.serving.batch import score_chunk
 
+    formula_guard = check_formula_guard(formula_guard)  # on the driver, before any executor starts
     try:
         check_column(frame.columns, text_column)  # the one reader's rule and message
     except BatchError as exc:
@@ -117,7 +120,7 @@ def score_spark_frame(
         predictor = _executor_predictor(name, sha256, threshold)
         for batch in batches:
             scored = score_chunk(predictor, batch, text_column)
-            yield neutralise_formulas(scored) if escape_formulas else scored
+            yield neutralise_formulas(scored, formula_guard) if escape_formulas else scored
 
     return frame.mapInPandas(score_batches, output_schema(frame.schema))
 
@@ -170,12 +173,16 @@ def predict_spark(
     model_path: str | Path,
     text_column: str = "text",
     threshold: float | None = None,
+    formula_guard: str = "auto",
 ) -> None:
-    """Read CSV/Parquet at `input_uri`, score it, write the same format to the folder `output_uri`."""
+    """Read CSV/Parquet at `input_uri`, score it, write the same format to the folder `output_uri`
+    (CSV cells neutralised by the guard `formula_guard`: auto, all, off)."""
     from pyspark.sql.functions import col, when
 
     as_csv = not output_uri.lower().rstrip("/").endswith((".parquet", ".pq"))
-    scored = score_spark_frame(_spread(_read(spark, input_uri)), model_path, text_column, threshold, as_csv)
+    scored = score_spark_frame(
+        _spread(_read(spark, input_uri)), model_path, text_column, threshold, as_csv, formula_guard
+    )
     if not as_csv:
         scored.write.mode("errorifexists").parquet(output_uri)
         return

@@ -5,8 +5,9 @@
   a Spark `mapInPandas` as here.
 - `score_chunks` streams chunks (from `tables.open_table(...).chunks(n)` or plain frames) through it.
 - `csv_text` is the only way a scored frame becomes CSV (CLI, app download, API): every cell that
-  a spreadsheet would run as a formula is neutralised first (`neutralise_formulas`).
-- `score_file`: input file -> scored CSV in this process, written atomically (`atomic_output`); the
+  a spreadsheet would run as a formula is neutralised first (`neutralise_formulas`; the guard's
+  mode, auto by default, is a parameter of every writer).
+- `score_file`: input file -> scored CSV in this process, through the one writer (`io.write.open_output`); the
   CLI's driver with worker processes is `sentimentkit.scale.multiproc.score_file`, built on the same pieces.
 
 Guarantees: every input row comes out, in order, with its original columns plus OUTPUT_COLUMNS;
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentimentkit.io.formula import neutralise_formulas
+from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, FORMULA_GUARDS, neutralise_formulas
 from sentimentkit.io.tables import (
     CLI_HINT,
     BatchError,
@@ -38,7 +39,7 @@ from sentimentkit.io.tables import (
     open_table,
     read_table,
 )
-from sentimentkit.io.write import atomic_output, csv_text, result_csv_bytes, same_file
+from sentimentkit.io.write import atomic_output, check_target, csv_text, open_output, result_csv_bytes
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor, records_to_frame
 
 # The label used in summaries for rows that could not be scored (empty, not text, too long).
@@ -147,20 +148,19 @@ def score_file(
     text_column: str = "text",
     chunk_rows: int = 20_000,
     threshold: float | None = None,
+    formula_guard: str = DEFAULT_FORMULA_GUARD,
 ) -> FileResult:
     """Stream-score a CSV/TSV/XLSX file into a CSV at `output_path`, written atomically (a failed
-    run leaves no output and an existing file untouched); refuses to write over the input."""
-    if same_file(input_path, output_path):
-        raise BatchError(
-            f"The output {str(output_path)!r} is the input file; writing it would destroy the input. "
-            "Choose another name for the scores."
-        )
+    run leaves no output and an existing file untouched); refuses to write over the input.
+    `formula_guard`: which cells get a ' (auto, all, off; `sentimentkit.io.formula`)."""
+    inputs = ((input_path, "the input file"),)
     rows = flagged = 0
-    with open_table(input_path) as table:
+    with open_table(input_path) as table:  # first: a folder or missing input is the reader's to explain
+        check_target(output_path, inputs=inputs)
         check_column(table.columns, text_column)
-        with atomic_output(output_path) as out:
+        with open_output(output_path, inputs=inputs) as out:
             for scored in score_chunks(predictor, table.chunks(chunk_rows), text_column, threshold):
-                out.write(csv_text(scored, header=rows == 0))
+                out.write(csv_text(scored, header=rows == 0, formula_guard=formula_guard))
                 rows += len(scored)
                 flagged += int(scored["error"].notna().sum())
             if rows == 0:
@@ -215,6 +215,8 @@ def filter_results(
 
 __all__ = [
     "CLI_HINT",
+    "DEFAULT_FORMULA_GUARD",
+    "FORMULA_GUARDS",
     "NOT_SCORED",
     "OUTPUT_COLUMNS",
     "BatchError",

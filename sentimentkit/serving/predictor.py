@@ -1,7 +1,8 @@
 """`Predictor`: the pickled TF-IDF + LogisticRegression pipeline, in-process.
 
 `explain` gives the exact additive contributions of the linear model, per token, that make up the
-predicted class's logit.
+predicted class's logit. A domain-adapted model (`models.domain`) is the same kind of pipeline; its
+explanation also carries `domain`: the base model's contributions and the domain head's adjustment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import Settings
 from sentimentkit.models.card import model_threshold
+from sentimentkit.models.domain import DomainAdapted
 from sentimentkit.models.pipeline import load_model
 from sentimentkit.serving.base import BasePredictor, TokenContribution, text_error
 from sentimentkit.serving.contributions import TermContributions, term_contributions
@@ -140,13 +142,38 @@ class Predictor(BasePredictor):
         contributions = [
             TokenContribution(tok, s, e, float(w)).__dict__ for (tok, s, e), w in zip(spans, weights)
         ]
-        return {
+        out = {
             "label": self.labels[k],
             "probability": float(proba[k]),
             "bias": bias,
             "logit": bias + float(weights.sum()),
             "tokens": contributions,
         }
+        if isinstance(clf, DomainAdapted):
+            out["domain"] = _domain_split(vec, clf, tokens, x, k)
+        return out
+
+
+def _domain_split(vec: TweetVectorizer, clf: DomainAdapted, tokens: list[str], x: np.ndarray, k: int
+                  ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """A domain-adapted model's explanation split exactly in two: the base model's own contributions
+    and the domain head's adjustment (per token, same order as `tokens`; the two add up to the
+    explanation's weights, bias and logit)."""
+    base_coef = clf.base_coef_ - clf.base_coef_.mean(axis=0)
+    base_intercept = clf.base_intercept_ - clf.base_intercept_.mean()
+    adj_coef, adj_intercept = clf.adjustment()
+    out = {}
+    for part, coef, intercept in (
+        ("base", base_coef, base_intercept),
+        ("adjustment", adj_coef, adj_intercept),
+    ):
+        weights = _attribute(vec, tokens, x * coef[k])
+        out[part] = {
+            "bias": float(intercept[k]),
+            "logit": float(intercept[k]) + float(weights.sum()),
+            "weights": [float(w) for w in weights],
+        }
+    return out
 
 
 def _attribute(vec: TweetVectorizer, tokens: list[str], contrib: np.ndarray) -> np.ndarray:

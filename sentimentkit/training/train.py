@@ -17,8 +17,10 @@ from sentimentkit.config import SPLITS
 from sentimentkit.data import load_split, near_duplicates_of
 from sentimentkit.models.card import PICKLE_FORMAT, data_provenance, library_versions, new_card
 from sentimentkit.models.pipeline import build_pipeline, save_model
+from sentimentkit.serving.predictor import Predictor
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
 from sentimentkit.training.offsets import tune_logit_offsets
+from sentimentkit.training.performance import performance_reference
 from sentimentkit.training.profile import pipeline_reference
 
 # Chosen on the temporal holdout by benchmarks/model_selection.py (table: benchmarks/model_selection.md).
@@ -213,5 +215,9 @@ def save_trained(
     )
     card["reference"] = pipeline_reference(
         pipeline, card, splits["validation"]["text"].tolist(), "validation.csv"
+    )
+    clean = clean_validation(splits)
+    card["reference"]["performance"] = performance_reference(
+        Predictor(pipeline, card), splits["validation"], clean if not clean.empty else splits["validation"]
     )
     return save_model(pipeline, out, card)

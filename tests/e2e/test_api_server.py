@@ -261,3 +261,57 @@ def test_the_committed_model_serves(start_api: StartApi) -> None:
         assert http.get("/readyz").json()["status"] == "ready", http.get("/readyz").text
         answer = http.post("/v1/predict", json={"text": "I love this phone, best purchase ever"}).json()
     assert answer["sentiment"] == "positive"
+
+
+def test_a_file_with_thousands_of_notes_gets_a_200_requests_can_read(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """Was: a CSV with 1,500 trailing commas got a 101 KB X-Input-Notes header, which Python's
+    http.client (and so requests) refuses ("got more than 65536 bytes when reading header line").
+    Two workers and an API key: the full notes come from POST /v1/predict/csv/notes, which keeps no
+    state, so whichever worker answers has them."""
+    requests = pytest.importorskip("requests")
+    data = (
+        "id,text" + "," * 1500 + "\n" + "".join(f"{i},I love it{',' * 1500}\n" for i in range(3))
+    ).encode()
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "sentimentkit",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    env = {"SENTIMENTKIT_MODEL": str(tiny_model_path), "SENTIMENTKIT_API_KEY": "e2e-key-0123456789"}
+    key = {"X-API-Key": "e2e-key-0123456789"}
+    with run_server(args, "/readyz", port, env, tmp_path) as server:
+        response = requests.post(
+            f"{server.url}/v1/predict/csv",
+            files={"file": ("wide.csv", data, "text/csv")},
+            headers=key,
+            timeout=60,
+        )
+        assert response.status_code == 200
+        raw = response.raw.headers  # as received: every header line, before requests merges them
+        assert sum(len(k) + len(v) + 4 for k, v in raw.items()) < 8192
+        assert response.headers["X-Input-Notes-Count"] == "1500"
+        out = pd.read_csv(io.BytesIO(response.content), dtype=str, keep_default_na=False)
+        assert out["id"].tolist() == ["0", "1", "2"] and out["sentiment"].tolist() == ["positive"] * 3
+        for _ in range(4):  # either worker may answer
+            notes = requests.post(
+                f"{server.url}/v1/predict/csv/notes",
+                files={"file": ("wide.csv", data)},
+                headers=key,
+                timeout=60,
+            )
+            assert notes.status_code == 200 and notes.json()["count"] == 1500 == len(notes.json()["notes"])
+        assert response.headers["X-Input-Notes"].startswith(" | ".join(notes.json()["notes"][:5]))
+        anonymous = requests.post(
+            f"{server.url}/v1/predict/csv/notes", files={"file": ("w.csv", data)}, timeout=60
+        )
+        assert anonymous.status_code == 401

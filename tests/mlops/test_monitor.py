@@ -101,15 +101,8 @@ def run_compare(frame: pd.DataFrame, **kw: object) -> dict:
 def test_traffic_like_the_reference_is_ok() -> None:
     report = run_compare(synthetic_log(2000))
     assert report["status"] == OK, report["summary"]
-    assert {
-        "labels",
-        "confidence",
-        "text_length",
-        "unknown_tokens",
-        "new_tokens",
-        "non_english",
-        "volume",
-    } == set(report["signals"])
+    assert {"labels", "confidence", "text_length", "unknown_tokens", "new_tokens", "volume",
+            "non_english", "performance"} == set(report["signals"])  # fmt: skip
     assert report["n"] == 2000
 
 
@@ -207,14 +200,6 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           cwd=REPO_ROOT, env={**os.environ, **(env or {})}, timeout=300)  # fmt: skip
 
 
-@pytest.fixture
-def tiny_log(tiny_predictor: Predictor, tmp_path: Path) -> Path:
-    texts = ["I love this, it is great", "worst day ever :(", "the train leaves at noon"] * 100
-    with PredictionLog(tmp_path / "log") as log:
-        log.submit(tiny_predictor, texts, tiny_predictor.score(texts), source="api")
-    return tmp_path / "log"
-
-
 def test_cli_json_html_and_exit_codes(tiny_log: Path, tiny_model_path: Path, tmp_path: Path) -> None:
     data = write_tiny_splits(tmp_path / "data")
     env = {"SENTIMENTKIT_DATA_DIR": str(data)}
@@ -285,6 +270,7 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
         "unknown_tokens",
         "new_tokens",
         "non_english",
+        "performance",
         "volume",
     ]
     assert "300 predictions in the latest window" in " ".join(c.value for c in at.caption)

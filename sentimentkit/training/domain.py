@@ -1,0 +1,190 @@
+"""Teach the model a user's domain from a few hundred corrections (issue 22): `fit_domain_model`.
+
+What is fitted: the head of `models.domain` (a LogisticRegression over the base model's centred
+logits and its TF-IDF features, folded into one linear model) on the corrections only; the base
+model's 48k SemEval rows are not refitted (appending a few hundred rows to them moved Apple AvgRec by
+at most +0.8 points, benchmarks/domain_learning.md).
+
+The weighting rule (`models.domain.class_balanced_weights`): every class weighs the same in total
+(the score is macro recall, and a domain's classes are rarely balanced) and every near-duplicate group
+(`data.near_duplicate_key`: re-posts, retweets) weighs as one text within its class.
+
+How `C` (how far the corrections may pull the model from the base) is chosen, from the corrections
+alone: `N_FOLDS`-fold cross-validation grouped by near-duplicate key (a re-post never sits on both
+sides) and stratified by label; the `C` in `C_GRID` with the highest out-of-fold AvgRec wins, ties going
+to the smaller `C` (closer to the base). The report gives every candidate's score and the base model's
+own AvgRec on the same corrections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import recall_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+
+from sentimentkit import LABELS
+from sentimentkit.config import Settings
+from sentimentkit.data import near_duplicate_key
+from sentimentkit.models.card import PICKLE_FORMAT, library_versions, new_card
+from sentimentkit.models.domain import MIX_PENALTY, class_balanced_weights, fit_head_on_features, fold
+from sentimentkit.models.pipeline import load_model, save_model
+
+__all__ = ["C_GRID", "MIN_PER_CLASS", "N_FOLDS", "WEIGHTING_RULE", "fit_domain_model", "save_domain_model"]
+
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+N_FOLDS = 5
+MIN_PER_CLASS = 2  # corrections of each label needed: one per side of a cross-validation split
+WEIGHTING_RULE = "class-balanced; each near-duplicate group counts once within its class"
+LIBRARIES = ("scikit-learn", "numpy", "pandas")
+
+
+def _avg_recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(recall_score(y_true, y_pred, labels=list(LABELS), average="macro", zero_division=0))
+
+
+def _check_corrections(corrections: pd.DataFrame) -> pd.DataFrame:
+    """The corrections' `text` and `label` columns, checked; ValueError with one line otherwise."""
+    missing = [c for c in ("text", "label") if c not in corrections.columns]
+    if missing:
+        raise ValueError(f"the corrections have no {' or '.join(missing)} column; they need text and label")
+    frame = corrections[["text", "label"]].reset_index(drop=True)
+    bad_label = ~frame["label"].isin(LABELS)
+    if bad_label.any():
+        row = int(np.flatnonzero(bad_label.to_numpy())[0])
+        raise ValueError(
+            f"correction row {row + 1} has label {str(frame['label'][row])[:40]!r}; "
+            f"labels must be one of {', '.join(LABELS)}"
+        )
+    bad_text = ~frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
+    if bad_text.any():
+        row = int(np.flatnonzero(bad_text.to_numpy())[0])
+        raise ValueError(f"correction row {row + 1} has no text; every correction needs the tweet's text")
+    counts = frame["label"].value_counts()
+    short = [
+        f"{label} ({int(counts.get(label, 0))})" for label in LABELS if counts.get(label, 0) < MIN_PER_CLASS
+    ]
+    if short:
+        raise ValueError(
+            f"too few corrections of {', '.join(short)}: label at least {MIN_PER_CLASS} tweets of each "
+            "sentiment before teaching the model your domain"
+        )
+    return frame
+
+
+def _open_base(base: str | Path | Pipeline, settings: Settings | None) -> tuple[Pipeline, str]:
+    """(the base pipeline, the SHA-256 of its pickle): a path is loaded through the verified loader."""
+    if isinstance(base, Pipeline):
+        return base, hashlib.sha256(pickle.dumps(base, protocol=5)).hexdigest()
+    pipeline, card = load_model(base, settings=settings)
+    return pipeline, str(next(iter(card["files"].values())))
+
+
+def cross_validate(
+    base: Pipeline, X: Any, y: np.ndarray, groups: np.ndarray, seed: int, grid: tuple[float, ...] = C_GRID
+) -> tuple[dict[float, float], int]:
+    """Out-of-fold AvgRec of the head for each C (grouped, stratified folds); and the folds used."""
+    per_class_groups = min(len(set(groups[y == label])) for label in LABELS)
+    n_folds = max(2, min(N_FOLDS, per_class_groups))
+    folds = list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y, groups))
+    scores = {}
+    for C in grid:
+        pred = np.empty(len(y), dtype=object)
+        for train, test in folds:
+            weights = class_balanced_weights(y[train], groups[train])
+            try:
+                head = fit_head_on_features(base, X[train], y[train], C, weights)
+            except ValueError:  # a fold without one class: score it with the base model's answer
+                pred[test] = None
+                continue
+            folded = fold(base, head, C, len(train)).named_steps["clf"]
+            pred[test] = folded.classes_[np.argmax(X[test] @ folded.coef_.T + folded.intercept_, axis=1)]
+        known = pred != None  # noqa: E711 - elementwise on an object array
+        scores[C] = _avg_recall(y[known], pred[known].astype(str)) if known.any() else 0.0
+    return scores, n_folds
+
+
+def fit_domain_model(
+    base: str | Path | Pipeline,
+    corrections: pd.DataFrame,
+    seed: int = 0,
+    grid: tuple[float, ...] = C_GRID,
+    settings: Settings | None = None,
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Adapt `base` (a model.pkl path, loaded verified, or a fitted pipeline) to the domain of
+    `corrections` (a frame with `text` and `label`); returns (the adapted pipeline, the selection report).
+
+    `C` is chosen by cross-validation within the corrections (module doc); the holdout a caller gates
+    on is never seen. Raises ValueError with one line for unusable corrections.
+    """
+    started = time.perf_counter()
+    frame = _check_corrections(corrections)
+    pipeline, base_sha = _open_base(base, settings)
+    texts = frame["text"].tolist()
+    y = frame["label"].to_numpy(dtype=object)
+    groups = np.asarray([near_duplicate_key(t) or f"\x00{i}" for i, t in enumerate(texts)], dtype=object)
+    X = pipeline.named_steps["features"].transform(texts)
+    cv, n_folds = cross_validate(pipeline, X, y, groups, seed, grid)
+    best = max(cv.values())
+    chosen = min(C for C, score in cv.items() if score >= best - 1e-12)
+    weights = class_balanced_weights(y, groups)
+    model = fold(pipeline, fit_head_on_features(pipeline, X, y, chosen, weights), chosen, len(y))
+    base_clf = pipeline.named_steps["clf"]
+    base_pred = base_clf.classes_[np.argmax(X @ base_clf.coef_.T + base_clf.intercept_, axis=1)]
+    report = {
+        "base_model_sha256": base_sha,
+        "n_corrections": len(y),
+        "n_groups": len(set(groups.tolist())),
+        "label_counts": {label: int((y == label).sum()) for label in LABELS},
+        "weighting": WEIGHTING_RULE,
+        "selection": f"{n_folds}-fold cross-validation within the corrections, grouped by near-duplicate "
+        "text, stratified by label; highest out-of-fold AvgRec, ties to the smaller C",
+        "seed": seed,
+        "mix_penalty": MIX_PENALTY,
+        "cv_avg_recall": {str(C): round(score, 4) for C, score in cv.items()},
+        "base_avg_recall_on_corrections": round(_avg_recall(y, base_pred.astype(str)), 4),
+        "chosen": {"C": chosen, "cv_avg_recall": round(best, 4)},
+        "fit_seconds": round(time.perf_counter() - started, 1),
+    }
+    return model, report
+
+
+def save_domain_model(
+    model: Pipeline, path: str | Path, report: dict[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """Write the adapted model and its card (what it is: the base model's SHA-256, the number of
+    corrections, the chosen hyperparameters and the cross-validation scores). Returns the card."""
+    card = new_card(
+        name="sentimentkit-tfidf-lr-domain",
+        fmt=PICKLE_FORMAT,
+        version_tag="domain",
+        hyperparameters={
+            "C": report["chosen"]["C"],
+            "mix_penalty": report["mix_penalty"],
+            "weighting": report["weighting"],
+            "selection": report["selection"],
+        },
+        training_data={
+            "base_model": {"sha256": report["base_model_sha256"]},
+            "corrections": {
+                "rows": report["n_corrections"],
+                "groups": report["n_groups"],
+                "labels": report["label_counts"],
+            },
+        },
+        train_seconds=float(report.get("fit_seconds", 0.0)),
+        libraries=library_versions(LIBRARIES),
+        metrics={
+            "corrections_cv": {"avg_recall": report["chosen"]["cv_avg_recall"], "n": report["n_corrections"]},
+            "base_on_corrections": {"avg_recall": report["base_avg_recall_on_corrections"]},
+        },
+    )
+    card["domain"] = {k: report[k] for k in ("cv_avg_recall", "seed", "n_groups")}
+    return save_model(model, path, card, settings)

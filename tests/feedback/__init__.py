@@ -1,0 +1,1 @@
+"""Tests of sentimentkit.feedback (store, formats, review queue, CLI)."""

@@ -1,0 +1,98 @@
+"""The human loop on real components, all storage in Blob (Azurite): a real uvicorn serves the champion
+and logs texts; `review` picks the texts to label from the log; a person's labels come back with
+`feedback add` and through POST /v1/feedback (by request id and by text) into the feedback store;
+`retrain --incoming az://...` trains a challenger on them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from sentimentkit.cli import main
+from sentimentkit.feedback.store import list_files, read_feedback
+from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
+from sentimentkit.mlops.predlog import NothingLoggedError, read_log
+from sentimentkit.mlops.retrain import read_manifest
+from tests.e2e.conftest import free_port, run_server, uvicorn_command
+from tests.mlops.conftest import make_container
+from tests.mlops.test_retrain import batch_frame, champion  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("registry_env")]
+KEY = "loop-test-key-0123456789"
+
+
+def wait_for_log(log: str, rows: int, timeout: float = 30.0) -> pd.DataFrame:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            frame = read_log(log)
+        except NothingLoggedError:
+            frame = pd.DataFrame()
+        if len(frame) >= rows or time.monotonic() > deadline:
+            assert len(frame) >= rows, f"{len(frame)} rows logged, expected {rows}"
+            return frame
+        time.sleep(0.5)
+
+
+def test_log_review_feedback_retrain_on_blob(
+    champion: Path,  # noqa: F811
+    blob_env: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_container("loop")
+    log, store = "az://loop/log", "az://loop/incoming"
+    truth = batch_frame(0)
+    gold = dict(zip(truth["text"], truth["label"]))
+    port = free_port()
+    env = {"SENTIMENTKIT_MODEL": f"models:/{TFIDF_MODEL}@{CHAMPION}", "SENTIMENTKIT_API_KEY": KEY,
+           "SENTIMENTKIT_PREDICTION_LOG": log, "SENTIMENTKIT_PREDICTION_LOG_TEXT": "true",
+           "SENTIMENTKIT_FEEDBACK": store}  # fmt: skip
+    with (
+        run_server(uvicorn_command(port), "/readyz", port, env, tmp_path, timeout=120) as server,
+        httpx.Client(base_url=server.url, timeout=30, headers={"X-API-Key": KEY}) as http,
+    ):
+        for i, text in enumerate(truth["text"]):
+            answer = http.post("/v1/predict", json={"text": text}, headers={"X-Request-ID": f"r{i}"})
+            assert answer.status_code == 200
+        wait_for_log(log, len(truth))
+
+        # 1. review: the 10 least certain logged texts, labelled in a spreadsheet, added back
+        review = tmp_path / "review.csv"
+        assert main(["review", "--log", log, "--n", "10", "--output", str(review)]) == 0
+        sheet = pd.read_csv(review, dtype=str, keep_default_na=False)
+        sheet["label"] = sheet["text"].map(gold)
+        sheet.to_csv(tmp_path / "labelled.csv", index=False)
+        capsys.readouterr()
+        assert main(["feedback", "add", "--input", str(tmp_path / "labelled.csv"), "--incoming", store]) == 0
+        assert "stored 10 correction(s)" in capsys.readouterr().out
+
+        # 2. the API: by request id (through the log in Blob) and by text
+        rest = [t for t in truth["text"] if t not in set(sheet["text"])]
+        by_id = [
+            {"request_id": f"r{truth['text'].tolist().index(t)}", "label": gold[t], "user": "bob"}
+            for t in rest[:6]
+        ]
+        by_text = [{"text": t, "label": gold[t]} for t in rest[6:]]
+        answer = http.post("/v1/feedback", json={"items": by_id + by_text}).json()
+        assert answer["stored"] == len(rest), answer
+        assert [r["text_source"] for r in answer["results"]][:6] == ["request_id"] * 6
+
+    stored = read_feedback(store)
+    assert dict(zip(stored["text"], stored["label"])) == gold  # every text once, with its label
+    assert len(list_files(store)) == 2  # one file per write
+    assert set(stored[stored["user"] == "bob"]["request_id"]) == {item["request_id"] for item in by_id}
+
+    # 3. retrain on the feedback store
+    capsys.readouterr()
+    assert main(["retrain", "--incoming", store]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "done" and report["challenger_version"] == "2"
+    batches = read_manifest(f"{store}/_sentimentkit")["batches"]
+    assert sorted(b["status"] for b in batches.values()) == ["accepted", "accepted"]
+    assert sum(b["train_rows"] + b["heldout_rows"] for b in batches.values()) == len(truth)
