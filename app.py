@@ -15,17 +15,17 @@ import streamlit.components.v1 as components
 
 from sentimentkit import ui
 from sentimentkit.config import Settings
+from sentimentkit.errors import UserError
 from sentimentkit.insights import charts
-from sentimentkit.insights.build import Insights, build_insights
+from sentimentkit.insights.build import Insights, build_insights, finding
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
 from sentimentkit.insights.render import render_html
-from sentimentkit.io.redact import redact
 from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
+from sentimentkit.redact import redact
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BackendError, BasePredictor
-from sentimentkit.serving.batch import BatchError
 
 PREVIEW_ROWS = 1_000
 # Files up to this many times the configured limit still reach the server, so that the app can say
@@ -50,7 +50,7 @@ def startup() -> tuple[Settings, ui.Backends]:
     """Settings and the cached model(s); stops with a clear message when they cannot be had."""
     try:
         settings = Settings.from_env()
-    except ValueError as exc:
+    except UserError as exc:
         fail(f"Configuration problem: {exc}. Fix the environment variable and restart the app.")
     try:
         backends = load_backends(repr(settings), settings)
@@ -105,9 +105,14 @@ def text_tab(backends: ui.Backends, threshold: float, max_chars: int, store: str
     models = [("Fast model", backends.main)]
     if backends.accurate is not None:
         models.append(("Accurate model", backends.accurate))
+    results = []
     for col, (title, backend) in zip(st.columns(len(models)), models):
         with col:
-            show_result(title if len(models) > 1 else "Result", backend, analyzed, threshold)
+            results.append(show_result(title if len(models) > 1 else "Result", backend, analyzed, threshold))
+    if len(results) == 2 and all(results):
+        note = ui.disagreement_note(results[0], results[1])
+        if note:
+            st.info(note)
     correction_buttons(backends.main, analyzed, threshold, store)
 
 
@@ -156,7 +161,7 @@ def corrections_editor(backend: BasePredictor, result: dict[str, Any], column: s
     if not store:
         st.caption(ui.FEEDBACK_OFF)
         return
-    scored = batch.apply_threshold(result["frame"], threshold)
+    scored = ui.apply_threshold(result["frame"], threshold)
     rows = scored[scored["error"].isna()].head(PREVIEW_ROWS)
     table = pd.DataFrame({column: rows[column], "sentiment": rows["sentiment"], "confidence": rows["confidence"],
                           "correct label": pd.Series([None] * len(rows), index=rows.index, dtype=object)})  # fmt: skip
@@ -221,17 +226,18 @@ def review_next() -> None:
     st.session_state.review["pos"] += 1
 
 
-def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> None:
-    """One model's answer: label (or uncertain), confidence, probability chart, explanation."""
+def show_result(title: str, backend: BasePredictor, text: str, threshold: float) -> dict[str, Any] | None:
+    """One model's answer: label (or uncertain), confidence, probability chart, explanation; returns the
+    result (None when the model could not answer)."""
     st.subheader(title)
     try:
         result = backend.score([text], threshold, parts=True)[0]
     except BackendError as exc:
         st.error(api_problem(exc))
-        return
+        return None
     if result["error"]:
         st.error(f"This text cannot be analysed: {result['error']}.")
-        return
+        return None
     headline, detail = ui.verdict(result)
     st.metric("Sentiment", headline)
     st.caption(detail)
@@ -243,11 +249,9 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     if len(result.get("parts") or []) > 1:
         st.markdown("**Parts**, each scored on its own:")
         st.markdown(ui.parts_html(text, result["parts"]), unsafe_allow_html=True)
-    st.bar_chart(
-        ui.probability_frame(result, backend.labels), x="label", y="probability",
-        horizontal=True, height=180, x_label="", y_label="probability",
-    )  # fmt: skip
+    st.altair_chart(ui.probability_chart(ui.probability_frame(result, backend.labels)), width="stretch")
     show_explanation(backend, text)
+    return result
 
 
 def show_explanation(backend: BasePredictor, text: str) -> None:
@@ -257,18 +261,23 @@ def show_explanation(backend: BasePredictor, text: str) -> None:
         return
     try:
         explanation = backend.explain(text)
-    except (BackendError, NotImplementedError, ValueError) as exc:
+    except (UserError, NotImplementedError) as exc:
         st.caption(redact(f"No explanation available: {exc}"))
         return
     label = explanation["label"]
-    st.markdown(f"**Why {label}?** Words in blue pushed toward *{label}*, words in red pushed against it.")
+    st.markdown(f"**Why {label}?** {ui.explanation_summary(text, explanation)}")
     st.markdown(ui.explanation_html(text, explanation), unsafe_allow_html=True)
+    st.caption(ui.EXPLANATION_LEGEND.format(label=label))
     toward, against = ui.top_words(text, explanation)
     left, right = st.columns(2)
+    narrow = {
+        "word": st.column_config.TextColumn(width="small"),
+        "times": st.column_config.NumberColumn(width=40),
+    }
     left.caption(f"Toward {label}")
-    left.dataframe(toward, hide_index=True, width="stretch")
-    right.caption(f"Against {label}")
-    right.dataframe(against, hide_index=True, width="stretch")
+    left.dataframe(toward, hide_index=True, width="stretch", column_config=narrow)
+    right.caption(f"Away from {label}")
+    right.dataframe(against, hide_index=True, width="stretch", column_config=narrow)
 
 
 # --- batch ---------------------------------------------------------------------------------
@@ -299,7 +308,7 @@ def batch_tab(backends: ui.Backends, threshold: float, settings: Settings) -> No
         return
     try:
         table = read_upload(uploaded, settings)
-    except BatchError as exc:
+    except UserError as exc:
         st.error(str(exc))
         return
     columns = table.columns
@@ -339,7 +348,7 @@ def run_batch(
         bar.empty()
         st.error(api_problem(exc) + " Nothing was scored.")
         return
-    except BatchError as exc:
+    except UserError as exc:
         bar.empty()
         st.error(str(exc))
         return
@@ -354,8 +363,8 @@ def show_batch_results(
     backend: BasePredictor, result: dict[str, Any], threshold: float, formula_guard: str = "auto"
 ) -> None:
     """Counts, shares, confidence histogram, filterable preview and the full download."""
-    scored = batch.apply_threshold(result["frame"], threshold)
-    summary = batch.label_summary(scored, backend.labels)
+    scored = ui.apply_threshold(result["frame"], threshold)
+    summary = ui.label_summary(scored, backend.labels)
     not_scored = int(scored["error"].notna().sum())
     uncertain = int((scored["uncertain"] == True).sum())  # noqa: E712 - object column with None
     cols = st.columns(4)
@@ -366,15 +375,15 @@ def show_batch_results(
     left, right = st.columns(2)
     with left:
         st.markdown("**Rows per label**")
-        st.bar_chart(summary, x="label", y="rows", height=240)
+        st.altair_chart(ui.label_count_chart(summary), width="stretch")
         st.dataframe(
             summary, hide_index=True, width="stretch",
             column_config={"share": st.column_config.NumberColumn(format="percent")},
         )  # fmt: skip
     with right:
         st.markdown("**Confidence of the scored rows**")
-        st.bar_chart(batch.confidence_histogram(scored), x="confidence", y="rows", height=240)
-    show_preview(scored, summary["label"].tolist())
+        st.bar_chart(ui.confidence_histogram(scored), x="confidence", y="rows", height=240)
+    shown = show_preview(scored, summary["label"].tolist(), result["job"][1])
     name = result["name"].rsplit(".", 1)[0] + "-sentiment.csv"
     guards = list(ui.FORMULA_GUARD_CHOICES)
     guard = st.radio("Formula guard", guards, index=guards.index(formula_guard), horizontal=True,
@@ -384,19 +393,48 @@ def show_batch_results(
         f"Download all {len(scored):,} rows (CSV)", data=lambda: batch.result_csv_bytes(scored, guard),
         file_name=name, mime="text/csv", on_click="ignore", type="primary", key="download",
     )  # fmt: skip
+    if len(shown) != len(scored):  # the rows the filters above show, in their original order
+        st.download_button(
+            ui.download_label(len(shown)), data=lambda: batch.result_csv_bytes(shown, guard),
+            file_name=name.replace("-sentiment.csv", "-sentiment-filtered.csv"), mime="text/csv",
+            on_click="ignore", key="download_filtered",
+        )  # fmt: skip
     st.caption(ui.formula_guard_caption(guard))
 
 
-def show_preview(scored: pd.DataFrame, labels: list[str]) -> None:
-    """The first PREVIEW_ROWS rows matching the label and uncertain filters."""
+def preview_columns(frame: pd.DataFrame, text_column: str) -> dict[str, Any]:
+    """Narrow progress bars for confidence and the probabilities, a wide text column: no scrolling."""
+    config: dict[str, Any] = {text_column: st.column_config.TextColumn(width="large")}
+    for column in ("confidence", *[c for c in frame.columns if str(c).startswith("p_")]):
+        config[column] = st.column_config.ProgressColumn(
+            column.removeprefix("p_"), format="%.2f", min_value=0.0, max_value=1.0, width="small"
+        )
+    return config
+
+
+def show_preview(scored: pd.DataFrame, labels: list[str], text_column: str) -> pd.DataFrame:
+    """The first PREVIEW_ROWS rows matching the label, uncertain, group and text filters; returns
+    every matching row (for the filtered download)."""
     left, right = st.columns([2, 1])
     chosen = left.multiselect("Show labels", labels, default=labels, key="filter_labels")
     flag = right.radio("Uncertain", list(UNCERTAIN_FILTERS), horizontal=True, key="filter_uncertain")
-    shown = batch.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
+    shown = ui.filter_results(scored, chosen, UNCERTAIN_FILTERS[flag])
+    search, by, values = st.columns([2, 1, 2])
+    query = search.text_input("Search the text", key="filter_search", placeholder="a word or phrase")
+    columns = [str(c) for c in scored.columns if c not in OUTPUT_COLUMNS and c != text_column]
+    candidates = group_candidates(scored[columns]) if columns else []
+    group = by.selectbox("Group column", [NO_COLUMN, *candidates], key="filter_group")
+    if group != NO_COLUMN:
+        options = sorted(ui.display_frame(scored[[group]])[group].unique().tolist())
+        groups = values.multiselect(f"Only these {group} values", options, key="filter_group_values")
+        shown = ui.group_rows(shown, group, groups)
+    shown = ui.search_rows(shown, text_column, query)
     st.caption(
         f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
     )
-    st.dataframe(ui.display_frame(shown.head(PREVIEW_ROWS)), width="stretch", height=320)
+    preview = ui.display_frame(shown.head(PREVIEW_ROWS))
+    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column))
+    return shown
 
 
 # --- insights ------------------------------------------------------------------------------
@@ -415,7 +453,7 @@ def insights_section(backends: ui.Backends, result: dict[str, Any], text_column:
             try:
                 ins = build_insights(scored, text_column, backends.main, date_column, group_column, order,
                                      source="scored in the app")  # fmt: skip
-            except ValueError as exc:
+            except UserError as exc:
                 st.error(str(exc))
                 return
         cached = st.session_state.insights = {"key": key, "insights": ins}
@@ -444,6 +482,7 @@ def insights_pickers(scored: pd.DataFrame, text_column: str) -> tuple[str | None
 
 def show_insights(ins: Insights, scored: pd.DataFrame, name: str) -> None:
     """Warnings, charts, clickable terms with their texts, and the report download."""
+    st.markdown(f"**{finding(ins)}**")
     for warning in ins.warnings:
         st.warning(warning)
     for note in ins.notes:
@@ -534,8 +573,8 @@ def show_card(title: str, card: dict[str, Any]) -> None:
 def monitoring_report(log: str, since: str, window: str, model: str, data_dir: str) -> tuple[dict, str]:
     """The monitoring report and its HTML page (cached for a minute: the log only grows)."""
     from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.monitor_report import render_html
     from sentimentkit.mlops.predlog import parse_age
-    from sentimentkit.mlops.report import render_html
 
     report, reference = monitor.run(log, parse_age(since), parse_age(window), model, data_dir)
     return report, render_html(report, reference)
@@ -543,7 +582,12 @@ def monitoring_report(log: str, since: str, window: str, model: str, data_dir: s
 
 def monitoring_tab(settings: Settings) -> None:
     """The latest monitoring report of the prediction log, and the trends window by window."""
-    from sentimentkit.mlops.report import signals_table, trend_table
+    from sentimentkit.mlops.monitor_report import (
+        ONE_WINDOW_NOTE,
+        signals_table,
+        trend_table,
+        windows_with_data,
+    )
 
     if not settings.prediction_log:
         st.info(ui.NO_LOG_MESSAGE)
@@ -564,12 +608,16 @@ def monitoring_tab(settings: Settings) -> None:
     st.subheader(f"Status: {report['status']}")
     st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "
                f"{report['reference']['note']}.")  # fmt: skip
-    st.dataframe(signals_table(report), hide_index=True, width="stretch")
+    st.table(signals_table(report).set_index("signal"))  # a table wraps the reasons: none is cut off
     trend = trend_table(report)
-    st.markdown("**Predictions per window**")
-    st.line_chart(trend[["n"]], height=200)
+    several = windows_with_data(report) >= 2  # one point is no trend: no empty-looking charts
+    if not several:
+        st.caption(ONE_WINDOW_NOTE)
+    if several:
+        st.markdown("**Predictions per window**")
+        st.line_chart(trend[["n"]], height=200)
     shares = [c for c in trend.columns if c.startswith("share_")]
-    if shares:
+    if shares and several:
         st.markdown("**Label shares and confidence per window**")
         st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
     performance = ui.performance_summary(report)
@@ -578,7 +626,8 @@ def monitoring_tab(settings: Settings) -> None:
         for col, (label, value, delta) in zip(st.columns(len(performance)), performance):
             col.metric(label, value, delta)
         estimated = [c for c in ("estimated_avg_recall", "realized_avg_recall") if c in trend.columns]
-        st.line_chart(trend[estimated], height=200)
+        if several:
+            st.line_chart(trend[estimated], height=200)
     st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
 
 

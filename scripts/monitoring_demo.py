@@ -27,8 +27,8 @@ import pandas as pd
 
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.mlops import monitor
+from sentimentkit.mlops.monitor_report import render_html
 from sentimentkit.mlops.predlog import PredictionLog
-from sentimentkit.mlops.report import render_html
 from sentimentkit.serving.loader import load_predictor
 
 SHARED = REPO_ROOT.parent / "shared" / "data"

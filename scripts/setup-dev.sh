@@ -42,6 +42,11 @@ if [ -f requirements-mlops.txt ]; then
   if command -v npm >/dev/null 2>&1 && [ ! -x .tools/node/node_modules/.bin/azurite-blob ]; then
     npm install -s --prefix .tools/node --no-audit --no-fund azurite@3.35.0
   fi
+  # The MLflow tracking server + UI (full mlflow, same version as the mlflow-skinny pin) in its own
+  # virtualenv .tools/mlflow-venv, for scripts/mlflow-server.sh and its test; about 850 MB, 1 CPU-minute
+  # (5.5 min wall on a loaded 2-core machine). Not fatal: without it that test skips and says why.
+  bash scripts/mlflow-server.sh --install-only \
+    || echo "setup-dev: .tools/mlflow-venv was not built; tests/mlops/test_mlflow_server.py will skip" >&2
 fi
 if [ -f requirements-spark.txt ]; then
   # pyspark for the Spark tests (local[2], needs Java 17+ on the machine); ~450 MB, about 40 s.

@@ -1,22 +1,61 @@
-"""`python -m sentimentkit <command>`: fetch-data, validate-data, train, evaluate, predict, serve, feedback, review."""
+"""sentimentkit: three-class tweet sentiment (negative / neutral / positive) on the command line.
+
+What it does for whom:
+  end users        the Streamlit app (streamlit run app.py): paste a text or upload a file
+  analysts         predict (one text, or a CSV/TSV/XLSX/Parquet file: every row scored, in order)
+                   and report (an HTML + JSON report of a file: over time, by group, drivers)
+  engineers        serve (the REST API), spark-predict (files too big for one machine),
+                   predict --jobs N (worker processes)
+  data scientists  fetch-data, validate-data, train, evaluate, train-transformer, export-onnx,
+                   ensemble; notebook.ipynb (jupyter) for the analysis behind the model
+  operators        models (the MLflow registry: register, list, promote, rollback), monitor
+                   (drift of the prediction log), retrain and watch (new labelled batches),
+                   sign (sign a model's card)
+  labellers        review (the logged predictions most worth a label), feedback add (import
+                   corrections: CSV/XLSX/Parquet, Label Studio, Argilla) for retrain to learn from
+
+`-` reads standard input (predict --input, report --input, evaluate --data) or writes standard output
+(predict/evaluate --output, report --output/--json). `sentimentkit COMMAND -h` tells each command's
+options.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from sentimentkit.config import Settings
+from sentimentkit import __version__
+from sentimentkit.config import SEED, SPLITS, TWEETEVAL_BASE_URL, Settings
+from sentimentkit.errors import UsageError, UserError  # noqa: F401  (UsageError: re-exported)
 from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
 from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
+from sentimentkit.io.storage import join, local_dir, local_input
+from sentimentkit.mlops import CHAMPION, MODEL_NAMES, TFIDF_MODEL
+from sentimentkit.redact import install_log_redaction, redact, redact_exception
+
+EPILOG = """examples:
+  sentimentkit predict --text "I love it"
+  sentimentkit predict --input tweets.csv --output scored.csv --jobs 4
+  cat tweets.csv | sentimentkit predict --input - --output - > scored.csv
+  sentimentkit report --input tweets.xlsx --output report.html --json summary.json
+  sentimentkit evaluate --data test.csv --json
+  sentimentkit train --data data/ --out model.pkl --search
+  sentimentkit serve --port 8000
+  sentimentkit monitor --log az://logs/predictions --since 7d --fail-on alert
+  sentimentkit models list
+"""
+
+STDIN = "-"
 
 
-class UsageError(Exception):
-    """A mistake in the command line or its inputs; printed without a traceback."""
-
-
+# --- shared options and helpers --------------------------------------------------------------------
 def _add_model(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--model", type=Path, default=settings.model_path,
                    help="model.pkl (card model.json beside it) or a transformer folder; default %(default)s")  # fmt: skip
@@ -29,23 +68,103 @@ def _add_formula_guard(p: argparse.ArgumentParser, settings: Settings) -> None:
                         "default %(default)s (SENTIMENTKIT_FORMULA_GUARD)")  # fmt: skip
 
 
-def build_parser(settings: Settings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentimentkit", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_text_column(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", default="text", help="the column holding the texts; default %(default)s")
 
+
+def _stdin_suffix(head: bytes) -> str:
+    """The file kind of spooled standard input, from its first bytes: Parquet, XLSX, else CSV."""
+    if head.startswith(b"PAR1"):
+        return ".parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return ".xlsx"
+    return ".csv"
+
+
+@contextlib.contextmanager
+def stdin_or_path(location: str | Path, option: str) -> Iterator[str | Path]:
+    """`location` itself, or for `-` standard input spooled to a temporary file (removed afterwards),
+    so the one reader (`sentimentkit.io.tables`) reads it by its usual rules (encoding, delimiter,
+    quoted line breaks). Standard input that is a terminal or empty is a UsageError."""
+    if os.fspath(location) != STDIN:
+        yield location
+        return
+    stdin = sys.stdin.buffer if sys.stdin is not None else None
+    if stdin is None or sys.stdin.isatty():
+        raise UsageError(f"{option} - reads standard input: pipe a file in, e.g. ... {option} - < tweets.csv")
+    with tempfile.TemporaryDirectory(prefix="sentimentkit-stdin-") as tmp:
+        spool = Path(tmp) / "stdin"
+        with open(spool, "wb") as fh:
+            shutil.copyfileobj(stdin, fh, 1 << 20)
+        with open(spool, "rb") as fh:
+            head = fh.read(4)
+        if not head:
+            raise UsageError(f"{option} - read nothing from standard input: pipe a file in")
+        path = spool.rename(spool.with_name(f"stdin{_stdin_suffix(head)}"))
+        yield path
+
+
+def _card_version(model: Path) -> str | None:
+    """The version in the default model's card, read as plain JSON (no model loading); None if none."""
+    card = model / "card.json" if model.is_dir() else model.with_suffix(".json")
+    try:
+        version = json.loads(card.read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(version) if version else None
+
+
+def _version(settings: Settings) -> str:
+    """`sentimentkit X.Y.Z`, plus the default model's card version when its card is readable."""
+    card = _card_version(Path(settings.model_path))
+    return f"sentimentkit {__version__}" + (f" (model {settings.model_path}: {card})" if card else "")
+
+
+# --- data: fetch-data, validate-data -----------------------------------------------------------------
+def add_data_parsers(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`fetch-data` and `validate-data`."""
     p = sub.add_parser("fetch-data", help="download TweetEval sentiment into the data directory")
     p.add_argument("--data", type=Path, default=settings.data_dir, help="data directory; default %(default)s")
     p.add_argument("--base-url", default=None, help="where the TweetEval files live (mirror or local server)")
     p.add_argument("--force", action="store_true", help="download again even if cached")
 
     p = sub.add_parser("validate-data", help="row counts, label balance, empty/duplicate texts, leakage")
-    p.add_argument("--data", type=Path, default=settings.data_dir)
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=settings.data_dir,
+        help="data directory (train/validation/test.csv); default %(default)s",
+    )
 
+
+def cmd_fetch_data(args: argparse.Namespace) -> int:
+    from sentimentkit.data import fetch_tweeteval  # pandas: keeps --help fast
+
+    written = fetch_tweeteval(args.data, base_url=args.base_url or TWEETEVAL_BASE_URL, force=args.force)
+    for split, path in written.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+def cmd_validate_data(args: argparse.Namespace) -> int:
+    # pandas and scikit-learn: keep --help fast
+    from sentimentkit.data import validate_splits
+    from sentimentkit.training.train import load_splits
+
+    for report in validate_splits(load_splits(args.data)):
+        print(json.dumps(report.as_dict()))
+    return 0
+
+
+# --- train -------------------------------------------------------------------------------------------
+def add_train_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`train`: the TF-IDF model."""
     p = sub.add_parser("train", help="train on train (newer tweets weigh more), write model.pkl + model.json")
     p.add_argument(
         "--data", type=str, default=str(settings.data_dir), help="data folder or az://container/folder"
     )
-    p.add_argument("--out", type=Path, default=Path("model.pkl"))
+    p.add_argument("--out", type=Path, default=Path("model.pkl"),
+                   help="the model to write (its card model.json beside it); default %(default)s")  # fmt: skip
     p.add_argument("--search", action="store_true",
                    help="grid-search C and recency weighting on the temporal holdout of train (slower)")  # fmt: skip
     p.add_argument("--C", type=float, default=None, help="override the regularisation strength")
@@ -56,246 +175,17 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                    help="log the run to MLflow and register a new sentimentkit-tfidf version (mlops extra)")  # fmt: skip
     p.add_argument("--reason", default="", help="why (recorded with the registration)")
 
-    p = sub.add_parser("evaluate", help="metrics of a model on a labelled table (CSV/TSV/XLSX/Parquet)")
-    _add_model(p, settings)
-    p.add_argument(
-        "--data",
-        type=str,
-        required=True,
-        help="labelled CSV/TSV/XLSX/Parquet file (path or az://container/file.csv)",
-    )
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--output", default=None, help="also write the JSON object to this file ('-': stdout)")
-
-    p = sub.add_parser("predict", help="score one text (--text) or a CSV/TSV/XLSX file (--input/--output)")
-    _add_model(p, settings)
-    p.add_argument("--text", default=None)
-    p.add_argument("--input", type=str, default=None, help="CSV/TSV/XLSX file (path or az://container/file)")
-    p.add_argument("--output", type=str, default=None,
-                   help="CSV or .parquet file (path, az://container/file.csv, or '-' for stdout)")  # fmt: skip
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows)
-    p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="worker processes for --input (default: the cores; 1 = this process only)")  # fmt: skip
-    p.add_argument("--parts", action="store_true",
-                   help="add each text's scored parts (sentences, clauses; JSON with offsets)")  # fmt: skip
-    _add_formula_guard(p, settings)
-
-    p = sub.add_parser("spark-predict", help="score a CSV/Parquet file or folder with Spark (mapInPandas)")
-    _add_model(p, settings)
-    p.add_argument("--input", required=True, help="CSV or Parquet: local path, abfss:// or wasbs:// URI")
-    p.add_argument(
-        "--output", required=True, help="output folder (part files); .parquet name: Parquet, else CSV"
-    )
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
-    p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
-    _add_formula_guard(p, settings)
-
-    p = sub.add_parser(
-        "report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)"
-    )
-    _add_model(p, settings)
-    p.add_argument(
-        "--input", type=Path, required=True, help="CSV/TSV/XLSX, raw or already scored by `predict`"
-    )
-    p.add_argument("--output", type=Path, required=True, help="the HTML report to write ('-': stdout)")
-    p.add_argument("--json", type=Path, default=None, help="also write the JSON summary here ('-': stdout)")
-    p.add_argument("--text-column", default="text")
-    p.add_argument(
-        "--date-column", default="auto", help="column with dates; 'auto' detects one, 'none' skips"
-    )
-    p.add_argument(
-        "--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips"
-    )
-    p.add_argument("--targets", default="",
-                   help='comma-separated targets, e.g. "@united,food": mentions and net sentiment of each')  # fmt: skip
-    p.add_argument("--date-order", default="auto", choices=["auto", "DMY", "MDY", "YMD"],
-                   help="day/month order of numeric dates; auto decides from the values or says why it cannot")  # fmt: skip
-
-    p = sub.add_parser("train-transformer", help="fine-tune a Hugging Face encoder; write a model folder")
-    p.add_argument(
-        "--base-model", required=True, help="local model folder or hub id (e.g. distilbert-base-uncased)"
-    )
-    p.add_argument("--base-sha256", default=None, help="refuse base weights whose SHA-256 differs")
-    p.add_argument("--data", type=Path, default=settings.data_dir)
-    p.add_argument("--out", type=Path, default=Path("artifacts/transformer"))
-    p.add_argument("--epochs", type=int, default=1, help="epochs; the best one on validation is kept")
-    p.add_argument(
-        "--lr",
-        type=float,
-        nargs="+",
-        default=[1e-4],
-        help="learning rate(s); several are compared on a --search-rows subset, on validation",
-    )
-    p.add_argument(
-        "--class-weight",
-        nargs="+",
-        default=["balanced"],
-        choices=["none", "balanced", "sqrt"],
-        help="loss class weighting(s); several are compared like --lr",
-    )
-    p.add_argument("--search-rows", type=int, default=8000, help="training rows per selection run")
-    p.add_argument("--selection-record", type=Path, default=None,
-                   help="JSON table of an earlier --lr/--class-weight comparison, copied into the card")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=64, help="tokens per text (longer texts are truncated)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--max-train-rows", type=int, default=None, help="stratified subset of train (quick runs)")
-    p.add_argument(
-        "--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX512-BF16/AMX)"
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
-    p.add_argument("--tune-bias", action="store_true",
-                   help="after training, choose per-class logit offsets on validation macro recall")  # fmt: skip
-    p.add_argument("--select-on", choices=["validation", "clean_validation"], default="validation",
-                   help="split that picks the epoch and lr/class weight; clean_validation drops validation "
-                        "tweets that are near-duplicates of train tweets")  # fmt: skip
-
-    p = sub.add_parser("export-onnx", help="export a transformer folder to ONNX and quantise it to int8")
-    p.add_argument("--model", type=Path, required=True, help="folder written by train-transformer")
-    p.add_argument("--out", type=Path, default=Path("models/transformer-int8"))
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=settings.data_dir,
-        help="data directory; validation and test measure the accuracy lost to quantisation",
-    )
-    p.add_argument("--opset", type=int, default=17)
-
-    p = sub.add_parser("sign", help="sign a model's card with SENTIMENTKIT_SIGNING_KEY(_FILE) (HMAC-SHA256)")
-    p.add_argument(
-        "--model", type=Path, required=True, help="model.pkl (card beside it) or a transformer folder"
-    )
-
-    p = sub.add_parser("ensemble", help="write an ensemble folder (e.g. the accurate mode, models/accurate)")
-    p.add_argument("members", nargs="+", type=Path, help="two or more model locations (model.pkl, folders)")
-    p.add_argument("--out", type=Path, default=Path("models/accurate"))
-    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per member (default: equal)")
-    p.add_argument("--record", type=Path, default=None,
-                   help="benchmarks/accurate_mode.json: its ensemble metrics go into the card")  # fmt: skip
-
-    p = sub.add_parser("serve", help="run the REST API with uvicorn")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    _add_model(p, settings)
-    add_models_parser(sub)
-    add_monitor_parser(sub, settings)
-    add_retrain_parsers(sub)
-    add_feedback_parsers(sub)
-    return parser
-
-
-def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
-    """`monitor`: the prediction log against the serving model's reference profile."""
-    p = sub.add_parser("monitor", help="compare the prediction log with the model's reference: OK/WARN/ALERT")
-    p.add_argument(
-        "--log", default=settings.prediction_log, help="log URI (default: SENTIMENTKIT_PREDICTION_LOG)"
-    )
-    p.add_argument("--since", default="7d", help="how far back the trends go (30m, 12h, 7d, 2w)")
-    p.add_argument("--window", default="1d", help="the latest window the signals judge")
-    p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
-    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
-    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label): "
-                   "realized AvgRec beside the estimate")  # fmt: skip
-    p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
-                   help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
-    _add_model(p, settings)
-
-
-def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
-    """`retrain` (new labelled batches -> challenger -> promotion gate) and `watch` (poll and retrain)."""
-    from sentimentkit.mlops import TFIDF_MODEL
-
-    for name, text in (("retrain", "train a challenger on new labelled batches; promote it only past the gate"),
-                       ("watch", "poll --incoming and run retrain when new labelled batches land")):  # fmt: skip
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--incoming", required=True, help="folder or az:// URI of text,label CSV batches")
-        p.add_argument(
-            "--state", default=None, help="manifest/batches/reports (default: INCOMING/_sentimentkit)"
-        )
-        p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
-        p.add_argument("--margin", type=float, default=0.002, help="how much better the challenger must be")
-        p.add_argument("--max-recall-drop", type=float, default=0.02, help="largest allowed per-class drop")
-        p.add_argument(
-            "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
-        )
-        p.add_argument("--data", default=None, help="data directory (train/validation/test.csv)")
-        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                       help="while another retrain holds the state folder: wait this long (default: exit 5 at once)")  # fmt: skip
-    p.add_argument("--every", default="5m", help="polling interval (30s, 5m, 1h)")
-    p.add_argument("--min-rows", type=int, default=1, help="retrain once this many new rows wait")
-    p.add_argument("--log", default=None, help="prediction log: an ALERT there retrains on any new rows")
-    p.add_argument("--cycles", type=int, default=None, help="stop after this many polls (default: never)")
-
-
-def add_models_parser(sub: argparse._SubParsersAction) -> None:
-    """`models list | promote | rollback`: the MLflow model registry (mlops extra)."""
-    from sentimentkit.mlops import CHAMPION, MODEL_NAMES, TFIDF_MODEL
-
-    p = sub.add_parser("models", help="the model registry: list versions, promote, roll back")
-    models = p.add_subparsers(dest="models_command", required=True)
-    q = models.add_parser("register", help="register a model on disk (model.pkl or transformer folder)")
-    q.add_argument(
-        "path", help="model.pkl (card beside it) or a transformer folder such as models/transformer-int8"
-    )
-    q.add_argument(
-        "--name",
-        choices=MODEL_NAMES,
-        default=None,
-        help="default: by kind (file: tfidf, folder: transformer)",
-    )
-    q.add_argument("--reason", default="", help="why (recorded with who and when)")
-    q = models.add_parser("list", help="registered versions: aliases, sha256, metrics, created")
-    q.add_argument("--name", choices=MODEL_NAMES, default=None, help="one model (default: both)")
-    q.add_argument("--json", action="store_true", help="print one JSON array")
-    for action, text in (("promote", "point an alias (default champion) at VERSION"),
-                         ("rollback", "move the alias back to the version before its latest promotion")):  # fmt: skip
-        q = models.add_parser(action, help=text)
-        if action == "promote":
-            q.add_argument("version", help="version number (see `models list`)")
-        q.add_argument("--name", choices=MODEL_NAMES, default=TFIDF_MODEL)
-        q.add_argument("--alias", default=CHAMPION)
-        q.add_argument("--reason", default="", help="why (recorded with who and when)")
-
-
-def cmd_fetch_data(args: argparse.Namespace) -> int:
-    from sentimentkit.config import TWEETEVAL_BASE_URL
-    from sentimentkit.data import fetch_tweeteval
-
-    written = fetch_tweeteval(args.data, base_url=args.base_url or TWEETEVAL_BASE_URL, force=args.force)
-    for split, path in written.items():
-        print(f"{split}: {path}")
-    return 0
-
-
-def cmd_validate_data(args: argparse.Namespace) -> int:
-    from sentimentkit.data import validate_splits
-    from sentimentkit.training.train import load_splits
-
-    for report in validate_splits(load_splits(args.data)):
-        print(json.dumps(report.as_dict()))
-    return 0
-
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from sentimentkit.config import SPLITS
-    from sentimentkit.io.storage import local_dir
+    # pandas and scikit-learn: keep --help fast
+    from sentimentkit.io.write import refuse_inputs
+    from sentimentkit.models.card import card_file
     from sentimentkit.training.train import train
 
     overrides = {"C": args.C, "recency_beta": args.recency_beta}
     params = {k: v for k, v in overrides.items() if v is not None} or None
     if args.search and params:
         raise UsageError("--search chooses C and the recency weighting itself; drop --C / --recency-beta")
-    from sentimentkit.io.storage import join
-    from sentimentkit.io.write import refuse_inputs
-    from sentimentkit.models.card import card_file
-
     data_files = [(join(args.data, f"{split}.csv"), f"the data file {split}.csv") for split in SPLITS]
     for target in (args.out, card_file(args.out)):  # before minutes of training
         refuse_inputs(target, inputs=data_files)
@@ -307,14 +197,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} and its card; temporal-holdout AvgRec {m['holdout']['avg_recall']:.4f}, "
               f"validation AvgRec {m['validation']['avg_recall']:.4f}, test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
         if args.register:
-            from sentimentkit.mlops import registry, tracking
+            from sentimentkit.mlops import registry, tracking  # MLflow: the mlops extra
 
             row = tracking.register_trained(args.out, card, data_dir, args.data, reason=args.reason)
             print(registry.registered_message(row))
     return 0
 
 
+# --- evaluate ----------------------------------------------------------------------------------------
+def add_evaluate_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`evaluate`: metrics of a model on a labelled table."""
+    p = sub.add_parser("evaluate", help="metrics of a model on a labelled table (CSV/TSV/XLSX/Parquet)")
+    _add_model(p, settings)
+    p.add_argument(
+        "--data",
+        type=str,
+        required=True,
+        help="labelled CSV/TSV/XLSX/Parquet file (path, az://container/file.csv, or '-' for stdin)",
+    )
+    _add_text_column(p)
+    p.add_argument(
+        "--label-column", default="label", help="the column holding the labels; default %(default)s"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--output", default=None, help="also write the JSON object to this file ('-': stdout)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    # pandas and scikit-learn: keep --help fast
     from sentimentkit.data import load_labelled_csv
     from sentimentkit.io.write import check_target, is_stdout, write_output
     from sentimentkit.serving.loader import load_predictor
@@ -324,7 +234,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_target(args.output, inputs=inputs)
     predictor = load_predictor(args.model)
-    frame = load_labelled_csv(args.data, args.text_column, args.label_column)  # CSV/TSV/XLSX/Parquet, az://
+    with stdin_or_path(args.data, "--data") as data:
+        frame = load_labelled_csv(data, args.text_column, args.label_column)  # CSV/TSV/XLSX/Parquet, az://
     result = metrics(frame["label"], predictor.predict(frame["text"].tolist()))
     result["model_version"] = predictor.version
     if args.output is not None:
@@ -334,7 +245,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- predict -----------------------------------------------------------------------------------------
+def add_predict_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`predict`: one text, or every row of a file."""
+    p = sub.add_parser("predict", help="score one text (--text) or a CSV/TSV/XLSX file (--input/--output)")
+    _add_model(p, settings)
+    p.add_argument("--text", default=None, help="one text to score; prints one JSON object")
+    p.add_argument("--input", type=str, default=None,
+                   help="CSV/TSV/XLSX/Parquet file (path, az://container/file, or '-' for stdin)")  # fmt: skip
+    p.add_argument("--output", type=str, default=None,
+                   help="CSV or .parquet file (path, az://container/file.csv, or '-' for stdout)")  # fmt: skip
+    _add_text_column(p)
+    p.add_argument("--chunk-rows", type=int, default=settings.csv_chunk_rows,
+                   help="rows read and scored at a time; default %(default)s")  # fmt: skip
+    p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes for --input (default: the cores; 1 = this process only)")  # fmt: skip
+    p.add_argument("--parts", action="store_true",
+                   help="add each text's scored parts (sentences, clauses; JSON with offsets)")  # fmt: skip
+    _add_formula_guard(p, settings)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    # pandas and scikit-learn: keep --help fast
     import pandas as pd
 
     from sentimentkit.mlops.predlog import batch_logger
@@ -346,8 +279,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.input is not None:
         return _predict_file(args)
     predictor = load_predictor(args.model, threshold=args.threshold)
-    record = predictor.score([args.text], parts=True) if args.parts else predictor.score([args.text])
-    record = record[0]
+    record = predictor.score([args.text], parts=args.parts)[0]
     if record["error"]:
         raise UsageError(f"cannot score this text: {record['error']}")
     with batch_logger(predictor, "text", "cli") as log:
@@ -359,6 +291,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _predict_file(args: argparse.Namespace) -> int:
     """A table in, CSV/Parquet out, with `--jobs` worker processes (each loads the model itself)."""
+    # pandas, pyarrow and scikit-learn: keep --help fast
+    from sentimentkit.io.write import check_target, describe_target, is_stdout
     from sentimentkit.mlops.predlog import batch_logger
     from sentimentkit.scale.multiproc import score_file
     from sentimentkit.serving.loader import load_predictor
@@ -367,18 +301,18 @@ def _predict_file(args: argparse.Namespace) -> int:
         raise UsageError("--input needs --output FILE.csv (or .parquet) for the scored rows")
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
-    from sentimentkit.io.storage import local_input
-    from sentimentkit.io.write import check_target, describe_target, is_stdout
-
     settings = Settings.from_env()
     # Checked on the names as given: a remote input is scored from a local copy, which differs.
-    if not Path(args.input).is_dir():  # a folder given as input is the reader's to explain
+    if args.input != STDIN and not Path(args.input).is_dir():  # a folder is the reader's to explain
         check_target(args.output, inputs=((args.input, "the input file"), (args.model, "the model"),
+                                          (settings.prediction_log, "the prediction log folder")))  # fmt: skip
+    elif args.input == STDIN:
+        check_target(args.output, inputs=((args.model, "the model"),
                                           (settings.prediction_log, "the prediction log folder")))  # fmt: skip
     # The workers load the model themselves; this process needs it only to describe logged rows.
     predictor = load_predictor(args.model, threshold=args.threshold) if settings.prediction_log else None
     logger = batch_logger(predictor, args.text_column, "cli", settings)
-    with local_input(args.input) as source, logger as log:
+    with stdin_or_path(args.input, "--input") as given, local_input(given) as source, logger as log:
         result = score_file(args.model, source, args.output, args.text_column, jobs=args.jobs,
                             chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log,
                             formula_guard=args.formula_guard, parts=args.parts)  # fmt: skip
@@ -389,46 +323,24 @@ def _predict_file(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
-    from sentimentkit.insights.render import render_html, summary_json
-    from sentimentkit.insights.targets import parse_targets
-    from sentimentkit.io.write import check_target, describe_target, is_stdout, same_target, write_output
-    from sentimentkit.serving.batch import read_table
-    from sentimentkit.serving.loader import load_predictor
-
-    if not args.input.is_file():
-        raise UsageError(f"{args.input} not found")
-    inputs = ((args.input, "the input file"), (args.model, "the model"))
-    if args.json is not None and same_target(args.output, args.json):
-        raise UsageError("--output and --json name the same file; give each its own")
-    for target in (args.output, args.json):  # before scoring
-        if target is not None:
-            check_target(target, inputs=inputs)
-    table = read_table(args.input.read_bytes(), args.input.name)
-    predictor = load_predictor(args.model)
-    scored, source = ensure_scored(table, args.text_column, None if has_scores(table.frame) else predictor)
-    pick = {"auto": AUTO, "none": None}
-    ins = build_insights(scored, args.text_column, predictor, pick.get(args.date_column, args.date_column),
-                         pick.get(args.group_column, args.group_column), args.date_order, source,
-                         targets=parse_targets(args.targets))  # fmt: skip
-    ins.notes[:0] = table.notes  # e.g. renamed duplicate columns: said in the report too
-    write_output(
-        args.output, render_html(ins, f"Sentiment report: {args.input.name}").encode("utf-8"), inputs=inputs
+# --- spark-predict -----------------------------------------------------------------------------------
+def add_spark_predict_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`spark-predict`: a file or folder scored by Spark."""
+    p = sub.add_parser("spark-predict", help="score a CSV/Parquet file or folder with Spark (mapInPandas)")
+    _add_model(p, settings)
+    p.add_argument("--input", required=True, help="CSV or Parquet: local path, abfss:// or wasbs:// URI")
+    p.add_argument(
+        "--output", required=True, help="output folder (part files); .parquet name: Parquet, else CSV"
     )
-    if args.json:
-        write_output(args.json, summary_json(ins).encode("utf-8"), inputs=inputs)
-    for line in (*table.notes, *ins.warnings):
-        print(f"warning: {line}", file=sys.stderr)
-    to_stdout = is_stdout(args.output) or is_stdout(args.json)
-    print(f"wrote {describe_target(args.output)}" + (f" and {describe_target(args.json)}" if args.json else "")
-          + f" ({ins.n_rows:,} rows)", file=sys.stderr if to_stdout else sys.stdout)  # fmt: skip
-    return 0
+    _add_text_column(p)
+    p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
+    p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
+    _add_formula_guard(p, settings)
 
 
 def cmd_spark_predict(args: argparse.Namespace) -> int:
-    from sentimentkit.io.write import refuse_inputs
-    from sentimentkit.scale.spark import describe_spark_error, predict_spark, spark_session
+    from sentimentkit.io.write import refuse_inputs  # pandas: keeps --help fast
+    from sentimentkit.scale.spark import describe_spark_error, predict_spark, spark_session  # pyspark
 
     # The output is a folder Spark fills with part files; it must be neither the input nor inside it.
     refuse_inputs(args.output, inputs=((args.input, "the input"),))
@@ -451,6 +363,74 @@ def cmd_spark_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- report ------------------------------------------------------------------------------------------
+def add_report_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`report`: the insights of a file as HTML and JSON."""
+    p = sub.add_parser(
+        "report", help="insights of a CSV/Excel file: over time, by group, drivers (HTML + JSON)"
+    )
+    _add_model(p, settings)
+    p.add_argument("--input", type=Path, required=True,
+                   help="CSV/TSV/XLSX, raw or already scored by `predict` ('-': stdin)")  # fmt: skip
+    p.add_argument("--output", type=Path, required=True, help="the HTML report to write ('-': stdout)")
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON summary here ('-': stdout)")
+    _add_text_column(p)
+    p.add_argument(
+        "--date-column", default="auto", help="column with dates; 'auto' detects one, 'none' skips"
+    )
+    p.add_argument(
+        "--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips"
+    )
+    p.add_argument("--targets", default="",
+                   help='comma-separated targets, e.g. "@united,food": mentions and net sentiment of each')  # fmt: skip
+    p.add_argument("--date-order", default="auto", choices=["auto", "DMY", "MDY", "YMD"],
+                   help="day/month order of numeric dates; auto decides from the values or says why it cannot")  # fmt: skip
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    # pandas and scikit-learn: keep --help fast
+    from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
+    from sentimentkit.insights.render import render_html, summary_json
+    from sentimentkit.insights.targets import parse_targets
+    from sentimentkit.io.write import check_target, describe_target, is_stdout, same_target, write_output
+    from sentimentkit.serving.batch import read_table
+    from sentimentkit.serving.loader import load_predictor
+
+    from_stdin = os.fspath(args.input) == STDIN
+    if not from_stdin and not args.input.is_file():
+        raise UsageError(f"{args.input} not found")
+    inputs = (
+        ((args.model, "the model"),)
+        if from_stdin
+        else ((args.input, "the input file"), (args.model, "the model"))
+    )
+    if args.json is not None and same_target(args.output, args.json):
+        raise UsageError("--output and --json name the same file; give each its own")
+    for target in (args.output, args.json):  # before scoring
+        if target is not None:
+            check_target(target, inputs=inputs)
+    with stdin_or_path(args.input, "--input") as source:
+        table = read_table(Path(source).read_bytes(), Path(source).name)
+    title = "standard input" if from_stdin else args.input.name
+    predictor = load_predictor(args.model)
+    scored, source = ensure_scored(table, args.text_column, None if has_scores(table.frame) else predictor)
+    pick = {"auto": AUTO, "none": None}
+    ins = build_insights(scored, args.text_column, predictor, pick.get(args.date_column, args.date_column),
+                         pick.get(args.group_column, args.group_column), args.date_order, source,
+                         targets=parse_targets(args.targets))  # fmt: skip
+    ins.notes[:0] = table.notes  # e.g. renamed duplicate columns: said in the report too
+    write_output(args.output, render_html(ins, f"Sentiment report: {title}").encode("utf-8"), inputs=inputs)
+    if args.json:
+        write_output(args.json, summary_json(ins).encode("utf-8"), inputs=inputs)
+    for line in (*table.notes, *ins.warnings):
+        print(f"warning: {line}", file=sys.stderr)
+    to_stdout = is_stdout(args.output) or is_stdout(args.json)
+    print(f"wrote {describe_target(args.output)}" + (f" and {describe_target(args.json)}" if args.json else "")
+          + f" ({ins.n_rows:,} rows)", file=sys.stderr if to_stdout else sys.stdout)  # fmt: skip
+    return 0
+
+
+# --- transformers: train-transformer, export-onnx ----------------------------------------------------
 TRAINING_EXTRA_HINT = "needs the training extra: pip install torch==2.13.0 (CPU build) then pip install -r requirements-transformer.txt"
 
 
@@ -466,9 +446,64 @@ def _require_training_extra() -> None:
         raise UsageError(f"missing {', '.join(missing)}: this command {TRAINING_EXTRA_HINT}")
 
 
+def add_transformer_parsers(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`train-transformer` and `export-onnx` (the training extra)."""
+    p = sub.add_parser("train-transformer", help="fine-tune a Hugging Face encoder; write a model folder")
+    p.add_argument(
+        "--base-model", required=True, help="local model folder or hub id (e.g. distilbert-base-uncased)"
+    )
+    p.add_argument("--base-sha256", default=None, help="refuse base weights whose SHA-256 differs")
+    p.add_argument("--data", type=Path, default=settings.data_dir,
+                   help="data directory (train/validation/test.csv); default %(default)s")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("artifacts/transformer"),
+                   help="the model folder to write; default %(default)s")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=1, help="epochs; the best one on validation is kept")
+    p.add_argument(
+        "--lr",
+        type=float,
+        nargs="+",
+        default=[1e-4],
+        help="learning rate(s); several are compared on a --search-rows subset, on validation",
+    )
+    p.add_argument(
+        "--class-weight",
+        nargs="+",
+        default=["balanced"],
+        choices=["none", "balanced", "sqrt"],
+        help="loss class weighting(s); several are compared like --lr",
+    )
+    p.add_argument("--search-rows", type=int, default=8000, help="training rows per selection run")
+    p.add_argument("--selection-record", type=Path, default=None,
+                   help="JSON table of an earlier --lr/--class-weight comparison, copied into the card")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=32, help="texts per training step; default %(default)s")
+    p.add_argument("--max-length", type=int, default=64, help="tokens per text (longer texts are truncated)")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed; default {SEED}")
+    p.add_argument("--max-train-rows", type=int, default=None, help="stratified subset of train (quick runs)")
+    p.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX512-BF16/AMX)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
+    p.add_argument("--tune-bias", action="store_true",
+                   help="after training, choose per-class logit offsets on validation macro recall")  # fmt: skip
+    p.add_argument("--select-on", choices=["validation", "clean_validation"], default="validation",
+                   help="split that picks the epoch and lr/class weight; clean_validation drops validation "
+                        "tweets that are near-duplicates of train tweets")  # fmt: skip
+
+    p = sub.add_parser("export-onnx", help="export a transformer folder to ONNX and quantise it to int8")
+    p.add_argument("--model", type=Path, required=True, help="folder written by train-transformer")
+    p.add_argument("--out", type=Path, default=Path("models/transformer-int8"),
+                   help="the ONNX model folder to write; default %(default)s")  # fmt: skip
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=settings.data_dir,
+        help="data directory; validation and test measure the accuracy lost to quantisation",
+    )
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version; default %(default)s")
+
+
 def cmd_train_transformer(args: argparse.Namespace) -> int:
-    from sentimentkit.config import SEED
-    from sentimentkit.training.transformer import TrainConfig, train_transformer
+    from sentimentkit.training.transformer import TrainConfig, train_transformer  # torch: the training extra
 
     _require_training_extra()
 
@@ -487,7 +522,7 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from sentimentkit.training.onnx_export import export_onnx
+    from sentimentkit.training.onnx_export import export_onnx  # torch and onnx: the training extra
 
     _require_training_extra()
 
@@ -500,9 +535,24 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- ensemble ----------------------------------------------------------------------------------------
+def add_ensemble_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`ensemble`: a folder of pinned member models."""
+    p = sub.add_parser("ensemble", help="write an ensemble folder (e.g. the accurate mode, models/accurate)")
+    p.add_argument("members", nargs="+", type=Path, help="two or more model locations (model.pkl, folders)")
+    p.add_argument("--out", type=Path, default=Path("models/accurate"),
+                   help="the ensemble folder to write; default %(default)s")  # fmt: skip
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per member (default: equal)")
+    p.add_argument("--record", type=Path, default=None,
+                   help="benchmarks/accurate_mode.json: its ensemble metrics go into the card")  # fmt: skip
+
+
 def cmd_ensemble(args: argparse.Namespace) -> int:
     """Write an ensemble folder whose members load and are pinned by their SHA-256s."""
-    from sentimentkit.serving.ensemble import write_ensemble
+    # pandas and scikit-learn: keep --help fast
+    from sentimentkit.io.write import check_target
+    from sentimentkit.models.card import CARD_FILE, card_file
+    from sentimentkit.serving.ensemble import ENSEMBLE_FILE, write_ensemble
     from sentimentkit.serving.loader import load_predictor
 
     metrics = None
@@ -516,10 +566,6 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{args.record} holds no ensemble metrics (expected benchmarks/accurate_mode.json)"
             ) from None
-    from sentimentkit.io.write import check_target
-    from sentimentkit.models.card import CARD_FILE, card_file
-    from sentimentkit.serving.ensemble import ENSEMBLE_FILE
-
     members = [(m, f"the member {m}") for m in args.members]
     members += [(card_file(m), f"the card of the member {m}") for m in args.members]
     if args.out.is_dir():  # the two files the folder gets must not be a member's (its own folder, its card)
@@ -533,10 +579,20 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sign --------------------------------------------------------------------------------------------
+def add_sign_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`sign`: sign a model's card."""
+    p = sub.add_parser("sign", help="sign a model's card with SENTIMENTKIT_SIGNING_KEY(_FILE) (HMAC-SHA256)")
+    p.add_argument(
+        "--model", type=Path, required=True, help="model.pkl (card beside it) or a transformer folder"
+    )
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     """Sign a model that loads (hashes match, the allow-list accepts it) without a signature check."""
     from dataclasses import replace
 
+    # pandas and scikit-learn: keep --help fast
     from sentimentkit.models.card import NO_KEY_MESSAGE, card_file, configured_key, sign_model
     from sentimentkit.models.signing import key_id
     from sentimentkit.serving.loader import load_predictor
@@ -552,17 +608,24 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- serve -------------------------------------------------------------------------------------------
+def add_serve_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`serve`: the REST API."""
+    p = sub.add_parser("serve", help="run the REST API with uvicorn")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; default %(default)s")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on; default %(default)s")
+    p.add_argument("--workers", type=int, default=1,
+                   help="uvicorn worker processes, each with its own model; default %(default)s")  # fmt: skip
+    _add_model(p, settings)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the API with uvicorn; each worker loads the model once in the app's lifespan.
 
     With several workers, /metrics aggregates all of them through a PROMETHEUS_MULTIPROC_DIR
     (a fresh temporary one, removed on exit, unless the variable is already set).
     """
-    import os
-    import shutil
-    import tempfile
-
-    import uvicorn
+    import uvicorn  # the API's server: loaded only to serve
 
     os.environ["SENTIMENTKIT_MODEL"] = str(args.model)
     metrics_dir = None
@@ -578,11 +641,91 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- models (the registry) ---------------------------------------------------------------------------
+def add_models_parser(sub: argparse._SubParsersAction) -> None:
+    """`models list | promote | rollback`: the MLflow model registry (mlops extra)."""
+    p = sub.add_parser("models", help="the model registry: list versions, promote, roll back")
+    models = p.add_subparsers(dest="models_command", required=True, metavar="ACTION",
+                              help="register, list, promote or rollback")  # fmt: skip
+    q = models.add_parser("register", help="register a model on disk (model.pkl or transformer folder)")
+    q.add_argument(
+        "path", help="model.pkl (card beside it) or a transformer folder such as models/transformer-int8"
+    )
+    q.add_argument(
+        "--name",
+        choices=MODEL_NAMES,
+        default=None,
+        help="default: by kind (file: tfidf, folder: transformer)",
+    )
+    q.add_argument("--reason", default="", help="why (recorded with who and when)")
+    q = models.add_parser("list", help="registered versions: aliases, sha256, metrics, created")
+    q.add_argument("--name", choices=MODEL_NAMES, default=None, help="one model (default: both)")
+    q.add_argument("--json", action="store_true", help="print one JSON array")
+    for action, text in (("promote", "point an alias (default champion) at VERSION"),
+                         ("rollback", "move the alias back to the version before its latest promotion")):  # fmt: skip
+        q = models.add_parser(action, help=text)
+        if action == "promote":
+            q.add_argument("version", help="version number (see `models list`)")
+        q.add_argument(
+            "--name", choices=MODEL_NAMES, default=TFIDF_MODEL, help="registered model; default %(default)s"
+        )
+        q.add_argument("--alias", default=CHAMPION, help="the alias to move; default %(default)s")
+        q.add_argument("--reason", default="", help="why (recorded with who and when)")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sentimentkit.mlops import registry  # MLflow: the mlops extra
+
+    if args.models_command == "list":
+        rows = registry.list_versions(args.name)
+        if args.json:
+            print(redact(json.dumps(rows)))
+            return 0
+        for r in rows or [{"name": "(no registered versions)"}]:
+            test = r.get("metrics", {}).get("test.avg_recall")
+            print(f"{r['name']:<26}{r.get('version', ''):>4}  {','.join(r.get('aliases', [])):<22}"
+                  f"{(r.get('sha256') or '')[:12]:<14}{'' if test is None else f'test AvgRec {test:.4f}  '}{r.get('created', '')}")  # fmt: skip
+        return 0
+    if args.models_command == "register":
+        from sentimentkit.mlops import tracking  # MLflow: the mlops extra
+
+        row = tracking.register_existing(args.path, name=args.name, reason=args.reason)
+        print(registry.registered_message(row))
+        return 0
+    if args.models_command == "promote":
+        event = registry.promote(args.version, name=args.name, alias=args.alias, reason=args.reason)
+    else:
+        event = registry.rollback(name=args.name, alias=args.alias, reason=args.reason)
+    print(f"{args.name}@{event['alias']}: version {event['previous']} -> {event['version']} "
+          f"({event['action']} by {event['who']} at {event['when']})")  # fmt: skip
+    return 0
+
+
+# --- monitor -----------------------------------------------------------------------------------------
+def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    """`monitor`: the prediction log against the serving model's reference profile."""
+    p = sub.add_parser("monitor", help="compare the prediction log with the model's reference: OK/WARN/ALERT")
+    p.add_argument(
+        "--log", default=settings.prediction_log, help="log URI (default: SENTIMENTKIT_PREDICTION_LOG)"
+    )
+    p.add_argument("--since", default="7d", help="how far back the trends go (30m, 12h, 7d, 2w)")
+    p.add_argument("--window", default="1d", help="the latest window the signals judge")
+    p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
+    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label): "
+                   "realized AvgRec beside the estimate")  # fmt: skip
+    p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
+                   help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
+    _add_model(p, settings)
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
+    # pandas and scikit-learn: keep --help fast
     from sentimentkit.io.write import check_target, write_output
     from sentimentkit.mlops import monitor
+    from sentimentkit.mlops.monitor_report import render_html
     from sentimentkit.mlops.predlog import parse_age
-    from sentimentkit.mlops.report import render_html
 
     if not args.log:
         raise UsageError("give --log URI (or set SENTIMENTKIT_PREDICTION_LOG)")
@@ -606,63 +749,85 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 3 if monitor.ORDER[report["status"]] >= failing else 0
 
 
-def _redact(text: str) -> str:
-    from sentimentkit.io.redact import redact
-
-    return redact(text)
+# --- retrain, watch ----------------------------------------------------------------------------------
+def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
+    """`retrain` (new labelled batches -> challenger -> promotion gate) and `watch` (poll and retrain)."""
+    for name, text in (("retrain", "train a challenger on new labelled batches; promote it only past the gate"),
+                       ("watch", "poll --incoming and run retrain when new labelled batches land")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--incoming", required=True, help="folder or az:// URI of text,label CSV batches")
+        p.add_argument(
+            "--state", default=None, help="manifest/batches/reports (default: INCOMING/_sentimentkit)"
+        )
+        p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
+        p.add_argument("--margin", type=float, default=0.002, help="how much better the challenger must be")
+        p.add_argument("--max-recall-drop", type=float, default=0.02, help="largest allowed per-class drop")
+        p.add_argument(
+            "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
+        )
+        p.add_argument("--guard-tolerance", type=float, default=0.03,
+                       help="most AvgRec the challenger may lose on SemEval validation (the guard)")  # fmt: skip
+        p.add_argument("--learner", choices=("domain", "refit"), default="domain",
+                       help="domain: a head over the champion fitted on the corrections (default); "
+                       "refit: the champion's recipe on train.csv plus the corrections")  # fmt: skip
+        p.add_argument("--data", default=None, help="data directory (train/validation/test.csv)")
+        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                       help="while another retrain holds the state folder: wait this long (default: exit 5 at once)")  # fmt: skip
+    p.add_argument("--every", default="5m", help="polling interval (30s, 5m, 1h)")
+    p.add_argument("--min-rows", type=int, default=1, help="retrain once this many new rows wait")
+    p.add_argument("--log", default=None, help="prediction log: an ALERT there retrains on any new rows")
+    p.add_argument("--cycles", type=int, default=None, help="stop after this many polls (default: never)")
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from sentimentkit.mlops import retrain
+    from sentimentkit.mlops import retrain  # pandas and MLflow (the mlops extra)
 
-    gate = retrain.Gate(
-        margin=args.margin, max_recall_drop=args.max_recall_drop, holdout_share=args.holdout_share
-    )
+    gate = retrain.Gate(margin=args.margin, max_recall_drop=args.max_recall_drop,
+                        holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance)  # fmt: skip
     common = {
         "data_dir": args.data,
         "state": args.state,
         "name": args.name,
         "gate": gate,
-        "log": lambda line: print(_redact(line), file=sys.stderr, flush=True),
+        "log": lambda line: print(redact(line), file=sys.stderr, flush=True),
         "lock_wait_s": args.wait,
+        "learner": args.learner,
     }  # stdout: the JSON report only
     if args.command == "watch":
-        from sentimentkit.mlops.predlog import parse_age
+        from sentimentkit.mlops.predlog import parse_age  # pandas and scikit-learn: keep --help fast
 
         retrain.watch(args.incoming, parse_age(args.every, "--every").total_seconds(), cycles=args.cycles,
                       min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip
         return 0
     report = retrain.retrain(args.incoming, **common)
-    print(_redact(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2)))
+    print(redact(json.dumps({k: v for k, v in report.items() if k != "batches"}, indent=2)))
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from sentimentkit.mlops import registry
-
-    if args.models_command == "list":
-        rows = registry.list_versions(args.name)
-        if args.json:
-            print(_redact(json.dumps(rows)))
-            return 0
-        for r in rows or [{"name": "(no registered versions)"}]:
-            test = r.get("metrics", {}).get("test.avg_recall")
-            print(f"{r['name']:<26}{r.get('version', ''):>4}  {','.join(r.get('aliases', [])):<22}"
-                  f"{(r.get('sha256') or '')[:12]:<14}{'' if test is None else f'test AvgRec {test:.4f}  '}{r.get('created', '')}")  # fmt: skip
-        return 0
-    if args.models_command == "register":
-        from sentimentkit.mlops import tracking
-
-        row = tracking.register_existing(args.path, name=args.name, reason=args.reason)
-        print(registry.registered_message(row))
-        return 0
-    if args.models_command == "promote":
-        event = registry.promote(args.version, name=args.name, alias=args.alias, reason=args.reason)
-    else:
-        event = registry.rollback(name=args.name, alias=args.alias, reason=args.reason)
-    print(f"{args.name}@{event['alias']}: version {event['previous']} -> {event['version']} "
-          f"({event['action']} by {event['who']} at {event['when']})")  # fmt: skip
-    return 0
+# --- the parser --------------------------------------------------------------------------------------
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    """The `sentimentkit` parser: every command's options, defaults from `settings`."""
+    parser = argparse.ArgumentParser(prog="sentimentkit", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--version", action="version", version=_version(settings),
+                        help="print the version of sentimentkit (and of the default model's card) and exit")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of the commands below (COMMAND -h: its options)")  # fmt: skip
+    add_data_parsers(sub, settings)
+    add_train_parser(sub, settings)
+    add_evaluate_parser(sub, settings)
+    add_predict_parser(sub, settings)
+    add_spark_predict_parser(sub, settings)
+    add_report_parser(sub, settings)
+    add_transformer_parsers(sub, settings)
+    add_sign_parser(sub, settings)
+    add_ensemble_parser(sub, settings)
+    add_serve_parser(sub, settings)
+    add_models_parser(sub)
+    add_monitor_parser(sub, settings)
+    add_retrain_parsers(sub)
+    add_feedback_parsers(sub)
+    return parser
 
 
 COMMANDS = {
@@ -677,18 +842,12 @@ COMMANDS["spark-predict"] = cmd_spark_predict
 COMMANDS.update(FEEDBACK_COMMANDS)
 
 
-# Exit codes: 0 done; 2 a user error (one line on stderr); 3 `monitor --fail-on` reached; 4 a worker
-# process of `predict --jobs` died (earlier output kept; run again); 5 another `retrain` holds the
-# state folder (run later or pass --wait); 130 interrupted (Ctrl-C, SIGTERM).
-EXIT_WORKER_DIED = 4
-EXIT_LOCKED = 5
+# Exit codes: the table in `sentimentkit.errors` (each user error carries its own `exit_code`).
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sentimentkit` console script. Nothing it prints holds a secret: errors, log
-    records and the traceback of an unexpected error are redacted (`sentimentkit.io.redact`)."""
-    from sentimentkit.io.redact import install_log_redaction, redact, redact_exception
-
+    records and the traceback of an unexpected error are redacted (`sentimentkit.redact`)."""
     install_log_redaction()
     try:
         settings = Settings.from_env()
@@ -696,19 +855,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # user-facing errors: one clear line, no traceback
-        from sentimentkit.data import DataError
-        from sentimentkit.models.pipeline import ModelError
-        from sentimentkit.serving.batch import BatchError
-
-        if type(exc).__name__ == "WorkerDiedError":  # multiproc's; not imported here (pyarrow)
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_WORKER_DIED
-        if type(exc).__name__ == "LockedError":  # mlops.lock's
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return EXIT_LOCKED
-        if isinstance(exc, (UsageError, DataError, ModelError, BatchError, ValueError, OSError)):
-            print(f"error: {redact(str(exc))}", file=sys.stderr)
-            return 2
+    except UserError as exc:  # the one family of errors users cause (sentimentkit.errors): one line
+        print(f"error: {redact(str(exc))}", file=sys.stderr)  # redacted when made; again for safety
+        return exc.exit_code
+    except OSError as exc:  # from the OS itself (permission denied, disk full...): also one line
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # anything else is a bug: the (redacted) traceback
         print(redact_exception(exc), file=sys.stderr, end="")
         return 1

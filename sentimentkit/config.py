@@ -10,10 +10,27 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sentimentkit import LABELS
-from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, check_formula_guard
+from sentimentkit.errors import ConfigError, OptionError
+
+# The formula guard's modes (sentimentkit/io/formula.py applies them; the settings choose one).
+FormulaGuard = Literal["auto", "all", "off"]
+FORMULA_GUARDS: tuple[str, ...] = ("auto", "all", "off")
+DEFAULT_FORMULA_GUARD: FormulaGuard = "auto"
+
+
+def check_formula_guard(mode: str) -> FormulaGuard:
+    """`mode` if it is one of FORMULA_GUARDS (any case, spaces trimmed), else ValueError in one line."""
+    value = str(mode).strip().lower()
+    if value not in FORMULA_GUARDS:
+        raise OptionError(
+            f"The formula guard must be one of {', '.join(FORMULA_GUARDS)}, got {mode!r}: 'auto' "
+            "neutralises only real formulas, 'all' every cell starting with = + - @, 'off' nothing."
+        )
+    return value  # type: ignore[return-value]
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "model.pkl"
@@ -24,6 +41,8 @@ DEFAULT_ACCURATE_MODEL_PATH = REPO_ROOT / "models" / "accurate"
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TWEETEVAL_BASE_URL = "https://raw.githubusercontent.com/cardiffnlp/tweeteval/main/datasets/sentiment"
 SEED = 13
+THREADS_ENV = "SENTIMENTKIT_TRANSFORMER_THREADS"
+PURE_PYTHON_ENV = "SENTIMENTKIT_PURE_PYTHON"
 
 
 def _env_number(name: str, default: Any, convert: Callable[[str], Any], kind: str) -> Any:
@@ -33,7 +52,7 @@ def _env_number(name: str, default: Any, convert: Callable[[str], Any], kind: st
     try:
         return convert(raw)
     except ValueError:
-        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
 
 
 def _env_float(name: str, default: float | None) -> float | None:
@@ -58,7 +77,7 @@ def _env_formula_guard() -> str:
     try:
         return check_formula_guard(raw) if raw else DEFAULT_FORMULA_GUARD
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"SENTIMENTKIT_FORMULA_GUARD must be auto (only real formulas), all (every cell starting "
             f"with = + - @) or off, got {raw!r}"
         ) from None
@@ -66,6 +85,26 @@ def _env_formula_guard() -> str:
 
 def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+def _env_text(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def _env_threads() -> int | None:
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{THREADS_ENV} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+def pure_python_from_env() -> bool:
+    """SENTIMENTKIT_PURE_PYTHON (the `pure_python` setting) alone. `sentimentkit.text._lookup` reads it
+    once at import to choose its inner loops; building the whole `Settings` there would make a wrong
+    unrelated variable break every import of the text floor."""
+    return bool(os.environ.get(PURE_PYTHON_ENV, "").strip())
 
 
 @dataclass(frozen=True)
@@ -104,6 +143,22 @@ class Settings:
     signing_key_file: Path | None = None
     # Which cells of a written CSV get a ' so spreadsheets do not run them: auto, all or off.
     formula_guard: str = DEFAULT_FORMULA_GUARD
+    # The MLflow registry: its tracking server (None: a SQLite file under mlruns/; may hold a password,
+    # so kept out of repr), where new experiments keep artifacts, who acts, and the verified-copy cache.
+    mlflow_tracking_uri: str | None = field(default=None, repr=False)
+    mlflow_artifacts: str | None = None
+    user: str | None = None
+    registry_cache: Path | None = None
+    # Azure Blob credentials for az:// locations: a connection string (a secret) or an account name
+    # used with an azure-identity login.
+    azure_connection_string: str | None = field(default=None, repr=False)
+    azure_account_name: str | None = None
+    # Threads of the transformer backend (None: the library's default).
+    transformer_threads: int | None = None
+    # Prometheus multi-process folder: the API's /metrics aggregates its workers from there.
+    prometheus_multiproc_dir: str | None = None
+    # Force the NumPy inner loops instead of the compiled ones (read at import: `pure_python_from_env`).
+    pure_python: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -132,5 +187,14 @@ class Settings:
             prediction_log_text=_env_flag("SENTIMENTKIT_PREDICTION_LOG_TEXT"),
             formula_guard=_env_formula_guard(),
             feedback=(env.get("SENTIMENTKIT_FEEDBACK") or "").strip() or None,
+            mlflow_tracking_uri=_env_text("MLFLOW_TRACKING_URI"),
+            mlflow_artifacts=_env_text("SENTIMENTKIT_MLFLOW_ARTIFACTS"),
+            user=_env_text("SENTIMENTKIT_USER"),
+            registry_cache=_env_path("SENTIMENTKIT_REGISTRY_CACHE"),
+            azure_connection_string=_env_text("AZURE_STORAGE_CONNECTION_STRING"),
+            azure_account_name=_env_text("AZURE_STORAGE_ACCOUNT_NAME"),
+            transformer_threads=_env_threads(),
+            prometheus_multiproc_dir=_env_text("PROMETHEUS_MULTIPROC_DIR"),
+            pure_python=pure_python_from_env(),
             languages=tuple(code.lower() for code in _env_list("SENTIMENTKIT_LANGUAGES")) or cls.languages,
         )

@@ -19,12 +19,9 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.config import SPLITS, TWEETEVAL_BASE_URL, Settings
+from sentimentkit.errors import DataError  # noqa: F401  (re-exported under its old name)
 
 TWEETEVAL_FILES = {"train": "train", "validation": "val", "test": "test"}
-
-
-class DataError(Exception):
-    """A dataset problem a user can fix; the message says what and where."""
 
 
 def data_dir(settings: Settings | None = None) -> Path:

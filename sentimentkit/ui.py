@@ -1,4 +1,5 @@
-"""App logic that is not widgets: opening backends, input checks, explanation HTML, card tables.
+"""App logic that is not widgets: opening backends, input checks, explanation HTML, card tables, and
+the summaries of a scored table the batch tab shows (label counts, confidence histogram, filters).
 
 `app.py` holds only Streamlit widgets and layout; everything here is plain Python so it can be
 unit-tested without a browser. Nothing runs at import time.
@@ -8,14 +9,17 @@ from __future__ import annotations
 
 import html
 import json
+import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from sentimentkit import LABELS
+from sentimentkit import LABELS, palette
 from sentimentkit.config import Settings
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, OUTPUT_COLUMNS, BasePredictor, text_error
 
 # One click fills the text box with one of these and analyses it.
@@ -30,13 +34,10 @@ EXAMPLES: dict[str, str] = {
     "Negation": "I don't love this phone, the battery is not good at all",
 }
 
-# Words that push toward the label are blue, those against it red (a colour-blind-safe pair).
-TOWARD_RGB = "26, 133, 255"
-AGAINST_RGB = "212, 17, 89"
+# The label used in summaries for rows that could not be scored (empty, not text, too long).
+NOT_SCORED = "not scored"
 
 
-# Parts are shaded by their label (Okabe-Ito colours, told apart with colour-blindness too).
-LABEL_RGB = {"positive": "0, 158, 115", "negative": "213, 94, 0", "neutral": "153, 153, 153"}
 LANGUAGE_NAMES = {
     "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
     "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish", "pl": "Polish", "cs": "Czech",
@@ -134,20 +135,24 @@ def merge_spans(tokens: list[dict[str, Any]]) -> list[tuple[int, int, float]]:
 
 
 def explanation_html(text: str, explanation: dict[str, Any]) -> str:
-    """The text with each word's background showing its push toward (blue) or against (red) the label.
+    """The text with each word's background showing its push toward or away from the label.
 
+    Colours come from the one palette: a word pushing toward the label has the label's colour (toward
+    negative: the negative colour, as in Insights), a word pushing away has `palette.against_colour`.
     All user text is HTML-escaped; only our own <span> tags are markup.
     """
+    label = str(explanation.get("label", ""))
+    toward_rgb, against_rgb = palette.rgb(palette.colour(label)), palette.rgb(palette.against_colour(label))
     spans = merge_spans(explanation.get("tokens", []))
     top = max((abs(w) for _, _, w in spans), default=0.0) or 1.0
     parts: list[str] = []
     cursor = 0
     for start, end, weight in spans:
         parts.append(html.escape(text[cursor:start]))
-        rgb = TOWARD_RGB if weight > 0 else AGAINST_RGB
+        rgb = toward_rgb if weight > 0 else against_rgb
         alpha = 0.15 + 0.75 * abs(weight) / top if abs(weight) > 1e-9 else 0.0
         word = html.escape(text[start:end])
-        title = html.escape(f"{weight:+.3f}", quote=True)
+        title = html.escape(strength_words(weight, label), quote=True)
         parts.append(
             f'<span title="{title}" style="background: rgba({rgb}, {alpha:.2f}); '
             f'border-radius: 3px; padding: 0 1px;">{word}</span>'
@@ -160,13 +165,143 @@ def explanation_html(text: str, explanation: dict[str, Any]) -> str:
     )
 
 
+# How a word's contribution (its weight, in log-odds of the label) is put into words. A weight of 0.5
+# multiplies the odds of the label by about 1.65: "strongly"; from 0.1 (about 1.1x) "slightly"; below
+# 0.1 the word barely matters and is left out of the word lists.
+STRONG_WEIGHT = 0.5
+NOTICEABLE_WEIGHT = 0.1
+EXPLANATION_LEGEND = (
+    "A word shaded in {label}'s colour pushed the text toward {label}, the other shading away from it; the "
+    "stronger the shade, the stronger the push (hover a word to read it). Strongly: the word alone multiplies "
+    "the odds of {label} by 1.65 or more; slightly: by 1.1 to 1.65."
+)
+PUNCTUATION = string.punctuation + "“”‘’«»…–—¡¿"
+
+
+def strength(weight: float) -> str:
+    """'strongly', 'slightly' or 'barely' (the thresholds above)."""
+    size = abs(weight)
+    return "strongly" if size >= STRONG_WEIGHT else "slightly" if size >= NOTICEABLE_WEIGHT else "barely"
+
+
+def strength_words(weight: float, label: str) -> str:
+    """'strongly toward negative', 'slightly away from positive', 'barely matters' (thresholds above)."""
+    how = strength(weight)
+    if how == "barely":
+        return "barely matters"
+    return f"{how} {'toward' if weight > 0 else 'away from'} {label}"
+
+
+def clean_word(word: str) -> str:
+    """The word without surrounding punctuation, lower-cased ('"Good!!' -> 'good'; '!!' -> '')."""
+    return word.strip(PUNCTUATION + string.whitespace).lower()
+
+
+def word_effects(text: str, explanation: dict[str, Any]) -> pd.DataFrame:
+    """One row per distinct word: word, times (how often it occurs), weight (summed over its
+    occurrences), effect (in words). Punctuation-only tokens are dropped; a word's punctuation is not
+    part of it (so "good" and '"good"' are one word). Sorted by the size of the weight."""
+    label = str(explanation.get("label", ""))
+    totals: dict[str, list[float]] = {}
+    for start, end, weight in merge_spans(explanation.get("tokens", [])):
+        word = clean_word(text[start:end])
+        if word:
+            entry = totals.setdefault(word, [0, 0.0])
+            entry[0] += 1
+            entry[1] += weight
+    frame = pd.DataFrame(
+        [(w, int(n), float(wt)) for w, (n, wt) in totals.items()], columns=["word", "times", "weight"]
+    )
+    frame["effect"] = [strength_words(w, label) for w in frame["weight"]]
+    order = frame["weight"].abs().sort_values(ascending=False, kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
+
+
 def top_words(text: str, explanation: dict[str, Any], n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The `n` words pushing most toward the label and the `n` pushing most against it."""
-    rows = [(text[s:e], w) for s, e, w in merge_spans(explanation.get("tokens", []))]
-    frame = pd.DataFrame(rows, columns=["word", "weight"])
-    toward = frame[frame.weight > 0].sort_values("weight", ascending=False).head(n)
-    against = frame[frame.weight < 0].sort_values("weight").head(n)
+    """The `n` words pushing most toward the label and the `n` pushing most away from it, each a table
+    of word, times and push ("strongly" / "slightly": the table's title says which way; repeats merged,
+    punctuation and negligible words left out)."""
+    frame = word_effects(text, explanation)
+    frame = frame[frame["weight"].abs() >= NOTICEABLE_WEIGHT]
+    frame = frame.assign(push=frame["weight"].map(strength))
+    columns = ["word", "times", "push"]
+    toward = frame[frame["weight"] > 0].head(n)[columns]
+    against = frame[frame["weight"] < 0].head(n)[columns]
     return toward.reset_index(drop=True), against.reset_index(drop=True)
+
+
+def explanation_summary(text: str, explanation: dict[str, Any], n: int = 3) -> str:
+    """One plain sentence: which words pushed the text toward its label, and which away from it."""
+    label = str(explanation.get("label", ""))
+    toward, against = top_words(text, explanation, n)
+
+    def listed(frame: pd.DataFrame) -> str:
+        words = [f"“{w}”" + (f" (×{t})" if t > 1 else "") for w, t in zip(frame["word"], frame["times"])]
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+    if toward.empty and against.empty:
+        return f"No single word pushed this text clearly toward or away from {label}."
+    parts = []
+    if not toward.empty:
+        parts.append(f"{listed(toward)} pushed it toward {label}")
+    if not against.empty:
+        parts.append(f"{listed(against)} pushed it away from {label}")
+    return "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + "."
+
+
+def disagreement_note(fast: dict[str, Any], accurate: dict[str, Any]) -> str | None:
+    """What it means when the fast and the accurate model give different labels (None when they agree
+    or one of them could not score the text)."""
+    if fast.get("error") or accurate.get("error"):
+        return None
+    a, b = fast.get("sentiment"), accurate.get("sentiment")
+    if a == b:
+        return None
+    return (
+        f"The two models disagree: the fast model says {a} ({float(fast['confidence']):.0%}), the accurate "
+        f"model says {b} ({float(accurate['confidence']):.0%}). The text is ambiguous or unusual for the "
+        "models: trust the accurate model's answer more, and read the text yourself before acting on it."
+    )
+
+
+def probability_chart(frame: pd.DataFrame, height: int = 180) -> Any:
+    """Horizontal bars of a `probability_frame`, each label in its palette colour (an Altair chart)."""
+    import altair as alt
+
+    labels = frame["label"].tolist()
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", sort=labels, title=None),
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
+            color=alt.Color(
+                "label:N", scale=alt.Scale(domain=labels, range=palette.colours(labels)), legend=None
+            ),
+            tooltip=["label:N", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=height)
+    )
+
+
+def label_count_chart(summary: pd.DataFrame, height: int = 240) -> Any:
+    """Bars of rows per label (a `label_summary`), each label in its palette colour; "not scored" grey."""
+    import altair as alt
+
+    labels = summary["label"].astype(str).tolist()
+    return (
+        alt.Chart(summary)
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", sort=labels, title=None),
+            y=alt.Y("rows:Q", title="rows"),
+            color=alt.Color(
+                "label:N", scale=alt.Scale(domain=labels, range=palette.colours(labels)), legend=None
+            ),
+            tooltip=["label:N", "rows:Q"],
+        )
+        .properties(height=height)
+    )
 
 
 # --- model card ----------------------------------------------------------------------------
@@ -236,6 +371,28 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if column not in OUTPUT_COLUMNS and out[column].dtype == object:
             out[column] = out[column].map(lambda v: "" if v is None else str(v))
     return out
+
+
+def search_rows(frame: pd.DataFrame, column: str, query: str | None) -> pd.DataFrame:
+    """The rows whose `column` contains `query` (case-insensitive, literal: no pattern); all when empty."""
+    query = (query or "").strip()
+    if not query or column not in frame.columns:
+        return frame
+    values = frame[column].map(lambda v: "" if v is None else str(v))
+    return frame[values.str.contains(query, case=False, regex=False, na=False)]
+
+
+def group_rows(frame: pd.DataFrame, column: str | None, groups: list[str] | None) -> pd.DataFrame:
+    """The rows whose `column` (shown as text) is one of `groups`; all when no column or no choice."""
+    if not column or not groups or column not in frame.columns:
+        return frame
+    values = frame[column].map(lambda v: "" if v is None or v != v else str(v))
+    return frame[values.isin([str(g) for g in groups])]
+
+
+def download_label(n_rows: int) -> str:
+    """The filtered download's button text, e.g. 'Download the 3 filtered rows (CSV)'."""
+    return f"Download the {n_rows:,} filtered row{'' if n_rows == 1 else 's'} (CSV)"
 
 
 def describe_backend(backend: BasePredictor, api_url: str | None) -> str:
@@ -465,7 +622,7 @@ def parts_html(text: str, parts: list[dict[str, Any]]) -> str:
     for part in parts:
         start, end, label = int(part["start"]), int(part["end"]), str(part["sentiment"])
         out.append(html.escape(text[cursor:start]))
-        rgb = LABEL_RGB.get(label, LABEL_RGB["neutral"])
+        rgb = palette.rgb(palette.colour(label))
         title = html.escape(f"{label} {part['scores'][label]:.0%}", quote=True)
         out.append(
             f'<span class="sk-part sk-{html.escape(label, quote=True)}" title="{title}" '
@@ -476,9 +633,55 @@ def parts_html(text: str, parts: list[dict[str, Any]]) -> str:
     out.append(html.escape(text[cursor:]))
     legend = " ".join(
         f'<span style="background: rgba({rgb}, 0.30); padding: 0 4px; border-radius: 3px;">{label}</span>'
-        for label, rgb in LABEL_RGB.items()
+        for label, rgb in ((name, palette.rgb(palette.colour(name))) for name in LABELS)
     )
     return (
         '<div class="sk-parts" style="white-space: pre-wrap; line-height: 1.9; font-size: 1.05rem;">'
         f'{"".join(out)}</div><div style="font-size: 0.8rem; margin-top: 4px;">{legend}</div>'
     )
+
+
+# --- summaries of a scored table (the batch tab) ---------------------------------------------
+def apply_threshold(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Recompute `uncertain` for a new threshold without scoring again (scored rows only)."""
+    out = scored.copy()
+    confidence = pd.to_numeric(out["confidence"], errors="coerce")
+    flags = (confidence < threshold).astype(object)
+    flags[confidence.isna()] = None
+    out["uncertain"] = flags
+    return out
+
+
+def outcome_labels(scored: pd.DataFrame) -> pd.Series:
+    """Each row's label, or NOT_SCORED for rows with an error."""
+    return scored["sentiment"].astype(object).where(scored["error"].isna(), NOT_SCORED).fillna(NOT_SCORED)
+
+
+def label_summary(scored: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Rows per label (plus NOT_SCORED when any) with their share of all rows, in label order."""
+    counts = outcome_labels(scored).value_counts()
+    order = [*labels, NOT_SCORED] if counts.get(NOT_SCORED, 0) else list(labels)
+    rows = [int(counts.get(label, 0)) for label in order]
+    total = max(len(scored), 1)
+    return pd.DataFrame({"label": order, "rows": rows, "share": [r / total for r in rows]})
+
+
+def confidence_histogram(scored: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Scored rows per confidence bin of equal width over [1/3, 1] (a 3-class top probability)."""
+    confidence = pd.to_numeric(scored["confidence"], errors="coerce").dropna().to_numpy(dtype=float)
+    edges = np.linspace(1 / 3, 1.0, bins + 1)
+    counts, _ = np.histogram(np.clip(confidence, edges[0], edges[-1]), bins=edges)
+    names = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    return pd.DataFrame({"confidence": names, "rows": counts.astype(int)})
+
+
+def filter_results(
+    scored: pd.DataFrame, labels: Sequence[str] | None = None, uncertain: bool | None = None
+) -> pd.DataFrame:
+    """Rows whose outcome label is in `labels` (None: all) and whose `uncertain` flag matches."""
+    mask = pd.Series(True, index=scored.index)
+    if labels is not None:
+        mask &= outcome_labels(scored).isin(list(labels))
+    if uncertain is not None:
+        mask &= scored["uncertain"].map(lambda v: v is not None and not pd.isna(v) and bool(v) == uncertain)
+    return scored[mask]

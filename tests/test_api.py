@@ -713,28 +713,24 @@ def header_bytes(response: httpx.Response) -> int:
 
 def test_csv_notes_keep_the_headers_small_and_the_notes_route_has_them_all(tiny_predictor: Predictor) -> None:
     # Was: 1,500 trailing commas gave a 101 KB X-Input-Notes header (http.client and requests refuse
-    # a header line over 64 KB), a wide workbook 1.1 MB.
-    data = (
-        "id,text" + "," * 1500 + "\n" + "".join(f"{i},I love it{',' * 1500}\n" for i in range(3))
-    ).encode()
+    # a header line over 64 KB), a wide workbook 1.1 MB. 1,500 columns are now over MAX_COLUMNS: 990.
+    data = ("id,text" + "," * 990 + "\n" + "".join(f"{i},I love it{',' * 990}\n" for i in range(3))).encode()
     with make_client(tiny_predictor, api_key="k" * 20, max_body_bytes=1000) as c:
         key = {"X-API-Key": "k" * 20}
         response = c.post("/v1/predict/csv", files={"file": ("wide.csv", data)}, headers=key)
         assert response.status_code == 200 and len(read_answer(response)) == 3
         assert header_bytes(response) < 4096
-        assert response.headers["X-Input-Notes-Count"] == "1500"
+        assert response.headers["X-Input-Notes-Count"] == "990"
         summary = response.headers["X-Input-Notes"]
         assert summary.endswith(
-            "(1,500 notes in all, the first 5 here; POST the file to /v1/predict/csv/notes for every note in full)"
+            "(990 notes in all, the first 5 here; POST the file to /v1/predict/csv/notes for every note in full)"
         )
         # the full list: the same file to the notes route (the upload limit applies, not max_body_bytes)
         notes = c.post("/v1/predict/csv/notes", files={"file": ("wide.csv", data)}, headers=key)
         assert notes.status_code == 200
-        assert notes.json()["rows"] == 3 and notes.json()["count"] == 1500 == len(notes.json()["notes"])
+        assert notes.json()["rows"] == 3 and notes.json()["count"] == 990 == len(notes.json()["notes"])
         assert summary.startswith(" | ".join(notes.json()["notes"][:5]))
-        assert (
-            notes.json()["notes"][-1] == "column 1502 has no name in the header; it is called 'column_1502'."
-        )
+        assert notes.json()["notes"][-1] == "column 992 has no name in the header; it is called 'column_992'."
         assert c.post("/v1/predict/csv/notes", files={"file": ("wide.csv", data)}).status_code == 401
         missing = c.post("/v1/predict/csv/notes", files={"file": ("w.csv", data)}, data={"text_column": "x"},
                          headers=key)  # fmt: skip

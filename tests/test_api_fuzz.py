@@ -7,6 +7,10 @@ the whole module runs in well under a minute.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
@@ -34,7 +38,10 @@ def fuzz_app() -> FastAPI:
     """
     pipeline = build_pipeline({"C": 10.0, "word_min_df": 1, "char_min_df": 1}).fit(TINY_TEXTS, TINY_LABELS)
     predictor = Predictor(pipeline, {"version": "fuzz", "default_threshold": 0.5}, max_chars=300)
-    return create_app(Settings(max_chars=300, max_batch=20, max_body_bytes=20_000), predictor=predictor)
+    store = tempfile.mkdtemp(prefix="sentimentkit-fuzz-feedback-")  # POST /v1/feedback writes real files
+    atexit.register(shutil.rmtree, store, ignore_errors=True)
+    settings = Settings(max_chars=300, max_batch=20, max_body_bytes=20_000, feedback=store)
+    return create_app(settings, predictor=predictor)
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app())

@@ -232,6 +232,43 @@ def test_batch_filters_the_preview_by_label_and_uncertain(app) -> None:
     assert preview(at).empty
 
 
+GROUPED_CSV = (
+    b"id,tweet,brand\n"
+    b'1,"I love this, best day ever",acme\n'
+    b"2,I hate this awful day,acme\n"
+    b"3,what a great day,zeta\n"
+    b"4,awful awful service,zeta\n"
+    b"5,the bus leaves at noon,acme\n"
+    b"6,love the new phone,zeta\n"
+)
+
+
+def test_batch_search_group_filter_and_filtered_download(app) -> None:
+    """The defect: the download was always "all N rows", whatever the filters showed; and the preview
+    could not be searched or narrowed to a group."""
+    at = upload(app(), "tweets.csv", GROUPED_CSV)
+    at.button(key="score").click().run()
+    assert not at.exception
+    assert at.download_button(key="download").label == "Download all 6 rows (CSV)"
+    assert not [b for b in at.get("download_button") if "filtered" in str(b.proto.label)]
+    at.text_input(key="filter_search").set_value("DAY").run()  # case-insensitive, literal
+    assert preview(at)["id"].tolist() == ["1", "2", "3"]
+    at.selectbox(key="filter_group").set_value("brand").run()
+    at.multiselect(key="filter_group_values").set_value(["zeta"]).run()
+    assert preview(at)["id"].tolist() == ["3"]
+    labels = [str(b.proto.label) for b in at.get("download_button")]
+    assert "Download the 1 filtered row (CSV)" in labels and "Download all 6 rows (CSV)" in labels
+
+
+def test_batch_preview_shows_probabilities_as_narrow_bars(app) -> None:
+    at = upload(app(), "tweets.csv", GROUPED_CSV)
+    at.button(key="score").click().run()
+    configs = [json.loads(d.proto.columns or "{}") for d in at.dataframe]
+    config = next(c for c in configs if "p_negative" in c)  # the preview's
+    for column in ("confidence", "p_negative", "p_neutral", "p_positive"):
+        assert config[column]["type_config"]["type"] == "progress" and config[column]["width"] == "small"
+
+
 def test_batch_choose_another_column(app) -> None:
     at = upload(app(), "tweets.csv", TRICKY_CSV)
     at.selectbox[0].set_value("note").run()
@@ -304,6 +341,7 @@ def test_model_tab_shows_card_metrics_and_confusion_matrix(app) -> None:
     metrics = next(f for f in frames if "test" in f.columns and "Macro F1" in f.index)
     assert metrics.loc["Macro F1", "test"] == pytest.approx(0.85)
     assert metrics.loc["Average recall (official)", "validation"] == pytest.approx(0.9)
+    assert any(s.startswith("**Metrics**") for s in texts(at.markdown))  # wording: tests/test_docs.py
     confusion = next(f for f in frames if "predicted negative" in f.columns)
     assert confusion.to_numpy().tolist() == CARD["metrics"]["test"]["confusion_matrix"]
     data = next(f for f in frames if "sha256" in f.columns)

@@ -10,28 +10,24 @@ import pandas as pd
 import pytest
 
 from sentimentkit.io.tables import FIELD_LIMIT
+from sentimentkit.scale.multiproc import score_file
 from sentimentkit.serving.base import OUTPUT_COLUMNS, UNSAVED_FORMULA
 from sentimentkit.serving.batch import (
-    NOT_SCORED,
     BatchError,
-    apply_threshold,
     check_column,
     check_upload,
-    confidence_histogram,
     detect_delimiter,
     detect_encoding,
-    filter_results,
     guess_text_column,
-    label_summary,
     neutralise_formulas,
     read_table,
     result_csv_bytes,
     score_chunk,
     score_chunks,
-    score_file,
     score_table,
 )
 from sentimentkit.serving.batch import csv_text as scored_csv_text
+from sentimentkit.ui import NOT_SCORED, apply_threshold, confidence_histogram, filter_results, label_summary
 from tests.workbooks import xlsx_bytes
 
 ROWS = [("1", "I love this, great day"), ("2", "café crème, so sad :("), ("3", "the train leaves at two")]
@@ -361,47 +357,49 @@ def test_result_csv_bytes_round_trip_is_lossless_and_safe(tiny_predictor) -> Non
     assert back["error"].tolist() == ["", "empty text", "", ""]
 
 
-def test_score_file_streams_keeps_blank_lines_and_neutralises(tiny_predictor, tmp_path) -> None:
+def test_score_file_streams_keeps_blank_lines_and_neutralises(tiny_model_path, tmp_path) -> None:
     source = tmp_path / "in.csv"
     source.write_bytes("text\nI love it\n\ncaf\u00e9\n=1+1\n".encode("latin-1"))
-    result = score_file(tiny_predictor, source, tmp_path / "out.csv", chunk_rows=2)
+    result = score_file(tiny_model_path, source, tmp_path / "out.csv", chunk_rows=2, jobs=1)
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     assert (result.rows, result.flagged) == (4, 1)  # was (3, 0): the blank line was dropped
     assert out["text"].tolist() == ["I love it", "", "caf\u00e9", "'=1+1"]  # the CLI neutralises too
 
 
-def test_score_file_refuses_to_write_over_its_input(tiny_predictor, tmp_path) -> None:
+def test_score_file_refuses_to_write_over_its_input(tiny_model_path, tmp_path) -> None:
     source = tmp_path / "in.csv"
     source.write_text("text\nI love it\n")
     link = tmp_path / "link.csv"
     link.symlink_to(source)
     for output in (source, tmp_path / "." / "in.csv", link):
         with pytest.raises(BatchError, match="is the input file"):
-            score_file(tiny_predictor, source, output)
+            score_file(tiny_model_path, source, output, jobs=1)
     assert source.read_text() == "text\nI love it\n"
 
 
 def test_a_failed_run_leaves_an_existing_output_untouched_and_no_partial_file(
-    tiny_predictor, tmp_path
+    tiny_model_path, tmp_path
 ) -> None:
     source = tmp_path / "in.csv"
     source.write_bytes(b"text\n" + b"I love it\n" * 50 + b'"never closed\nmore\n')
     output = tmp_path / "out.csv"
     output.write_text("previous results\n")
     with pytest.raises(BatchError, match="line 52"):
-        score_file(tiny_predictor, source, output, chunk_rows=10)  # fails after 5 chunks were written
+        score_file(
+            tiny_model_path, source, output, chunk_rows=10, jobs=1
+        )  # fails after 5 chunks were written
     assert output.read_text() == "previous results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
-def test_score_file_reads_xlsx(tiny_predictor, tmp_path) -> None:
+def test_score_file_reads_xlsx(tiny_model_path, tmp_path) -> None:
     source = tmp_path / "book.xlsx"
     source.write_bytes(xlsx_bytes([["id", "text"], [1, "I love it"], [2, "@user I hate it"]]))
-    result = score_file(tiny_predictor, source, tmp_path / "out.csv")
+    result = score_file(tiny_model_path, source, tmp_path / "out.csv", jobs=1)
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     assert result.rows == 2 and out["sentiment"].tolist() == ["positive", "negative"]
     assert out["text"].tolist() == ["I love it", "@user I hate it"]  # a reply, not a formula
-    score_file(tiny_predictor, source, tmp_path / "all.csv", formula_guard="all")
+    score_file(tiny_model_path, source, tmp_path / "all.csv", formula_guard="all", jobs=1)
     assert pd.read_csv(tmp_path / "all.csv", dtype=str)["text"].tolist() == ["I love it", "'@user I hate it"]
 
 
@@ -472,13 +470,15 @@ def test_a_carriage_return_inside_a_text_is_quoted_in_the_output(tiny_predictor)
     assert scored_csv_text(scored.iloc[1:]).endswith("\n") and "\r" not in scored_csv_text(scored.iloc[1:])
 
 
-def test_folders_as_input_or_output_are_one_clear_error(tiny_predictor, tmp_path) -> None:
+def test_folders_as_input_or_output_are_one_clear_error(tiny_model_path, tmp_path) -> None:
     src = tmp_path / "in.csv"
     src.write_bytes(b"text\nI love it\n")
     with pytest.raises(BatchError, match="is a folder; give the CSV"):
-        score_file(tiny_predictor, tmp_path, tmp_path / "out.csv")
+        score_file(tiny_model_path, tmp_path, tmp_path / "out.csv", jobs=1)
     with pytest.raises(BatchError, match=r"is a folder\. Give a file name"):
-        score_file(tiny_predictor, src, tmp_path)  # was: "[Errno 21] ... '.out.csv.x1y2.part' -> ..."
+        score_file(
+            tiny_model_path, src, tmp_path, jobs=1
+        )  # was: "[Errno 21] ... '.out.csv.x1y2.part' -> ..."
     with pytest.raises(BatchError, match="does not exist"):
-        score_file(tiny_predictor, tmp_path / "missing.csv", tmp_path / "out.csv")
+        score_file(tiny_model_path, tmp_path / "missing.csv", tmp_path / "out.csv", jobs=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

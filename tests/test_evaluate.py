@@ -44,3 +44,15 @@ def test_slices_and_confident_mistakes():
     proba = np.array([[0.1, 0.1, 0.8], [0, 0, 1], [0, 1, 0], [0, 0, 1]])
     worst = confident_mistakes(texts, y, proba)
     assert worst["text"].tolist() == ["not good"]
+
+
+def test_metrics_over_a_subset_of_labels_without_a_polar_one() -> None:
+    """Held-out corrections may hold one label only (retrain judges on the labels present): F1^PN is
+    then the F1 of the polar labels present, not a KeyError."""
+    from sentimentkit.training.evaluate import metrics
+
+    result = metrics(
+        ["positive", "positive", "positive"], ["positive", "neutral", "positive"], labels=["positive"]
+    )
+    assert result["avg_recall"] == pytest.approx(2 / 3) and result["f1_pn"] == pytest.approx(0.8)
+    assert metrics(["neutral"], ["neutral"], labels=["neutral"])["f1_pn"] == 0.0

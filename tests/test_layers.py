@@ -8,7 +8,7 @@ arrow to `sentimentkit.mlops.registry`, `from sentimentkit.mlops import CHAMPION
 `sentimentkit.mlops` package itself.
 
 Floors, from the ground up (a module may import its own floor and those below, never above):
-io, config, errors and the package root < text < data < models < serving, training
+redact, io, config, errors, palette and the package root < text < data < models < serving, training
 < scale, insights, mlops, feedback < api, ui, cli. Run it alone with `pytest tests/test_layers.py`.
 """
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 # Each floor lists the package's first-level modules and subpackages on it, lowest first.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("", "io", "config", "errors"),  # "" is the package root (LABELS, __version__)
+    ("", "redact", "io", "config", "errors", "palette"),  # "" is the package root (LABELS, __version__)
     ("text",),
     ("data",),
     ("models",),

@@ -1,4 +1,4 @@
-"""No secret in anything sentimentkit prints: the redaction rule (`sentimentkit.io.redact`), the log
+"""No secret in anything sentimentkit prints: the redaction rule (`sentimentkit.redact`), the log
 filter, and every CLI command run for real with each secret set to a unique marker, failing paths
 included (an MLflow server and a Blob endpoint that nobody answers at). The API server's half is in
 tests/e2e/test_secrets_server.py, the registry's and the monitor's in tests/mlops/test_secrets_mlops.py.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from sentimentkit.io import redact as redaction
-from sentimentkit.io.redact import MASK, RedactingFilter, redact, redact_obj, register_secret
+from sentimentkit import redact as redaction
+from sentimentkit.redact import MASK, RedactingFilter, redact, redact_obj, register_secret
 
 from .conftest import TINY_TEXTS, write_tiny_splits
 

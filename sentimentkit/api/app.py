@@ -28,7 +28,7 @@ from sentimentkit.api.reload import add_reload_route, follow_model
 from sentimentkit.api.routes import add_routes
 from sentimentkit.api.service import API_KEY_HEADER, REQUEST_ID_HEADER, Service
 from sentimentkit.config import Settings
-from sentimentkit.io.redact import redact, register_settings
+from sentimentkit.redact import redact, register_settings
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.loader import load_verified, verify_predictor
 

@@ -33,11 +33,11 @@ from sentimentkit.api.errors import ApiError, StreamAbortedError, json_response,
 from sentimentkit.api.log import log_event
 from sentimentkit.api.service import CSV_NOTES_ROUTE, CSV_ROUTE, note_records, predictor_of, request_info
 from sentimentkit.config import Settings
+from sentimentkit.errors import UserError
 from sentimentkit.io.formula import FORMULA_GUARDS, check_formula_guard
 from sentimentkit.io.tables import Chunk
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.batch import (
-    BatchError,
     check_column,
     chunk_texts,
     csv_text,
@@ -150,9 +150,8 @@ def _check_csv(stream: IO[bytes], name: str, text_column: str, chunk_rows: int) 
         check_column(table.columns, text_column)
         for chunk in table.chunks(chunk_rows):
             rows += len(chunk.frame)
-    except BatchError as exc:
-        code = "missing_column" if "not found" in str(exc) else "invalid_csv"
-        raise ApiError(422 if code == "missing_column" else 400, code, str(exc)) from None
+    except UserError:
+        raise  # the family's one handler answers it (BatchError 400 invalid_csv, 422 missing_column)
     except (ValueError, OSError) as exc:  # lower-level complaints about a malformed file
         raise ApiError(400, "invalid_csv", f"The file could not be read as CSV: {exc}") from None
     finally:

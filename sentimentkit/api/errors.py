@@ -1,5 +1,6 @@
 """Every error the API answers is JSON (`ErrorBody`): the error class, the OpenAPI error table,
-the JSON helpers and the exception handlers that map FastAPI's and Starlette's errors onto it."""
+the JSON helpers and the exception handlers that map FastAPI's and Starlette's errors onto it, and the
+one handler of the user-error family (`sentimentkit.errors.UserError`: its `http_status` and `code`)."""
 
 import json
 import logging
@@ -12,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
-from sentimentkit.io.redact import redact
+from sentimentkit.errors import UserError
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, TOO_LONG
 
 
@@ -49,7 +51,7 @@ def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None, scrub: bool = False
 ) -> Response:
     """A compact JSON response. Errors (status >= 400) and `scrub` answers (model info, readiness,
-    reload) are redacted (`sentimentkit.io.redact`); predictions are not (they echo no configuration)."""
+    reload) are redacted (`sentimentkit.redact`); predictions are not (they echo no configuration)."""
     # ASCII-only output: nothing a client sent can make the answer unencodable.
     text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     if scrub or status >= 400:
@@ -74,7 +76,8 @@ def too_large(limit: int) -> ApiError:
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Answer ApiError, validation errors, Starlette's HTTP errors and anything unexpected as JSON."""
+    """Answer ApiError, the user-error family, validation errors, Starlette's HTTP errors and anything
+    unexpected as JSON."""
 
     def request_id(request: Request) -> str | None:
         return request.scope.get("sentimentkit", {}).get("request_id")
@@ -82,6 +85,11 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
         return json_response(error_payload(exc, request_id(request)), exc.status)
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> Response:
+        error = ApiError(exc.http_status, exc.code, str(exc))  # the message is redacted (twice)
+        return json_response(error_payload(error, request_id(request)), exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -18,7 +18,7 @@ from sentimentkit.api.schemas import FeedbackItem, FeedbackResponse, feedback_re
 from sentimentkit.config import Settings
 from sentimentkit.feedback.queue import TEXT_SETTING, resolve_request_ids
 from sentimentkit.feedback.store import Correction, check_correction, write_corrections
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import text_error
 
 ROUTE = "/v1/feedback"
@@ -28,7 +28,9 @@ def add_feedback_route(app: FastAPI, settings: Settings) -> None:
     """Register POST /v1/feedback on `app`."""
     FeedbackRequest = feedback_request_model(settings)
 
-    @app.post(ROUTE, response_model=FeedbackResponse, responses=only(401, 413, 422, 503), tags=["feedback"])
+    @app.post(
+        ROUTE, response_model=FeedbackResponse, responses=only(400, 401, 413, 422, 503), tags=["feedback"]
+    )
     async def feedback(body: FeedbackRequest, request: Request) -> Any:  # type: ignore[valid-type]
         """Store corrections (text or request_id, label, note, user). Stores the text itself."""
         if not settings.feedback:

@@ -1,5 +1,5 @@
 """The API's JSON log lines (one per request, plus events such as a failed model load). Every record of
-the process (ours, uvicorn's, MLflow's, Azure's) is redacted (`sentimentkit.io.redact`)."""
+the process (ours, uvicorn's, MLflow's, Azure's) is redacted (`sentimentkit.redact`)."""
 
 import json
 import logging
@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from sentimentkit.io.redact import FILTER, install_log_redaction
+from sentimentkit.redact import FILTER, install_log_redaction
 
 logger = logging.getLogger("sentimentkit.api")
 

@@ -1,10 +1,10 @@
 """Prometheus metrics in a registry of their own (several apps can live in one test process)."""
 
-import os
 from collections import Counter as Tally
 from typing import Any
 
-from sentimentkit.io.redact import redact
+from sentimentkit.config import Settings
+from sentimentkit.redact import redact
 
 CONFIDENCE_BUCKETS = (0.34, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -77,7 +77,7 @@ class Metrics:
         """The Prometheus text exposition (label values redacted) and its content type."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if Settings.from_env().prometheus_multiproc_dir:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()

@@ -22,8 +22,8 @@ from sentimentkit.api.errors import ApiError, json_response, only
 from sentimentkit.api.log import log_event
 from sentimentkit.api.schemas import ErrorBody
 from sentimentkit.config import Settings
-from sentimentkit.io.redact import redact
 from sentimentkit.models.fetch import current_version, parse_uri
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.loader import load_verified
 

@@ -16,7 +16,7 @@ from sentimentkit.api.errors import ApiError, too_large
 from sentimentkit.api.log import logger
 from sentimentkit.api.metrics import Metrics
 from sentimentkit.config import Settings
-from sentimentkit.io.redact import redact
+from sentimentkit.redact import redact
 from sentimentkit.serving.base import BasePredictor, text_error
 
 API_KEY_HEADER = "X-API-Key"

@@ -9,3 +9,7 @@ prediction log; `commands` is the command line (`feedback add`, `review`). The p
 `mlops` floor, above `serving` and `training` (it may use what they offer) and below the front ends
 (`api`, `ui`, `cli`) that use it; nothing below it imports it.
 """
+
+# Names the CLI needs to build its parser without importing pandas (kept here, used by formats/queue).
+FORMATS: tuple[str, ...] = ("csv", "label-studio", "argilla")
+QUEUE_STRATEGIES: tuple[str, ...] = ("uncertain", "disagree", "diverse", "random")

@@ -15,18 +15,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from sentimentkit.feedback import FORMATS, QUEUE_STRATEGIES
 from sentimentkit.io import storage
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """`feedback add` and `review`."""
-    from sentimentkit.feedback.formats import FORMATS
-    from sentimentkit.feedback.queue import STRATEGIES
 
     p = sub.add_parser(
         "feedback", help="people's corrections: import a labelled file into the feedback store"
     )
-    actions = p.add_subparsers(dest="feedback_command", required=True)
+    actions = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION",
+                              help="add: import a labelled file into the store")  # fmt: skip
     q = actions.add_parser(
         "add", help="import labelled texts (CSV/XLSX/Parquet, Label Studio JSON, Argilla 2.x)"
     )
@@ -52,7 +52,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--log", required=True, help="the prediction log (kept with SENTIMENTKIT_PREDICTION_LOG_TEXT=true)"
     )
     p.add_argument("--n", type=int, required=True, help="how many texts")
-    p.add_argument("--strategy", choices=STRATEGIES, default="uncertain",
+    p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default="uncertain",
                    help="uncertain (default), disagree (fast vs accurate model), diverse, random")  # fmt: skip
     p.add_argument("--output", required=True, help="the file to write (never one of the inputs)")
     p.add_argument(

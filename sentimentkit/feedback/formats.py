@@ -37,8 +37,9 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.data import DataError
+from sentimentkit.errors import OptionError
+from sentimentkit.feedback import FORMATS
 
-FORMATS: tuple[str, ...] = ("csv", "label-studio", "argilla")
 KEPT_COLUMNS: tuple[str, ...] = ("user", "note", "predicted", "confidence", "request_id", "model_version")
 ARGILLA_QUESTION = "sentiment"
 LABEL_STUDIO_CONFIG = (
@@ -294,4 +295,4 @@ def review_bytes(queue: pd.DataFrame, fmt: str, formula_guard: str | None = None
         return (json.dumps(label_studio_tasks(queue), ensure_ascii=False, indent=1) + "\n").encode("utf-8")
     if fmt == "argilla":
         return (json.dumps(argilla_records(queue), ensure_ascii=False, indent=1) + "\n").encode("utf-8")
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    raise OptionError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

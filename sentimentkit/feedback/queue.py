@@ -22,16 +22,18 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.errors import LabelsError, OptionError
+from sentimentkit.feedback import QUEUE_STRATEGIES
 from sentimentkit.io import storage
 from sentimentkit.mlops.predlog import SCHEMA, _log_files, _partition_day, read_log
 
 QUEUE_COLUMNS: tuple[str, ...] = ("text", "predicted", "confidence", "request_id", "label")
-STRATEGIES: tuple[str, ...] = ("uncertain", "disagree", "diverse", "random")
+STRATEGIES = QUEUE_STRATEGIES
 TEXT_SETTING = "SENTIMENTKIT_PREDICTION_LOG_TEXT=true"
 LOOKUP_DAYS = 30  # request ids are looked up in this many days of the log
 
 
-class NoTextInLogError(ValueError):
+class NoTextInLogError(LabelsError):
     """The prediction log holds no texts (they are kept only with SENTIMENTKIT_PREDICTION_LOG_TEXT=true)."""
 
 
@@ -69,9 +71,9 @@ def review_queue(log: str | Path, n: int, strategy: str = "uncertain", *, seed: 
     empty `label` column (`QUEUE_COLUMNS`). Texts in `exclude` (already labelled) are left out.
     `accurate`: probabilities of the second model for `disagree` (default: models/accurate)."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown review strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise OptionError(f"unknown review strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+        raise OptionError(f"--n must be at least 1, got {n}")
     frame = logged_predictions(log)
     frame = frame[~frame["text"].isin(set(exclude))].reset_index(drop=True)
     proba = frame[[f"p_{c}" for c in LABELS]].to_numpy(dtype=np.float64)
@@ -109,7 +111,7 @@ def accurate_proba(texts: list[str]) -> np.ndarray:
     try:
         predictor = load_predictor(location)
     except Exception as exc:  # a missing extra, a missing folder, a bad card: one line either way
-        raise ValueError(
+        raise OptionError(
             f"the disagree strategy needs the accurate model at {location}, which cannot be loaded "
             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); set SENTIMENTKIT_ACCURATE_MODEL "
             "or choose another --strategy"

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sentimentkit.data import near_duplicate_key
+from sentimentkit.errors import OptionError
 from sentimentkit.text.preprocess import MARKERS, base_token, tokenize
 
 __all__ = ["CANDIDATE_FACTOR", "DIVERSITY", "STRATEGIES", "margins", "select_for_review"]
@@ -114,4 +115,4 @@ def select_for_review(
         return select_diverse(list(texts), proba, k)
     if strategy == "random":
         return select_random(len(texts), k, seed)
-    raise ValueError(f"unknown review strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    raise OptionError(f"unknown review strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")

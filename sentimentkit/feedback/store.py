@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.errors import LabelsError
 from sentimentkit.io import storage
 
 COLUMNS: tuple[str, ...] = (
@@ -48,7 +49,7 @@ SUFFIX = ".csv"
 MAX_NOTE_CHARS = 2000
 
 
-class FeedbackError(ValueError):
+class FeedbackError(LabelsError):
     """A correction that cannot be stored (no text, unknown label...); the message says what to fix."""
 
 

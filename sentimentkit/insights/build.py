@@ -17,6 +17,7 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
+from sentimentkit.errors import DataError, LabelsError, OptionError
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column, parse_dates
 from sentimentkit.insights.drivers import (
     TermMatrix,
@@ -29,7 +30,7 @@ from sentimentkit.insights.drivers import (
 )  # fmt: skip
 from sentimentkit.insights.groups import GroupResult, by_group, group_candidates
 from sentimentkit.insights.targets import target_sentiment
-from sentimentkit.insights.timeline import Timeline, baseline_rows, over_time
+from sentimentkit.insights.timeline import MIN_POINT_N, Timeline, baseline_rows, over_time
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor
 from sentimentkit.text.language import LanguagePolicy
@@ -82,7 +83,7 @@ def reuse_scores(frame: pd.DataFrame, labels: tuple[str, ...] = LABELS) -> pd.Da
     sentiment = out["sentiment"].astype(object).where(out["sentiment"].notna(), "").astype(str).str.strip()
     unknown = sorted(set(sentiment) - set(labels) - {""})
     if unknown:
-        raise ValueError(
+        raise LabelsError(
             f"column 'sentiment' has values other than {', '.join(labels)} (e.g. {unknown[:3]}); rename it "
             "if it is not sentimentkit's output, so the texts are scored instead"
         )
@@ -107,7 +108,7 @@ def ensure_scored(
     if has_scores(frame):
         return reuse_scores(frame), "the file's own 'sentiment' column"
     if backend is None:
-        raise ValueError("the file has no 'sentiment' column and no model was given to score it")
+        raise DataError("the file has no 'sentiment' column and no model was given to score it")
     scored = batch.score_table(backend, table, text_column)
     return scored, f"scored by {backend.card.get('name', 'the model')}"
 
@@ -190,7 +191,7 @@ def _resolve(scored: pd.DataFrame, wanted: str | None, kind: str, detect, exclud
         return None
     if wanted != AUTO:
         if wanted not in scored.columns:
-            raise ValueError(f"{kind} column {wanted!r} not found; the columns are {list(scored.columns)}")
+            raise OptionError(f"{kind} column {wanted!r} not found; the columns are {list(scored.columns)}")
         return wanted
     return detect(scored, exclude)
 
@@ -203,7 +204,7 @@ def _add_timeline(
     ins: Insights, scored: pd.DataFrame, labels: pd.Series, wanted: str | None, order: str
 ) -> None:
     if order not in DATE_ORDERS:
-        raise ValueError(f"date order must be one of {', '.join(DATE_ORDERS)}, got {order!r}")
+        raise OptionError(f"date order must be one of {', '.join(DATE_ORDERS)}, got {order!r}")
     column = _resolve(scored, wanted, "date", detect_date_column, _excluded(ins, scored))
     if column is None:
         if wanted == AUTO:
@@ -216,6 +217,8 @@ def _add_timeline(
     ins.notes += parsed.notes
     ins.warnings += parsed.problems
     ins.timeline = over_time(parsed.values, labels)
+    if ins.timeline is not None and ins.timeline.thin_note():
+        ins.notes.append(ins.timeline.thin_note())
     if ins.timeline is None or ins.terms is None:
         return
     periods = ins.timeline.row_periods.to_numpy()
@@ -244,3 +247,30 @@ def _add_groups(ins: Insights, scored: pd.DataFrame, labels: pd.Series, wanted: 
     group = ins.groups.row_keys.map(number).fillna(-1).astype(int).to_numpy()
     found = driver_terms_by(ins.terms, labels, group, len(largest), top=GROUP_DRIVER_TERMS)
     ins.drivers_by_group = {name: found[i] for i, name in enumerate(largest)}
+
+
+def finding(ins: Insights) -> str:
+    """The plain-language finding, shown first: the overall mood, the most and least positive groups
+    and the spikes, in one or two sentences."""
+    if not ins.n_scored:
+        return "No text has a sentiment label, so there is nothing to summarise."
+    shares = sorted(ins.shares.items(), key=lambda kv: -kv[1])
+    top, rest = shares[0], shares[1:]
+    parts = [
+        f"Most of the {ins.n_scored:,} texts are {top[0]} ({top[1]:.0%}); "
+        + ", ".join(f"{label} {share:.0%}" for label, share in rest)
+        + "."
+    ]
+    table = None if ins.groups is None else ins.groups.table[ins.groups.table["n"] >= MIN_POINT_N]
+    if ins.groups is not None and table is not None and len(table) >= 2:  # groups of a handful: no finding
+        best, worst = table.index[0], table.index[-1]
+        parts.append(
+            f"By {ins.groups.column}, “{best}” is the most positive (net {table['net_sentiment'].iloc[0]:+.2f}) "
+            f"and “{worst}” the most negative (net {table['net_sentiment'].iloc[-1]:+.2f})."
+        )
+    if ins.timeline is not None and ins.timeline.spikes:
+        count = len(ins.timeline.spikes)
+        parts.append(
+            f"{count} {ins.timeline.granularity}{'s' if count > 1 else ''} had a spike of negative texts."
+        )
+    return " ".join(parts)

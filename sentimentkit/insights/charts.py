@@ -7,17 +7,17 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from sentimentkit import LABELS
+from sentimentkit import LABELS, palette
 from sentimentkit.insights.groups import GroupResult
-from sentimentkit.insights.timeline import Timeline
+from sentimentkit.insights.timeline import MIN_POINT_N, Timeline
 
-LABEL_COLOURS = {"negative": "#d41159", "neutral": "#9e9e9e", "positive": "#1a85ff"}
+LABEL_COLOURS = palette.LABEL_COLOURS  # the one palette (sentimentkit/palette.py)
 WIDTH = 640
 TERM_AXIS = alt.Axis(labelOverlap=False, labelLimit=160)  # every term labelled, none skipped
 
 
 def _label_scale(labels: Sequence[str] = LABELS) -> alt.Scale:
-    return alt.Scale(domain=list(labels), range=[LABEL_COLOURS.get(x, "#777777") for x in labels])
+    return alt.Scale(domain=list(labels), range=palette.colours(list(labels)))
 
 
 def timeline_frame(timeline: Timeline, labels: Sequence[str] = LABELS) -> pd.DataFrame:
@@ -38,11 +38,14 @@ def timeline_chart(timeline: Timeline, labels: Sequence[str] = LABELS) -> alt.VC
     """Volume per period stacked by label, above net sentiment with its 95% band and the spikes."""
     data = timeline_frame(timeline, labels)
     x = alt.X("period:T", title=None)
-    volume = alt.Chart(data).mark_bar().encode(
+    # On a time axis a bar is 1 pixel wide unless told otherwise: make each period's bar fill ~80% of it.
+    bar_width = max(2.0, 0.8 * WIDTH / max(len(timeline.table), 1))
+    volume = alt.Chart(data).mark_bar(size=bar_width).encode(
         x=x, y=alt.Y("count:Q", title="texts"), color=alt.Color("label:N", scale=_label_scale(labels), title=None),
         tooltip=["period_label:N", "label:N", "count:Q", alt.Tooltip("share:Q", format=".0%")],
     ).properties(width=WIDTH, height=160, title=f"Volume per {timeline.granularity}")  # fmt: skip
     net = data[data["label"] == labels[0]].dropna(subset=["net_sentiment"])
+    net = net[net["n"] >= MIN_POINT_N]  # a handful of texts is no point (Timeline.thin_note says so)
     base = alt.Chart(net).encode(x=x)
     band = base.mark_area(opacity=0.25, color="#555555").encode(
         y=alt.Y("ci_low:Q", title="net sentiment", scale=alt.Scale(domain=[-1, 1])), y2="ci_high:Q"
@@ -104,7 +107,7 @@ def drivers_chart(drivers: dict[str, list[dict]], top: int = 12) -> alt.HConcatC
         if not terms:
             continue  # e.g. no text has this label
         data = pd.DataFrame(terms[:top], columns=["term", "weight", "n_texts"])
-        charts.append(alt.Chart(data).mark_bar(color=LABEL_COLOURS.get(label, "#777777")).encode(
+        charts.append(alt.Chart(data).mark_bar(color=palette.colour(label)).encode(
             y=alt.Y("term:N", sort="-x", title=None, axis=TERM_AXIS), x=alt.X("weight:Q", title="summed contribution"),
             tooltip=["term:N", alt.Tooltip("weight:Q", format=".2f"), "n_texts:Q"],
         ).properties(width=170, height=20 * max(len(data), 3), title=f"Toward {label}"))  # fmt: skip

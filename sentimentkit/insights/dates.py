@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sentimentkit.errors import OptionError
+
 DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
 DATE_NAME_HINTS = ("date", "time", "created", "timestamp", "posted", "published", "day", "when")
 ORDER_WORDS = {
@@ -65,7 +67,7 @@ class ParsedDates:
 def parse_dates(raw: pd.Series, order: str = "auto", column: str = "date") -> ParsedDates:
     """Read `raw` (any values) as timestamps; say in words what was assumed and what was not read."""
     if order not in DATE_ORDERS:
-        raise ValueError(f"date order must be one of {', '.join(DATE_ORDERS)}, got {order!r}")
+        raise OptionError(f"date order must be one of {', '.join(DATE_ORDERS)}, got {order!r}")
     text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     result = ParsedDates(out)

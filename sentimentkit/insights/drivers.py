@@ -10,17 +10,19 @@
 Terms are the model's tokens: lower-cased words, hashtags, emoji and emoticons; a word inside a
 negation ("not good") is its own term for the drivers, shown as "good (negated)", and folded into
 "good" for the distinctive terms. Counts are texts, not tokens: a word repeated in one tweet
-counts once.
+counts once. Stop words (`STOPWORDS`) and punctuation are never shown as terms.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from sentimentkit import LABELS
 from sentimentkit.serving.contributions import TermContributions
@@ -62,9 +64,22 @@ def display_names(terms: np.ndarray) -> np.ndarray:
     return np.asarray([display_name(str(t)) for t in terms], dtype=object)
 
 
+# Function words ("to", "at", "do", "from") carry no sentiment of their own: scikit-learn's English stop
+# words (the package has no list of its own), less the negations, which do carry it.
+NEGATIONS = frozenset({"no", "not", "nor", "never", "nothing", "nobody", "none", "cannot", "neither"})
+STOPWORDS = frozenset(ENGLISH_STOP_WORDS) - NEGATIONS
+
+
+def _is_symbol(ch: str) -> bool:
+    """A letter, digit, emoji or other symbol; not punctuation (curly quotes and dashes included)."""
+    return ch.isalnum() or (ord(ch) > 0x2000 and not unicodedata.category(ch).startswith(("P", "Z", "C")))
+
+
 def is_word(token: str) -> bool:
-    """A term worth showing: not a marker, not bare punctuation."""
-    return token not in MARKERS and any(ch.isalnum() or ord(ch) > 0x2000 for ch in token)
+    """A term worth showing: not a marker, not punctuation (ASCII or Unicode), not a stop word."""
+    if token in MARKERS or not any(_is_symbol(ch) for ch in token):
+        return False
+    return base_token(token).lower() not in STOPWORDS
 
 
 def term_matrix(texts: Sequence[str], contributions: TermContributions | None = None) -> TermMatrix:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.insights import charts
-from sentimentkit.insights.build import Insights
+from sentimentkit.insights.build import Insights, finding
 from sentimentkit.insights.groups import GroupResult
 from sentimentkit.insights.timeline import Timeline
 
@@ -133,7 +133,8 @@ def _sections(ins: Insights, specs: dict[str, dict]) -> list[str]:
     e = html.escape
     shares = ", ".join(f"{label} {share:.1%}" for label, share in ins.shares.items())
     parts = [
-        f"<p><b>{ins.n_rows:,}</b> rows, {ins.n_scored:,} with a label ({e(ins.source)}): {e(shares)}.</p>"
+        f"<p class='finding'><b>{e(finding(ins))}</b></p>",
+        f"<p><b>{ins.n_rows:,}</b> rows, {ins.n_scored:,} with a label ({e(ins.source)}): {e(shares)}.</p>",
     ]
     if ins.warnings:
         parts.append(

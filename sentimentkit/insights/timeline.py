@@ -22,6 +22,10 @@ BASELINE_PERIODS = 7  # a spike is judged against the pooled previous periods
 SPIKE_MIN_N = 20  # texts a period needs before it can be called a spike
 SPIKE_MIN_Z = 3.0
 SPIKE_MIN_RISE = 0.10  # and the negative share must be at least 10 points above the baseline
+# A period needs this many texts for its net sentiment to be drawn: with a handful of texts the net
+# sentiment swings to +1 or -1 by chance (one positive tweet is "net +1.0"); such periods are left out
+# of the net-sentiment line (their volume bars stay) and a note says how many.
+MIN_POINT_N = 10
 
 
 @dataclass
@@ -54,6 +58,21 @@ class Timeline:
 
     def period_label(self, period: pd.Timestamp) -> str:
         return period_label(period, self.granularity)
+
+    def thin_periods(self) -> int:
+        """Periods with some texts but fewer than MIN_POINT_N (no net-sentiment point is drawn)."""
+        n = self.table["n"]
+        return int(((n > 0) & (n < MIN_POINT_N)).sum())
+
+    def thin_note(self) -> str | None:
+        """The note under the chart when some periods are too thin to plot (None when none is)."""
+        thin = self.thin_periods()
+        if not thin:
+            return None
+        return (
+            f"{thin:,} {self.granularity}{'s' if thin > 1 else ''} with fewer than {MIN_POINT_N} texts "
+            "have no net-sentiment point: too few texts to say anything (their volume is still shown)."
+        )
 
 
 def choose_granularity(start: pd.Timestamp, end: pd.Timestamp) -> str:

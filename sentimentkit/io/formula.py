@@ -28,28 +28,20 @@ How the spreadsheets decide (checked for `auto`, see `is_live_formula`):
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from sentimentkit.config import (  # the modes live with the settings that choose them
+    DEFAULT_FORMULA_GUARD,
+    FORMULA_GUARDS,
+    FormulaGuard,
+    check_formula_guard,
+)
 
 if TYPE_CHECKING:  # pandas is imported where frames are handled, so that Settings can import this
     import pandas as pd
 
-FormulaGuard = Literal["auto", "all", "off"]
-FORMULA_GUARDS: tuple[str, ...] = ("auto", "all", "off")
-DEFAULT_FORMULA_GUARD: FormulaGuard = "auto"
-
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def check_formula_guard(mode: str) -> FormulaGuard:
-    """`mode` if it is one of FORMULA_GUARDS (any case, spaces trimmed), else ValueError in one line."""
-    value = str(mode).strip().lower()
-    if value not in FORMULA_GUARDS:
-        raise ValueError(
-            f"The formula guard must be one of {', '.join(FORMULA_GUARDS)}, got {mode!r}: 'auto' "
-            "neutralises only real formulas, 'all' every cell starting with = + - @, 'off' nothing."
-        )
-    return value  # type: ignore[return-value]
 
 
 def neutralise_formulas(frame: pd.DataFrame, mode: str = DEFAULT_FORMULA_GUARD) -> pd.DataFrame:

@@ -15,7 +15,6 @@ when the block succeeds. Every storage failure becomes one `StorageError` line s
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import tempfile
@@ -24,24 +23,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sentimentkit.io.redact import redact
+from sentimentkit.config import Settings
+from sentimentkit.errors import StorageError  # noqa: F401  (re-exported under its old name)
+from sentimentkit.redact import redact
 
 AZURE_PROTOCOLS = ("az", "abfs", "abfss")
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 ACCOUNT_NAME_ENV = "AZURE_STORAGE_ACCOUNT_NAME"
 REACH_TIMEOUT_S = 5.0
 MLOPS_HINT = "pip install -r requirements-mlops.txt (the `mlops` extra)"
-
-
-class StorageError(OSError):
-    """A storage location that cannot be read or written; the message says why and what to fix.
-
-    An OSError, so the CLI's one-line error handling covers it like a missing local file. The message
-    is redacted (`sentimentkit.io.redact`): a URI's SAS token or password never reaches it.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(redact(str(message)))
 
 
 def protocol_of(uri: str | Path) -> str:
@@ -66,16 +56,18 @@ def storage_options(protocol: str) -> dict[str, Any]:
         return {}
     # Listings are not cached: another process (the trainer, the registry) may add blobs at any time.
     options: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
-    if os.environ.get(CONNECTION_STRING_ENV):
-        return {**options, "connection_string": os.environ[CONNECTION_STRING_ENV]}
-    if os.environ.get(ACCOUNT_NAME_ENV):
+
+    settings = Settings.from_env()
+    if settings.azure_connection_string:
+        return {**options, "connection_string": settings.azure_connection_string}
+    if settings.azure_account_name:
         try:
             from azure.identity import DefaultAzureCredential
         except ImportError:
             raise StorageError(f"{ACCOUNT_NAME_ENV} needs azure-identity: {MLOPS_HINT}") from None
         return {
             **options,
-            "account_name": os.environ[ACCOUNT_NAME_ENV],
+            "account_name": settings.azure_account_name,
             "credential": DefaultAzureCredential(),
         }
     raise StorageError(
@@ -108,12 +100,14 @@ def filesystem(uri: str | Path) -> tuple[Any, str]:
 
 def blob_endpoint() -> tuple[str, int] | None:
     """(host, port) of the Blob endpoint the environment's credentials point at, if it can be told."""
-    conn = os.environ.get(CONNECTION_STRING_ENV, "")
+
+    settings = Settings.from_env()
+    conn = settings.azure_connection_string or ""
     parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
     if parts.get("BlobEndpoint"):
         parsed = urlsplit(parts["BlobEndpoint"])
         return parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
-    account = parts.get("AccountName") or os.environ.get(ACCOUNT_NAME_ENV)
+    account = parts.get("AccountName") or settings.azure_account_name
     suffix = parts.get("EndpointSuffix", "core.windows.net")
     return (f"{account}.blob.{suffix}", 443) if account else None
 

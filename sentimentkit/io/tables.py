@@ -46,6 +46,7 @@ import pandas as pd
 if TYPE_CHECKING:
     import pyarrow as pa
 
+from sentimentkit.errors import BatchError, MissingColumnError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.columns import SpreadsheetError, UnsavedFormula, input_column_renames
 
 DELIMITERS = ",;\t|"
@@ -71,10 +72,6 @@ MAX_COLUMNS = 1000
 _EMPTY_FILE = "The file is empty. Upload a CSV with a header row and one text per row."
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # old binary Office files (.xls)
-
-
-class BatchError(Exception):
-    """A problem with an uploaded or given table; the message says what to do."""
 
 
 @dataclass
@@ -345,7 +342,7 @@ def check_column(columns: Any, text_column: str) -> None:
     (a list of names or a DataFrame)."""
     names = [str(c) for c in (columns.columns if isinstance(columns, pd.DataFrame) else columns)]
     if text_column not in names:
-        raise BatchError(
+        raise MissingColumnError(
             f"Column {text_column!r} not found; the columns are {names}. Choose the column that holds the text."
         )
 

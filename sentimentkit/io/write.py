@@ -52,9 +52,9 @@ from typing import IO, Any
 
 import pandas as pd
 
+from sentimentkit.errors import OutputError, OutputExistsError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io import storage
 from sentimentkit.io.formula import DEFAULT_FORMULA_GUARD, _may_hold_text, neutralise_formulas
-from sentimentkit.io.tables import BatchError
 
 STDOUT = "-"
 TEMP_SUFFIX = ".part"
@@ -65,14 +65,6 @@ _AZURE_SCHEMES = {"az", "abfs", "abfss", "wasb", "wasbs"}
 Location = str | os.PathLike[str]
 # An input: a location, or (location, what it is in words: "the input file", "the model"); None is skipped.
 Input = Location | tuple[Location | None, str] | None
-
-
-class OutputError(BatchError):
-    """An output the writer refuses or cannot write; the message says why and what to do."""
-
-
-class OutputExistsError(OutputError):
-    """An `exclusive` write found its target already there (it was not overwritten)."""
 
 
 # --- content -------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.errors import LabelsError, OptionError
 from sentimentkit.training import calibrate
 from sentimentkit.training.calibrate import apply_calibrator
 
@@ -233,7 +234,7 @@ def read_labels(source: str) -> pd.DataFrame:
         table = _read_one(path)
         missing = [c for c in ("text", "label") if c not in table.columns]
         if missing:
-            raise ValueError(
+            raise LabelsError(
                 f"{path} has no {' or '.join(missing)} column: label files need text and label columns"
             )
         keep = [c for c in ("text", "label", "request_id") if c in table.columns]
@@ -261,7 +262,7 @@ def reference_performance(
     scores (from the labels) or its `estimated` ones (this estimator); None when the card has no
     `performance` block (a model trained before it existed: training.performance adds one)."""
     if baseline not in BASELINES:
-        raise ValueError(f"estimate_baseline must be one of {BASELINES}, not {baseline!r}")
+        raise OptionError(f"estimate_baseline must be one of {BASELINES}, not {baseline!r}")
     block = reference.get("performance") or {}
     return block.get(baseline), block.get("calibration")
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sentimentkit.errors import LockedError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io import storage
 
 LOCK_NAME = "retrain.lock"
@@ -30,10 +31,6 @@ LEASE_S = 30  # Azure allows 15-60 seconds (or infinite, which a crash would lea
 POLL_S = 1.0
 
 __all__ = ["LEASE_S", "LOCK_NAME", "LockedError", "state_lock"]
-
-
-class LockedError(RuntimeError):
-    """Another process holds the lock of the state folder."""
 
 
 def _holder() -> dict[str, str]:

@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
-from sentimentkit.io.redact import redact_obj
+from sentimentkit.errors import ConfigError, OptionError
 from sentimentkit.mlops import estimate
+from sentimentkit.redact import redact_obj
 from sentimentkit.training.profile import frequent_tokens, shares
 
 OK, WARN, ALERT = "OK", "WARN", "ALERT"
@@ -85,7 +86,7 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if self.estimate_baseline not in ("measured", "estimated"):
-            raise ValueError(
+            raise ConfigError(
                 f"estimate_baseline must be 'measured' or 'estimated', not {self.estimate_baseline!r}"
             )
 
@@ -98,7 +99,7 @@ class Thresholds:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown threshold(s) {unknown} in {path}; known: {sorted(known)}")
+            raise ConfigError(f"unknown threshold(s) {unknown} in {path}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -249,6 +250,11 @@ def new_token_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) ->
         f"{ref.get('frequent_unknown_tokens', 0)}; WARN at {t.new_tokens_warn} more, ALERT at "
         f"{t.new_tokens_alert} more); most frequent: {shown}"
     )
+    if any(h not in names for h in list(frequent)[:5]):
+        reason += (
+            " (codes stand for words the log does not hold: set SENTIMENTKIT_PREDICTION_LOG_TEXT=1 to log "
+            "the texts and see the words)"
+        )
     return signal(level(extra, t.new_tokens_warn, t.new_tokens_alert), reason, count=len(frequent), top=top)
 
 
@@ -317,12 +323,12 @@ def count_windows(since: timedelta, window: timedelta) -> int:
     """How many windows of `window` cover `since`; ValueError (one line, what to change) unless
     `window` is positive and that is at most MAX_WINDOWS."""
     if window <= timedelta(0):
-        raise ValueError(f"--window must be longer than 0 (got {window}): e.g. 1h or 1d")
+        raise OptionError(f"--window must be longer than 0 (got {window}): e.g. 1h or 1d")
     if since <= timedelta(0):
-        raise ValueError(f"--since must be longer than 0 (got {since}): e.g. 7d")
+        raise OptionError(f"--since must be longer than 0 (got {since}): e.g. 7d")
     n = max(1, math.ceil(since / window))
     if n > MAX_WINDOWS:
-        raise ValueError(
+        raise OptionError(
             f"--since/--window gives {n:,} windows; the limit is {MAX_WINDOWS}: widen --window "
             f"(at least {_shortest_window(since)}) or shorten --since"
         )
@@ -443,7 +449,7 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
         now: datetime | None = None, labels: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """(report, reference) for the log at `log_uri` over the last `since`; with `labels` (a labelled
     CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate. The report's texts are redacted
-    (`sentimentkit.io.redact`), so its JSON and HTML never show a secret."""
+    (`sentimentkit.redact`), so its JSON and HTML never show a secret."""
     from sentimentkit.mlops.predlog import read_log
 
     now = now or datetime.now(UTC)

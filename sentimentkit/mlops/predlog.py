@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sentimentkit.config import Settings
+from sentimentkit.errors import DataError, NothingLoggedError, OptionError
 from sentimentkit.io import storage
 from sentimentkit.serving.remote import RemotePredictor
 from sentimentkit.training.profile import model_vocabulary, text_stats, token_hash
@@ -257,30 +258,19 @@ def parse_age(text: str, option: str = "") -> timedelta:
     try:
         return _parse_age(text, units)
     except ValueError as exc:
-        raise ValueError(f"{option} {exc}" if option else str(exc)) from None
+        raise OptionError(f"{option} {exc}" if option else str(exc)) from None
 
 
 def _parse_age(text: str, units: dict[str, str]) -> timedelta:
     if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
-        raise ValueError(f"{text!r} is not a duration: use a number and a unit, e.g. 30m, 12h, 7d or 2w")
+        raise OptionError(f"{text!r} is not a duration: use a number and a unit, e.g. 30m, 12h, 7d or 2w")
     amount = float(text[:-1])
     if amount <= 0:
-        raise ValueError(f"{text!r} is not a duration longer than 0: e.g. 30m, 12h, 7d or 2w")
+        raise OptionError(f"{text!r} is not a duration longer than 0: e.g. 30m, 12h, 7d or 2w")
     seconds = amount * timedelta(**{units[text[-1]]: 1}).total_seconds()
     if seconds > MAX_AGE.total_seconds():
-        raise ValueError(f"{text!r} is longer than 100 years: e.g. 30m, 12h, 7d or 2w")
+        raise OptionError(f"{text!r} is longer than 100 years: e.g. 30m, 12h, 7d or 2w")
     return timedelta(seconds=seconds)
-
-
-class NothingLoggedError(FileNotFoundError):
-    """The prediction log holds no files (at all, or since the date asked for): nothing to report on.
-
-    `latest` is the day of the newest partition when there are older files, None when there are none.
-    """
-
-    def __init__(self, message: str, latest: date | None = None) -> None:
-        super().__init__(message)
-        self.latest = latest
 
 
 def read_log(uri: str | Path, since: datetime | None = None) -> Any:
@@ -327,7 +317,7 @@ def _partition_day(path: str) -> date:
         return date.fromisoformat(part[len(PARTITION) :])
     except ValueError:
         folder = path.replace("\\", "/").rsplit("/", 1)[0]
-        raise ValueError(
+        raise DataError(
             f"the prediction log folder {folder} is not named {PARTITION}YYYY-MM-DD with a real date: "
             "rename it or move it out of the log"
         ) from None

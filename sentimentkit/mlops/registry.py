@@ -16,15 +16,13 @@ import contextlib
 import datetime as dt
 import getpass
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sentimentkit.config import REPO_ROOT
+from sentimentkit.config import REPO_ROOT, Settings
 from sentimentkit.data import file_sha256
-from sentimentkit.io.redact import redact
 from sentimentkit.mlops import CHALLENGER, CHAMPION, MODEL_NAMES, TFIDF_MODEL, TRANSFORMER_MODEL
 from sentimentkit.models.card import card_file
 from sentimentkit.models.fetch import (
@@ -37,6 +35,7 @@ from sentimentkit.models.fetch import (
     current_version,
     registry_errors,
 )
+from sentimentkit.redact import redact
 
 EXPERIMENT = "sentimentkit"
 ARTIFACT_DIR = "model"
@@ -51,7 +50,7 @@ Log = Callable[[str], None]
 
 def artifact_location() -> str:
     """Where a new experiment keeps its artifacts: SENTIMENTKIT_MLFLOW_ARTIFACTS or mlruns/artifacts."""
-    return os.environ.get("SENTIMENTKIT_MLFLOW_ARTIFACTS", "").strip() or str(DEFAULT_ROOT / "artifacts")
+    return Settings.from_env().mlflow_artifacts or str(DEFAULT_ROOT / "artifacts")
 
 
 def experiment_id(mlflow_client: Any) -> str:
@@ -69,7 +68,7 @@ def experiment_id(mlflow_client: Any) -> str:
 def user() -> str:
     """Who acts: SENTIMENTKIT_USER, else the login name."""
     with contextlib.suppress(Exception):
-        return os.environ.get("SENTIMENTKIT_USER") or getpass.getuser()
+        return Settings.from_env().user or getpass.getuser()
     return "unknown"
 
 

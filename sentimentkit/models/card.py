@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import platform
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,9 +25,10 @@ from sentimentkit import LABELS, __version__
 from sentimentkit.config import SPLITS, Settings
 from sentimentkit.data import file_sha256 as sha256_file
 from sentimentkit.data import split_path
-from sentimentkit.io.redact import redact, redact_obj
+from sentimentkit.errors import ModelError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.write import Input, write_output
 from sentimentkit.models import signing
+from sentimentkit.redact import redact_obj
 
 CARD_FILE = "card.json"  # a transformer folder's card
 PICKLE_CARD_SUFFIX = ".json"  # model.pkl -> model.json
@@ -46,24 +48,55 @@ NO_KEY_MESSAGE = (
 RENAMED_SPLITS = {"validation_clean": "clean_validation"}
 
 
-class ModelError(Exception):
-    """A model file that is missing, corrupt, or does not match its card. The message says why (redacted:
-    a registry or storage URI in it never carries its password or SAS token)."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
-
-
 # --- building a card -----------------------------------------------------------------------------
 def library_versions(packages: Iterable[str]) -> dict[str, str]:
-    """Python's version and each installed package's (distribution names; missing ones are left out)."""
+    """Python's version and each installed package's (distribution names; missing ones are left out),
+    then the BLAS each loaded package ships (`blas_libraries`)."""
     out = {"python": platform.python_version()}
     for name in packages:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
             continue
-    return out
+    return {**out, **blas_libraries()}
+
+
+def blas_libraries() -> dict[str, str]:
+    """The BLAS loaded in this process, per package that ships it: `{"openblas (numpy)": "0.3.31
+    SkylakeX"}`. OpenBLAS picks its kernels by CPU (the architecture named), and different kernels
+    round differently: the same code, data and versions give the same model bytes only on the same
+    kernels. Empty where threadpoolctl (a scikit-learn dependency) cannot tell."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    out = {}
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        owner = Path(str(lib.get("filepath", ""))).parent.name.removesuffix(".libs").replace("_", "-")
+        label = f"{lib.get('internal_api', 'blas')} ({owner})" if owner else str(lib.get("internal_api"))
+        out[label] = " ".join(str(lib[k]) for k in ("version", "architecture") if lib.get(k))
+    return dict(sorted(out.items()))
+
+
+def code_version(package_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the code that trains a model, and whether the package's tracked files differ
+    from it (`dirty`): what a retrain needs to give the same bytes. None outside a git checkout (an
+    installed package) or where git is missing; the card then says nothing rather than guess."""
+    where = Path(package_dir) if package_dir else Path(__file__).resolve().parents[1]
+    try:
+        commit = _git(where, "rev-parse", "HEAD")
+        changed = _git(where, "status", "--porcelain", "--untracked-files=no", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"git_commit": commit, "dirty": bool(changed)}
+
+
+def _git(where: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
+                          timeout=10, check=True)  # fmt: skip
+    return done.stdout.strip()
 
 
 def data_provenance(data_dir: Path | None, splits: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -78,8 +111,11 @@ def data_provenance(data_dir: Path | None, splits: Mapping[str, Any]) -> dict[st
 def new_card(
     name: str, fmt: str, version_tag: str, hyperparameters: dict[str, Any], training_data: dict[str, Any],
     train_seconds: float, libraries: dict[str, str], metrics: dict[str, Any],
+    code: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The fields every card has, in one order; the trainer adds its own (and `files` on saving)."""
+    """The fields every card has, in one order; the trainer adds its own (and `files` on saving).
+    `code` (`code_version()`), when known, is recorded beside `libraries`: together they say what a
+    retrain needs to give the same model."""
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     return {
         "name": name,
@@ -93,6 +129,7 @@ def new_card(
         "training_data": training_data,
         "train_seconds": round(train_seconds, 1),
         "libraries": libraries,
+        **({"code": code} if code else {}),
         "metrics": metrics,
     }
 

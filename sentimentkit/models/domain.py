@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit import LABELS
 from sentimentkit.config import SEED
+from sentimentkit.errors import LabelsError, ModelError
 
 __all__ = [
     "DomainAdapted",
@@ -133,7 +134,7 @@ def fit_head_on_features(
     present = sorted(set(labels))
     if present != sorted(LABELS):
         missing = ", ".join(sorted(set(LABELS) - set(present)))
-        raise ValueError(f"the corrections hold no {missing} example; label at least one of each class")
+        raise LabelsError(f"the corrections hold no {missing} example; label at least one of each class")
     X = sp.csr_matrix(X, dtype=np.float64)
     used = np.unique(X.indices) if words else np.zeros(0, dtype=np.int64)
     Xu = X[:, used]
@@ -170,7 +171,7 @@ def fold(base: Pipeline, head: Head, C: float, n_corrections: int) -> Pipeline:
     """The one linear model equal to `head` over `base`'s scores and features (see the module doc)."""
     clf = base.named_steps["clf"]
     if list(clf.classes_) != list(LABELS):
-        raise ValueError(f"the base model must predict {list(LABELS)}")
+        raise ModelError(f"the base model must predict {list(LABELS)}")
     base_coef, base_intercept = _centred(clf)
     out = DomainAdapted(C=C, max_iter=MAX_ITER, random_state=SEED)
     out.classes_ = np.array(clf.classes_, copy=True)

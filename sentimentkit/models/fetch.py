@@ -23,21 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentimentkit.config import REPO_ROOT
+from sentimentkit.config import REPO_ROOT, Settings
 from sentimentkit.data import file_sha256
+from sentimentkit.errors import RegistryError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io import storage
-from sentimentkit.io.redact import redact
-from sentimentkit.models.card import ModelError
+from sentimentkit.redact import redact
 
 DEFAULT_ROOT = REPO_ROOT / "mlruns"
 SHA_TAG = "sha256."  # version tag prefix: one tag per artifact file
 ENTRY_TAG = "sentimentkit.entry"  # what load_predictor opens inside the copy: model.pkl, or "." (a folder)
 URI_PREFIX = "models:/"
-
-
-class RegistryError(ModelError):
-    """A registry problem a user can fix (unknown model or alias, tampered artifact, no server).
-    Its message is redacted like every ModelError's: the tracking URI's password never shows."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +73,7 @@ def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, or the embedded default: a SQLite file under mlruns/ (created on use)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    uri = Settings.from_env().mlflow_tracking_uri
     if uri:
         return uri
     DEFAULT_ROOT.mkdir(parents=True, exist_ok=True)
@@ -130,8 +125,8 @@ def current_version(name: str, alias: str) -> str | None:
 
 def cache_root() -> Path:
     """Verified local copies: SENTIMENTKIT_REGISTRY_CACHE or ~/.cache/sentimentkit/registry."""
-    configured = os.environ.get("SENTIMENTKIT_REGISTRY_CACHE", "").strip()
-    return Path(configured) if configured else Path.home() / ".cache" / "sentimentkit" / "registry"
+    configured = Settings.from_env().registry_cache
+    return configured or Path.home() / ".cache" / "sentimentkit" / "registry"
 
 
 def verify_copy(folder: Path, expected: dict[str, str], label: str) -> None:

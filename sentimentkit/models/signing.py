@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sentimentkit.config import Settings
+from sentimentkit.errors import ConfigError
 
 SIGNATURE_FIELD = "signature"
 ALGORITHM = "HMAC-SHA256"
@@ -31,12 +32,12 @@ def load_key(settings: Settings) -> bytes | None:
     """The configured signing key, or None when neither setting is given. ValueError (one line) when
     both are given, the key file cannot be read, or the key is shorter than MIN_KEY_BYTES."""
     if settings.signing_key and settings.signing_key_file:
-        raise ValueError("set SENTIMENTKIT_SIGNING_KEY or SENTIMENTKIT_SIGNING_KEY_FILE, not both")
+        raise ConfigError("set SENTIMENTKIT_SIGNING_KEY or SENTIMENTKIT_SIGNING_KEY_FILE, not both")
     if settings.signing_key_file:
         try:
             key = settings.signing_key_file.read_bytes().strip()
         except OSError as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"SENTIMENTKIT_SIGNING_KEY_FILE {settings.signing_key_file} cannot be read ({exc.strerror})"
             ) from None
         source = "SENTIMENTKIT_SIGNING_KEY_FILE"
@@ -45,7 +46,7 @@ def load_key(settings: Settings) -> bytes | None:
     else:
         return None
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(
+        raise ConfigError(
             f"{source} holds {len(key)} bytes; use at least {MIN_KEY_BYTES} random ones ({KEY_HINT})"
         )
     return key

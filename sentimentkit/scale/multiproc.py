@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sentimentkit.errors import WorkerDiedError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.columns import PARTS_COLUMN
 from sentimentkit.io.tables import (
     PARQUET_EXTENSIONS,
@@ -57,7 +58,7 @@ from sentimentkit.io.tables import (
 )
 from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
-from sentimentkit.serving.batch import FileResult, score_chunk
+from sentimentkit.serving.batch import score_chunk
 
 PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -85,6 +86,7 @@ PARTS_FIELD = pa.field(PARTS_COLUMN, pa.string())  # with --parts: JSON text per
 
 __all__ = [
     "OUTPUT_FIELDS",
+    "FileResult",
     "PARQUET_SUFFIXES",
     "WorkerDiedError",
     "can_fork",
@@ -98,9 +100,14 @@ __all__ = [
 ]
 
 
-class WorkerDiedError(RuntimeError):
-    """A worker process ended in the middle of the run (killed by a signal, by the out-of-memory
-    killer, or crashed); the run stopped without writing its output."""
+@dataclass
+class FileResult:
+    """What `score_file` did: rows written, rows flagged in `error`, notes for the user (renamed
+    columns, ragged lines)."""
+
+    rows: int
+    flagged: int
+    notes: list[str] = field(default_factory=list)
 
 
 WORKER_DIED = (
@@ -444,11 +451,34 @@ def _writer(
                 yield parquet.write_table
 
 
+PROGRESS_SIZE = (80, 24)  # columns, rows assumed where the terminal reports no size (0 x 0, or none)
+
+
+def _terminal_columns() -> int | None:
+    """The width of the terminal on stderr, or None where it reports none (a pty without a size
+    reports 0 x 0, on which tqdm would draw nothing at all)."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+    return columns or None
+
+
 def _progress(total: int | None, enabled: bool) -> Any:
     from tqdm import tqdm
 
+    sized = _terminal_columns() is not None  # else a fixed size: tqdm's would be 0 x 0 (nothing drawn)
+    ncols, nrows = (None, None) if sized else PROGRESS_SIZE
     return tqdm(total=total, unit=" rows", unit_scale=True, disable=not enabled, file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)  # fmt: skip
+                dynamic_ncols=sized, ncols=ncols, nrows=nrows, smoothing=0.1)  # fmt: skip
+
+
+def _finish(bar: Any, rows: int) -> None:
+    """End the bar at 100%: the total was an estimate (quoted line breaks and blank lines make a
+    CSV's line count differ from its rows), so it becomes the rows actually written."""
+    if bar.total != rows:
+        bar.total = rows
+        bar.refresh()
 
 
 def score_file(
@@ -506,4 +536,5 @@ def score_file(
                 total += result.rows
                 flagged += result.flagged
                 bar.update(result.rows)
+            _finish(bar, total)
         return FileResult(total, flagged, notes())

@@ -19,6 +19,7 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
+from sentimentkit.errors import BackendError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.columns import (
     OUTPUT_COLUMNS,
     PARTS_COLUMN,
@@ -42,10 +43,6 @@ __all__ = [
     "records_to_frame",
     "text_error",
 ]
-
-
-class BackendError(Exception):
-    """The model backend (e.g. the REST API) could not answer; the message says why and what to do."""
 
 
 EMPTY_TEXT = "empty text"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sentimentkit.config import Settings
+from sentimentkit.errors import ProbeError
 from sentimentkit.models.fetch import resolve
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.ensemble import is_ensemble, load_ensemble_predictor
@@ -50,9 +51,9 @@ def verify_predictor(predictor: BasePredictor) -> None:
     """A loaded model must answer a probe with finite probabilities that sum to 1 (else ValueError)."""
     proba = np.asarray(predictor.predict_proba(["the model is loaded and works"]))
     if proba.shape != (1, len(predictor.labels)) or not np.all(np.isfinite(proba)):
-        raise ValueError(f"the model answered a probe with an invalid result (shape {proba.shape})")
+        raise ProbeError(f"the model answered a probe with an invalid result (shape {proba.shape})")
     if abs(float(proba.sum()) - 1.0) > 1e-3:
-        raise ValueError("the model's probabilities do not sum to 1")
+        raise ProbeError("the model's probabilities do not sum to 1")
 
 
 def load_verified(

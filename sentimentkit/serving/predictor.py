@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import Settings
+from sentimentkit.errors import TextError
 from sentimentkit.models.card import model_threshold
 from sentimentkit.models.domain import DomainAdapted
 from sentimentkit.models.pipeline import load_model
@@ -128,7 +129,7 @@ class Predictor(BasePredictor):
         """
         error = text_error(text, self.max_chars)
         if error:
-            raise ValueError(error)
+            raise TextError(error)
         spans = tokenize_with_spans(text)
         tokens = [t for t, _, _ in spans]
         vec: TweetVectorizer = self.pipeline.named_steps["features"]

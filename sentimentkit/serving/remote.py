@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from sentimentkit.errors import TextError
 from sentimentkit.serving.base import BackendError, BasePredictor, text_error
 
 # Leave headroom under the server's body limit for the JSON envelope.
@@ -122,7 +123,7 @@ class RemotePredictor(BasePredictor):
         rows = []
         for i, record in enumerate(records):
             if record["error"]:
-                raise ValueError(f"text {i} cannot be scored: {record['error']}")
+                raise TextError(f"text {i} cannot be scored: {record['error']}")
             rows.append([record["scores"][label] for label in self.labels])
         proba = np.asarray(rows, dtype=float).reshape(len(rows), len(self.labels))
         return proba[0] if single else proba
@@ -131,7 +132,7 @@ class RemotePredictor(BasePredictor):
         """POST /v1/predict?explain=true: per-token contributions computed by the server."""
         error = text_error(text, self.max_chars)
         if error:
-            raise ValueError(error)
+            raise TextError(error)
         params: dict[str, str] = {"explain": "true"}
         if label is not None:
             params["label"] = label

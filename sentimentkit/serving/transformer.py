@@ -16,7 +16,6 @@ Threads: SENTIMENTKIT_TRANSFORMER_THREADS (default: onnxruntime's / torch's own 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,19 +38,13 @@ from sentimentkit.serving.base import BasePredictor
 
 DEFAULT_MAX_LENGTH = 128
 DEFAULT_BATCH_SIZE = 64
-THREADS_ENV = "SENTIMENTKIT_TRANSFORMER_THREADS"
 
 __all__ = ["OnnxPredictor", "TorchPredictor", "load_transformer_predictor"]
 
 
 def threads_from_env() -> int | None:
     """SENTIMENTKIT_TRANSFORMER_THREADS as a positive int, or None (library default)."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{THREADS_ENV} must be a positive whole number, got {raw!r}")
-    return int(raw)
+    return Settings.from_env().transformer_threads
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -35,7 +35,6 @@ server's threads.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -45,6 +44,7 @@ from types import ModuleType
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from sentimentkit.config import pure_python_from_env
 from sentimentkit.text.preprocess import chunk_plain_tokens, chunk_tokens, clean_text, set_chunk_cache_limit
 
 # New tokens -> (their feature ids concatenated, how many each, valences (tokens, lexicons)).
@@ -54,7 +54,9 @@ try:  # the compiled inner loops (setup.py builds them; optional: the NumPy code
     from sentimentkit.text import _speedups
 except ImportError:  # pragma: no cover - depends on the build
     _speedups = None
-if os.environ.get("SENTIMENTKIT_PURE_PYTHON"):  # force the NumPy code (tests compare the two)
+# Settings.pure_python, read once at import (not via Settings.from_env(): that would validate every
+# variable on each import of the text floor): force the NumPy code (tests compare the two).
+if pure_python_from_env():
     _speedups = None
 
 _TOKEN_CACHE_MAX = 500_000

@@ -8,6 +8,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from sentimentkit.errors import OptionError
+
 NEGATION_SCALAR = -0.74  # VADER's own factor for a negated word
 
 # VADER scores an emoji by the words of its name, which misses or misreads common ones
@@ -69,5 +71,5 @@ def load_lexicons(names: tuple[str, ...]) -> list[dict[str, float]]:
     """The named lexicons, in order; ValueError for an unknown name."""
     unknown = [n for n in names if n not in LEXICONS]
     if unknown:
-        raise ValueError(f"unknown lexicon(s) {unknown}; known: {sorted(LEXICONS)}")
+        raise OptionError(f"unknown lexicon(s) {unknown}; known: {sorted(LEXICONS)}")
     return [LEXICONS[n]() for n in names]

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from sentimentkit.errors import OptionError
+
 METHODS = ("none", "temperature", "vector")
 FLOOR = 1e-12  # log(0) is undefined: probabilities are floored before the log
 
@@ -53,7 +55,7 @@ def fit_calibrator(proba: np.ndarray, y: Sequence[int], method: str, labels: Seq
     from scipy.optimize import minimize
 
     if method not in METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
+        raise OptionError(f"unknown calibration method {method!r}; use one of {METHODS}")
     k = proba.shape[1]
     y = np.asarray(y, dtype=int)
     logp = np.log(np.maximum(np.asarray(proba, dtype=float), FLOOR))

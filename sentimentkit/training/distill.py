@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.errors import ModelError
 from sentimentkit.serving.base import BasePredictor
 
 TEACHER_CHUNK = 4096
@@ -21,7 +22,7 @@ TEACHER_CHUNK = 4096
 def teacher_proba(teacher: BasePredictor, texts: Sequence[str], log: bool = False) -> np.ndarray:
     """The teacher's class probabilities for `texts`, (n, 3) in LABELS order, scored in chunks."""
     if tuple(teacher.labels) != LABELS:
-        raise ValueError(f"the teacher's labels {teacher.labels} are not {LABELS}")
+        raise ModelError(f"the teacher's labels {teacher.labels} are not {LABELS}")
     parts = []
     for start in range(0, len(texts), TEACHER_CHUNK):
         parts.append(teacher.predict_proba(list(texts[start : start + TEACHER_CHUNK])))

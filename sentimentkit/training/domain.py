@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
 from sentimentkit.data import near_duplicate_key
+from sentimentkit.errors import LabelsError
 from sentimentkit.models.card import PICKLE_FORMAT, library_versions, new_card
 from sentimentkit.models.domain import MIX_PENALTY, class_balanced_weights, fit_head_on_features, fold
 from sentimentkit.models.pipeline import load_model, save_model
@@ -54,25 +55,25 @@ def _check_corrections(corrections: pd.DataFrame) -> pd.DataFrame:
     """The corrections' `text` and `label` columns, checked; ValueError with one line otherwise."""
     missing = [c for c in ("text", "label") if c not in corrections.columns]
     if missing:
-        raise ValueError(f"the corrections have no {' or '.join(missing)} column; they need text and label")
+        raise LabelsError(f"the corrections have no {' or '.join(missing)} column; they need text and label")
     frame = corrections[["text", "label"]].reset_index(drop=True)
     bad_label = ~frame["label"].isin(LABELS)
     if bad_label.any():
         row = int(np.flatnonzero(bad_label.to_numpy())[0])
-        raise ValueError(
+        raise LabelsError(
             f"correction row {row + 1} has label {str(frame['label'][row])[:40]!r}; "
             f"labels must be one of {', '.join(LABELS)}"
         )
     bad_text = ~frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
     if bad_text.any():
         row = int(np.flatnonzero(bad_text.to_numpy())[0])
-        raise ValueError(f"correction row {row + 1} has no text; every correction needs the tweet's text")
+        raise LabelsError(f"correction row {row + 1} has no text; every correction needs the tweet's text")
     counts = frame["label"].value_counts()
     short = [
         f"{label} ({int(counts.get(label, 0))})" for label in LABELS if counts.get(label, 0) < MIN_PER_CLASS
     ]
     if short:
-        raise ValueError(
+        raise LabelsError(
             f"too few corrections of {', '.join(short)}: label at least {MIN_PER_CLASS} tweets of each "
             "sentiment before teaching the model your domain"
         )

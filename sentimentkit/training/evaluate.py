@@ -18,13 +18,17 @@ _URL_RE = re.compile(r"https?://|www\.", re.I)
 
 
 def metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] = LABELS) -> dict[str, Any]:
-    """AvgRec (macro recall), F1^PN, macro-F1, accuracy, per-class table and confusion matrix."""
+    """AvgRec (macro recall), F1^PN, macro-F1, accuracy, per-class table and confusion matrix.
+
+    Over `labels` only (e.g. the labels present in a small set of corrections); F1^PN is then the mean
+    F1 of the polar labels among them (0.0 when neither is)."""
     labels = list(labels)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     f1 = dict(zip(labels, f))
+    polar = [f1[label] for label in ("positive", "negative") if label in f1]
     return {
         "avg_recall": float(np.mean(r)),
-        "f1_pn": float((f1["positive"] + f1["negative"]) / 2),
+        "f1_pn": float(np.mean(polar)) if polar else 0.0,
         "macro_f1": float(np.mean(f)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "n": int(len(y_true)),

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from sentimentkit import LABELS
+from sentimentkit.errors import OptionError
 from sentimentkit.training.evaluate import metrics
 
 BIAS_STEPS = np.round(np.arange(-1.0, 1.01, 0.1), 2)
@@ -32,7 +33,7 @@ def tune_logit_offsets(
     scores, columns in `classes` order: negative, neutral, positive), maximise the macro recall of
     the argmax against `labels`."""
     if ties not in ("smallest", "grid"):
-        raise ValueError(f"ties must be 'smallest' or 'grid', not {ties!r}")
+        raise OptionError(f"ties must be 'smallest' or 'grid', not {ties!r}")
     y, names = list(labels), np.asarray(classes)
     grid = [(neg, pos) for neg in BIAS_STEPS for pos in BIAS_STEPS]
     if ties == "smallest":

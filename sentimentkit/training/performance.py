@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentimentkit.errors import NoProfileError
 from sentimentkit.training.calibrate import (
     apply_calibrator,
     calibration_errors,
@@ -70,7 +71,7 @@ def store_performance(model: str | Path, data_dir: str | Path | None = None) -> 
     splits = {split: load_split(split, data_dir) for split in ("train", "validation")}
     raw = read_json_card(card_file(model), f"Model card {card_file(model)} not found.")
     if not raw.get("reference"):
-        raise ValueError(f"the card of {model} has no reference profile: run store_reference first")
+        raise NoProfileError(f"the card of {model} has no reference profile: run store_reference first")
     validation = splits["validation"]  # the rows with no near-duplicate in train (train.clean_validation)
     clean = validation[~near_duplicates_of(validation, splits["train"]).to_numpy()].reset_index(drop=True)
     if clean.empty:  # every validation tweet is re-posted in train (tiny or synthetic data), as train.py does

@@ -20,6 +20,7 @@ import numpy as np
 
 from sentimentkit.config import Settings
 from sentimentkit.data import DataError, file_sha256, load_split, split_path
+from sentimentkit.errors import NoReferenceError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.models.card import card_file, configured_key, read_json_card, write_card
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.models.signing import SIGNATURE_FIELD
@@ -141,10 +142,6 @@ def pipeline_reference(
 ) -> dict[str, Any]:
     """`reference_profile` of a freshly trained pipeline (training calls this to fill the card)."""
     return reference_profile(Predictor(pipeline, card), texts, source)
-
-
-class NoReferenceError(DataError):
-    """A model whose card holds no reference profile, and no validation split to compute one from."""
 
 
 def model_reference(predictor: Any, data_dir: str | Path | None = None) -> tuple[dict[str, Any], str]:

@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from sentimentkit.config import SPLITS
 from sentimentkit.data import load_split, near_duplicates_of
-from sentimentkit.models.card import PICKLE_FORMAT, data_provenance, library_versions, new_card
+from sentimentkit.models.card import PICKLE_FORMAT, code_version, data_provenance, library_versions, new_card
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.serving.predictor import Predictor
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
@@ -40,7 +40,7 @@ SEARCH_GRID: dict[str, list[Any]] = {
     "recency_beta": [0.0, 1.0, 2.0, 3.0],
 }
 HOLDOUT_FRACTION = 0.2
-LIBRARIES = ("scikit-learn", "nltk", "numpy", "pandas")
+LIBRARIES = ("scikit-learn", "scipy", "nltk", "numpy", "pandas")
 
 Log = Callable[[str], None]
 
@@ -186,7 +186,8 @@ def tfidf_card(
     """The model card (the common schema of `models.card`): provenance, hyperparameters, versions, metrics."""
     hyperparameters = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
     return new_card("sentimentkit-tfidf-lr", PICKLE_FORMAT, "", hyperparameters,
-                    data_provenance(data_dir, splits), train_seconds, library_versions(LIBRARIES), scores)  # fmt: skip
+                    data_provenance(data_dir, splits), train_seconds, library_versions(LIBRARIES), scores,
+                    code=code_version())  # fmt: skip
 
 
 def train(

@@ -28,11 +28,13 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.config import SEED
+from sentimentkit.errors import OptionError
 from sentimentkit.models.card import (
     CONFIG_FILE,
     TOKENIZER_FILE,
     WEIGHTS_FILE,
     ModelError,
+    code_version,
     data_provenance,
     library_versions,
     new_card,
@@ -180,7 +182,7 @@ def class_weights(labels: Sequence[str], mode: str) -> np.ndarray:
         return balanced
     if mode == "sqrt":
         return np.sqrt(balanced)
-    raise ValueError(f"class_weight must be none, balanced or sqrt, got {mode!r}")
+    raise OptionError(f"class_weight must be none, balanced or sqrt, got {mode!r}")
 
 
 def subsample(frame: pd.DataFrame, rows: int | None, seed: int) -> pd.DataFrame:
@@ -411,7 +413,7 @@ def transformer_card(
     schema of `models.card` plus the base model, max_length, selection runs and training record."""
     hyperparameters = {k: v for k, v in asdict(cfg).items() if k != "extra"} | cfg.extra
     card = new_card(model_name(base), "torch", "tr", hyperparameters, data, record["train_seconds"],
-                    library_versions(LIBRARIES), scores)  # fmt: skip
+                    library_versions(LIBRARIES), scores, code=code_version())  # fmt: skip
     return {
         **card,
         "max_length": cfg.max_length,
@@ -433,13 +435,13 @@ def train_transformer(
     from sentimentkit.training.train import clean_validation, load_splits
 
     if cfg.select_on not in ("validation", "clean_validation"):
-        raise ValueError(f"select_on must be 'validation' or 'clean_validation', not {cfg.select_on!r}")
+        raise OptionError(f"select_on must be 'validation' or 'clean_validation', not {cfg.select_on!r}")
     base_folder, base = resolve_base_model(base_model, base_sha256)
     splits = load_splits(data_dir)
     if cfg.select_on == "clean_validation":
         splits["clean_validation"] = clean_validation(splits)
         if splits["clean_validation"].empty:  # every validation tweet is re-posted in train (tiny data)
-            raise ValueError(
+            raise OptionError(
                 "select_on='clean_validation': every validation text has a near-duplicate in train"
             )
         log(

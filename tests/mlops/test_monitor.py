@@ -212,7 +212,7 @@ def test_cli_json_html_and_exit_codes(tiny_log: Path, tiny_model_path: Path, tmp
     assert "computed now from validation.csv" in report["reference"]["note"]  # the tiny card has no reference
     page = html.read_text()
     assert (
-        page.count("<svg") >= 5
+        page.count("<svg") >= 4  # distributions; one window: no trend lines
         and "<script" not in page
         and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )  # self-contained: opens offline
@@ -262,27 +262,62 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
     assert not at.exception, at.exception
     assert any(h.value.startswith("Status: ") for h in at.subheader)
-    signals = at.dataframe[-1].value
-    assert list(signals["signal"]) == [
-        "labels",
-        "confidence",
-        "text_length",
-        "unknown_tokens",
-        "new_tokens",
-        "non_english",
-        "performance",
-        "volume",
-    ]
+    signals = at.table[-1].value
+    assert list(signals.index) == [
+        "Share of each predicted label",
+        "How sure the model is",
+        "Length of the texts",
+        "Words the model never saw",
+        "New frequent words",
+        "Share of texts not in English",
+        "Estimated accuracy (AvgRec)",
+        "Number of predictions",
+    ]  # signal names in words, not keys like unknown_tokens
     assert "300 predictions in the latest window" in " ".join(c.value for c in at.caption)
+    assert any("Only one window holds predictions" in c.value for c in at.caption)  # no empty trend charts
+    assert not at.get("arrow_vega_lite_chart")
+    reasons = " ".join(signals["reason"])
+    assert "no earlier window to compare with" in reasons  # the whole reason, in a wrapping table
     monkeypatch.setenv("SENTIMENTKIT_PREDICTION_LOG", "")
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
     assert any("No prediction log" in i.value for i in at.info)
 
 
 def test_html_report_names_each_change_of_serving_version() -> None:
-    from sentimentkit.mlops.report import render_html
+    from sentimentkit.mlops.monitor_report import render_html
 
     frame = pd.concat([synthetic_log(300, start=NOW - timedelta(days=2, hours=20)),
                        synthetic_log(300, start=NOW - timedelta(hours=20)).assign(model_version="2")])  # fmt: skip
     page = render_html(run_compare(frame), REFERENCE)
     assert "from 2026-11-24 12:00: 1; from 2026-11-26 12:00: 2" in page
+
+
+def test_html_report_names_signals_in_words_and_draws_no_trend_for_one_window(
+    tiny_log: Path, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    from sentimentkit.mlops.monitor_report import ONE_WINDOW_NOTE, render_html, signal_name
+
+    report, reference = monitor.run(
+        str(tiny_log), timedelta(days=7), timedelta(days=1), str(tiny_model_path),
+        str(write_tiny_splits(tmp_path / "data")),
+    )  # fmt: skip
+    page = render_html(report, reference)
+    assert "<td>Words the model never saw</td>" in page and "<td>unknown_tokens</td>" not in page
+    assert signal_name("unknown_tokens") == "Words the model never saw"
+    assert ONE_WINDOW_NOTE in page and "Predictions per window</text>" not in page
+
+
+def test_new_words_are_named_when_the_log_holds_text_and_codes_explained_when_not() -> None:
+    from sentimentkit.training.profile import token_hash
+
+    rows = 200
+    frame = pd.DataFrame(
+        {"unknown_tokens": [[token_hash("covfefe")]] * rows, "text": ["so covfefe today"] * rows}
+    )
+    ref = {"frequent_unknown_tokens": 0}
+    named = monitor.new_token_signal(frame, ref, Thresholds())
+    assert "covfefe (100%)" in named["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT" not in named["reason"]
+    hashed = monitor.new_token_signal(frame.assign(text=None), ref, Thresholds())
+    assert (
+        token_hash("covfefe") in hashed["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT=1" in hashed["reason"]
+    )

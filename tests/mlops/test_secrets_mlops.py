@@ -77,7 +77,7 @@ def test_retrain_reports_and_manifest_hold_no_secret(tiny_model_path: Path, tmp_
     )
     (incoming / "b.csv").write_text(f"text,label\nhello,{MARKERS['client_secret']}\n")
     lines: list[str] = []
-    report = retrain.retrain(str(incoming), data_dir=data, log=lines.append)
+    report = retrain.retrain(str(incoming), data_dir=data, log=lines.append, learner="refit")
     assert report["status"] == "done"
     found = file_leaks(incoming, skip={incoming / "b.csv"})
     found = {

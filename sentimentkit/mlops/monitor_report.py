@@ -7,10 +7,38 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from sentimentkit import palette
+
+# Label colours come from the one palette; the rest are the report's own (series and statuses).
 COLOURS = {"reference": "#9aa5b1", "live": "#1f6feb", "OK": "#1a7f37", "WARN": "#bf8700", "ALERT": "#cf222e",
-           "negative": "#cf222e", "neutral": "#6e7781", "positive": "#1a7f37"}  # fmt: skip
+           **palette.LABEL_COLOURS}  # fmt: skip
 LINE_COLOURS = ("#1f6feb", "#cf222e", "#1a7f37", "#8250df", "#bf8700")
 W, H, PAD = 460, 200, 36
+
+# The one place a monitoring signal's key becomes words (the app's table and the HTML report use it).
+SIGNAL_NAMES = {
+    "labels": "Share of each predicted label",
+    "confidence": "How sure the model is",
+    "text_length": "Length of the texts",
+    "unknown_tokens": "Words the model never saw",
+    "new_tokens": "New frequent words",
+    "non_english": "Share of texts not in English",
+    "performance": "Estimated accuracy (AvgRec)",
+    "volume": "Number of predictions",
+}
+ONE_WINDOW_NOTE = (
+    "Only one window holds predictions so far: the trends over windows appear from the second one."
+)
+
+
+def signal_name(key: str) -> str:
+    """A signal's name in words ("unknown_tokens" -> "Words the model never saw"); unknown keys as is."""
+    return SIGNAL_NAMES.get(key, key.replace("_", " "))
+
+
+def windows_with_data(report: dict[str, Any]) -> int:
+    """How many windows of the report's trend hold at least one prediction."""
+    return sum(1 for row in report.get("trend", []) if row.get("n"))
 
 
 def bars(
@@ -112,6 +140,8 @@ def charts(report: dict[str, Any], reference: dict[str, Any]) -> list[str]:
             out.append(bars(title, _edges_labels(reference[edges], digits),
                             {"reference": v["reference_shares"], "live": v["shares"]}))  # fmt: skip
     trend = report["trend"]
+    if windows_with_data(report) < 2:  # one point is no trend: no empty-looking line charts
+        return out
     x = [row["start"][5:16].replace("T", " ") for row in trend]
     out.append(lines("Predictions per window", x, {"predictions": [row["n"] for row in trend]}))
     out.append(lines("Label shares per window", x, {f"{label}": [row.get(f"share_{label}") for row in trend]
@@ -169,7 +199,7 @@ def render_html(report: dict[str, Any], reference: dict[str, Any]) -> str:
     """The whole report page."""
     status = report["status"]
     rows = "".join(
-        f'<tr><td>{html.escape(name)}</td><td><b style="color:{COLOURS[sig["status"]]}">{sig["status"]}</b></td>'
+        f'<tr><td>{html.escape(signal_name(name))}</td><td><b style="color:{COLOURS[sig["status"]]}">{sig["status"]}</b></td>'
         f"<td>{html.escape(sig['reason'])}</td></tr>"
         for name, sig in report["signals"].items()
     )
@@ -197,7 +227,7 @@ estimation; docs/performance_estimate.md): right when the probabilities are cali
 mistakes the model makes confidently.</p>
 <table><tr><th>window start</th><th>predictions</th><th>estimated AvgRec</th><th>estimated accuracy</th>
 <th>realized AvgRec</th><th>realized accuracy</th><th>labelled</th></tr>{performance_rows(report)}</table>
-<h2>Charts</h2><div class="charts">{"".join(charts(report, reference))}</div>
+<h2>Charts</h2>{"" if windows_with_data(report) >= 2 else f"<p>{ONE_WINDOW_NOTE}</p>"}<div class="charts">{"".join(charts(report, reference))}</div>
 <h2>Model versions serving</h2><p>{html.escape("; ".join(versions)) or "none"}</p>
 <p style="color:#666;font-size:12px">Thresholds: {html.escape(", ".join(f"{k}={v}" for k, v in report["thresholds"].items()))}</p>
 </body></html>
@@ -205,12 +235,12 @@ mistakes the model makes confidently.</p>
 
 
 def signals_table(report: dict[str, Any]) -> Any:
-    """One row per signal: signal, status, reason (a pandas DataFrame, for the app)."""
+    """One row per signal: signal (in words, `SIGNAL_NAMES`), status, reason (a pandas DataFrame)."""
     import pandas as pd
 
     return pd.DataFrame(
         [
-            {"signal": name, "status": s["status"], "reason": s["reason"]}
+            {"signal": signal_name(name), "status": s["status"], "reason": s["reason"]}
             for name, s in report["signals"].items()
         ]
     )

@@ -1,0 +1,142 @@
+"""`retrain --learner domain`: the domain head over the champion, judged first on the held-out
+corrections of the user's domain with SemEval validation as a guard (`--guard-tolerance`), on a real
+(throw-away SQLite) MLflow registry with the tiny champion of tests/mlops/test_retrain.py."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, registry, retrain
+from sentimentkit.mlops.retrain import Gate, decide
+from tests.mlops.test_retrain import _scores, batch_frame, champion  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("registry_env")
+THINGS = ["phone", "laptop", "tablet", "watch", "camera", "router"]
+# Gadget talk the tiny champion has never seen: it calls nearly all of it one thing (AvgRec ~0.35).
+GADGETS = {"negative": ["bricked", "laggy", "overheats", "drains", "freezes", "crashes"],
+           "positive": ["snappy", "crisp", "flawless", "smooth", "speedy", "sleek"],
+           "neutral": ["shipped", "announced", "listed", "released", "restocked", "unboxed"]}  # fmt: skip
+# Slang where the champion's own words mean the opposite: learning it unlearns SemEval's sentiment.
+SLANG = {"positive": ["terrible", "awful", "bad", "disgusting", "sad", "worst"],
+         "negative": ["great", "wonderful", "fantastic", "happy", "good", "best"],
+         "neutral": ["posted", "listed", "moved", "scheduled", "located", "noon"]}  # fmt: skip
+
+
+def domain(words: dict[str, list[str]], template: str, n: int) -> pd.DataFrame:
+    """`n` corrections, the classes taking turns."""
+    per_class = {
+        lab: [template.format(t=t, w=w) for w, t in itertools.product(ws, THINGS)]
+        for lab, ws in words.items()
+    }
+    rows = [(text, lab) for group in zip(*per_class.values()) for text, lab in zip(group, per_class)]
+    return pd.DataFrame(rows[:n], columns=["text", "label"])
+
+
+def quiet(*args: object) -> None:
+    pass
+
+
+def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
+    gate = Gate(margin=0.01, max_recall_drop=0.5, guard_tolerance=0.03, min_heldout=10)
+    better = {**_scores(0.9, (0.9, 0.9, 0.9)), "n": 20}
+    worse = {**_scores(0.4, (0.4, 0.4, 0.4)), "n": 20}
+    guard = {"champion": {"avg_recall": 0.70}, "challenger": {"avg_recall": 0.68}}  # a 2-point loss: allowed
+    assert decide(worse, better, gate, guard)[0] is True
+    guard["challenger"]["avg_recall"] = 0.60  # a 10-point loss: refused however good on the domain
+    promote, reason = decide(worse, better, gate, guard)
+    assert not promote and "guard refused" in reason and "loss +0.1000, tolerance 0.03" in reason
+    promote, reason = decide(worse, {**better, "n": 9}, gate)  # 9 held-out corrections: not enough
+    assert not promote and "too few held-out corrections to judge (9; the gate needs 10)" in reason
+
+
+def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_explains(
+    champion: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from sentimentkit.models.domain import DomainAdapted
+    from sentimentkit.serving.loader import load_predictor
+    from sentimentkit.training.domain import WEIGHTING_RULE
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    corrections = domain(GADGETS, "my new {t} {w} #gadget", 100)
+    corrections.to_csv(incoming / "feedback-1.csv", index=False)
+    report = retrain.retrain(str(incoming), log=quiet)  # the default learner is `domain`
+    assert report["decision"] == "promoted", report["reason"]
+    assert report["learner"]["name"] == "domain" and report["learner"]["weighting"] == WEIGHTING_RULE
+    assert report["learner"]["rows"] + report["domain"]["rows"] == 100
+    held = report["domain"]
+    assert held["rows"] >= Gate().min_heldout and held["challenger"] - held["champion"] == pytest.approx(
+        held["gain"], abs=1e-3
+    )
+    assert held["gain"] > 0.3 and len(held["interval95"]) == 2 and held["interval95"][0] <= held["gain"]
+    guard = report["guard"]
+    assert guard["set"] == "validation.csv" and guard["tolerance"] == 0.03 and guard["passed"] is True
+    assert "guard (validation) avg_recall" in report["reason"]
+    tags = registry.client().get_model_version(TFIDF_MODEL, "2").tags
+    assert (
+        json.loads(tags["gate.domain"])["gain"] == held["gain"] and json.loads(tags["gate.guard"])["passed"]
+    )
+    assert registry.current_version(TFIDF_MODEL, CHAMPION) == "2"
+    served = load_predictor(f"models:/{TFIDF_MODEL}@{CHAMPION}")  # the verified registry loader
+    assert isinstance(served.pipeline.named_steps["clf"], DomainAdapted)
+    assert served.card["retraining"]["learner"] == "domain"
+    assert served.predict(["my old phone freezes #gadget", "my old camera is snappy #gadget"]) == [
+        "negative",
+        "positive",
+    ]
+    explained = served.explain("my old phone freezes #gadget")
+    assert explained["label"] == "negative" and "domain" in explained
+    # A later refit starts from the base model's recipe (the domain card keeps it), not the head's C.
+    batch_frame(0).to_csv(incoming / "feedback-2.csv", index=False)
+    later = retrain.retrain(str(incoming), log=quiet, learner="refit")
+    assert later["status"] == "done" and later["learner"]["name"] == "refit"
+    assert registry.client().get_model_version(TFIDF_MODEL, "3").tags["gate.decision"] == later["decision"]
+
+
+def test_the_guard_refuses_a_domain_model_that_unlearns_semeval_and_the_cli_options(
+    champion: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sentimentkit.cli import main
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    domain(SLANG, "that {t} was {w} lol #slang", 108).to_csv(incoming / "slang.csv", index=False)
+    assert main(["retrain", "--incoming", str(incoming), "--learner", "domain"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["decision"] == "kept champion" and "the guard refused it" in out["reason"], out["reason"]
+    assert out["domain"]["gain"] > 0 and out["guard"]["loss"] > 0.03 and out["guard"]["passed"] is False
+    assert registry.current_version(TFIDF_MODEL, CHAMPION) == "1"
+    # The same corrections, a tolerant guard (another state folder, so they count as new): promoted.
+    assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "tolerant"),
+                 "--guard-tolerance", "1.0"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["decision"] == "promoted" and out["gate"]["guard_tolerance"] == 1.0, out["reason"]
+    assert registry.current_version(TFIDF_MODEL, CHAMPION) == "3"
+    with pytest.raises(SystemExit) as bad:
+        main(["retrain", "--incoming", str(incoming), "--learner", "bigger"])
+    assert bad.value.code == 2 and "invalid choice: 'bigger'" in capsys.readouterr().err
+
+
+def test_too_few_corrections_of_a_label_train_nothing_and_say_so(
+    champion: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    one_sided = domain(GADGETS, "my new {t} {w} #gadget", 60)
+    one_sided[one_sided["label"] != "neutral"].to_csv(incoming / "b.csv", index=False)
+    report = retrain.retrain(str(incoming), log=quiet)
+    assert (
+        report["status"] == "too few corrections" and "too few corrections of neutral (0)" in report["reason"]
+    )
+    assert len(registry.list_versions()) == 1  # no challenger registered
+    with pytest.raises(ValueError, match="unknown learner 'big'"):
+        retrain.retrain(str(incoming), log=quiet, learner="big")
