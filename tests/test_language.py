@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +11,11 @@ import pytest
 from sentimentkit.config import Settings
 from sentimentkit.insights.build import build_insights
 from sentimentkit.serving.base import BasePredictor
+from sentimentkit.text import _lookup
 from sentimentkit.text import language as lang_id
+from sentimentkit.text.preprocess import chunk_plain_tokens
 
+MIXED_SET = Path(__file__).parent / "data" / "mixed.csv"  # real tweets among them
 GERMAN = "Der Flug war eine Katastrophe"
 CHINESE = "这家餐厅的菜很难吃，服务也很差"
 SPANISH = "La comida estaba muy buena pero el servicio fue lento y caro"
@@ -94,3 +99,24 @@ def test_insights_leave_other_languages_out_by_default() -> None:
         scored, "text", date_column=None, group_column=None, languages=("en", "de", "zh")
     )
     assert counted.counts == {"negative": 1, "neutral": 0, "positive": 4}
+
+
+def test_compiled_token_flags_equal_the_python_ones(predictor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled `token_flags` and the Python maps give the same six flags, on real tweet tokens
+    and on the odd ones (negation marks, @/#/<, digits, other scripts, accents, emoji, empty)."""
+    speedups = _lookup.compiled()
+    if speedups is None or not hasattr(speedups, "token_flags"):
+        pytest.skip("the compiled loops are not built")
+    vocabulary = predictor._vectorizer.word_vectorizer_.vocabulary_
+    texts = [*pd.read_csv(MIXED_SET)["text"].astype(str), GERMAN, CHINESE, SPANISH, *ENGLISH]
+    tokens = sorted({t for text in texts for chunk in text.split() for t in chunk_plain_tokens(chunk)[0]})
+    tokens += ["good_NEG", "_NEG", "", "#", "@user", "#tag", "<url>", "x2", "2x", "½", "²", "_", "café",
+               "Việt", "好的", "Привет", "ok好", "😀", "a😀", "der", "und_NEG", "the", "i'm", "#好"]  # fmt: skip
+    test = lang_id.VocabularyTest(vocabulary)
+    fast = test._token_flags(tokens)
+    monkeypatch.setattr(_lookup, "_speedups", None)
+    slow = test._token_flags(tokens)
+    assert fast.shape == slow.shape == (6, len(tokens))
+    mismatched = [tokens[i] for i in np.flatnonzero((fast != slow).any(axis=0))]
+    assert not mismatched
+    assert fast[1].sum() > len(tokens) // 2 and fast[2].sum() > 0 and fast[3].sum() >= 3  # it saw words

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from sentimentkit.text._lookup import compiled
+
 MODEL_LANGUAGE = "en"
 # Below this share of known words a text is sent to the detector (benchmarks/language_guard.md).
 KNOWN_SHARE = 0.5
@@ -121,7 +123,6 @@ def function_word_test(texts: Sequence[str]) -> np.ndarray:
 
 
 _NOT_WORDS = ("@", "#", "<")
-_LETTER = re.compile(r"[^\W\d_]")  # any letter, of any script
 
 
 class VocabularyTest:
@@ -141,16 +142,22 @@ class VocabularyTest:
         self.neg_suffix = neg_suffix
         self._lock = threading.Lock()
         self._table: Any = None
-        self._flags = np.zeros((6, 0), dtype=np.int8)
+        self._flags = np.zeros((6, 0), dtype=np.int8)  # capacity; its first columns are filled
+        self._view = self._flags  # the filled columns
 
     def _token_flags(self, tokens: list[str]) -> np.ndarray:
         """(#tag, word, known, non-Latin, English word, foreign word) of each token: a (6, n) array.
-        Written with C-level maps: each unseen text brings a few new tokens, and this runs on each."""
+        Each unseen text brings a few new tokens and this runs on each: the compiled loop
+        (`_speedups.token_flags`) when built, else these C-level maps, which compute the same."""
+        speedups = compiled()
+        if speedups is not None and hasattr(speedups, "token_flags") and isinstance(self.vocabulary, dict):
+            raw = speedups.token_flags(tokens, self.vocabulary, ENGLISH_WORDS, FOREIGN_WORDS, self.neg_suffix)
+            return np.frombuffer(raw, dtype=np.int8).reshape(6, len(tokens)).copy()
         suffix = self.neg_suffix
-        base = [t[: -len(suffix)] if t.endswith(suffix) else t for t in tokens]
+        base = [t[: -len(suffix)] if suffix and t.endswith(suffix) else t for t in tokens]
         alpha = list(map(str.isalpha, base))  # most tokens: a plain word, decided in C
-        # a word has a letter (of any script) and is no @user, #tag or <url>
-        word = [a or (b[:1] not in _NOT_WORDS and _LETTER.search(b) is not None) for a, b in zip(alpha, base)]
+        # a word has a letter (of any script: str.isalpha) and is no @user, #tag or <url>
+        word = [a or (b[:1] not in _NOT_WORDS and any(map(str.isalpha, b))) for a, b in zip(alpha, base)]
         non_latin = [False] * len(base)
         for i in itertools.compress(range(len(base)), [not a for a in map(str.isascii, base)]):
             non_latin[i] = word[i] and any(c.isalpha() and not is_latin_letter(c) for c in base[i])
@@ -169,17 +176,23 @@ class VocabularyTest:
     def flags(self, table: Any, needed: int) -> np.ndarray:
         """Flags (#tag, word, known, non-Latin, English word, foreign word) of token ids 0 .. needed-1 of
         `table` (its `index` maps token -> id, ids given in insertion order)."""
-        flags = self._flags
-        if self._table is table and flags.shape[1] >= needed:
-            return flags
+        view = self._view  # one attribute read: a complete array of filled columns
+        if self._table is table and view.shape[1] >= needed:
+            return view
         with self._lock:
             if self._table is not table:
                 self._table, self._flags = table, np.zeros((6, 0), dtype=np.int8)
-            have, total = self._flags.shape[1], len(table.index)
+                self._view = self._flags
+            have, total = self._view.shape[1], len(table.index)
             if total > have:  # the newest ids are the last entries of the index
                 newest = list(itertools.islice(reversed(table.index), total - have))[::-1]
-                self._flags = np.concatenate([self._flags, self._token_flags(newest)], axis=1)
-            return self._flags
+                if total > self._flags.shape[1]:  # grow by half again: amortised, not per batch
+                    grown = np.zeros((6, max(total, self._flags.shape[1] * 3 // 2)), dtype=np.int8)
+                    grown[:, :have] = self._flags[:, :have]
+                    self._flags = grown
+                self._flags[:, have:total] = self._token_flags(newest)
+                self._view = self._flags[:, :total]  # published once its columns are written
+            return self._view
 
     def suspect(self, table: Any, tids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Per text (given as all its token ids and each text's count): whether it may not be English."""
