@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from sentimentkit.config import Settings
+from sentimentkit.errors import ConfigError
 from sentimentkit.serving import parts
+from sentimentkit.serving.loader import load_predictor
+from tests.conftest import COMMITTED_MODEL
 
 GREAT_BUT_SLOW = "The food was great but the service was painfully slow"
 
@@ -149,3 +157,42 @@ def test_report_targets_in_json_and_html(tmp_path) -> None:
     assert targets["service"]["counts"]["negative"] == 1
     assert "<h2>Targets</h2>" in out.read_text()
     assert json.loads(summary.read_text())["n_scored"] == 2  # the German row is left out
+
+
+def test_mixed_can_be_switched_off_for_bulk_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SENTIMENTKIT_MIXED=off: `mixed` is null (not computed), short texts' parts are not scored, and
+    the rest of every record is what it is with the switch on; parts asked for still come, with
+    `mixed`; texts longer than a tweet are still scored by parts."""
+    long_review = " ".join(["The room was lovely and the staff were kind."] * 6 + ["The food was awful."] * 4)
+    texts = ["The food was great but the service was painfully slow", "I love it", long_review]
+    on = load_predictor(COMMITTED_MODEL).score(texts)
+    monkeypatch.setenv("SENTIMENTKIT_MIXED", "off")
+    predictor = load_predictor(COMMITTED_MODEL)
+    calls: list[int] = []
+    real = predictor.predict_proba
+    monkeypatch.setattr(predictor, "predict_proba", lambda t: calls.append(len(t)) or real(t))
+    off = predictor.score(texts)
+    assert [r["mixed"] for r in on] == [True, False, True]
+    assert [r["mixed"] for r in off] == [None, None, None]
+    for a, b in zip(on, off):
+        assert {k: v for k, v in a.items() if k != "mixed"} == {k: v for k, v in b.items() if k != "mixed"}
+    assert len(long_review) > parts.LONG_TEXT_CHARS
+    assert calls[0] == len(parts.split_parts(long_review))  # only the long text's parts were scored
+    assert predictor.score(texts[:1], parts=True)[0]["mixed"] is True
+    monkeypatch.setenv("SENTIMENTKIT_MIXED", "maybe")
+    with pytest.raises(ConfigError, match="SENTIMENTKIT_MIXED must be true or false"):
+        Settings.from_env()
+
+
+def test_one_part_fast_path_equals_the_rules() -> None:
+    """The one search that decides one-part texts agrees with the full rules on every test text."""
+    texts = pd.read_csv(Path(__file__).parent / "data" / "mixed.csv")["text"].astype(str).tolist()
+    texts += ["", "   ", "no cut here at all", "end.", "a.b", "wait...what", "x\ny", "Butter is good", "yet"]
+    full = re.compile(r".|\n", re.DOTALL)
+    fast = [parts.split_parts(t) for t in texts]
+    original = parts._MAY_CUT
+    try:
+        parts._MAY_CUT = full  # every non-empty text takes the full path
+        assert [parts.split_parts(t) for t in texts] == fast
+    finally:
+        parts._MAY_CUT = original

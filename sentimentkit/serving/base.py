@@ -29,7 +29,7 @@ from sentimentkit.io.columns import (
     input_column_renames,
 )
 from sentimentkit.models.card import DEFAULT_THRESHOLD
-from sentimentkit.serving.parts import score_parts
+from sentimentkit.serving.parts import long_texts, score_parts
 from sentimentkit.text.language import Language, identify
 
 __all__ = [
@@ -119,6 +119,9 @@ class BasePredictor:
     # False for backends with native thread pools (onnxruntime, torch) that a child inherits
     # without their threads.
     fork_safe: bool = False
+    # Whether `score` finds `mixed` (scores every text's parts; Settings.mixed). Off, `mixed` is None
+    # (not computed) unless parts are asked for; texts longer than a tweet are scored by parts anyway.
+    find_mixed: bool = True
 
     @property
     def version(self) -> str:
@@ -187,11 +190,13 @@ class BasePredictor:
         answer records themselves override this."""
         if not texts:
             return []
-        parted = score_parts(self.predict_proba, texts)
+        parted = score_parts(
+            self.predict_proba, texts, only=None if self.find_mixed or parts else long_texts(texts)
+        )
         # the whole texts last: a backend may keep per-call details of its last call (windows)
         whole, languages = self.proba_language(texts)
         probas = parted.fill(whole)
-        mixed = parted.mixed(self.labels)
+        mixed = parted.mixed(self.labels) if self.find_mixed or parts else [None] * len(texts)
         part_records = parted.records(texts, self.labels) if parts else None
         out = []
         for i, (row, language) in enumerate(zip(probas, languages)):
