@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -184,15 +183,12 @@ def test_mixed_can_be_switched_off_for_bulk_runs(monkeypatch: pytest.MonkeyPatch
         Settings.from_env()
 
 
-def test_one_part_fast_path_equals_the_rules() -> None:
-    """The one search that decides one-part texts agrees with the full rules on every test text."""
+def test_shortcuts_equal_the_full_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two shortcuts (one search decides one-part texts; without a contrast word the sentences
+    are the parts) give what the full rules give, on every test text and some edge cases."""
     texts = pd.read_csv(Path(__file__).parent / "data" / "mixed.csv")["text"].astype(str).tolist()
-    texts += ["", "   ", "no cut here at all", "end.", "a.b", "wait...what", "x\ny", "Butter is good", "yet"]
-    full = re.compile(r".|\n", re.DOTALL)
+    texts += ["", "   ", "no cut here at all", "end.", "a.b", "wait...what", "x\ny", "Butter is good", "yet",
+              "Good. But bad.", "Fine!!! 😀 Really.", "Though tired, happy", "A. B. C.\n\nD"]  # fmt: skip
     fast = [parts.split_parts(t) for t in texts]
-    original = parts._MAY_CUT
-    try:
-        parts._MAY_CUT = full  # every non-empty text takes the full path
-        assert [parts.split_parts(t) for t in texts] == fast
-    finally:
-        parts._MAY_CUT = original
+    monkeypatch.setattr(parts, "_FAST", False)
+    assert [parts.split_parts(t) for t in texts] == fast

@@ -190,14 +190,18 @@ class BasePredictor:
         answer records themselves override this."""
         if not texts:
             return []
-        parted = score_parts(
-            self.predict_proba, texts, only=None if self.find_mixed or parts else long_texts(texts)
-        )
+        find = self.find_mixed or parts
+        # the texts whose parts are scored: all of them, or (`mixed` off) only those longer than a tweet
+        chosen = list(range(len(texts))) if find else np.flatnonzero(long_texts(texts)).tolist()
+        parted = score_parts(self.predict_proba, [texts[i] for i in chosen]) if chosen else None
         # the whole texts last: a backend may keep per-call details of its last call (windows)
         whole, languages = self.proba_language(texts)
-        probas = parted.fill(whole)
-        mixed = parted.mixed(self.labels) if self.find_mixed or parts else [None] * len(texts)
-        part_records = parted.records(texts, self.labels) if parts else None
+        probas = whole
+        if parted is not None:
+            probas = np.array(whole, dtype=np.float64, copy=True)
+            probas[chosen] = parted.fill(whole[chosen])
+        mixed = parted.mixed(self.labels) if find and parted is not None else [None] * len(texts)
+        part_records = parted.records(texts, self.labels) if parts and parted is not None else None
         out = []
         for i, (row, language) in enumerate(zip(probas, languages)):
             record = self.record(row, threshold, language, mixed[i])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,6 +39,8 @@ _WEAK = {"yet", "though", "while"}
 _CLAUSE_PUNCT = {",", ";", ":", "–", "—", "-"}
 _OPENERS = re.compile(r"(?:although|though|even though|while|whereas)\b", re.IGNORECASE)
 _WORD = re.compile(r"\w")
+# The two shortcuts below give what the full rules give (tests/test_parts.py checks it with _FAST off).
+_FAST = True
 # Anything that could start a cut (a superset of the rules above): a text without it is one part,
 # decided by one search in C (most tweets).
 _MAY_CUT = re.compile(
@@ -90,15 +91,16 @@ def _cuts(text: str, start: int, end: int) -> list[int]:
 def split_parts(text: str) -> list[Span]:
     """The parts of `text`, in order; a text with no cut is one part. Parts with no letter or
     digit (an emoji, "!!!") join the part before them (or after, for a first part)."""
-    if not _MAY_CUT.search(text):
+    if _FAST and not _MAY_CUT.search(text):
         return [_trimmed(text, 0, len(text)) or Span(0, len(text))]
     spans: list[Span] = []
     bounds = [0]
     for m in _SENTENCE_END.finditer(text):
         bounds += [m.start(), m.end()]
     bounds.append(len(text))
+    contrast = not _FAST or _CONTRAST.search(text) is not None  # else the sentences are the parts
     for s, e in zip(bounds[0::2], bounds[1::2]):
-        edges = [s, *_cuts(text, s, e), e]
+        edges = [s, *_cuts(text, s, e), e] if contrast else [s, e]
         for a, b in zip(edges, edges[1:]):
             span = _trimmed(text, a, b)
             if span:
@@ -132,42 +134,51 @@ def length_weighted(spans: Sequence[Span], probas: np.ndarray) -> np.ndarray:
     return (probas * weights[:, None]).sum(axis=0) / weights.sum()
 
 
-@dataclass
 class Parted:
     """Every text's parts and their probabilities (one model call for all parts of all texts of
-    more than one part; a text of one part is its own part, filled in by `fill`)."""
+    more than one part; a text of one part is its own part, given its whole-text row by `fill`).
+    Only the texts of several parts are visited one by one: most tweets have one."""
 
-    spans: list[list[Span]]
-    probas: list[np.ndarray | None]  # per text: (parts, classes); None until `fill` for one part
+    def __init__(self, spans: list[list[Span]], multi: list[int], scored: np.ndarray | None) -> None:
+        self.spans = spans
+        self.multi = multi  # indices of the texts of more than one part, in order
+        self._part_probas: dict[int, np.ndarray] = {}
+        start = 0
+        for i in multi:
+            self._part_probas[i] = scored[start : start + len(spans[i])]  # type: ignore[index]
+            start += len(spans[i])
+        self._whole: np.ndarray | None = None
+
+    @property
+    def probas(self) -> list[np.ndarray]:
+        """Per text, (parts, classes): the parts' rows, or the whole-text row for a one-part text."""
+        if self._whole is None:
+            raise ValueError("fill() the one-part texts first")
+        return [self._part_probas.get(i, self._whole[i : i + 1]) for i in range(len(self.spans))]
 
     def fill(self, whole: np.ndarray) -> np.ndarray:
         """Give one-part texts their whole-text row; return the texts' probabilities: `whole`, with
         texts longer than LONG_TEXT_CHARS replaced by their parts' length-weighted mean."""
         out = np.array(whole, dtype=np.float64, copy=True)
-        for i, (spans, probas) in enumerate(zip(self.spans, self.probas)):
-            if probas is None:
-                self.probas[i] = out[i : i + 1].copy()
-            elif spans and spans[-1].end > LONG_TEXT_CHARS:
-                out[i] = length_weighted(spans, probas)
+        self._whole = out
+        for i in self.multi:
+            spans = self.spans[i]
+            if spans[-1].end > LONG_TEXT_CHARS:
+                out[i] = length_weighted(spans, self._part_probas[i])
         return out
 
     def mixed(self, labels: Sequence[str]) -> list[bool]:
         """`is_mixed` of every text (False for a text of one part)."""
-        out = []
-        for probas in self.probas:
-            if probas is None or len(probas) < 2:
-                out.append(False)
-                continue
-            names = [labels[i] for i in np.argmax(probas, axis=1)]
-            out.append(is_mixed(names, probas, labels))
+        out = [False] * len(self.spans)
+        for i in self.multi:
+            probas = self._part_probas[i]
+            out[i] = is_mixed([labels[k] for k in np.argmax(probas, axis=1)], probas, labels)
         return out
 
     def records(self, texts: Sequence[str], labels: Sequence[str]) -> list[list[dict[str, Any]]]:
         """Per text, its parts as JSON-ready dicts: text, start, end, sentiment, scores."""
         out = []
         for text, spans, probas in zip(texts, self.spans, self.probas):
-            if probas is None:
-                raise ValueError("fill() the one-part texts first")
             out.append([
                 {
                     "text": text[s.start : s.end],
@@ -199,13 +210,7 @@ def score_parts(
     spans = [split_parts(t) if only is None or only[i] else [Span(0, len(t))] for i, t in enumerate(texts)]
     multi = [i for i, ss in enumerate(spans) if len(ss) > 1]
     flat = [texts[i][s.start : s.end] for i in multi for s in spans[i]]
-    scored = predict_proba(flat) if flat else None
-    probas: list[np.ndarray | None] = [None] * len(texts)
-    start = 0
-    for i in multi:
-        probas[i] = scored[start : start + len(spans[i])]  # type: ignore[index]
-        start += len(spans[i])
-    parted = Parted(spans, probas)
+    parted = Parted(spans, multi, predict_proba(flat) if flat else None)
     if whole is not None:
         parted.fill(whole)
     return parted
