@@ -372,6 +372,9 @@ def show_batch_results(
     cols[1].metric("Scored", f"{len(scored) - not_scored:,}")
     cols[2].metric("Not scored (see `error`)", f"{not_scored:,}")
     cols[3].metric(f"Uncertain (< {threshold:.2f})", f"{uncertain:,}")
+    note = batch.language_note(scored["language"].value_counts()) if "language" in scored else None
+    if note:
+        st.warning(note)
     left, right = st.columns(2)
     with left:
         st.markdown("**Rows per label**")

@@ -373,3 +373,11 @@ def test_mixed_text_shows_its_parts_in_their_labels_colours_and_foreign_text_a_n
     at = analyse(at, "Der Flug war eine Katastrophe")
     assert any("looks like German" in w for w in texts(at.warning))
     assert not any("sk-parts" in m for m in texts(at.markdown))  # one part: nothing to shade
+
+
+def test_batch_warns_about_rows_in_other_languages(app) -> None:
+    data = b"text\nI love this phone so much\nDer Flug war eine Katastrophe\n"
+    at = upload(app(), "tweets.csv", data)
+    at.button(key="score").click().run()
+    assert not at.exception
+    assert any("1 row looks like a language the model does not read (de 1)" in w.value for w in at.warning)

@@ -51,6 +51,7 @@ def test_predict_file_csv_and_parquet_carry_language_mixed_and_parts(tmp_path) -
     assert scored["language"].tolist() == ["de", "en", ""]
     assert scored["mixed"].tolist() == ["False", "True", ""]
     assert scored["language_input"].tolist() == ["x", "y", "z"]  # the input's own column is kept
+    assert "1 row looks like a language the model does not read (de 1)" in result.stderr  # and a note
     parquet = tmp_path / "out.parquet"
     result = run("predict", "--model", str(COMMITTED_MODEL), "--input", str(src), "--output", str(parquet),
                  "--jobs", "1", "--parts")  # fmt: skip
@@ -101,3 +102,27 @@ def test_spark_schema_has_language_and_mixed() -> None:
     schema = spark_schema(StructType([StructField("text", StringType())]))
     assert schema["language"].dataType == StringType() and schema["mixed"].dataType == BooleanType()
     assert schema.fieldNames()[-3:] == ["error", "language", "mixed"]
+
+
+def test_language_note_counts_rows_by_language() -> None:
+    from sentimentkit.serving.batch import language_note
+
+    assert language_note({"en": 5}) is None
+    assert language_note({}) is None
+    note = language_note(pd.Series(["en", "de", "zh", "de", None, "en"]).value_counts())
+    assert note is not None and note.startswith(
+        "3 rows look like languages the model does not read (de 2, zh 1)"
+    )
+
+
+def test_mixed_off_leaves_the_column_empty(tmp_path, monkeypatch) -> None:
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"text": [GERMAN, MIXED]}).to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    monkeypatch.setenv("SENTIMENTKIT_MIXED", "off")
+    result = run(
+        "predict", "--model", str(COMMITTED_MODEL), "--input", str(src), "--output", str(out), "--jobs", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert scored["mixed"].tolist() == ["", ""] and scored["language"].tolist() == ["de", "en"]

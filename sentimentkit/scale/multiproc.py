@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -58,7 +58,7 @@ from sentimentkit.io.tables import (
 )
 from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
-from sentimentkit.serving.batch import score_chunk
+from sentimentkit.serving.batch import language_note, score_chunk
 
 PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -175,6 +175,7 @@ class ChunkResult:
     rows: int
     flagged: int
     scored: pd.DataFrame | None = None  # the text and output columns, only when the job logs
+    languages: dict[str, int] = field(default_factory=dict)  # rows per detected language
 
 
 def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
@@ -189,7 +190,8 @@ def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: 
     else:
         payload = _arrow_table(scored, job.schema)
     logged = scored[[job.text_column, *OUTPUT_COLUMNS]] if job.log else None
-    return ChunkResult(payload, len(scored), flagged, logged)
+    languages = scored["language"].value_counts().to_dict()
+    return ChunkResult(payload, len(scored), flagged, logged, {str(k): int(v) for k, v in languages.items()})
 
 
 def _arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -527,6 +529,7 @@ def score_file(
             raise BatchError(f"{input_path} has a header but no rows to score.")
         results = scorers.results(itertools.chain(ahead, chunks), job, single=len(ahead) == 1)
         total = flagged = 0
+        languages: Counter[str] = Counter()
         bar = _progress(count_rows(input_path) if show else None, show)
         with contextlib.closing(results), bar, _writer(output_path, job.schema, inputs) as write:
             for result in results:
@@ -535,6 +538,8 @@ def score_file(
                 write(result.payload)
                 total += result.rows
                 flagged += result.flagged
+                languages.update(result.languages)
                 bar.update(result.rows)
             _finish(bar, total)
-        return FileResult(total, flagged, notes())
+        note = language_note(languages)
+        return FileResult(total, flagged, [*notes(), *([note] if note else [])])
