@@ -183,7 +183,6 @@ def _add_targets(ins: Insights, scored: pd.DataFrame, text_column: str, labels: 
     texts = [str(t) if ok else None for t, ok in zip(scored[text_column], labels.notna())]
     if isinstance(targets, str):  # AUTO
         chosen, ins.targets_how = auto_targets(texts, ins.terms)
-        ins.notes.append(ins.targets_how)
     else:
         chosen = list(targets)
         ins.targets_how = f"Targets as given: {', '.join(chosen)}."
