@@ -30,7 +30,7 @@ from sentimentkit.insights.timeline import MIN_POINT_N
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.parts import score_parts
 from sentimentkit.text.lexicon import vader_lexicon
-from sentimentkit.text.preprocess import USER_TOKEN, base_token
+from sentimentkit.text.preprocess import NEG_SUFFIX, USER_TOKEN
 
 AUTO_TOP = 10  # automatic targets: at most this many ...
 AUTO_MIN_TEXTS = MIN_POINT_N  # ... each mentioned in at least this many texts (a timeline point's minimum)
@@ -81,18 +81,8 @@ def auto_targets(
             counts.update({m.lower() for m in _MENTION.findall(text)} - {USER_TOKEN})
     if matrix is None:
         matrix = term_matrix([t or "" for t in texts])
-    lexicon = vader_lexicon()
-    per_term = np.bincount(matrix.presence.indices, minlength=len(matrix.terms))
-    columns: dict[str, list[int]] = {}
-    for j in np.flatnonzero(per_term >= 1):
-        token = base_token(str(matrix.terms[j]))
-        if _is_hashtag(token, lexicon) or _is_content_word(token, lexicon):
-            columns.setdefault(token, []).append(int(j))
-    for token, cols in columns.items():
-        if sum(int(per_term[j]) for j in cols) < min_texts:
-            continue  # an upper bound below the minimum: skip the exact count
-        exact = per_term[cols[0]] if len(cols) == 1 else (matrix.presence[:, cols].getnnz(axis=1) > 0).sum()
-        counts[token] += int(exact)
+    for token, n in _term_counts(matrix, top, min_texts, vader_lexicon()).items():
+        counts[token] += n
     ranked = sorted(((n, t) for t, n in counts.items() if n >= min_texts), key=lambda nt: (-nt[0], nt[1]))
     chosen = [t for _, t in ranked[:top]]
     how = (
@@ -104,6 +94,36 @@ def auto_targets(
         "chosen automatically; name your own targets to see them."
     )
     return chosen, how
+
+
+def _term_counts(matrix: TermMatrix, top: int, min_texts: int, lexicon: dict[str, float]) -> dict[str, int]:
+    """Texts per hashtag / content word (negated forms folded in), exact for every word that can be
+    among the `top` most frequent (others only get an upper bound, which is all the ranking needs)."""
+    per_term = np.bincount(matrix.presence.indices, minlength=len(matrix.terms))
+    present = np.flatnonzero(per_term > 0)
+    names = pd.Series(matrix.terms[present], dtype=object).astype(str)
+    base = names.str.removesuffix(NEG_SUFFIX)
+    bound = pd.Series(per_term[present]).groupby(base.to_numpy()).sum()  # "x" and "x (negated)" summed
+    bound = bound[bound >= min_texts].sort_values(ascending=False, kind="stable")
+    position = pd.Index(names)
+    by_column = None
+    exact: dict[str, int] = {}
+    for token, upper in bound.items():
+        if len(exact) >= top and upper < sorted(exact.values())[-top]:
+            break  # no word further down can enter the top
+        token = str(token)
+        if not (_is_hashtag(token, lexicon) or _is_content_word(token, lexicon)):
+            continue
+        found = position.get_indexer([token, token + NEG_SUFFIX])
+        cols = [int(present[j]) for j in found if j >= 0]
+        if len(cols) == 1:
+            exact[token] = int(per_term[cols[0]])
+            continue
+        if by_column is None:
+            by_column = matrix.presence.tocsc()
+        rows = [by_column.indices[by_column.indptr[j] : by_column.indptr[j + 1]] for j in cols]
+        exact[token] = len(np.unique(np.concatenate(rows)))  # a text with both forms counts once
+    return exact
 
 
 # --- the interval --------------------------------------------------------------------------------
