@@ -132,6 +132,8 @@ def test_auto_targets_leave_out_other_languages_and_show_in_the_report(predictor
     assert "chosen automatically" in ins.targets_how
     page = render_html(ins)
     assert "<h2>Targets</h2>" in page and "chosen automatically" in page and "95% interval" in page
+    few = build_insights(scored.head(3), "text", predictor, None, None, targets=AUTO)
+    assert few.targets == [] and "no target was chosen" in render_html(few)  # said, not silently empty
 
 
 def test_texts_behind_targets_are_escaped_in_the_html(predictor) -> None:

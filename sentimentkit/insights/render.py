@@ -166,6 +166,8 @@ def _sections(ins: Insights, specs: dict[str, dict]) -> list[str]:
         parts.append(_group_drivers_html(ins))
     if ins.targets:
         parts.append(_targets_html(ins.targets, ins.targets_how, "chart-targets" in specs))
+    elif ins.targets_how:  # automatic targets, none frequent enough: say so
+        parts.append(f"<h2>Targets</h2><p>{html.escape(ins.targets_how)}</p>")
     if ins.examples:
         parts.append(_examples_html(ins.examples))
     return parts
