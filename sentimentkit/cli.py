@@ -382,16 +382,26 @@ def add_report_parser(sub: argparse._SubParsersAction, settings: Settings) -> No
         "--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips"
     )
     p.add_argument("--targets", default="",
-                   help='comma-separated targets, e.g. "@united,food": mentions and net sentiment of each')  # fmt: skip
+                   help='comma-separated targets, e.g. "@united,food": mentions, net sentiment, interval and trend of '
+                        "each; left out: the most frequent @mentions, #hashtags and content words; 'none': no targets")  # fmt: skip
     p.add_argument("--date-order", default="auto", choices=["auto", "DMY", "MDY", "YMD"],
                    help="day/month order of numeric dates; auto decides from the values or says why it cannot")  # fmt: skip
+
+
+def _report_targets(raw: str) -> list[str] | str:
+    """--targets: the given ones; blank: AUTO (chosen from the texts); 'none': none."""
+    from sentimentkit.insights.build import AUTO
+    from sentimentkit.insights.targets import parse_targets
+
+    if raw.strip().lower() == "none":
+        return []
+    return parse_targets(raw) or AUTO
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     # pandas and scikit-learn: keep --help fast
     from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
     from sentimentkit.insights.render import render_html, summary_json
-    from sentimentkit.insights.targets import parse_targets
     from sentimentkit.io.write import check_target, describe_target, is_stdout, same_target, write_output
     from sentimentkit.serving.batch import read_table
     from sentimentkit.serving.loader import load_predictor
@@ -417,7 +427,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     pick = {"auto": AUTO, "none": None}
     ins = build_insights(scored, args.text_column, predictor, pick.get(args.date_column, args.date_column),
                          pick.get(args.group_column, args.group_column), args.date_order, source,
-                         targets=parse_targets(args.targets))  # fmt: skip
+                         targets=_report_targets(args.targets))  # fmt: skip
     ins.notes[:0] = table.notes  # e.g. renamed duplicate columns: said in the report too
     write_output(args.output, render_html(ins, f"Sentiment report: {title}").encode("utf-8"), inputs=inputs)
     if args.json:

@@ -641,6 +641,24 @@ def parts_html(text: str, parts: list[dict[str, Any]]) -> str:
     )
 
 
+def mentioning_part_html(example: dict[str, Any]) -> str:
+    """A text behind a target (`insights.targets` example) with the part that mentions the target
+    shaded in its label's colour, then its row, label and probability. All user text is escaped."""
+    text, start, end, label = (
+        str(example["text"]),
+        int(example["start"]),
+        int(example["end"]),
+        str(example["sentiment"]),
+    )
+    rgb = palette.rgb(palette.colour(label))
+    return (
+        f'<div class="sk-target-text">{html.escape(text[:start])}<span class="sk-part sk-{html.escape(label, quote=True)}" '
+        f'style="background: rgba({rgb}, 0.30); border-radius: 3px; padding: 0 2px;">{html.escape(text[start:end])}'
+        f"</span>{html.escape(text[end:])} <small>(row {int(example['row'])}: this part {html.escape(label)}, "
+        f"p = {float(example['probability']):.2f})</small></div>"
+    )
+
+
 # --- summaries of a scored table (the batch tab) ---------------------------------------------
 def apply_threshold(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Recompute `uncertain` for a new threshold without scoring again (scored rows only)."""

@@ -29,7 +29,7 @@ from sentimentkit.insights.drivers import (
     term_matrix,
 )  # fmt: skip
 from sentimentkit.insights.groups import GroupResult, by_group, group_candidates
-from sentimentkit.insights.targets import target_sentiment
+from sentimentkit.insights.targets import auto_targets, target_sentiment
 from sentimentkit.insights.timeline import MIN_POINT_N, Timeline, baseline_rows, over_time
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor
@@ -61,6 +61,8 @@ class Insights:
     warnings: list[str] = field(default_factory=list)
     terms: TermMatrix | None = None
     targets: list[dict[str, Any]] = field(default_factory=list)
+    targets_how: str = ""  # how the targets were chosen (given, or automatically and how)
+    target_rows: dict[str, Any] = field(default_factory=dict)  # target -> row positions (not serialised)
 
     @property
     def n_scored(self) -> int:
@@ -126,7 +128,7 @@ def build_insights(
     scored: pd.DataFrame, text_column: str, explainer: BasePredictor | None = None,
     date_column: str | None = AUTO, group_column: str | None = AUTO, date_order: str = "auto",
     source: str = "", top_terms: int = 15, languages: Sequence[str] | None = None,
-    targets: Sequence[str] = (),
+    targets: Sequence[str] | str = (),
 ) -> Insights:  # fmt: skip
     """All insights of a scored table (every row kept; rows without a label are counted apart).
 
@@ -135,8 +137,9 @@ def build_insights(
     a column name, AUTO (detect) or None (skip). `languages`: the languages whose rows count in
     the statistics (default: Settings' `languages`, i.e. SENTIMENTKIT_LANGUAGES, default `en`);
     rows the language guard put in another language are counted apart, with a note. `targets`:
-    per-target mentions and net sentiment from the parts that mention each (`insights.targets`;
-    needs `explainer`, the model that scores the parts).
+    per-target mentions, net sentiment with its interval and trend, and the texts behind it, from
+    the parts that mention each (`insights.targets`; needs `explainer`, the model that scores the
+    parts); AUTO picks them (`auto_targets`: the most frequent @mentions, #hashtags and content words).
     """
     scored = scored.reset_index(drop=True)
     labels = scored["sentiment"].where(scored["error"].isna())
@@ -165,12 +168,34 @@ def build_insights(
         ins.drivers = driver_terms(ins.terms, labels, top=top_terms)
         ins.distinctive = distinctive_terms(ins.terms, labels, top=top_terms)
     ins.examples = representative_examples(scored.assign(sentiment=labels), text_column)
-    if targets and explainer is not None:
-        texts = [str(t) if ok else None for t, ok in zip(scored[text_column], labels.notna())]
-        ins.targets = target_sentiment(texts, list(targets), explainer)
-    elif targets:
-        ins.notes.append("Targets need a model to score the parts that mention them; none was given.")
+    _add_targets(ins, scored, text_column, labels, explainer, targets)
     return ins
+
+
+def _add_targets(ins: Insights, scored: pd.DataFrame, text_column: str, labels: pd.Series,
+                 explainer: BasePredictor | None, targets: Sequence[str] | str) -> None:  # fmt: skip
+    """Per-target sentiment (given targets, or AUTO ones) from the rows that count."""
+    if not targets:
+        return
+    if explainer is None:
+        ins.notes.append("Targets need a model to score the parts that mention them; none was given.")
+        return
+    texts = [str(t) if ok else None for t, ok in zip(scored[text_column], labels.notna())]
+    if isinstance(targets, str):  # AUTO
+        chosen, ins.targets_how = auto_targets(texts, ins.terms)
+    else:
+        chosen = list(targets)
+        ins.targets_how = f"Targets as given: {', '.join(chosen)}."
+    if not chosen:
+        return
+    columns = [f"p_{label}" for label in explainer.labels]
+    probas = scored[columns].to_numpy(dtype=float) if set(columns) <= set(scored.columns) else None
+    periods = None
+    if ins.timeline is not None:
+        row_periods = ins.timeline.row_periods.reindex(scored.index)
+        names = {p: ins.timeline.period_label(p) for p in row_periods.dropna().unique()}
+        periods = row_periods.map(names).astype(object).where(row_periods.notna(), None).tolist()
+    ins.targets = target_sentiment(texts, chosen, explainer, probas, periods, ins.target_rows)
 
 
 def _terms(scored: pd.DataFrame, text_column: str, labels: pd.Series, explainer: BasePredictor | None,
