@@ -490,7 +490,10 @@ def show_insights(ins: Insights, scored: pd.DataFrame, name: str) -> None:
     if ins.groups is not None:
         st.subheader(f"By {ins.groups.column}")
         st.write(ins.groups.test_in_words())
-        st.altair_chart(charts.group_chart(ins.groups), width="content")
+        if len(ins.groups.drawn()):  # no empty chart when every group holds a handful of texts
+            st.altair_chart(charts.group_chart(ins.groups), width="content")
+        if ins.groups.thin_note():
+            st.caption(ins.groups.thin_note())
     if ins.drivers:
         st.subheader("What drives each label")
         st.altair_chart(charts.drivers_chart(ins.drivers), width="content")
