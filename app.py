@@ -580,6 +580,7 @@ def monitoring_tab(settings: Settings) -> None:
     from sentimentkit.mlops.monitor_report import (
         ONE_WINDOW_NOTE,
         signals_table,
+        summary_in_words,
         trend_table,
         windows_with_data,
     )
@@ -601,7 +602,7 @@ def monitoring_tab(settings: Settings) -> None:
         (st.info if level == "info" else st.warning)(redact(message))
         return
     st.subheader(f"Status: {report['status']}")
-    st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "
+    st.caption(f"{summary_in_words(report)} {report['n']:,} predictions in the latest window; reference: "
                f"{report['reference']['note']}.")  # fmt: skip
     st.table(signals_table(report).set_index("signal"))  # a table wraps the reasons: none is cut off
     trend = trend_table(report)

@@ -35,6 +35,15 @@ def signal_name(key: str) -> str:
     return SIGNAL_NAMES.get(key, key.replace("_", " "))
 
 
+def summary_in_words(report: dict[str, Any]) -> str:
+    """The report's one-line summary with each signal named in words ("ALERT: Words the model never saw
+    (ALERT), ..."); the JSON's `summary` keeps the keys that --thresholds and scripts use."""
+    moved = [
+        f"{signal_name(name)} ({s['status']})" for name, s in report["signals"].items() if s["status"] != "OK"
+    ]
+    return f"{report['status']}: " + ", ".join(moved) if moved else report["summary"]
+
+
 def windows_with_data(report: dict[str, Any]) -> int:
     """How many windows of the report's trend hold at least one prediction."""
     return sum(1 for row in report.get("trend", []) if row.get("n"))
@@ -214,7 +223,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #d0d7
 .status{{font-size:28px;font-weight:bold;color:{COLOURS[status]}}}.charts svg{{margin:8px;border:1px solid #eee}}</style>
 </head><body>
 <h1>sentimentkit monitoring report</h1>
-<p class="status">{status}</p><p>{html.escape(report["summary"])}</p>
+<p class="status">{status}</p><p>{html.escape(summary_in_words(report))}</p>
 <p>Latest window: {html.escape(report["window"]["start"][:19])} to {html.escape(report["window"]["end"][:19])} UTC,
 {report["n"]:,} predictions. Served by: {html.escape(models)}.<br>
 Reference: {html.escape(str(ref.get("source")))} ({ref.get("n") or 0:,} texts), {html.escape(ref.get("note") or "")}.</p>

@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.mlops import monitor
+from sentimentkit.mlops import monitor, monitor_report
 from sentimentkit.mlops.monitor import ALERT, OK, WARN, Thresholds, compare, label_test, psi
 from sentimentkit.mlops.predlog import PredictionLog, read_log
 from sentimentkit.serving.predictor import Predictor
@@ -258,7 +258,10 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
         "Estimated accuracy (AvgRec)",
         "Number of predictions",
     ]  # signal names in words, not keys like unknown_tokens
-    assert "300 predictions in the latest window" in " ".join(c.value for c in at.caption)
+    captions = " ".join(c.value for c in at.caption)
+    assert "300 predictions in the latest window" in captions
+    assert "Status: OK" not in [h.value for h in at.subheader] and "(ALERT)" in captions  # names what moved
+    assert not [key for key in monitor_report.SIGNAL_NAMES if key in captions]  # ... in words, not keys
     assert any("Only one window holds predictions" in c.value for c in at.caption)  # no empty trend charts
     assert not at.get("arrow_vega_lite_chart")
     reasons = " ".join(signals["reason"])
@@ -288,6 +291,9 @@ def test_html_report_names_signals_in_words_and_draws_no_trend_for_one_window(
     )  # fmt: skip
     page = render_html(report, reference)
     assert "<td>Words the model never saw</td>" in page and "<td>unknown_tokens</td>" not in page
+    summary = page.split('class="status">', 1)[1].split("</p><p>", 1)[1].split("</p>", 1)[0]
+    assert report["status"] != "OK" and f"({report['status']})" in summary  # the line names what moved
+    assert not [key for key in monitor_report.SIGNAL_NAMES if key in summary]  # ... in words, not keys
     assert signal_name("unknown_tokens") == "Words the model never saw"
     assert ONE_WINDOW_NOTE in page and "Predictions per window</text>" not in page
 
