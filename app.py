@@ -581,7 +581,7 @@ def monitoring_tab(settings: Settings) -> None:
         ONE_WINDOW_NOTE,
         signals_table,
         summary_in_words,
-        trend_table,
+        trend_charts,
         windows_with_data,
     )
 
@@ -602,28 +602,28 @@ def monitoring_tab(settings: Settings) -> None:
         (st.info if level == "info" else st.warning)(redact(message))
         return
     st.subheader(f"Status: {report['status']}")
-    st.caption(f"{summary_in_words(report)} {report['n']:,} predictions in the latest window; reference: "
+    st.caption(f"{summary_in_words(report).rstrip('.')}. {report['n']:,} predictions in the latest window; reference: "
                f"{report['reference']['note']}.")  # fmt: skip
     st.table(signals_table(report).set_index("signal"))  # a table wraps the reasons: none is cut off
-    trend = trend_table(report)
     several = windows_with_data(report) >= 2  # one point is no trend: no empty-looking charts
     if not several:
         st.caption(ONE_WINDOW_NOTE)
-    if several:
-        st.markdown("**Predictions per window**")
-        st.line_chart(trend[["n"]], height=200)
-    shares = [c for c in trend.columns if c.startswith("share_")]
-    if shares and several:
-        st.markdown("**Label shares and confidence per window**")
-        st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
+    charts_by_title = (
+        {title: (frame, colours) for title, frame, colours in trend_charts(report)} if several else {}
+    )
+    for title in ("Predictions per window", "Label shares per window", "Confidence per window"):
+        if title in charts_by_title:
+            st.markdown(f"**{title}**")
+            frame, colours = charts_by_title[title]
+            st.line_chart(frame, height=200, color=colours)
     performance = ui.performance_summary(report)
     if performance:
         st.markdown("**Performance (estimated from the probabilities)**")
         for col, (label, value, delta) in zip(st.columns(len(performance)), performance):
             col.metric(label, value, delta)
-        estimated = [c for c in ("estimated_avg_recall", "realized_avg_recall") if c in trend.columns]
-        if several:
-            st.line_chart(trend[estimated], height=200)
+        frame, colours = charts_by_title.get("Estimated and realized AvgRec per window", (None, None))
+        if frame is not None:
+            st.line_chart(frame, height=200, color=colours)
     st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
 
 

@@ -261,3 +261,31 @@ def trend_table(report: dict[str, Any]) -> Any:
     frame = pd.DataFrame(report["trend"])
     frame["start"] = pd.to_datetime(frame["start"])
     return frame.set_index("start")
+
+
+# The app's trend charts: (title, {column in the trend: its name in words}); label shares get the label colours.
+TREND_CHARTS = (
+    ("Predictions per window", {"n": "predictions"}),
+    ("Label shares per window", {f"share_{label}": label for label in palette.LABEL_COLOURS}),
+    ("Confidence per window", {"confidence_mean": "mean confidence", "uncertain_share": "uncertain share"}),
+    ("Estimated and realized AvgRec per window",
+     {"estimated_avg_recall": "estimated AvgRec", "realized_avg_recall": "realized AvgRec"}),
+)  # fmt: skip
+
+
+def trend_charts(report: dict[str, Any]) -> list[tuple[str, Any, list[str] | None]]:
+    """The app's line charts of the trend: (title, frame with its series named in words, colours or None).
+
+    A label's share is drawn in that label's colour (the one palette); series the log lacks are left out.
+    """
+    trend = trend_table(report)
+    found = []
+    for title, names in TREND_CHARTS:
+        columns = [c for c in names if c in trend.columns]
+        if not columns:
+            continue
+        frame = trend[columns].rename(columns=names)
+        labels = [names[c] for c in columns]
+        colours = palette.colours(labels) if all(x in palette.LABEL_COLOURS for x in labels) else None
+        found.append((title, frame, colours))
+    return found

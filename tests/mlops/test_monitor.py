@@ -312,3 +312,26 @@ def test_new_words_are_named_when_the_log_holds_text_and_codes_explained_when_no
     assert (
         token_hash("covfefe") in hashed["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT=1" in hashed["reason"]
     )
+
+
+def test_app_trend_charts_name_series_in_words_and_paint_labels_in_their_colours() -> None:
+    """The defect: the app's "Label shares and confidence" chart named its lines share_negative,
+    confidence_mean... and drew negative light blue and neutral red (Streamlit's default colours)."""
+    from sentimentkit import palette
+
+    row = {"n": 300, "share_negative": 0.2, "share_neutral": 0.5, "share_positive": 0.3,
+           "confidence_mean": 0.7, "uncertain_share": 0.1, "estimated_avg_recall": 0.7}  # fmt: skip
+    report = {
+        "trend": [
+            {"start": "2026-11-20T00:00:00+00:00", **row},
+            {"start": "2026-11-21T00:00:00+00:00", **row},
+        ]
+    }
+    found = {title: (frame, colours) for title, frame, colours in monitor_report.trend_charts(report)}
+    frame, colours = found["Label shares per window"]
+    assert list(frame.columns) == ["negative", "neutral", "positive"]
+    assert colours == [palette.NEGATIVE, palette.NEUTRAL, palette.POSITIVE]
+    assert list(found["Confidence per window"][0].columns) == ["mean confidence", "uncertain share"]
+    assert list(found["Estimated and realized AvgRec per window"][0].columns) == ["estimated AvgRec"]
+    names = [c for frame, _ in found.values() for c in frame.columns]
+    assert not [n for n in names if "_" in n]  # words, not keys
