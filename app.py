@@ -520,9 +520,9 @@ def show_term_texts(ins: Insights, scored: pd.DataFrame) -> None:
     st.caption(
         f"{len(rows):,} texts contain “{term}”; the preview shows the first {min(len(rows), PREVIEW_ROWS):,}."
     )
-    st.dataframe(
-        ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]]), width="stretch", height=320, key="term_preview"
-    )
+    preview = ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]])
+    st.dataframe(preview, width="stretch", height=320, key="term_preview",
+                 column_config=preview_columns(preview, ins.text_column))  # no horizontal scrolling  # fmt: skip
 
 
 # --- model information ----------------------------------------------------------------------

@@ -269,6 +269,22 @@ def test_batch_preview_shows_probabilities_as_narrow_bars(app) -> None:
         assert config[column]["type_config"]["type"] == "progress" and config[column]["width"] == "small"
 
 
+def test_insights_term_preview_shows_probabilities_as_narrow_bars(app) -> None:
+    """The defect: the texts of a clicked Insights term were shown with wide number columns, so
+    confidence and the probabilities were off to the right, behind a horizontal scroll."""
+    at = upload(app(), "tweets.csv", GROUPED_CSV)
+    at.button(key="score").click().run()
+    term = at.pills(key="insights_term").options[0]
+    at.pills(key="insights_term").set_value(term).run()
+    assert not at.exception
+    frames = [d for d in at.dataframe if "tweet" in d.value.columns]
+    term_preview = next(d for d in frames if len(d.value) < 6 and d.value["tweet"].str.contains(term).all())
+    config = json.loads(term_preview.proto.columns or "{}")
+    assert config["tweet"]["width"] == "large"
+    for column in ("confidence", "p_negative", "p_neutral", "p_positive"):
+        assert config[column]["type_config"]["type"] == "progress" and config[column]["width"] == "small"
+
+
 def test_batch_choose_another_column(app) -> None:
     at = upload(app(), "tweets.csv", TRICKY_CSV)
     at.selectbox[0].set_value("note").run()
