@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
-from sentimentkit import ui
+from sentimentkit import palette, ui
 from sentimentkit.config import Settings
 from sentimentkit.errors import UserError
 from sentimentkit.insights import charts
@@ -394,12 +394,21 @@ def show_batch_results(
     st.caption(ui.formula_guard_caption(guard))
 
 
+def preview_order(frame: pd.DataFrame, text_column: str) -> list[str]:
+    """The text, then the model's columns, then the file's other columns: what the model said is in
+    view without scrolling sideways, whatever else the file holds."""
+    ours = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    return [text_column, *ours, *[str(c) for c in frame.columns if c != text_column and c not in ours]]
+
+
 def preview_columns(frame: pd.DataFrame, text_column: str) -> dict[str, Any]:
     """Narrow progress bars for confidence and the probabilities, a wide text column: no scrolling."""
     config: dict[str, Any] = {text_column: st.column_config.TextColumn(width="large")}
     for column in ("confidence", *[c for c in frame.columns if str(c).startswith("p_")]):
+        label = column.removeprefix("p_")  # a label's probability in its colour (the one palette)
+        colour = palette.colour(label) if label in palette.LABEL_COLOURS else palette.AWAY_FROM_NEUTRAL
         config[column] = st.column_config.ProgressColumn(
-            column.removeprefix("p_"), format="%.2f", min_value=0.0, max_value=1.0, width="small"
+            label, format="%.2f", min_value=0.0, max_value=1.0, width="small", color=colour
         )
     return config
 
@@ -425,7 +434,8 @@ def show_preview(scored: pd.DataFrame, labels: list[str], text_column: str) -> p
         f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
     )
     preview = ui.display_frame(shown.head(PREVIEW_ROWS))
-    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column))
+    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column),
+                 column_order=preview_order(preview, text_column))  # fmt: skip
     return shown
 
 
@@ -521,8 +531,9 @@ def show_term_texts(ins: Insights, scored: pd.DataFrame) -> None:
         f"{len(rows):,} texts contain “{term}”; the preview shows the first {min(len(rows), PREVIEW_ROWS):,}."
     )
     preview = ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]])
-    st.dataframe(preview, width="stretch", height=320, key="term_preview",
-                 column_config=preview_columns(preview, ins.text_column))  # no horizontal scrolling  # fmt: skip
+    st.dataframe(preview, width="stretch", height=320, key="term_preview",  # no horizontal scrolling
+                 column_config=preview_columns(preview, ins.text_column),
+                 column_order=preview_order(preview, ins.text_column))  # fmt: skip
 
 
 # --- model information ----------------------------------------------------------------------
