@@ -34,7 +34,9 @@ def png_size(path: Path) -> tuple[int, int]:
 def pictures_in_the_docs() -> set[str]:
     """The PNG files the README and docs pages show or link to."""
     pages = [REPO_ROOT / "README.md", *DOCS.glob("*.md")]
-    return {Path(m).name for page in pages for m in re.findall(r"\(([^)\s]+\.png)\)", page.read_text())}
+    return {
+        Path(m).name for page in pages for m in re.findall(r"\]\(([^()\[\]\s]+\.png)\)", page.read_text())
+    }
 
 
 def card_line(path: Path) -> str:
