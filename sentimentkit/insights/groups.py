@@ -48,7 +48,7 @@ class GroupResult:
         return (
             f"{len(thin):,} group{'s' if len(thin) > 1 else ''} of '{self.column}' with fewer than {MIN_POINT_N} "
             f"texts {'are' if len(thin) > 1 else 'is'} not drawn: too few texts to say anything ({names}; "
-            "still counted in the test and the table)."
+            "still counted in the test of independence)."
         )
 
     def test_in_words(self) -> str:
