@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
-from sentimentkit import ui
+from sentimentkit import palette, ui
 from sentimentkit.config import Settings
 from sentimentkit.errors import UserError
 from sentimentkit.insights import charts
@@ -407,12 +407,21 @@ def show_batch_results(
     st.caption(ui.formula_guard_caption(guard))
 
 
+def preview_order(frame: pd.DataFrame, text_column: str) -> list[str]:
+    """The text, then the model's columns, then the file's other columns: what the model said is in
+    view without scrolling sideways, whatever else the file holds."""
+    ours = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    return [text_column, *ours, *[str(c) for c in frame.columns if c != text_column and c not in ours]]
+
+
 def preview_columns(frame: pd.DataFrame, text_column: str) -> dict[str, Any]:
     """Narrow progress bars for confidence and the probabilities, a wide text column: no scrolling."""
     config: dict[str, Any] = {text_column: st.column_config.TextColumn(width="large")}
     for column in ("confidence", *[c for c in frame.columns if str(c).startswith("p_")]):
+        label = column.removeprefix("p_")  # a label's probability in its colour (the one palette)
+        colour = palette.colour(label) if label in palette.LABEL_COLOURS else palette.AWAY_FROM_NEUTRAL
         config[column] = st.column_config.ProgressColumn(
-            column.removeprefix("p_"), format="%.2f", min_value=0.0, max_value=1.0, width="small"
+            label, format="%.2f", min_value=0.0, max_value=1.0, width="small", color=colour
         )
     return config
 
@@ -438,7 +447,8 @@ def show_preview(scored: pd.DataFrame, labels: list[str], text_column: str) -> p
         f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
     )
     preview = ui.display_frame(shown.head(PREVIEW_ROWS))
-    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column))
+    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column),
+                 column_order=preview_order(preview, text_column))  # fmt: skip
     return shown
 
 
@@ -508,7 +518,10 @@ def show_insights(ins: Insights, scored: pd.DataFrame, name: str) -> None:
     if ins.groups is not None:
         st.subheader(f"By {ins.groups.column}")
         st.write(ins.groups.test_in_words())
-        st.altair_chart(charts.group_chart(ins.groups), width="content")
+        if len(ins.groups.drawn()):  # no empty chart when every group holds a handful of texts
+            st.altair_chart(charts.group_chart(ins.groups), width="content")
+        if ins.groups.thin_note():
+            st.caption(ins.groups.thin_note())
     if ins.drivers:
         st.subheader("What drives each label")
         st.altair_chart(charts.drivers_chart(ins.drivers), width="content")
@@ -536,9 +549,10 @@ def show_term_texts(ins: Insights, scored: pd.DataFrame) -> None:
     st.caption(
         f"{len(rows):,} texts contain “{term}”; the preview shows the first {min(len(rows), PREVIEW_ROWS):,}."
     )
-    st.dataframe(
-        ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]]), width="stretch", height=320, key="term_preview"
-    )
+    preview = ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]])
+    st.dataframe(preview, width="stretch", height=320, key="term_preview",  # no horizontal scrolling
+                 column_config=preview_columns(preview, ins.text_column),
+                 column_order=preview_order(preview, ins.text_column))  # fmt: skip
 
 
 def show_targets(ins: Insights, scored: pd.DataFrame) -> None:
@@ -625,7 +639,8 @@ def monitoring_tab(settings: Settings) -> None:
     from sentimentkit.mlops.monitor_report import (
         ONE_WINDOW_NOTE,
         signals_table,
-        trend_table,
+        summary_in_words,
+        trend_charts,
         windows_with_data,
     )
 
@@ -646,28 +661,28 @@ def monitoring_tab(settings: Settings) -> None:
         (st.info if level == "info" else st.warning)(redact(message))
         return
     st.subheader(f"Status: {report['status']}")
-    st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "
+    st.caption(f"{summary_in_words(report).rstrip('.')}. {report['n']:,} predictions in the latest window; reference: "
                f"{report['reference']['note']}.")  # fmt: skip
     st.table(signals_table(report).set_index("signal"))  # a table wraps the reasons: none is cut off
-    trend = trend_table(report)
     several = windows_with_data(report) >= 2  # one point is no trend: no empty-looking charts
     if not several:
         st.caption(ONE_WINDOW_NOTE)
-    if several:
-        st.markdown("**Predictions per window**")
-        st.line_chart(trend[["n"]], height=200)
-    shares = [c for c in trend.columns if c.startswith("share_")]
-    if shares and several:
-        st.markdown("**Label shares and confidence per window**")
-        st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
+    charts_by_title = (
+        {title: (frame, colours) for title, frame, colours in trend_charts(report)} if several else {}
+    )
+    for title in ("Predictions per window", "Label shares per window", "Confidence per window"):
+        if title in charts_by_title:
+            st.markdown(f"**{title}**")
+            frame, colours = charts_by_title[title]
+            st.line_chart(frame, height=200, color=colours)
     performance = ui.performance_summary(report)
     if performance:
         st.markdown("**Performance (estimated from the probabilities)**")
         for col, (label, value, delta) in zip(st.columns(len(performance)), performance):
             col.metric(label, value, delta)
-        estimated = [c for c in ("estimated_avg_recall", "realized_avg_recall") if c in trend.columns]
-        if several:
-            st.line_chart(trend[estimated], height=200)
+        frame, colours = charts_by_title.get("Estimated and realized AvgRec per window", (None, None))
+        if frame is not None:
+            st.line_chart(frame, height=200, color=colours)
     st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from sentimentkit import palette
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.serving.base import OUTPUT_COLUMNS, UNSAVED_FORMULA
@@ -267,6 +268,31 @@ def test_batch_preview_shows_probabilities_as_narrow_bars(app) -> None:
     config = next(c for c in configs if "p_negative" in c)  # the preview's
     for column in ("confidence", "p_negative", "p_neutral", "p_positive"):
         assert config[column]["type_config"]["type"] == "progress" and config[column]["width"] == "small"
+    for label in ("negative", "neutral", "positive"):  # each label's probability in its colour
+        assert config[f"p_{label}"]["type_config"]["color"] == palette.colour(label)
+    order = next(
+        d for d in at.dataframe if "p_negative" in json.loads(d.proto.columns or "{}")
+    ).proto.column_order
+    assert (
+        order[:3] == ["tweet", "sentiment", "confidence"] and order[-1] == "brand"
+    )  # the model's answer in view
+
+
+def test_insights_term_preview_shows_probabilities_as_narrow_bars(app) -> None:
+    """The defect: the texts of a clicked Insights term were shown with wide number columns, so
+    confidence and the probabilities were off to the right, behind a horizontal scroll."""
+    at = upload(app(), "tweets.csv", GROUPED_CSV)
+    at.button(key="score").click().run()
+    term = at.pills(key="insights_term").options[0]
+    at.pills(key="insights_term").set_value(term).run()
+    assert not at.exception
+    frames = [d for d in at.dataframe if "tweet" in d.value.columns]
+    term_preview = next(d for d in frames if len(d.value) < 6 and d.value["tweet"].str.contains(term).all())
+    config = json.loads(term_preview.proto.columns or "{}")
+    assert config["tweet"]["width"] == "large"
+    for column in ("confidence", "p_negative", "p_neutral", "p_positive"):
+        assert config[column]["type_config"]["type"] == "progress" and config[column]["width"] == "small"
+    assert term_preview.proto.column_order[:3] == ["tweet", "sentiment", "confidence"]  # in view first
 
 
 def test_batch_choose_another_column(app) -> None:

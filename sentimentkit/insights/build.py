@@ -30,7 +30,7 @@ from sentimentkit.insights.drivers import (
 )  # fmt: skip
 from sentimentkit.insights.groups import GroupResult, by_group, group_candidates
 from sentimentkit.insights.targets import auto_targets, target_sentiment
-from sentimentkit.insights.timeline import MIN_POINT_N, Timeline, baseline_rows, over_time
+from sentimentkit.insights.timeline import Timeline, baseline_rows, over_time
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor
 from sentimentkit.text.language import LanguagePolicy
@@ -286,8 +286,8 @@ def finding(ins: Insights) -> str:
         + ", ".join(f"{label} {share:.0%}" for label, share in rest)
         + "."
     ]
-    table = None if ins.groups is None else ins.groups.table[ins.groups.table["n"] >= MIN_POINT_N]
-    if ins.groups is not None and table is not None and len(table) >= 2:  # groups of a handful: no finding
+    table = None if ins.groups is None else ins.groups.drawn()  # groups of a handful: no finding
+    if ins.groups is not None and table is not None and len(table) >= 2:
         best, worst = table.index[0], table.index[-1]
         parts.append(
             f"By {ins.groups.column}, “{best}” is the most positive (net {table['net_sentiment'].iloc[0]:+.2f}) "

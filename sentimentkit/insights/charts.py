@@ -70,8 +70,9 @@ def timeline_chart(timeline: Timeline, labels: Sequence[str] = LABELS) -> alt.VC
 def group_chart(
     groups: GroupResult, labels: Sequence[str] = LABELS, max_groups: int = 50
 ) -> alt.HConcatChart:
-    """Net sentiment per group with its 95% interval, beside each group's label shares."""
-    table = groups.table.head(max_groups).reset_index()
+    """Net sentiment per group with its 95% interval, beside each group's label shares; groups of a
+    handful of texts are left out (`GroupResult.thin_note` names them)."""
+    table = groups.drawn().head(max_groups).reset_index()
     order = table["group"].tolist()
     height = max(120, 18 * len(order))
     y = alt.Y("group:N", sort=order, title=None)

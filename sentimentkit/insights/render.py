@@ -111,7 +111,7 @@ def chart_specs(ins: Insights) -> dict[str, dict]:
     specs = {}
     if ins.timeline is not None:
         specs["chart-time"] = charts.timeline_chart(ins.timeline).to_dict()
-    if ins.groups is not None:
+    if ins.groups is not None and len(ins.groups.drawn()):
         specs["chart-groups"] = charts.group_chart(ins.groups).to_dict()
     if ins.drivers:
         specs["chart-drivers"] = charts.drivers_chart(ins.drivers).to_dict()
@@ -156,7 +156,9 @@ def _sections(ins: Insights, specs: dict[str, dict]) -> list[str]:
         parts.append(_spikes_html(ins.timeline))
     if ins.groups is not None:
         parts.append(f"<h2>By group ({e(ins.groups.column)})</h2><p>{e(ins.groups.test_in_words())}</p>")
-        parts.append("<div id='chart-groups'></div>" + _group_table_html(ins.groups))
+        chart = "<div id='chart-groups'></div>" if "chart-groups" in specs else ""
+        note = f"<p class='note'>{e(ins.groups.thin_note())}</p>" if ins.groups.thin_note() else ""
+        parts.append(chart + note + _group_table_html(ins.groups))
     if "chart-drivers" in specs:
         parts.append("<h2>What drives each label</h2><p>Terms whose exact contributions pushed the texts of each "
                      "label toward it, summed over those texts (fast model).</p><div id='chart-drivers'></div>")  # fmt: skip
@@ -286,7 +288,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }}
 .warn {{ background: #fff4e5; border-left: 4px solid #f0a020; padding: 0.5em 1em; }}
-.notes {{ color: #555; }} .p {{ color: #777; font-size: 0.85em; }}
+.notes, .note {{ color: #555; }} .p {{ color: #777; font-size: 0.85em; }}
 </style>
 <script>{bundle}</script>
 </head><body>

@@ -7,6 +7,7 @@ Tests here are skipped with a clear reason when chromium or playwright is missin
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -30,6 +32,15 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def screenshot_script() -> ModuleType:
+    """docs/screenshot.py, the one script that takes the docs' screenshots, as a module."""
+    spec = importlib.util.spec_from_file_location("docs_screenshot", REPO_ROOT / "docs" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:
