@@ -295,6 +295,34 @@ def reference_performance(
     return block.get(baseline), block.get("calibration")
 
 
+REPEATED = 10  # the performance signal lists the window's most repeated texts, this many
+REPEATED_SHARE = 0.05  # and points at them in its reason when they are at least this share of the window
+
+
+def most_repeated(frame: pd.DataFrame, n: int = REPEATED) -> tuple[list[dict[str, Any]], float]:
+    """(the `n` texts logged most often in `frame`, twice or more, most first; the share of its rows they
+    are). Each: `text` (None unless the log keeps texts), `text_sha256`, `predictions`, `share`,
+    `predicted` (the latest label) and `labelled` (a label matched it: `true_label`). These are the texts
+    to label first for the estimate: a label makes every logged copy exact (module doc)."""
+    if frame.empty or "text_sha256" not in frame.columns:
+        return [], 0.0
+    counts = frame["text_sha256"].value_counts(sort=False)
+    counts = counts[counts >= 2]
+    top = counts.sort_values(ascending=False, kind="stable").head(n)
+    if top.empty:
+        return [], 0.0
+    last = frame.drop_duplicates("text_sha256", keep="last").set_index("text_sha256")
+    has_text = "text" in last.columns
+    labelled = (
+        last["true_label"].notna() if "true_label" in last.columns else pd.Series(False, index=last.index)
+    )
+    out = [{"text": (last.at[sha, "text"] if has_text and pd.notna(last.at[sha, "text"]) else None),
+            "text_sha256": str(sha), "predictions": int(count), "share": float(count / len(frame)),
+            "predicted": str(last.at[sha, "label"]), "labelled": bool(labelled.get(sha, False))}
+           for sha, count in top.items()]  # fmt: skip
+    return out, float(top.sum() / len(frame))
+
+
 def _num(value: Any) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
@@ -321,6 +349,8 @@ def performance_signal(frame: pd.DataFrame, reference: dict[str, Any], t: Any,
         "accuracy_high": (est["interval"] or {}).get("accuracy", [None, None])[1],
         "estimated_recall": est["recall"], "calibrated": est["calibrated"], "n": est["n"],
     }  # fmt: skip
+    repeated, repeated_share = most_repeated(frame)
+    values.update(most_repeated=repeated, most_repeated_share=repeated_share)
     if use_labels:
         alone = estimate_frame(frame, calibrator, draws=0)
         values.update(labels_used=est["n_labelled"], estimated_avg_recall_probabilities=_num(alone["avg_recall"]),
@@ -339,10 +369,20 @@ def performance_signal(frame: pd.DataFrame, reference: dict[str, Any], t: Any,
         f"estimated AvgRec {est['avg_recall']:.3f}{how} (90% interval {low:.3f}-{high:.3f}), "
         f"accuracy {est['accuracy']:.3f}"
     )
+    advice = ""
+    unlabelled = [r for r in repeated if not r["labelled"]]
+    if repeated_share >= REPEATED_SHARE and unlabelled:
+        where = ("`monitor --json` lists them under most_repeated" if any(r["text"] for r in unlabelled)
+                 else "set SENTIMENTKIT_PREDICTION_LOG_TEXT=true to see them")  # fmt: skip
+        advice = (
+            f"; the {len(repeated)} most repeated texts are {repeated_share:.0%} of the predictions "
+            f"({len(unlabelled)} unlabelled): label them and pass --labels to make the estimate exact on them "
+            f"({where})"
+        )
     if not base:
         values["status_note"] = "no reference estimate"
         reason = (f"{shown}; the card holds no reference estimate to compare with "
-                  "(`python -m sentimentkit.training.performance MODEL DATA_DIR` adds one)")  # fmt: skip
+                  f"(`python -m sentimentkit.training.performance MODEL DATA_DIR` adds one){advice}")  # fmt: skip
         return {"status": OK, "reason": reason, "values": values}
     drop = float(base["avg_recall"]) - float(est["avg_recall"])
     status = ALERT if drop >= t.estimate_drop_alert else WARN if drop >= t.estimate_drop_warn else OK
@@ -351,7 +391,7 @@ def performance_signal(frame: pd.DataFrame, reference: dict[str, Any], t: Any,
     reason = (
         f"{shown}; reference ({t.estimate_baseline} on validation) {base['avg_recall']:.3f}, "
         f"{'down' if drop >= 0 else 'up'} {abs(drop) * 100:.1f} points (WARN at a drop of "
-        f"{t.estimate_drop_warn * 100:g}, ALERT at {t.estimate_drop_alert * 100:g})"
+        f"{t.estimate_drop_warn * 100:g}, ALERT at {t.estimate_drop_alert * 100:g}){advice}"
     )
     return {"status": status, "reason": reason, "values": values}
 

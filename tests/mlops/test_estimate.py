@@ -324,6 +324,11 @@ def test_labels_in_the_window_replace_the_probabilities_and_decide_the_status() 
         by_hand, abs=1e-6
     )
 
+    # the signal points at the repeated text: the one worth labelling
+    assert alone["values"]["most_repeated"] == [{"text": "viral", "text_sha256": est.text_sha256("viral"),
+        "predictions": 150, "share": round(150 / 299, 6), "predicted": "positive", "labelled": False}]  # fmt: skip
+    assert "the 1 most repeated texts are 50% of the predictions (1 unlabelled)" in alone["reason"]
+
     viral = pd.DataFrame({"text": ["viral"], "label": ["neutral"]})
     est.add_realized(report, rows, viral, window, ref, "viral.csv")
     perf = report["signals"]["performance"]
@@ -335,11 +340,26 @@ def test_labels_in_the_window_replace_the_probabilities_and_decide_the_status() 
         values["labels_used"] == 150 and values["n_labelled"] == 150 and values["realized_avg_recall"] == 0.0
     )
     assert perf["status"] == ALERT and "labels for 150 of the 299 predictions" in perf["reason"]
+    assert values["most_repeated"][0]["labelled"] is True and "unlabelled" not in perf["reason"]
     assert values["avg_recall_low"] <= values["estimated_avg_recall"] <= values["avg_recall_high"]
     earlier, last = report["trend"]
     assert "estimated_avg_recall_probabilities" not in earlier and earlier["n_labelled"] == 0
     assert last["estimated_avg_recall"] == pytest.approx(expected, abs=1e-6)
     assert last["estimated_avg_recall_probabilities"] == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_most_repeated_lists_texts_logged_twice_or_more_by_hash_when_the_log_keeps_no_text() -> None:
+    rows = _log_rows(["a", "b", "a", "c", "b", "a"], ["positive"] * 6, [None] * 6, False)
+    repeated, share = est.most_repeated(rows)
+    assert [(r["text"], r["text_sha256"], r["predictions"]) for r in repeated] == [
+        (None, est.text_sha256("a"), 3),
+        (None, est.text_sha256("b"), 2),
+    ]  # "c" once: left out
+    assert share == pytest.approx(5 / 6) and est.most_repeated(rows.iloc[:0]) == ([], 0.0)
+    rows = _log_rows([f"t{i}" for i in range(200)] + ["x"] * 100, ["negative", "neutral", "positive"] * 100,
+                     [None] * 300, False)  # fmt: skip
+    sig = est.performance_signal(rows, _reference(0.6), Thresholds())
+    assert "(1 unlabelled)" in sig["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT=true" in sig["reason"]
 
 
 # --- monitor, report, gauges, app ------------------------------------------------------------------------
