@@ -372,7 +372,8 @@ def performance_signal(frame: pd.DataFrame, reference: dict[str, Any], t: Any,
     advice = ""
     unlabelled = [r for r in repeated if not r["labelled"]]
     if repeated_share >= REPEATED_SHARE and unlabelled:
-        where = ("`monitor --json` lists them under most_repeated" if any(r["text"] for r in unlabelled)
+        where = ("`review --strategy frequent` writes them to label; `monitor --json` lists them"
+                 if any(r["text"] for r in unlabelled)
                  else "set SENTIMENTKIT_PREDICTION_LOG_TEXT=true to see them")  # fmt: skip
         advice = (
             f"; the {len(repeated)} most repeated texts are {repeated_share:.0%} of the predictions "

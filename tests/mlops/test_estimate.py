@@ -328,6 +328,7 @@ def test_labels_in_the_window_replace_the_probabilities_and_decide_the_status() 
     assert alone["values"]["most_repeated"] == [{"text": "viral", "text_sha256": est.text_sha256("viral"),
         "predictions": 150, "share": round(150 / 299, 6), "predicted": "positive", "labelled": False}]  # fmt: skip
     assert "the 1 most repeated texts are 50% of the predictions (1 unlabelled)" in alone["reason"]
+    assert "`review --strategy frequent` writes them to label" in alone["reason"]
 
     viral = pd.DataFrame({"text": ["viral"], "label": ["neutral"]})
     est.add_realized(report, rows, viral, window, ref, "viral.csv")
