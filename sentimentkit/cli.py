@@ -723,8 +723,10 @@ def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
     p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
-    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label): "
-                   "realized AvgRec beside the estimate")  # fmt: skip
+    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label), e.g. "
+                   "the feedback store: realized AvgRec beside the estimate, and the estimate then counts "
+                   "labelled predictions with their label (label each window's most repeated texts: "
+                   "docs/performance_estimate.md)")  # fmt: skip
     p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
                    help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
     _add_model(p, settings)

@@ -12,4 +12,4 @@ prediction log; `commands` is the command line (`feedback add`, `review`). The p
 
 # Names the CLI needs to build its parser without importing pandas (kept here, used by formats/queue).
 FORMATS: tuple[str, ...] = ("csv", "label-studio", "argilla")
-QUEUE_STRATEGIES: tuple[str, ...] = ("uncertain", "disagree", "diverse", "random")
+QUEUE_STRATEGIES: tuple[str, ...] = ("uncertain", "disagree", "diverse", "random", "frequent")

@@ -53,7 +53,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n", type=int, required=True, help="how many texts")
     p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default="uncertain",
-                   help="uncertain (default), disagree (fast vs accurate model), diverse, random")  # fmt: skip
+                   help="uncertain (default), disagree (fast vs accurate model), diverse, random, frequent "
+                        "(logged most often: what the performance estimate needs)")  # fmt: skip
     p.add_argument("--output", required=True, help="the file to write (never one of the inputs)")
     p.add_argument(
         "--format", choices=FORMATS, default="csv", help="csv (Excel), label-studio or argilla JSON"

@@ -14,7 +14,8 @@ Signals (each OK / WARN / ALERT with its reason in words; the overall status is 
   (`language` other than English), above the reference's share (0 when it has none).
 - `performance`: the estimated AvgRec (and accuracy) of the latest window from the probabilities
   (mlops/estimate.py, CBPE, with its 90% interval) against the reference's AvgRec on validation;
-  realized scores beside it when labels are given (`run(..., labels=...)`).
+  realized scores beside it when labels are given (`run(..., labels=...)`), and then the labelled
+  predictions count with their labels, the rest with their probabilities.
 
 The trend splits `--since` into windows of `--window`, at most `MAX_WINDOWS` of them (more is refused:
 widen the window); the rows are grouped into windows in one pass, so the work grows with the rows.
@@ -448,7 +449,8 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
         data_dir: str | Path | None = None, thresholds: Thresholds | None = None,
         now: datetime | None = None, labels: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """(report, reference) for the log at `log_uri` over the last `since`; with `labels` (a labelled
-    CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate. The report's texts are redacted
+    CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate, and windows
+    with labelled predictions are estimated with those labels (estimate.add_realized). The report's texts are redacted
     (`sentimentkit.redact`), so its JSON and HTML never show a secret."""
     from sentimentkit.mlops.predlog import read_log
 
@@ -461,6 +463,8 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
         estimate.add_realized(report, frame, estimate.read_labels(labels), window, reference, str(labels))
         report["trend"] = _round(report["trend"])
         report["signals"]["performance"] = _round(report["signals"]["performance"])
+        report["status"] = worst([s["status"] for s in report["signals"].values()])  # labels may move it
+        report["summary"] = _summary(report["status"], report["signals"])
     return redact_obj(report), reference
 
 

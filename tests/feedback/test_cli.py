@@ -215,8 +215,23 @@ def test_review_queue_disagree_with_a_second_model(log: Path, tiny_predictor: Pr
     ]
 
 
-@pytest.mark.parametrize("strategy", ["uncertain", "diverse", "random"])
+@pytest.mark.parametrize("strategy", ["uncertain", "diverse", "random", "frequent"])
 def test_every_strategy_gives_a_queue_of_distinct_logged_texts(log: Path, strategy: str) -> None:
     queue = review_queue(log, 4, strategy)
     assert len(queue) == 4 and queue["text"].is_unique and set(queue["text"]) <= set(TEXTS)
     assert (queue["label"] == "").all()
+
+
+def test_frequent_puts_the_texts_logged_most_often_first_and_leaves_out_labelled_ones(
+    tmp_path: Path, tiny_predictor: Predictor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "b" logged 3 times, "c" twice, "a" and "d" once (ties: the log's order of their latest rows)
+    log = make_log(tmp_path / "log", tiny_predictor, ["a", "b", "c", "b", "d", "c", "b"])
+    queue = review_queue(log, 3, "frequent")
+    assert queue["text"].tolist() == ["b", "c", "a"]
+    assert review_queue(log, 2, "frequent", exclude=["b"])["text"].tolist() == ["c", "a"]
+    out = tmp_path / "review.csv"
+    code, _, err = run(["review", "--log", str(log), "--n", "2", "--strategy", "frequent", "--output", str(out)],
+                       capsys)  # fmt: skip
+    assert code == 0 and "(frequent)" in err
+    assert pd.read_csv(out)["text"].tolist() == ["b", "c"]
