@@ -17,10 +17,12 @@ from sentimentkit import palette, ui
 from sentimentkit.config import Settings
 from sentimentkit.errors import UserError
 from sentimentkit.insights import charts
-from sentimentkit.insights.build import Insights, build_insights, finding
+from sentimentkit.insights.build import AUTO, Insights, build_insights, finding
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
 from sentimentkit.insights.render import render_html
+from sentimentkit.insights.targets import parse_targets, target_frame, trend_frame
+from sentimentkit.insights.timeline import MIN_POINT_N
 from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.redact import redact
@@ -231,7 +233,7 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     result (None when the model could not answer)."""
     st.subheader(title)
     try:
-        result = backend.score([text], threshold)[0]
+        result = backend.score([text], threshold, parts=True)[0]
     except BackendError as exc:
         st.error(api_problem(exc))
         return None
@@ -241,6 +243,14 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     headline, detail = ui.verdict(result)
     st.metric("Sentiment", headline)
     st.caption(detail)
+    note = ui.language_note(result)
+    if note:
+        st.warning(note)
+    if result.get("mixed"):
+        st.info("Mixed feelings: one part of this text is positive and another negative.")
+    if len(result.get("parts") or []) > 1:
+        st.markdown("**Parts**, each scored on its own:")
+        st.markdown(ui.parts_html(text, result["parts"]), unsafe_allow_html=True)
     st.altair_chart(ui.probability_chart(ui.probability_frame(result, backend.labels)), width="stretch")
     show_explanation(backend, text)
     return result
@@ -364,6 +374,9 @@ def show_batch_results(
     cols[1].metric("Scored", f"{len(scored) - not_scored:,}")
     cols[2].metric("Not scored (see `error`)", f"{not_scored:,}")
     cols[3].metric(f"Uncertain (< {threshold:.2f})", f"{uncertain:,}")
+    note = batch.language_note(scored["language"].value_counts()) if "language" in scored else None
+    if note:
+        st.warning(note)
     left, right = st.columns(2)
     with left:
         st.markdown("**Rows per label**")
@@ -448,13 +461,18 @@ def insights_section(backends: ui.Backends, result: dict[str, Any], text_column:
     scored = result["frame"]
     st.header("Insights")
     date_column, group_column, order = insights_pickers(scored, text_column)
-    key = (result["job"], date_column, group_column, order)
+    raw_targets = st.text_input(
+        "Targets", key="insights_targets", placeholder="e.g. @united, food, service (blank: chosen automatically)",
+        help="Comma-separated: each target's sentiment from the parts of the texts that mention it",
+    )  # fmt: skip
+    targets = parse_targets(raw_targets) or AUTO
+    key = (result["job"], date_column, group_column, order, str(targets))
     cached = st.session_state.get("insights")
     if not cached or cached["key"] != key:
         with st.spinner("Finding what drives the sentiment…"):
             try:
                 ins = build_insights(scored, text_column, backends.main, date_column, group_column, order,
-                                     source="scored in the app")  # fmt: skip
+                                     source="scored in the app", targets=targets)  # fmt: skip
             except UserError as exc:
                 st.error(str(exc))
                 return
@@ -510,6 +528,7 @@ def show_insights(ins: Insights, scored: pd.DataFrame, name: str) -> None:
     if ins.distinctive.get("negative") or ins.distinctive.get("positive"):
         st.altair_chart(charts.distinctive_chart(ins.distinctive), width="content")
     show_term_texts(ins, scored)
+    show_targets(ins, scored)
     st.download_button(
         "Download report", data=lambda: render_html(ins, f"Sentiment report: {name}").encode("utf-8"),
         file_name=name.rsplit(".", 1)[0] + "-report.html", mime="text/html", on_click="ignore", key="download_report",
@@ -534,6 +553,35 @@ def show_term_texts(ins: Insights, scored: pd.DataFrame) -> None:
     st.dataframe(preview, width="stretch", height=320, key="term_preview",  # no horizontal scrolling
                  column_config=preview_columns(preview, ins.text_column),
                  column_order=preview_order(preview, ins.text_column))  # fmt: skip
+
+
+def show_targets(ins: Insights, scored: pd.DataFrame) -> None:
+    """The target table (net sentiment, interval, trend), the trend chart and the texts behind a target."""
+    if ins.targets_how:
+        st.subheader("Targets")
+        st.caption(ins.targets_how)
+    if not ins.targets:
+        return
+    st.caption("Net sentiment from the parts (sentences, clauses) that mention each target, not the whole text, "
+               f"with its 95% interval over the texts; trend: per period with at least {MIN_POINT_N} mentioning parts.")  # fmt: skip
+    number = st.column_config.NumberColumn(format="%+.2f")
+    st.dataframe(target_frame(ins.targets), hide_index=True, width="stretch", key="targets_table",
+                 column_config={"net": number, "95% low": number, "95% high": number})  # fmt: skip
+    trend = trend_frame(ins.targets)
+    if len(trend):
+        st.altair_chart(charts.targets_trend_chart(trend), width="content")
+    names = [t["target"] for t in ins.targets]
+    name = st.selectbox("Texts behind a target", names, key="insights_target_texts")
+    target = ins.targets[names.index(name)]
+    for example in target["examples"]:
+        st.markdown(ui.mentioning_part_html(example), unsafe_allow_html=True)
+    rows = ins.target_rows.get(name, [])
+    st.caption(
+        f"{len(rows):,} texts mention “{name}”; the table shows the first {min(len(rows), PREVIEW_ROWS):,}."
+    )
+    st.dataframe(
+        ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]]), width="stretch", height=320, key="target_preview"
+    )
 
 
 # --- model information ----------------------------------------------------------------------

@@ -10,6 +10,8 @@ Signals (each OK / WARN / ALERT with its reason in words; the overall status is 
 - `unknown_tokens`: rise (ratio) of the mean share of words the model never saw in training.
 - `new_tokens`: unknown words held by at least 1% of the texts (more than the reference had).
 - `volume`: predictions in the latest window vs the median of the earlier windows.
+- `non_english`: the share of texts the language guard found in a language the model does not read
+  (`language` other than English), above the reference's share (0 when it has none).
 - `performance`: the estimated AvgRec (and accuracy) of the latest window from the probabilities
   (mlops/estimate.py, CBPE, with its 90% interval) against the reference's AvgRec on validation;
   realized scores beside it when labels are given (`run(..., labels=...)`), and then the labelled
@@ -74,6 +76,9 @@ class Thresholds:
     volume_low_alert: float = 0.1
     volume_high_warn: float = 3.0
     volume_high_alert: float = 10.0
+    # Share of texts in other languages than English, above the reference's (absolute).
+    non_english_warn: float = 0.05
+    non_english_alert: float = 0.15
     # Estimated AvgRec of the window below the reference's AvgRec on validation (absolute: 0.03 = 3
     # points); the reference is its "measured" AvgRec (from labels) or its "estimated" one (same estimator).
     estimate_drop_warn: float = 0.03
@@ -266,6 +271,24 @@ def _token_names(frame: pd.DataFrame, hashes: set[str]) -> dict[str, str]:
     return names
 
 
+def language_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) -> dict[str, Any]:
+    """Share of texts the language guard found in other languages than English, vs the reference."""
+    codes = frame["language"].dropna() if "language" in frame.columns else pd.Series(dtype=object)
+    if codes.empty:
+        return signal(OK, "languages: not measured (the log rows have no language; written before the guard)")
+    share = float((codes != "en").mean())
+    base = float(ref.get("non_english_share") or 0.0)
+    counts = codes[codes != "en"].value_counts()
+    top = {str(code): int(n) for code, n in counts.head(5).items()}
+    shown = ", ".join(f"{code} {n:,}" for code, n in top.items()) or "none"
+    reason = (
+        f"share of texts in other languages than English {base:.1%} -> {share:.1%} (WARN at a rise of "
+        f"{t.non_english_warn:.0%}, ALERT at {t.non_english_alert:.0%}); most frequent: {shown}"
+    )
+    status = level(share - base, t.non_english_warn, t.non_english_alert)
+    return signal(status, reason, share=share, reference_share=base, measured=len(codes), top=top)
+
+
 def volume_signal(counts: list[int], t: Thresholds) -> dict[str, Any]:
     """`counts`: predictions per window, oldest first, the latest last."""
     latest = counts[-1] if counts else 0
@@ -293,7 +316,7 @@ def performance_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) 
 
 STATISTICAL = {"labels": label_signal, "confidence": confidence_signal, "text_length": length_signal,
                "unknown_tokens": unknown_signal, "new_tokens": new_token_signal,
-               "performance": performance_signal}  # fmt: skip
+               "non_english": language_signal, "performance": performance_signal}  # fmt: skip
 
 
 # --- the report ----------------------------------------------------------------------------------------

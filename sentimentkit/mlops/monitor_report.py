@@ -22,6 +22,7 @@ SIGNAL_NAMES = {
     "text_length": "Length of the texts",
     "unknown_tokens": "Words the model never saw",
     "new_tokens": "New frequent words",
+    "non_english": "Share of texts not in English",
     "performance": "Estimated accuracy (AvgRec)",
     "volume": "Number of predictions",
 }

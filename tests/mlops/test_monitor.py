@@ -102,8 +102,22 @@ def test_traffic_like_the_reference_is_ok() -> None:
     report = run_compare(synthetic_log(2000))
     assert report["status"] == OK, report["summary"]
     assert {"labels", "confidence", "text_length", "unknown_tokens", "new_tokens", "volume",
-            "performance"} == set(report["signals"])  # fmt: skip
+            "non_english", "performance"} == set(report["signals"])  # fmt: skip
     assert report["n"] == 2000
+
+
+def test_a_rising_share_of_other_languages_warns_then_alerts() -> None:
+    """Issue 24: the monitor says when traffic moves to languages the model cannot read."""
+    frame = synthetic_log(2000)
+    frame["language"] = "en"
+    assert run_compare(frame)["signals"]["non_english"]["status"] == OK
+    frame.loc[frame.index[-200:], "language"] = "de"  # 10% German
+    warn = run_compare(frame)["signals"]["non_english"]
+    assert warn["status"] == WARN and "0.0% -> 10.0%" in warn["reason"] and "de 200" in warn["reason"]
+    frame.loc[frame.index[-400:-200], "language"] = "zh"
+    assert run_compare(frame)["signals"]["non_english"]["status"] == ALERT
+    old_log = synthetic_log(2000)  # written before the guard: no language column
+    assert "not measured" in run_compare(old_log)["signals"]["non_english"]["reason"]
 
 
 def test_shifted_labels_length_and_unknown_words_alert_with_reasons_in_words() -> None:
@@ -255,6 +269,7 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
         "Length of the texts",
         "Words the model never saw",
         "New frequent words",
+        "Share of texts not in English",
         "Estimated accuracy (AvgRec)",
         "Number of predictions",
     ]  # signal names in words, not keys like unknown_tokens
