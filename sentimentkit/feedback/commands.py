@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from sentimentkit.feedback import FORMATS, QUEUE_STRATEGIES
+from sentimentkit.feedback import DEFAULT_STRATEGY, FORMATS, QUEUE_STRATEGIES
 from sentimentkit.io import storage
 
 
@@ -52,8 +52,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--log", required=True, help="the prediction log (kept with SENTIMENTKIT_PREDICTION_LOG_TEXT=true)"
     )
     p.add_argument("--n", type=int, required=True, help="how many texts")
-    p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default="uncertain",
-                   help="uncertain (default), disagree (fast vs accurate model), diverse, random")  # fmt: skip
+    p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default=DEFAULT_STRATEGY,
+                   help="diverse (default: least sure, one per re-posted text, spread over wordings), "
+                        "uncertain (least sure), disagree (fast vs accurate model), random")  # fmt: skip
     p.add_argument("--output", required=True, help="the file to write (never one of the inputs)")
     p.add_argument(
         "--format", choices=FORMATS, default="csv", help="csv (Excel), label-studio or argilla JSON"

@@ -25,12 +25,12 @@ import scipy.sparse as sp
 
 from sentimentkit.data import near_duplicate_key
 from sentimentkit.errors import OptionError
+from sentimentkit.feedback import DEFAULT_STRATEGY
 from sentimentkit.text.preprocess import MARKERS, base_token, tokenize
 
-__all__ = ["CANDIDATE_FACTOR", "DIVERSITY", "STRATEGIES", "margins", "select_for_review"]
+__all__ = ["CANDIDATE_FACTOR", "DEFAULT_STRATEGY", "DIVERSITY", "STRATEGIES", "margins", "select_for_review"]
 
 STRATEGIES = ("diverse", "uncertain", "random")
-DEFAULT_STRATEGY = "diverse"
 CANDIDATE_FACTOR = 3  # diverse: picks come from the CANDIDATE_FACTOR * k least certain groups
 DIVERSITY = 1.0  # diverse: weight of the similarity to texts already picked against uncertainty
 
