@@ -53,8 +53,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n", type=int, required=True, help="how many texts")
     p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default=DEFAULT_STRATEGY,
-                   help="diverse (default: least sure, one per re-posted text, spread over wordings), "
-                        "uncertain (least sure), disagree (fast vs accurate model), random")  # fmt: skip
+                   help="representative (default: texts that stand for the rest, one per re-posted text), "
+                        "diverse (least sure, spread over wordings), uncertain (least sure), disagree (fast vs "
+                        "accurate model), random")  # fmt: skip
     p.add_argument("--output", required=True, help="the file to write (never one of the inputs)")
     p.add_argument(
         "--format", choices=FORMATS, default="csv", help="csv (Excel), label-studio or argilla JSON"
@@ -62,7 +63,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--incoming", default=None, help="the feedback store: leave out texts already labelled there"
     )
-    p.add_argument("--seed", type=int, default=0, help="for --strategy random")
+    p.add_argument("--seed", type=int, default=0, help="for --strategy random and representative")
 
 
 @contextlib.contextmanager
