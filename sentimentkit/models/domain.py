@@ -4,8 +4,10 @@ The head (issue 22) is a multinomial logistic regression over the base model's c
 TF-IDF features: logits = M @ base_logits + V @ x + c. The 3 x 3 mixing matrix M lets it re-weigh and
 re-bias the base model for the domain (its priors: Apple tweets are mostly neutral); V lets it learn
 what the domain's words mean. The L2 penalties pull M towards the identity (lightly) and V towards zero,
-i.e. towards the base model itself; `C` sets how far the corrections may pull it (chosen by
-`training.domain.fit_domain_model` with cross-validation inside the corrections).
+i.e. towards the base model itself; `C` sets how far the corrections may pull it (fixed by
+`training.domain.fit_domain_model`). Optional anchor rows (general texts whose targets are the base
+model's own probabilities) keep the head from changing general sentiment the corrections do not
+pay for.
 
 Both blocks are linear in the base features, so the head folds exactly into one linear model over the
 *same* features: coef = M @ W_base + V, intercept = M @ b_base + c (W_base/b_base the base weights
