@@ -10,9 +10,22 @@ Stages (each prints one line per cell and writes its rows to domain_learning_dev
   cross-validation, so the screen is cheap), k = 200 and 500;
 - `learners`: learner variants on the strategies kept, all read off one set of cross-validation fits
   per cell (out-of-fold logits for every C are kept, so choosing C by AvgRec or by log-loss, or shrinking
-  the head towards the base, costs no extra fit).
+  the head towards the base, costs no extra fit);
+- `fixed`: the head at fixed (C, mixing penalty) pairs, holdout gain and SemEval validation loss;
+- `anchor`: the head anchored on N_ANCHOR SemEval train tweets (base probabilities as targets) at
+  (C, anchor weight) pairs (`anchors=C:W,...`), then the strategies again under the chosen pair.
 
-Run: OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/domain_learning_dev.py STAGE [k ...]
+The runs behind benchmarks/domain_learning.md, in order:
+  strategies 200 500 random uncertain diverse cluster cluster_unweighted cluster_central mix_diverse
+      mix_cluster density
+  learners 500 random diverse mix_cluster
+  fixed 100 200 500 random diverse
+  anchor 200 500 diverse random                      (ANCHORS as below)
+  anchor 200 500 anchors=2.0:1.0 diverse random cluster cluster_central mix_cluster density uncertain
+(`cluster_central` is the product's `representative`: feedback.review.select_representative gives the
+same picks.) Each run appends its rows to domain_learning_dev.json.
+
+Run: OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/domain_learning_dev.py STAGE [k ...] [names]
 """
 
 from __future__ import annotations
