@@ -345,3 +345,18 @@ def test_bad_strategy_or_inputs_get_one_line() -> None:
         select_for_review(POOL, PROBA, 2, "best")
     with pytest.raises(ValueError, match="6 texts but 2 rows"):
         select_for_review(POOL, PROBA[:2], 2)
+
+
+def test_representative_samples_a_big_pool(monkeypatch) -> None:
+    """Past MAX_CLUSTERED near-duplicate groups, the clusters are found on a seeded sample: k picks,
+    distinct, the same run after run."""
+    from sentimentkit.feedback import review
+
+    monkeypatch.setattr(review, "MAX_CLUSTERED", 5)
+    texts = [f"topic {w} number {i}" for i, w in enumerate(["red", "green", "blue", "cyan"] * 3)]
+    proba = np.tile([0.2, 0.5, 0.3], (len(texts), 1))
+    picked = select_for_review(texts, proba, 3, "representative", seed=2).tolist()
+    assert (
+        len(set(picked)) == 3
+        and picked == select_for_review(texts, proba, 3, "representative", seed=2).tolist()
+    )

@@ -8,7 +8,9 @@ useful first. Nothing is read or written and no model is called.
   per near-duplicate group (re-posts and retweets share `data.near_duplicate_key`), embedded as TF-IDF
   of its words reduced to `EMBED_DIMS` dimensions (truncated SVD); k-means with k clusters, each group
   weighing as many texts as it holds; from each cluster the text nearest its centre, biggest clusters
-  first. The labels then cover what the domain talks about, in proportion, without re-posts. Chosen on
+  first. The labels then cover what the domain talks about, in proportion, without re-posts. A pool
+  of more than `MAX_CLUSTERED` groups is clustered on a seeded sample of them (a few seconds per
+  20,000). Chosen on
   development splits of the Apple tweets over `diverse`, `uncertain`, `random` and variants
   (benchmarks/domain_learning.md, "How the choices were made").
 - `uncertain`: lowest margin first (top probability minus the runner-up): the texts the model is least
@@ -40,6 +42,7 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "DIVERSITY",
     "EMBED_DIMS",
+    "MAX_CLUSTERED",
     "STRATEGIES",
     "margins",
     "select_for_review",
@@ -47,6 +50,7 @@ __all__ = [
 
 STRATEGIES = ("representative", "diverse", "uncertain", "random")
 EMBED_DIMS = 100  # representative: dimensions of the reduced TF-IDF the clusters are found in
+MAX_CLUSTERED = 20_000  # representative: a larger pool is clustered on a seeded sample of its groups
 CANDIDATE_FACTOR = 3  # diverse: picks come from the CANDIDATE_FACTOR * k least certain groups
 DIVERSITY = 1.0  # diverse: weight of the similarity to texts already picked against uncertainty
 
@@ -156,6 +160,9 @@ def select_representative(texts: Sequence[str], proba: np.ndarray, k: int, seed:
         return reps[:0]
     if k == len(reps):
         return reps[np.argsort(-sizes, kind="stable")]
+    if len(reps) > MAX_CLUSTERED:  # a few seconds per 20,000 groups; a sample stands for a big log
+        keep = np.sort(np.random.default_rng(seed).choice(len(reps), MAX_CLUSTERED, replace=False))
+        reps, sizes = reps[keep], sizes[keep]
     emb = _embed([texts[i] for i in reps.tolist()], seed)
     km = KMeans(k, n_init=1, random_state=seed).fit(emb, sample_weight=sizes)
     picks, weights = [], []
