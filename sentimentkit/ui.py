@@ -551,6 +551,7 @@ def review_round(log: str | None, log_text: bool, store: str | None, n: int = RE
     """The next `n` logged predictions to label (not yet in the store), with the counts for the
     progress line: {"queue": frame, "labelled": texts of the log already labelled, "to_go": the rest}.
     Raises ValueError with the sentence to show when the log or the store is missing."""
+    from sentimentkit.feedback import DEFAULT_STRATEGY
     from sentimentkit.feedback.queue import logged_predictions, review_queue
     from sentimentkit.feedback.store import read_feedback
 
@@ -561,7 +562,7 @@ def review_round(log: str | None, log_text: bool, store: str | None, n: int = RE
     logged = set(logged_predictions(log)["text"])
     done = [t for t in read_feedback(store)["text"] if t in logged]
     to_go = len(logged) - len(done)
-    queue = review_queue(log, n, "uncertain", exclude=done) if to_go else pd.DataFrame(columns=["text"])
+    queue = review_queue(log, n, DEFAULT_STRATEGY, exclude=done) if to_go else pd.DataFrame(columns=["text"])
     return {"queue": queue.reset_index(drop=True), "labelled": len(done), "to_go": to_go}
 
 

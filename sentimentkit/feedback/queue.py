@@ -7,8 +7,8 @@ labelling round trip needs (`QUEUE_COLUMNS`: `text`, `predicted`, `confidence`, 
 prediction by its request id. All of them need the texts in the log: `SENTIMENTKIT_PREDICTION_LOG_TEXT=
 true` when the predictions were made; without them `NoTextInLogError` says so.
 
-Strategies: `uncertain`, `diverse`, `random` (sentimentkit/feedback/review.py, pure functions over texts
-and probabilities), `disagree`: the texts on which the fast model and the accurate one
+Strategies: `representative` (the default, `feedback.DEFAULT_STRATEGY`), `diverse`, `uncertain`, `random`
+(sentimentkit/feedback/review.py, pure functions over texts and probabilities) and `disagree`: the texts on which the fast model and the accurate one
 (models/accurate) disagree most (largest total-variation distance between their probabilities), and
 `frequent`: the texts logged most often (retweets, re-posts), the labels that make the performance
 estimate right for the most predictions (docs/performance_estimate.md).
@@ -25,7 +25,7 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.errors import LabelsError, OptionError
-from sentimentkit.feedback import QUEUE_STRATEGIES
+from sentimentkit.feedback import DEFAULT_STRATEGY, QUEUE_STRATEGIES
 from sentimentkit.io import storage
 from sentimentkit.mlops.predlog import SCHEMA, _log_files, _partition_day, read_log
 
@@ -69,7 +69,7 @@ def logged_predictions(log: str | Path) -> pd.DataFrame:
     return frame[columns].reset_index(drop=True)
 
 
-def review_queue(log: str | Path, n: int, strategy: str = "uncertain", *, seed: int = 0,
+def review_queue(log: str | Path, n: int, strategy: str = DEFAULT_STRATEGY, *, seed: int = 0,
                  exclude: Sequence[str] = (), accurate: Callable[[list[str]], np.ndarray] | None = None,
                  ) -> pd.DataFrame:  # fmt: skip
     """The `n` logged predictions most worth a label under `strategy`, most useful first, with an
