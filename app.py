@@ -13,14 +13,16 @@ import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
-from sentimentkit import ui
+from sentimentkit import palette, ui
 from sentimentkit.config import Settings
 from sentimentkit.errors import UserError
 from sentimentkit.insights import charts
-from sentimentkit.insights.build import Insights, build_insights, finding
+from sentimentkit.insights.build import AUTO, Insights, build_insights, finding
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column
 from sentimentkit.insights.groups import group_candidates
 from sentimentkit.insights.render import render_html
+from sentimentkit.insights.targets import parse_targets, target_frame, trend_frame
+from sentimentkit.insights.timeline import MIN_POINT_N
 from sentimentkit.mlops.predlog import batch_logger
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.redact import redact
@@ -231,7 +233,7 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     result (None when the model could not answer)."""
     st.subheader(title)
     try:
-        result = backend.score([text], threshold)[0]
+        result = backend.score([text], threshold, parts=True)[0]
     except BackendError as exc:
         st.error(api_problem(exc))
         return None
@@ -241,6 +243,14 @@ def show_result(title: str, backend: BasePredictor, text: str, threshold: float)
     headline, detail = ui.verdict(result)
     st.metric("Sentiment", headline)
     st.caption(detail)
+    note = ui.language_note(result)
+    if note:
+        st.warning(note)
+    if result.get("mixed"):
+        st.info("Mixed feelings: one part of this text is positive and another negative.")
+    if len(result.get("parts") or []) > 1:
+        st.markdown("**Parts**, each scored on its own:")
+        st.markdown(ui.parts_html(text, result["parts"]), unsafe_allow_html=True)
     st.altair_chart(ui.probability_chart(ui.probability_frame(result, backend.labels)), width="stretch")
     show_explanation(backend, text)
     return result
@@ -364,6 +374,9 @@ def show_batch_results(
     cols[1].metric("Scored", f"{len(scored) - not_scored:,}")
     cols[2].metric("Not scored (see `error`)", f"{not_scored:,}")
     cols[3].metric(f"Uncertain (< {threshold:.2f})", f"{uncertain:,}")
+    note = batch.language_note(scored["language"].value_counts()) if "language" in scored else None
+    if note:
+        st.warning(note)
     left, right = st.columns(2)
     with left:
         st.markdown("**Rows per label**")
@@ -394,12 +407,21 @@ def show_batch_results(
     st.caption(ui.formula_guard_caption(guard))
 
 
+def preview_order(frame: pd.DataFrame, text_column: str) -> list[str]:
+    """The text, then the model's columns, then the file's other columns: what the model said is in
+    view without scrolling sideways, whatever else the file holds."""
+    ours = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    return [text_column, *ours, *[str(c) for c in frame.columns if c != text_column and c not in ours]]
+
+
 def preview_columns(frame: pd.DataFrame, text_column: str) -> dict[str, Any]:
     """Narrow progress bars for confidence and the probabilities, a wide text column: no scrolling."""
     config: dict[str, Any] = {text_column: st.column_config.TextColumn(width="large")}
     for column in ("confidence", *[c for c in frame.columns if str(c).startswith("p_")]):
+        label = column.removeprefix("p_")  # a label's probability in its colour (the one palette)
+        colour = palette.colour(label) if label in palette.LABEL_COLOURS else palette.AWAY_FROM_NEUTRAL
         config[column] = st.column_config.ProgressColumn(
-            column.removeprefix("p_"), format="%.2f", min_value=0.0, max_value=1.0, width="small"
+            label, format="%.2f", min_value=0.0, max_value=1.0, width="small", color=colour
         )
     return config
 
@@ -425,7 +447,8 @@ def show_preview(scored: pd.DataFrame, labels: list[str], text_column: str) -> p
         f"{len(shown):,} matching rows; the preview shows the first {min(len(shown), PREVIEW_ROWS):,}."
     )
     preview = ui.display_frame(shown.head(PREVIEW_ROWS))
-    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column))
+    st.dataframe(preview, width="stretch", height=320, column_config=preview_columns(preview, text_column),
+                 column_order=preview_order(preview, text_column))  # fmt: skip
     return shown
 
 
@@ -438,13 +461,18 @@ def insights_section(backends: ui.Backends, result: dict[str, Any], text_column:
     scored = result["frame"]
     st.header("Insights")
     date_column, group_column, order = insights_pickers(scored, text_column)
-    key = (result["job"], date_column, group_column, order)
+    raw_targets = st.text_input(
+        "Targets", key="insights_targets", placeholder="e.g. @united, food, service (blank: chosen automatically)",
+        help="Comma-separated: each target's sentiment from the parts of the texts that mention it",
+    )  # fmt: skip
+    targets = parse_targets(raw_targets) or AUTO
+    key = (result["job"], date_column, group_column, order, str(targets))
     cached = st.session_state.get("insights")
     if not cached or cached["key"] != key:
         with st.spinner("Finding what drives the sentiment…"):
             try:
                 ins = build_insights(scored, text_column, backends.main, date_column, group_column, order,
-                                     source="scored in the app")  # fmt: skip
+                                     source="scored in the app", targets=targets)  # fmt: skip
             except UserError as exc:
                 st.error(str(exc))
                 return
@@ -490,13 +518,17 @@ def show_insights(ins: Insights, scored: pd.DataFrame, name: str) -> None:
     if ins.groups is not None:
         st.subheader(f"By {ins.groups.column}")
         st.write(ins.groups.test_in_words())
-        st.altair_chart(charts.group_chart(ins.groups), width="content")
+        if len(ins.groups.drawn()):  # no empty chart when every group holds a handful of texts
+            st.altair_chart(charts.group_chart(ins.groups), width="content")
+        if ins.groups.thin_note():
+            st.caption(ins.groups.thin_note())
     if ins.drivers:
         st.subheader("What drives each label")
         st.altair_chart(charts.drivers_chart(ins.drivers), width="content")
     if ins.distinctive.get("negative") or ins.distinctive.get("positive"):
         st.altair_chart(charts.distinctive_chart(ins.distinctive), width="content")
     show_term_texts(ins, scored)
+    show_targets(ins, scored)
     st.download_button(
         "Download report", data=lambda: render_html(ins, f"Sentiment report: {name}").encode("utf-8"),
         file_name=name.rsplit(".", 1)[0] + "-report.html", mime="text/html", on_click="ignore", key="download_report",
@@ -517,8 +549,38 @@ def show_term_texts(ins: Insights, scored: pd.DataFrame) -> None:
     st.caption(
         f"{len(rows):,} texts contain “{term}”; the preview shows the first {min(len(rows), PREVIEW_ROWS):,}."
     )
+    preview = ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]])
+    st.dataframe(preview, width="stretch", height=320, key="term_preview",  # no horizontal scrolling
+                 column_config=preview_columns(preview, ins.text_column),
+                 column_order=preview_order(preview, ins.text_column))  # fmt: skip
+
+
+def show_targets(ins: Insights, scored: pd.DataFrame) -> None:
+    """The target table (net sentiment, interval, trend), the trend chart and the texts behind a target."""
+    if ins.targets_how:
+        st.subheader("Targets")
+        st.caption(ins.targets_how)
+    if not ins.targets:
+        return
+    st.caption("Net sentiment from the parts (sentences, clauses) that mention each target, not the whole text, "
+               f"with its 95% interval over the texts; trend: per period with at least {MIN_POINT_N} mentioning parts.")  # fmt: skip
+    number = st.column_config.NumberColumn(format="%+.2f")
+    st.dataframe(target_frame(ins.targets), hide_index=True, width="stretch", key="targets_table",
+                 column_config={"net": number, "95% low": number, "95% high": number})  # fmt: skip
+    trend = trend_frame(ins.targets)
+    if len(trend):
+        st.altair_chart(charts.targets_trend_chart(trend), width="content")
+    names = [t["target"] for t in ins.targets]
+    name = st.selectbox("Texts behind a target", names, key="insights_target_texts")
+    target = ins.targets[names.index(name)]
+    for example in target["examples"]:
+        st.markdown(ui.mentioning_part_html(example), unsafe_allow_html=True)
+    rows = ins.target_rows.get(name, [])
+    st.caption(
+        f"{len(rows):,} texts mention “{name}”; the table shows the first {min(len(rows), PREVIEW_ROWS):,}."
+    )
     st.dataframe(
-        ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]]), width="stretch", height=320, key="term_preview"
+        ui.display_frame(scored.iloc[rows[:PREVIEW_ROWS]]), width="stretch", height=320, key="target_preview"
     )
 
 
@@ -577,7 +639,8 @@ def monitoring_tab(settings: Settings) -> None:
     from sentimentkit.mlops.monitor_report import (
         ONE_WINDOW_NOTE,
         signals_table,
-        trend_table,
+        summary_in_words,
+        trend_charts,
         windows_with_data,
     )
 
@@ -598,28 +661,28 @@ def monitoring_tab(settings: Settings) -> None:
         (st.info if level == "info" else st.warning)(redact(message))
         return
     st.subheader(f"Status: {report['status']}")
-    st.caption(f"{report['summary']} {report['n']:,} predictions in the latest window; reference: "
+    st.caption(f"{summary_in_words(report).rstrip('.')}. {report['n']:,} predictions in the latest window; reference: "
                f"{report['reference']['note']}.")  # fmt: skip
     st.table(signals_table(report).set_index("signal"))  # a table wraps the reasons: none is cut off
-    trend = trend_table(report)
     several = windows_with_data(report) >= 2  # one point is no trend: no empty-looking charts
     if not several:
         st.caption(ONE_WINDOW_NOTE)
-    if several:
-        st.markdown("**Predictions per window**")
-        st.line_chart(trend[["n"]], height=200)
-    shares = [c for c in trend.columns if c.startswith("share_")]
-    if shares and several:
-        st.markdown("**Label shares and confidence per window**")
-        st.line_chart(trend[[*shares, "confidence_mean", "uncertain_share"]], height=240)
+    charts_by_title = (
+        {title: (frame, colours) for title, frame, colours in trend_charts(report)} if several else {}
+    )
+    for title in ("Predictions per window", "Label shares per window", "Confidence per window"):
+        if title in charts_by_title:
+            st.markdown(f"**{title}**")
+            frame, colours = charts_by_title[title]
+            st.line_chart(frame, height=200, color=colours)
     performance = ui.performance_summary(report)
     if performance:
         st.markdown("**Performance (estimated from the probabilities)**")
         for col, (label, value, delta) in zip(st.columns(len(performance)), performance):
             col.metric(label, value, delta)
-        estimated = [c for c in ("estimated_avg_recall", "realized_avg_recall") if c in trend.columns]
-        if several:
-            st.line_chart(trend[estimated], height=200)
+        frame, colours = charts_by_title.get("Estimated and realized AvgRec per window", (None, None))
+        if frame is not None:
+            st.line_chart(frame, height=200, color=colours)
     st.download_button("Download the HTML report", page, "monitoring_report.html", "text/html")
 
 

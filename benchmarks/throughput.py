@@ -9,8 +9,14 @@ and per-token caches fill with them), then each measured text is scored exactly 
 - single-text latency (one call per text) on another, disjoint slice of the unlabeled tweets.
 
 Model and VADER take turns batch by batch (and text by text for latency), so both see the same texts
-under the same machine load; the load average is recorded. Raw strings in, probabilities out
-(VADER: its `polarity_scores`). A last row shows the caches at work (the test tweets scored a second
+under the same machine load; the load average is recorded. Two more copies of the model, each loaded
+and warmed up the same way with caches of its own (so each reads every text for the first time), take
+their turns on the same batches, the order rotating batch by batch:
+- model + language guard (`Predictor.proba_language`: probabilities plus each text's language);
+- the default output (`Predictor.score`: the records every front end returns, with label,
+  probabilities, language and `mixed`, each text's parts scored; `SENTIMENTKIT_MIXED=off` leaves
+  `mixed` out (null) and scores no parts: its own column).
+Raw strings in, probabilities out (VADER: its `polarity_scores`). A last row shows the caches at work (the test tweets scored a second
 time); it is not a figure for new text.
 
 Usage: python benchmarks/throughput.py [--unlabeled 20000] [--latency 3000] -> benchmarks/throughput.md
@@ -50,16 +56,26 @@ def unseen_slices(train: list[str], test: list[str], sizes: tuple[int, int]) -> 
     return fresh[: sizes[0]], fresh[sizes[0] :]
 
 
-def side_by_side(model: Score, vader: Score, texts: list[str], batch: int) -> tuple[float, float]:
-    """Texts/second of one pass of each over `texts`, taking turns batch by batch."""
-    spent = [0.0, 0.0]
-    for start in range(0, len(texts), batch):
+CPU_SECONDS: dict[int, list[float]] = {}  # per function (its position in a side_by_side call): CPU time
+
+
+def side_by_side(*fns: Score, texts: list[str], batch: int) -> tuple[float, ...]:
+    """Texts/second of one pass of each of `fns` over `texts`, taking turns batch by batch (the
+    order rotates by one each batch, so no one always goes first). Each call's CPU time (this
+    process's) is added to CPU_SECONDS too: on a shared machine it moves less than wall time."""
+    spent = [0.0] * len(fns)
+    cpu = [0.0] * len(fns)
+    for n, start in enumerate(range(0, len(texts), batch)):
         chunk = texts[start : start + batch]
-        for k, fn in enumerate((model, vader)):
-            began = time.perf_counter()
+        order = list(enumerate(fns))
+        order = order[n % len(order) :] + order[: n % len(order)]
+        for k, fn in order:
+            began, began_cpu = time.perf_counter(), time.process_time()
             fn(chunk)
             spent[k] += time.perf_counter() - began
-    return len(texts) / spent[0], len(texts) / spent[1]
+            cpu[k] += time.process_time() - began_cpu
+    CPU_SECONDS[len(CPU_SECONDS)] = cpu
+    return tuple(len(texts) / s for s in spent)
 
 
 def latencies(model: Callable[[str], object], vader: Callable[[str], object], texts: list[str]) -> np.ndarray:
@@ -99,20 +115,28 @@ def main() -> int:
     vader_load_ms = (time.perf_counter() - began) * 1000
     model_batch = predictor.predict_proba
     vader_batch = lambda texts: [vader.polarity_scores(t) for t in texts]  # noqa: E731
-    side_by_side(model_batch, vader_batch, train, args.batch)  # warm-up on train only
+    side_by_side(model_batch, vader_batch, texts=train, batch=args.batch)  # warm-up on train only
+    guard_batch = Predictor.load(args.model).proba_language  # its own caches: it too reads each text once
+    guard_batch(train)  # the same warm-up (and the detector's one-off load)
+    default_batch = Predictor.load(args.model).score  # the records of every front end, `mixed` included
+    default_batch(train)
+    bulk = Predictor.load(args.model)
+    bulk.find_mixed = False  # SENTIMENTKIT_MIXED=off
+    bulk.score(train)
+    fns = (model_batch, vader_batch, guard_batch, default_batch, bulk.score)
 
     rows = [
         (
             f"SemEval-2017 test tweets ({len(test):,}), unseen",
-            side_by_side(model_batch, vader_batch, test, args.batch),
+            side_by_side(*fns, texts=test, batch=args.batch),
         )
     ]
     for k in range(args.slices):  # other unseen tweets each time: how much the ratio moves run to run
         part = fresh[k * args.unlabeled : (k + 1) * args.unlabeled]
         name = f"unlabeled in-domain tweets, slice {k + 1} of {args.slices} ({len(part):,}), unseen"
-        rows.append((name, side_by_side(model_batch, vader_batch, part, args.batch)))
+        rows.append((name, side_by_side(*fns, texts=part, batch=args.batch)))
     lat = latencies(predictor.predict_proba, vader.polarity_scores, single)
-    again = side_by_side(model_batch, vader_batch, test, args.batch)  # caches now hold these texts
+    again = side_by_side(model_batch, vader_batch, texts=test, batch=args.batch)  # caches hold these texts
     report = render(args, rows, again, lat, load_ms, vader_load_ms, load_before, os.getloadavg())
     args.out.write_text(report)
     print(report)
@@ -125,15 +149,28 @@ def render(args: argparse.Namespace, rows: list, again: tuple[float, float], lat
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     p50, p99 = np.percentile(lat, 50, axis=0), np.percentile(lat, 99, axis=0)
     table = [
-        "| texts (one pass each) | model texts/s | VADER texts/s | model / VADER |",
-        "|---|---:|---:|---:|",
+        "| texts (one pass each) | model texts/s | VADER texts/s | model / VADER "
+        "| model + language guard texts/s | guard's cost (of the model's time) "
+        "| default output (language + mixed) texts/s | default output / VADER "
+        "| output with SENTIMENTKIT_MIXED=off texts/s | that / VADER |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    table += [f"| {name} | {m:,.0f} | {v:,.0f} | {_ratio(m, v)} |" for name, (m, v) in rows]
+    table += [
+        f"| {name} | {m:,.0f} | {v:,.0f} | {_ratio(m, v)} | {g:,.0f} | {m / g - 1:.1%} | {d:,.0f} | {_ratio(d, v)} "
+        f"| {b:,.0f} | {_ratio(b, v)} |"
+        for name, (m, v, g, d, b) in rows
+    ]
     table.append(
         f"| *not new text:* the test tweets a second time (caches hold them) | {again[0]:,.0f} | {again[1]:,.0f} "
-        f"| {_ratio(*again)} |"
+        f"| {_ratio(*again)} | | | | | | |"
     )
-    unlabeled = [m / v for name, (m, v) in rows if name.startswith("unlabeled")]
+    unlabeled = [m / v for name, (m, v, *_) in rows if name.startswith("unlabeled")]
+    guard_cost = [m / g - 1 for name, (m, _, g, *_) in rows if name.startswith("unlabeled")]
+    # the same in CPU time: the calls of rows[k] are CPU_SECONDS[k + 1] (0: the warm-up)
+    guard_cpu = [CPU_SECONDS[k + 1][2] / CPU_SECONDS[k + 1][0] - 1 for k, (name, _) in enumerate(rows)
+                 if name.startswith("unlabeled")]  # fmt: skip
+    default = [d / v for name, (_, v, _, d, _) in rows if name.startswith("unlabeled")]
+    bulk = [b / v for name, (_, v, _, _, b) in rows if name.startswith("unlabeled")]
     load = lambda a: " / ".join(f"{x:.2f}" for x in a)  # noqa: E731
     return "\n".join([
         "# Prediction speed on unseen text: default model vs VADER (one process, one run)",
@@ -151,7 +188,14 @@ def render(args: argparse.Namespace, rows: list, again: tuple[float, float], lat
         *table,
         "",
         f"Unlabeled slices: model / VADER from {_ratio(min(unlabeled), 1)} to {_ratio(max(unlabeled), 1)}, "
-        f"median {_ratio(float(np.median(unlabeled)), 1)}.",
+        f"median {_ratio(float(np.median(unlabeled)), 1)}. The language guard's cost on them: from "
+        f"{min(guard_cost):.1%} to {max(guard_cost):.1%} of the model's time per text, median "
+        f"{float(np.median(guard_cost)):.1%} (budget: 10%); in CPU time (what this process itself spent, "
+        f"less moved by other work on the machine): from {min(guard_cpu):.1%} to {max(guard_cpu):.1%}, "
+        f"median {float(np.median(guard_cpu)):.1%}. The default output (records with language and "
+        f"`mixed`) / VADER: from {_ratio(min(default), 1)} to {_ratio(max(default), 1)}, median "
+        f"{_ratio(float(np.median(default)), 1)}; with `SENTIMENTKIT_MIXED=off`: from {_ratio(min(bulk), 1)} to "
+        f"{_ratio(max(bulk), 1)}, median {_ratio(float(np.median(bulk)), 1)}.",
         "",
         f"Single-text calls on {len(lat):,} other unseen unlabeled tweets (one call each, alternating):",
         "",

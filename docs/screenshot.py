@@ -1,27 +1,46 @@
-"""Take docs/app.png: the real Streamlit app in headless chromium, one text analysed.
+"""Take every screenshot of the docs from the real Streamlit app in headless chromium.
 
 python docs/screenshot.py [OUT_DIR]      (default: docs/)
 
-`take_screenshots` also reads what the page says at screenshot time (its tab names and the sidebar's
-model lines), so a test can check that the picture shows what the app shows today.
+- app.png: the "Analyze a text" tab with one text analysed by the fast and the accurate model;
+- insights.png: the Insights section of the Batch tab for 3,000 SemEval-2017 test tweets with a
+  synthetic day-first `created` column over four weeks and an `airline` column, one term clicked;
+- monitoring_example.png: the Monitoring tab over the prediction log that `scripts/monitoring_demo.py`
+  replays (six days of validation tweets, then a day of hate-speech and offensive tweets), texts logged.
+
+The registry's screenshot (docs/registry.png) needs a running MLflow server: `registry_screenshot` takes
+it, and tests/mlops/test_mlflow_server.py calls it against `scripts/mlflow-server.sh`.
+
+`take_screenshots` also reads what the page says in each picture (its tabs, the sidebar's model lines,
+the headings and the text inside the picture), so a test can check that each picture shows what the
+app shows today. Needs the SemEval data and unlabeled tweets under ../shared/data beside the checkout.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+TEST = SHARED / "semeval2017" / "test.csv"
 TEXT = "Two hours on hold and the line went dead. Worst customer service ever, I'm not going back!"
+INSIGHTS_TERM = "love"  # the term clicked in the Insights picture
+WIDTH = 1280
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+REPLAY_MARGIN = 900.0  # seconds: the replayed days sit this far inside their windows (the app starts late)
 
 
 @contextmanager
@@ -33,20 +52,22 @@ def app_in_chromium(env: dict[str, str] | None = None) -> Iterator[tuple[str, An
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-            f"--server.port={port}", "--server.address=127.0.0.1", "--server.fileWatcherType=none"]  # fmt: skip
+            f"--server.port={port}", "--server.address=127.0.0.1", "--server.fileWatcherType=none",
+            "--browser.gatherUsageStats=false"]  # fmt: skip
     process = subprocess.Popen(args, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
+        for _ in range(400):
             try:
                 urllib.request.urlopen(url + "/_stcore/health", timeout=2)  # noqa: S310 - loopback
                 break
             except OSError:
                 time.sleep(0.3)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                         args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            )
             yield url, browser
             browser.close()
     finally:
@@ -56,38 +77,149 @@ def app_in_chromium(env: dict[str, str] | None = None) -> Iterator[tuple[str, An
 
 @dataclass
 class Shot:
-    """One screenshot and what the page said when it was taken."""
+    """One screenshot and what the page said inside it when it was taken."""
 
     path: Path
     tabs: list[str]  # the tab names, left to right
     sidebar: str  # the sidebar's text (the model lines)
-    text: str  # the whole page's visible text
+    headings: list[str]  # the headings inside the picture, top to bottom
+    text: str  # the visible text of what the picture shows
+
+
+def _open(browser: Any, url: str, height: int) -> Any:
+    page = browser.new_page(viewport={"width": WIDTH, "height": height})
+    page.set_default_timeout(180_000)
+    page.goto(url)
+    page.get_by_role("tab").first.wait_for()
+    return page
+
+
+def _headings(page: Any, top: float, bottom: float) -> list[str]:
+    """The h1-h3 headings whose box lies between `top` and `bottom` (page pixels), top to bottom."""
+    found = []
+    for heading in page.locator("h1, h2, h3").all():
+        box = heading.bounding_box()
+        text = heading.inner_text().strip()
+        if box and text and box["height"] > 0 and top <= box["y"] and box["y"] + box["height"] <= bottom:
+            found.append(((round(box["y"]), box["x"]), text))  # top to bottom, then left to right
+    return [text for _, text in sorted(found)]
+
+
+def _shot(page: Any, path: Path, text: str, clip: dict[str, float] | None = None) -> Shot:
+    top, bottom = (clip["y"], clip["y"] + clip["height"]) if clip else (0, page.viewport_size["height"])
+    page.screenshot(path=str(path), clip=clip, animations="disabled")
+    tabs = [t.strip() for t in page.get_by_role("tab").all_inner_texts()]
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    return Shot(path, tabs, sidebar, _headings(page, top, bottom), text)
+
+
+def app_screenshot(browser: Any, url: str, out_dir: Path) -> Shot:
+    """app.png: the "Analyze a text" tab with TEXT analysed (the window as a newcomer sees it)."""
+    page = _open(browser, url, 1250)
+    box = page.get_by_label("Text to analyse")
+    box.fill(TEXT)
+    box.press("Control+Enter")
+    page.get_by_role("button", name="Analyze").click()
+    page.locator(".sk-explanation").first.wait_for()
+    page.wait_for_timeout(1500)  # let the chart finish drawing
+    shot = _shot(page, out_dir / "app.png", page.locator("body").inner_text())
+    page.close()
+    return shot
+
+
+def sample_csv(folder: Path) -> Path:
+    """3,000 test tweets with a day-first `created` column over four weeks and an `airline` column."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    texts = pd.read_csv(TEST)["text"].head(3000)
+    minutes = np.sort(rng.integers(0, 28 * 24 * 60, len(texts)))
+    created = pd.Timestamp("2015-02-01") + pd.to_timedelta(minutes, unit="m")
+    frame = pd.DataFrame({"text": texts, "airline": rng.choice(["United", "Delta", "American", "Virgin"], len(texts)),
+                          "created": created.strftime("%d-%m-%Y %H.%M")})  # fmt: skip
+    path = folder / "airline-tweets.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def insights_screenshot(browser: Any, url: str, out_dir: Path, csv: Path) -> Shot:
+    """insights.png: the Insights section for `csv`, from its heading to the report download."""
+    page = _open(browser, url, 5200)
+    page.get_by_role("tab", name="Batch (CSV)").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv))
+    page.get_by_role("button", name="Score 3,000 rows").click()
+    page.get_by_role("button", name="Download report").wait_for()
+    page.get_by_role("radio", name=INSIGHTS_TERM, exact=True).click()  # a pill: its texts appear below
+    page.get_by_text(f"texts contain “{INSIGHTS_TERM}”").wait_for()
+    page.wait_for_timeout(2500)  # let the charts finish drawing
+    top = page.get_by_role("heading", name="Insights").bounding_box()["y"] - 10
+    bottom = page.get_by_role("button", name="Download report").bounding_box()["y"] + 50
+    clip = {"x": 280, "y": top, "width": WIDTH - 280, "height": bottom - top}
+    text = page.get_by_role("tabpanel", name="Batch (CSV)").inner_text()
+    shot = _shot(page, out_dir / "insights.png", text.split("Insights", 1)[-1], clip)
+    page.close()
+    return shot
+
+
+def replay_monitoring_log(log_dir: Path) -> None:
+    """The shifted log of scripts/monitoring_demo.py (texts logged), its days ending now."""
+    spec = importlib.util.spec_from_file_location("monitoring_demo", REPO / "scripts" / "monitoring_demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    demo.replay(log_dir, demo.demo_days()[1], datetime.now(UTC), margin=REPLAY_MARGIN)
+
+
+def monitoring_screenshot(browser: Any, url: str, out_dir: Path) -> Shot:
+    """monitoring_example.png: the Monitoring tab (status, signals, trends) over the replayed log."""
+    page = _open(browser, url, 2400)
+    page.get_by_role("tab", name="Monitoring").click()
+    panel = page.get_by_role("tabpanel", name="Monitoring")
+    download = page.get_by_role("button", name="Download the HTML report")
+    download.wait_for()
+    page.wait_for_timeout(2500)  # let the charts finish drawing
+    top = page.get_by_role("tab", name="Monitoring").bounding_box()["y"] - 10
+    bottom = download.bounding_box()["y"] + 50
+    clip = {"x": 280, "y": top, "width": WIDTH - 280, "height": bottom - top}
+    shot = _shot(page, out_dir / "monitoring_example.png", panel.inner_text(), clip)
+    page.close()
+    return shot
+
+
+def registry_screenshot(page: Any, url: str, model: str, path: Path) -> str:
+    """docs/registry.png: the registered model's page in the MLflow UI at `url`; returns its text."""
+    page.goto(f"{url}/#/models/{model}", timeout=120_000)
+    page.get_by_text("Version 2", exact=False).first.wait_for(timeout=120_000)
+    page.get_by_text("@ champion").first.wait_for()
+    close = page.get_by_role("button", name="Close")  # the UI's assistant panel, if it opened
+    if close.count():
+        close.first.click()
+    page.screenshot(path=str(path), full_page=True)
+    return page.inner_text("body")
 
 
 def take_screenshots(out_dir: Path, env: dict[str, str] | None = None) -> list[Shot]:
-    """docs/app.png into `out_dir`: the "Analyze a text" tab with one text analysed."""
+    """app.png, insights.png and monitoring_example.png into `out_dir`, from one app server whose
+    prediction log is the monitoring demo's (the Monitoring picture is taken first, before the other
+    pictures' own predictions reach the log)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with app_in_chromium(env) as (url, browser):
-        page = browser.new_page(viewport={"width": 1280, "height": 1250})
-        page.set_default_timeout(120_000)
-        page.goto(url)
-        box = page.get_by_label("Text to analyse")
-        box.fill(TEXT)
-        box.press("Control+Enter")
-        page.get_by_role("button", name="Analyze").click()
-        page.locator(".sk-explanation").first.wait_for()
-        page.wait_for_timeout(1500)  # let the chart finish drawing
-        path = out_dir / "app.png"
-        page.screenshot(path=str(path))
-        shot = Shot(path, [t.strip() for t in page.get_by_role("tab").all_inner_texts()],
-                    page.locator('[data-testid="stSidebar"]').inner_text(), page.locator("body").inner_text())  # fmt: skip
-    return [shot]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "predictions"
+        replay_monitoring_log(log)
+        env = {"SENTIMENTKIT_API_URL": "", **(env or {}), "SENTIMENTKIT_PREDICTION_LOG": str(log),
+               "SENTIMENTKIT_PREDICTION_LOG_TEXT": "1"}  # fmt: skip
+        with app_in_chromium(env) as (url, browser):
+            return [
+                monitoring_screenshot(browser, url, out_dir),
+                app_screenshot(browser, url, out_dir),
+                insights_screenshot(browser, url, out_dir, sample_csv(Path(tmp))),
+            ]
 
 
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs"
     for shot in take_screenshots(out):
-        print(f"{shot.path}: tabs {', '.join(shot.tabs)}")
+        print(f"{shot.path} ({shot.path.stat().st_size // 1024} KB): {' / '.join(shot.headings)}")
 
 
 if __name__ == "__main__":

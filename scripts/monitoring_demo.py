@@ -2,7 +2,8 @@
 
     python scripts/monitoring_demo.py [--out docs]
 
-Two prediction logs, scored by the committed model.pkl and written by the real PredictionLog:
+Two prediction logs, scored by the committed model.pkl and written, with their texts (so new words are
+named, not coded), by the real PredictionLog:
 
 1. "in distribution": six days of SemEval validation tweets (300 a day) -> expected OK;
 2. "shifted": the same six days, then a seventh day of tweets from the hate-speech and offensive-language
@@ -35,18 +36,29 @@ SHARED = REPO_ROOT.parent / "shared" / "data"
 DAY = 86_400
 
 
-def replay(log_dir: Path, days: list[list[str]], now: datetime) -> None:
-    """Score each day's texts in requests of 20 and log them backdated to that day (the last is today)."""
+def replay(log_dir: Path, days: list[list[str]], now: datetime, margin: float = 60.0) -> None:
+    """Score each day's texts in requests of 20 and log them, with their text, backdated to that day
+    (the last is today): day k's requests spread over its window, `margin` seconds from either end."""
     predictor = load_predictor(REPO_ROOT / "model.pkl")
-    with PredictionLog(log_dir) as log:
+    with PredictionLog(log_dir, log_text=True) as log:
         for k, texts in enumerate(days):
-            day_start = now.timestamp() - (len(days) - k) * DAY + 60
+            day_start = now.timestamp() - (len(days) - k) * DAY + margin
             for i in range(0, len(texts), 20):
                 part = texts[i : i + 20]
-                at = day_start + i * (DAY - 120) / max(1, len(texts))
+                at = day_start + i * (DAY - 2 * margin) / max(1, len(texts))
                 log.submit(
                     predictor, part, predictor.score(part), source="replay", request_id=f"d{k}-{i}", at=at
                 )
+
+
+def demo_days() -> tuple[list[list[str]], list[list[str]]]:
+    """(in distribution, shifted): six days of 300 validation tweets, then a seventh day of 200 more
+    validation tweets or of 600 hate-speech and offensive-language tweets."""
+    validation = pd.read_csv(SHARED / "semeval2017" / "validation.csv")["text"].tolist()
+    tweets = pd.read_csv(SHARED / "unlabeled" / "tweets.csv")
+    shifted = tweets[tweets["source"].str.contains("/hate/|/offensive/")]["text"].sample(600, random_state=13)
+    normal_days = [validation[300 * k : 300 * (k + 1)] for k in range(6)]
+    return [*normal_days, validation[1800:2000]], [*normal_days, shifted.tolist()]
 
 
 def main() -> None:
@@ -55,17 +67,14 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs")
     args = parser.parse_args()
-    validation = pd.read_csv(SHARED / "semeval2017" / "validation.csv")["text"].tolist()
-    tweets = pd.read_csv(SHARED / "unlabeled" / "tweets.csv")
-    shifted = tweets[tweets["source"].str.contains("/hate/|/offensive/")]["text"].sample(600, random_state=13)
-    normal_days = [validation[300 * k : 300 * (k + 1)] for k in range(6)]
+    in_distribution, shifted = demo_days()
     now = datetime.now(UTC)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, days in (("in_distribution", normal_days), ("shifted", [*normal_days, shifted.tolist()])):
+        for name, days in (("in_distribution", in_distribution), ("shifted", shifted)):
             log = Path(tmp) / name
             started = time.perf_counter()
-            replay(log, days if name == "shifted" else [*days, validation[1800:2000]], now)
+            replay(log, days, now)
             report, reference = monitor.run(str(log), timedelta(days=7), timedelta(days=1), REPO_ROOT / "model.pkl",
                                             SHARED / "semeval2017", now=now)  # fmt: skip
             results[name] = report

@@ -263,6 +263,8 @@ def add_predict_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
     p.add_argument("--threshold", type=float, default=None, help="confidence below which a row is uncertain")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for --input (default: the cores; 1 = this process only)")  # fmt: skip
+    p.add_argument("--parts", action="store_true",
+                   help="add each text's scored parts (sentences, clauses; JSON with offsets)")  # fmt: skip
     _add_formula_guard(p, settings)
 
 
@@ -279,7 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.input is not None:
         return _predict_file(args)
     predictor = load_predictor(args.model, threshold=args.threshold)
-    record = predictor.score([args.text])[0]
+    record = predictor.score([args.text], parts=args.parts)[0]
     if record["error"]:
         raise UsageError(f"cannot score this text: {record['error']}")
     with batch_logger(predictor, "text", "cli") as log:
@@ -315,7 +317,7 @@ def _predict_file(args: argparse.Namespace) -> int:
     with stdin_or_path(args.input, "--input") as given, local_input(given) as source, logger as log:
         result = score_file(args.model, source, args.output, args.text_column, jobs=args.jobs,
                             chunk_rows=args.chunk_rows, threshold=args.threshold, on_scored=log,
-                            formula_guard=args.formula_guard)  # fmt: skip
+                            formula_guard=args.formula_guard, parts=args.parts)  # fmt: skip
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {result.rows} rows to {describe_target(args.output)} ({result.flagged} flagged in the 'error' column)",
@@ -382,8 +384,22 @@ def add_report_parser(sub: argparse._SubParsersAction, settings: Settings) -> No
     p.add_argument(
         "--group-column", default="auto", help="categorical column; 'auto' detects one, 'none' skips"
     )
+    p.add_argument("--targets", default="",
+                   help='comma-separated targets, e.g. "@united,food": mentions, net sentiment, interval and trend of '
+                        "each; left out: the most frequent @mentions, #hashtags and content words; 'none': no targets")  # fmt: skip
     p.add_argument("--date-order", default="auto", choices=["auto", "DMY", "MDY", "YMD"],
                    help="day/month order of numeric dates; auto decides from the values or says why it cannot")  # fmt: skip
+
+
+def _report_targets(raw: str) -> list[str] | str:
+    """--targets: the given ones; blank: AUTO (chosen from the texts); 'none': none."""
+    # lazy: pandas and scikit-learn stay out of --help
+    from sentimentkit.insights.build import AUTO
+    from sentimentkit.insights.targets import parse_targets
+
+    if raw.strip().lower() == "none":
+        return []
+    return parse_targets(raw) or AUTO
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -414,7 +430,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     scored, source = ensure_scored(table, args.text_column, None if has_scores(table.frame) else predictor)
     pick = {"auto": AUTO, "none": None}
     ins = build_insights(scored, args.text_column, predictor, pick.get(args.date_column, args.date_column),
-                         pick.get(args.group_column, args.group_column), args.date_order, source)  # fmt: skip
+                         pick.get(args.group_column, args.group_column), args.date_order, source,
+                         targets=_report_targets(args.targets))  # fmt: skip
     ins.notes[:0] = table.notes  # e.g. renamed duplicate columns: said in the report too
     write_output(args.output, render_html(ins, f"Sentiment report: {title}").encode("utf-8"), inputs=inputs)
     if args.json:
@@ -714,8 +731,10 @@ def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
     p.add_argument("--thresholds", default=None, help="JSON file overriding thresholds (see README)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--html", default=None, help="write the HTML report here (path or az:// URI)")
-    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label): "
-                   "realized AvgRec beside the estimate")  # fmt: skip
+    p.add_argument("--labels", default=None, help="labelled CSV/XLSX/Parquet file or folder (text, label), e.g. "
+                   "the feedback store: realized AvgRec beside the estimate, and the estimate then counts "
+                   "labelled predictions with their label (label each window's most repeated texts: "
+                   "docs/performance_estimate.md)")  # fmt: skip
     p.add_argument("--fail-on", choices=("never", "warn", "alert"), default="never",
                    help="exit 3 when the status is at least this (for cron and CI)")  # fmt: skip
     _add_model(p, settings)

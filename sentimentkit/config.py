@@ -72,6 +72,18 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
 
 
+def _env_switch(name: str, default: bool) -> bool:
+    """A true/false setting; anything else is a ConfigError naming the variable."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def _env_formula_guard() -> str:
     raw = os.environ.get("SENTIMENTKIT_FORMULA_GUARD", "").strip()
     try:
@@ -135,6 +147,13 @@ class Settings:
     # Feedback store (folder or az:// URI, the retrain incoming location; None: POST /v1/feedback is off).
     feedback: str | None = None
     labels: tuple[str, ...] = LABELS
+    # Languages (ISO 639-1) whose rows count in sentiment statistics (Insights); rows the language
+    # guard finds in other languages are still scored, but flagged and left out (issue 24).
+    languages: tuple[str, ...] = ("en",)
+    # Whether every scored text gets `mixed` (its parts scored: serving.parts); off, `mixed` is null,
+    # for bulk runs where speed matters more (benchmarks/throughput.md). Long texts are always scored
+    # by parts.
+    mixed: bool = True
     # Optional secret for model-card signatures (sentimentkit.models.signing); kept out of repr/logs.
     signing_key: str | None = field(default=None, repr=False)
     signing_key_file: Path | None = None
@@ -193,4 +212,6 @@ class Settings:
             transformer_threads=_env_threads(),
             prometheus_multiproc_dir=_env_text("PROMETHEUS_MULTIPROC_DIR"),
             pure_python=pure_python_from_env(),
+            mixed=_env_switch("SENTIMENTKIT_MIXED", cls.mixed),
+            languages=tuple(code.lower() for code in _env_list("SENTIMENTKIT_LANGUAGES")) or cls.languages,
         )

@@ -20,6 +20,7 @@ import pandas as pd
 from sentimentkit import LABELS, palette
 from sentimentkit.config import Settings
 from sentimentkit.data import DataError
+from sentimentkit.feedback import DEFAULT_STRATEGY
 from sentimentkit.feedback.queue import logged_predictions, review_queue
 from sentimentkit.feedback.store import FeedbackError, read_feedback, write_corrections
 from sentimentkit.mlops.predlog import NothingLoggedError
@@ -41,6 +42,14 @@ EXAMPLES: dict[str, str] = {
 
 # The label used in summaries for rows that could not be scored (empty, not text, too long).
 NOT_SCORED = "not scored"
+
+
+LANGUAGE_NAMES = {
+    "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
+    "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish", "pl": "Polish", "cs": "Czech",
+    "tr": "Turkish", "ru": "Russian", "uk": "Ukrainian", "el": "Greek", "ar": "Arabic", "he": "Hebrew",
+    "hi": "Hindi", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "id": "Indonesian", "vi": "Vietnamese",
+}  # fmt: skip
 
 
 @dataclass
@@ -549,7 +558,7 @@ def review_round(log: str | None, log_text: bool, store: str | None, n: int = RE
     logged = set(logged_predictions(log)["text"])
     done = [t for t in read_feedback(store)["text"] if t in logged]
     to_go = len(logged) - len(done)
-    queue = review_queue(log, n, "uncertain", exclude=done) if to_go else pd.DataFrame(columns=["text"])
+    queue = review_queue(log, n, DEFAULT_STRATEGY, exclude=done) if to_go else pd.DataFrame(columns=["text"])
     return {"queue": queue.reset_index(drop=True), "labelled": len(done), "to_go": to_go}
 
 
@@ -584,6 +593,67 @@ def review_keys_html() -> str:
   doc.head.appendChild(script);
 }})();
 </script>"""
+
+
+def language_note(result: dict[str, Any]) -> str | None:
+    """A warning for a text the language guard found in a language the model does not read."""
+    code = result.get("language")
+    if not code or code == "en":
+        return None
+    name = LANGUAGE_NAMES.get(code, f"language '{code}'")
+    sure = result.get("language_confidence")
+    how = f" ({sure:.0%} sure)" if isinstance(sure, float) else ""
+    return (
+        f"This text looks like {name}{how}. The model reads English only: its answer is shown, but do "
+        "not trust it; rows like this are left out of Insights' statistics."
+    )
+
+
+def parts_html(text: str, parts: list[dict[str, Any]]) -> str:
+    """The text with each part shaded in its label's colour (title: label and probability).
+
+    All user text is HTML-escaped; only our own <span> tags are markup.
+    """
+    out: list[str] = []
+    cursor = 0
+    for part in parts:
+        start, end, label = int(part["start"]), int(part["end"]), str(part["sentiment"])
+        out.append(html.escape(text[cursor:start]))
+        rgb = palette.rgb(palette.colour(label))
+        title = html.escape(f"{label} {part['scores'][label]:.0%}", quote=True)
+        out.append(
+            f'<span class="sk-part sk-{html.escape(label, quote=True)}" title="{title}" '
+            f'style="background: rgba({rgb}, 0.30); border-radius: 3px; padding: 0 2px;">'
+            f"{html.escape(text[start:end])}</span>"
+        )
+        cursor = end
+    out.append(html.escape(text[cursor:]))
+    legend = " ".join(
+        f'<span style="background: rgba({rgb}, 0.30); padding: 0 4px; border-radius: 3px;">{label}</span>'
+        for label, rgb in ((name, palette.rgb(palette.colour(name))) for name in LABELS)
+    )
+    return (
+        '<div class="sk-parts" style="white-space: pre-wrap; line-height: 1.9; font-size: 1.05rem;">'
+        f'{"".join(out)}</div><div style="font-size: 0.8rem; margin-top: 4px;">{legend}</div>'
+    )
+
+
+def mentioning_part_html(example: dict[str, Any]) -> str:
+    """A text behind a target (`insights.targets` example) with the part that mentions the target
+    shaded in its label's colour, then its row, label and probability. All user text is escaped."""
+    text, start, end, label = (
+        str(example["text"]),
+        int(example["start"]),
+        int(example["end"]),
+        str(example["sentiment"]),
+    )
+    rgb = palette.rgb(palette.colour(label))
+    return (
+        f'<div class="sk-target-text">{html.escape(text[:start])}<span class="sk-part sk-{html.escape(label, quote=True)}" '
+        f'style="background: rgba({rgb}, 0.30); border-radius: 3px; padding: 0 2px;">{html.escape(text[start:end])}'
+        f"</span>{html.escape(text[end:])} <small>(row {int(example['row'])}: this part {html.escape(label)}, "
+        f"p = {float(example['probability']):.2f})</small></div>"
+    )
 
 
 # --- summaries of a scored table (the batch tab) ---------------------------------------------

@@ -145,7 +145,9 @@ def test_predict_returns_label_confidence_scores_uncertain_and_version(
     response = client.post("/v1/predict", json={"text": "I love this, wonderful day"})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"sentiment", "confidence", "scores", "uncertain", "model_version"}
+    assert set(body) == {"sentiment", "confidence", "scores", "uncertain", "language", "language_confidence",
+                         "mixed", "model_version"}  # fmt: skip
+    assert body["language"] == "en" and body["mixed"] is False
     assert body["sentiment"] == "positive"
     assert set(body["scores"]) == {"negative", "neutral", "positive"}
     assert sum(body["scores"].values()) == pytest.approx(1.0)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from sentimentkit import palette
 from sentimentkit.config import REPO_ROOT
 from sentimentkit.models.pipeline import build_pipeline, save_model
 from sentimentkit.serving.base import OUTPUT_COLUMNS, UNSAVED_FORMULA
@@ -267,6 +268,31 @@ def test_batch_preview_shows_probabilities_as_narrow_bars(app) -> None:
     config = next(c for c in configs if "p_negative" in c)  # the preview's
     for column in ("confidence", "p_negative", "p_neutral", "p_positive"):
         assert config[column]["type_config"]["type"] == "progress" and config[column]["width"] == "small"
+    for label in ("negative", "neutral", "positive"):  # each label's probability in its colour
+        assert config[f"p_{label}"]["type_config"]["color"] == palette.colour(label)
+    order = next(
+        d for d in at.dataframe if "p_negative" in json.loads(d.proto.columns or "{}")
+    ).proto.column_order
+    assert (
+        order[:3] == ["tweet", "sentiment", "confidence"] and order[-1] == "brand"
+    )  # the model's answer in view
+
+
+def test_insights_term_preview_shows_probabilities_as_narrow_bars(app) -> None:
+    """The defect: the texts of a clicked Insights term were shown with wide number columns, so
+    confidence and the probabilities were off to the right, behind a horizontal scroll."""
+    at = upload(app(), "tweets.csv", GROUPED_CSV)
+    at.button(key="score").click().run()
+    term = at.pills(key="insights_term").options[0]
+    at.pills(key="insights_term").set_value(term).run()
+    assert not at.exception
+    frames = [d for d in at.dataframe if "tweet" in d.value.columns]
+    term_preview = next(d for d in frames if len(d.value) < 6 and d.value["tweet"].str.contains(term).all())
+    config = json.loads(term_preview.proto.columns or "{}")
+    assert config["tweet"]["width"] == "large"
+    for column in ("confidence", "p_negative", "p_neutral", "p_positive"):
+        assert config[column]["type_config"]["type"] == "progress" and config[column]["width"] == "small"
+    assert term_preview.proto.column_order[:3] == ["tweet", "sentiment", "confidence"]  # in view first
 
 
 def test_batch_choose_another_column(app) -> None:
@@ -332,6 +358,38 @@ def test_batch_errors_say_what_to_do(app, name: str, data: bytes, env: dict, mes
     assert all(b.key != "score" for b in at.button)  # nothing to score
 
 
+def target_table(at: AppTest) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if "95% low" in d.value.columns)
+
+
+def test_insights_show_a_target_table_and_the_texts_behind_a_target(app) -> None:
+    """Issue 24: the app's Insights pick targets automatically (or as typed) and show each target's net
+    sentiment from the parts that mention it, with the texts behind it (escaped)."""
+    rows = ["The food was great but the service was painfully slow"] * 12 + [
+        "<b>service</b> is awful today"
+    ] * 2
+    data = pd.DataFrame({"text": rows}).to_csv(index=False).encode()
+    at = upload(app(SENTIMENTKIT_MODEL=str(COMMITTED_MODEL)), "reviews.csv", data)
+    at.button(key="score").click().run()
+    assert not at.exception and not at.error
+    assert "Targets" in texts(at.subheader)
+    assert any("chosen automatically" in c for c in texts(at.caption))
+    table = target_table(at)
+    assert {"food", "service"} <= set(table["target"])
+    food = table.set_index("target").loc["food"]
+    assert (
+        food["net"] == 1.0 and food["texts"] == 12 and {"95% low", "95% high", "trend"} <= set(table.columns)
+    )
+    at.text_input(key="insights_targets").input("service").run()
+    table = target_table(at)
+    assert table["target"].tolist() == ["service"] and table.loc[0, "net"] == -1.0
+    shown = [m for m in texts(at.markdown) if "sk-target-text" in m]
+    assert shown and all("<b>service</b>" not in m for m in shown)
+    assert any("&lt;b&gt;service&lt;/b&gt;" in m for m in shown)
+    # the batch preview and, below the examples, every text that mentions the target
+    assert [len(d.value) for d in at.dataframe if "error" in d.value.columns] == [14, 14]
+
+
 # --- model information ----------------------------------------------------------------------
 def test_model_tab_shows_card_metrics_and_confusion_matrix(app) -> None:
     at = app()
@@ -357,3 +415,27 @@ def test_committed_model_end_to_end(app) -> None:
     assert any(card["version"] in s for s in texts(at.subheader))
     confusion = next(d.value for d in at.dataframe if "predicted negative" in d.value.columns)
     assert confusion.to_numpy().tolist() == card["metrics"]["test"]["confusion_matrix"]
+
+
+def test_mixed_text_shows_its_parts_in_their_labels_colours_and_foreign_text_a_note(app) -> None:
+    """Issue 24: the committed model marks "great but painfully slow" as mixed and shades each part;
+    a German text gets a note that the model reads English only."""
+    at = analyse(
+        app(SENTIMENTKIT_MODEL=str(COMMITTED_MODEL)), "The food was great but the service was painfully slow"
+    )
+    assert not at.exception and not at.error
+    assert any("Mixed feelings" in i for i in texts(at.info))
+    html = next(m for m in texts(at.markdown) if "sk-parts" in m)
+    assert 'class="sk-part sk-positive"' in html and 'class="sk-part sk-negative"' in html
+    assert "but the service was painfully slow</span>" in html
+    at = analyse(at, "Der Flug war eine Katastrophe")
+    assert any("looks like German" in w for w in texts(at.warning))
+    assert not any("sk-parts" in m for m in texts(at.markdown))  # one part: nothing to shade
+
+
+def test_batch_warns_about_rows_in_other_languages(app) -> None:
+    data = b"text\nI love this phone so much\nDer Flug war eine Katastrophe\n"
+    at = upload(app(), "tweets.csv", data)
+    at.button(key="score").click().run()
+    assert not at.exception
+    assert any("1 row looks like a language the model does not read (de 1)" in w.value for w in at.warning)

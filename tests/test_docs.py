@@ -130,3 +130,34 @@ def test_app_metrics_caption_says_how_the_model_was_chosen(card_path: str, expec
         app = (ROOT / "app.py").read_text(encoding="utf-8")
         assert "ui.selection_note(card)" in app
         assert "validation was used for model choice" not in app
+
+
+def _committed_test_avgrec() -> str:
+    card = json.loads((ROOT / "model.json").read_text(encoding="utf-8"))
+    return f"{card['metrics']['test']['avg_recall']:.4f}"
+
+
+def test_readme_and_docs_quote_the_committed_models_test_score() -> None:
+    """The README's and docs/benchmarks.md's default-model rows are the committed card's test AvgRec."""
+    current = _committed_test_avgrec()
+    for page in (README, ROOT / "docs" / "benchmarks.md"):
+        row = next(
+            line
+            for line in page.read_text(encoding="utf-8").splitlines()
+            if "**sentimentkit default**" in line
+        )
+        assert f"**{current}**" in row, f"{page.name}: {row}"
+
+
+def test_benchmark_pages_of_an_older_model_say_so_at_the_top() -> None:
+    """A page that quotes another test AvgRec for model.pkl than the committed card's says, in its first
+    lines, which model it measured and what the committed one scores now (history is not rewritten)."""
+    current = _committed_test_avgrec()
+    old = {"0.6566"}  # model.pkl's test AvgRec before the 2026-12-06 retrain by the current code
+    for page in sorted((ROOT / "benchmarks").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        if old & set(re.findall(r"\d\.\d{4}", text)):
+            top = "\n".join(text.splitlines()[:5])
+            assert "0.6566" in top and current in top and "model.json" in top, (
+                f"{page.name} has no note at its top"
+            )

@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
+from sentimentkit.data import near_duplicate_key
 from sentimentkit.feedback.review import STRATEGIES, margins, select_for_review
 from sentimentkit.models.card import ModelError, card_file
 from sentimentkit.models.domain import DomainAdapted, class_balanced_weights, fit_head
 from sentimentkit.models.pipeline import build_pipeline, load_model, sha256_file
 from sentimentkit.serving.loader import load_verified
 from sentimentkit.serving.predictor import Predictor
-from sentimentkit.training.domain import fit_domain_model, save_domain_model
+from sentimentkit.training.domain import ANCHOR_WEIGHT, anchor_sample, fit_domain_model, save_domain_model
 from tests.conftest import TINY_LABELS, TINY_TEXTS
 
 # A "domain" where the base model is wrong: stock talk, where "down" and "crash" are negative and
@@ -94,6 +95,51 @@ def test_the_report_records_the_choice_made_on_the_corrections(adapted: tuple[Pi
     assert report["chosen"]["cv_avg_recall"] == best
     assert report["cv_avg_recall"][str(report["chosen"]["C"])] == best
     assert "class-balanced" in report["weighting"]
+
+
+def test_by_default_c_is_fixed_and_no_cross_validation_runs(base: Pipeline, monkeypatch) -> None:
+    """The default fit is one fit at DEFAULT_C (chosen on development splits); a grid of several
+    values brings the cross-validation back (the fixture above)."""
+    from sentimentkit.training import domain
+
+    monkeypatch.setattr(domain, "cross_validate", lambda *a, **k: pytest.fail("cross-validation ran"))
+    model, report = fit_domain_model(base, pd.DataFrame({"text": DOMAIN_TEXTS, "label": DOMAIN_LABELS}))
+    assert (
+        report["chosen"] == {"C": domain.DEFAULT_C, "cv_avg_recall": None} and report["cv_avg_recall"] == {}
+    )
+    assert "fixed C" in report["selection"] and report["anchor"] == {"texts": 0, "weight": 0.0}
+    assert list(model.predict(DOMAIN_TEXTS)) == DOMAIN_LABELS
+
+
+def _kl_from_base(base: Pipeline, model: Pipeline, texts: list[str]) -> float:
+    p, q = base.predict_proba(texts), model.predict_proba(texts)
+    return float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+
+
+def test_the_anchor_keeps_the_base_answers_on_general_text_and_still_learns_the_domain(
+    base: Pipeline,
+) -> None:
+    """Anchored on general texts (here: the base's own training tweets), the head moves the base
+    model's answers there much less, and still learns every correction."""
+    corrections = pd.DataFrame({"text": DOMAIN_TEXTS, "label": DOMAIN_LABELS})
+    free, _ = fit_domain_model(base, corrections, anchor_texts=None)
+    anchored, report = fit_domain_model(base, corrections, anchor_texts=TINY_TEXTS + ["", "  "])
+    assert report["anchor"] == {"texts": len(set(TINY_TEXTS)), "weight": ANCHOR_WEIGHT}
+    assert _kl_from_base(base, anchored, TINY_TEXTS) < 0.5 * _kl_from_base(base, free, TINY_TEXTS)
+    assert list(anchored.predict(DOMAIN_TEXTS)) == DOMAIN_LABELS
+    # A zero weight is no anchor at all; the card records what was used.
+    unweighted, _ = fit_domain_model(base, corrections, anchor_texts=TINY_TEXTS, anchor_weight=0.0)
+    np.testing.assert_allclose(
+        unweighted.predict_proba(TINY_TEXTS), free.predict_proba(TINY_TEXTS), atol=1e-9
+    )
+
+
+def test_the_anchor_sample_is_seeded_distinct_and_capped() -> None:
+    texts = [f"tweet {i}" for i in range(50)] * 2 + ["", None]
+    first = anchor_sample(texts, seed=3, n=10)
+    assert first == anchor_sample(texts, seed=3, n=10) and len(set(first)) == 10
+    assert first != anchor_sample(texts, seed=4, n=10)
+    assert anchor_sample(texts, n=1000) == sorted({f"tweet {i}" for i in range(50)})
 
 
 def test_class_balanced_weights_count_classes_and_reposts_once() -> None:
@@ -258,6 +304,27 @@ def test_diverse_collapses_reposts_and_spreads_over_words() -> None:
     assert sorted(select_for_review(POOL, PROBA, 10, "diverse").tolist()) == [0, 2, 3, 4, 5]
 
 
+def test_representative_takes_one_text_per_topic_nearest_its_centre_biggest_first() -> None:
+    """Three topics (battery, stock, store) with re-posts: k = 3 gives one text of each topic, the
+    most re-posted topic first, never two copies of one text, and the same picks run after run."""
+    battery = ["battery dies fast", "battery dies so fast", "the battery dies fast again"]
+    stock = ["$AAPL stock up today", "$AAPL stock up again today"]
+    store = ["new store opens downtown"]
+    texts = battery + ["@a battery dies fast http://t.co/x"] * 3 + stock + store
+    proba = np.tile([0.2, 0.5, 0.3], (len(texts), 1))
+    picked = select_for_review(texts, proba, 3, "representative").tolist()
+    assert picked == select_for_review(texts, proba, 3, "representative").tolist()
+    topics = [
+        "battery" if "battery" in texts[i] else "stock" if "AAPL" in texts[i] else "store" for i in picked
+    ]
+    assert topics == ["battery", "stock", "store"]  # by the weight of each cluster: re-posts count
+    # More than there are near-duplicate groups: each group once (the re-posts join their original).
+    everything = select_for_review(texts, proba, 99, "representative").tolist()
+    assert len(everything) == 6 and len({near_duplicate_key(texts[i]) for i in everything}) == 6
+    # Texts without a single word: still one pick per text, no error.
+    assert len(select_for_review(["!!!", "???"], proba[:2], 1, "representative")) == 1
+
+
 def test_random_is_seeded_and_without_replacement() -> None:
     a = select_for_review(POOL, PROBA, 4, "random", seed=1)
     assert a.tolist() == select_for_review(POOL, PROBA, 4, "random", seed=1).tolist()
@@ -272,7 +339,24 @@ def test_every_strategy_handles_empty_and_zero(strategy: str) -> None:
 
 
 def test_bad_strategy_or_inputs_get_one_line() -> None:
-    with pytest.raises(ValueError, match="unknown review strategy 'best'; choose one of diverse"):
+    with pytest.raises(
+        ValueError, match="unknown review strategy 'best'; choose one of representative, diverse"
+    ):
         select_for_review(POOL, PROBA, 2, "best")
     with pytest.raises(ValueError, match="6 texts but 2 rows"):
         select_for_review(POOL, PROBA[:2], 2)
+
+
+def test_representative_samples_a_big_pool(monkeypatch) -> None:
+    """Past MAX_CLUSTERED near-duplicate groups, the clusters are found on a seeded sample: k picks,
+    distinct, the same run after run."""
+    from sentimentkit.feedback import review
+
+    monkeypatch.setattr(review, "MAX_CLUSTERED", 5)
+    texts = [f"topic {w} number {i}" for i, w in enumerate(["red", "green", "blue", "cyan"] * 3)]
+    proba = np.tile([0.2, 0.5, 0.3], (len(texts), 1))
+    picked = select_for_review(texts, proba, 3, "representative", seed=2).tolist()
+    assert (
+        len(set(picked)) == 3
+        and picked == select_for_review(texts, proba, 3, "representative", seed=2).tolist()
+    )

@@ -284,7 +284,7 @@ def test_the_cli_output_opens_in_calc_without_formulas(tiny_model_path: Path, tm
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     rows = calc_rows(out.read_bytes(), tmp_path)
-    assert len(rows) == len(hostile_file()) + 1 and len(rows[0]) == 2 + 7  # text, note, the scores
+    assert len(rows) == len(hostile_file()) + 1 and len(rows[0]) == 2 + 9  # text, note, outputs
     assert [cell for row in rows for cell in row if cell[1]] == []
     for cell, row in zip(hostile_file()["text"], rows[1:]):  # the note column, as Calc shows it
         if cell in TEXT and cell not in PLAIN_NUMBERS:  # every ordinary tweet exactly as written

@@ -56,3 +56,26 @@ def test_finding_comes_first_in_words(tiny_predictor) -> None:
     assert "most positive" in words and "most negative" in words
     page = render_html(ins)
     assert page.index("class='finding'") < page.index("rows, ")
+
+
+def test_a_group_with_a_handful_of_texts_is_not_drawn_and_a_note_names_it(tiny_predictor) -> None:
+    texts = ["I love this, it is great", "worst day ever, so sad"] * 20 + ["love love"] * 3
+    frame = pd.DataFrame({"text": texts, "brand": ["big", "large"] * 20 + ["tiny"] * 3})
+    scored = ensure_scored(frame, "text", tiny_predictor)[0]
+    ins = build_insights(scored, "text", tiny_predictor, group_column="brand")
+    assert ins.groups.table.loc["tiny", "n"] == 3  # counted (the test and the table keep it)
+    spec = charts.group_chart(ins.groups).to_dict()
+    drawn = {row["group"] for rows in spec["datasets"].values() for row in rows}
+    assert drawn == {"big", "large"}  # three texts draw no point at net +1.0
+    note = ins.groups.thin_note()
+    assert note is not None and "“tiny”" in note and f"fewer than {MIN_POINT_N} texts" in note
+    assert note in render_html(ins).replace("&#x27;", "'")  # the report says what was left out
+    assert "tiny" not in finding(ins)
+
+
+def test_no_group_chart_when_every_group_is_a_handful(tiny_predictor) -> None:
+    frame = pd.DataFrame({"text": ["I love this", "so sad", "great", "awful"] * 2, "brand": list("aabbccdd")})
+    scored = ensure_scored(frame, "text", tiny_predictor)[0]
+    ins = build_insights(scored, "text", tiny_predictor, group_column="brand")
+    page = render_html(ins)
+    assert "chart-groups" not in page and "4 groups of" in ins.groups.thin_note()

@@ -389,7 +389,16 @@ def test_mixed_lengths_keep_their_order_and_report_their_windows(trained: Path) 
     windows = [r["windows"] for r in scored]
     assert windows[0] == windows[2] == windows[4] == 1 and windows[1] > 2 and windows[3] > 2
     assert predictor.score(["", None]) == [
-        {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": e}
+        {
+            "sentiment": None,
+            "confidence": None,
+            "scores": None,
+            "uncertain": None,
+            "error": e,
+            "language": None,
+            "language_confidence": None,
+            "mixed": None,
+        }
         for e in ("empty text", "empty text")
     ]
 

@@ -71,14 +71,20 @@ class MicroBatcher:
             future.set_result(record)
 
 
-async def score_texts(p: BasePredictor, texts: list[str], max_chars: int) -> list[dict[str, Any]]:
+async def score_texts(
+    p: BasePredictor, texts: list[str], max_chars: int, parts: bool = False
+) -> list[dict[str, Any]]:
     """`p.score` of `texts` with this server's character limit as well (an injected predictor may
-    have another), on the loop's thread in slices (`model_slices`); one record per text, in order."""
+    have another), on the loop's thread in slices (`model_slices`); one record per text, in order.
+    `parts`: each record also holds the text's scored parts."""
     records: list[dict[str, Any]] = []
     for start, stop in model_slices(texts, max_chars):
         if start:
             await asyncio.sleep(0)  # let waiting requests run between slices
-        records += p.score(texts[start:stop], max_chars=max_chars)
+        if parts:
+            records += p.score(texts[start:stop], max_chars=max_chars, parts=True)
+        else:
+            records += p.score(texts[start:stop], max_chars=max_chars)
     return records
 
 

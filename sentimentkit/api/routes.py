@@ -69,31 +69,45 @@ def add_routes(app: FastAPI, settings: Settings, service: Service) -> None:
         request: Request,
         explain: Annotated[bool, Query(description="add per-word contributions")] = False,
         label: Annotated[str | None, Query(description="with explain=true: explain this label")] = None,
+        parts: Annotated[bool, Query(description="add the text's scored parts (sentences, clauses)")] = False,
     ) -> Response:
         """Score one text."""
         p = predictor_of(request)
         text: str = body.text  # type: ignore[attr-defined]
         remember_text(request, settings, [text])
         error = text_error(text, settings.max_chars)
-        record = await batcher_of(request.app, p).score(text) if error is None else {"error": error}
+        if error is not None:
+            record: dict[str, Any] = {"error": error}
+        elif parts:  # opt-in: scored on its own, not through the micro-batcher
+            record = (await score_texts(p, [text], settings.max_chars, parts=True))[0]
+        else:
+            record = await batcher_of(request.app, p).score(text)
         if record["error"]:
             raise text_api_error(record["error"], settings.max_chars)
         note_records(request_info(request), [record], [text], p)
         out = prediction(p, record)
         if explain:
             out["explanation"] = _explain(p, text, label)
+        if parts:
+            out["parts"] = record.get("parts")
         return json_response(out)
 
     @app.post("/v1/predict/batch", response_model=BatchPrediction, responses=only(400, 401, 413, 422, 503),
               tags=["predict"])  # fmt: skip
-    async def predict_batch(body: BatchRequest, request: Request) -> Response:  # type: ignore[valid-type]
+    async def predict_batch(
+        body: BatchRequest,  # type: ignore[valid-type]
+        request: Request,
+        parts: Annotated[
+            bool, Query(description="add each text's scored parts (sentences, clauses)")
+        ] = False,
+    ) -> Response:
         """Score up to `max_batch` texts; results keep the input order, bad items get their own error."""
         p = predictor_of(request)
         texts: list[Any] = body.texts  # type: ignore[attr-defined]
         remember_text(request, settings, texts)
-        records = await score_texts(p, texts, settings.max_chars)
+        records = await score_texts(p, texts, settings.max_chars, parts=parts)
         for i, error in wrong_types(texts).items():
-            records[i] = error_record(error)
+            records[i] = error_record(error, parts)
         note_records(request_info(request), records, texts, p)
         return json_response({"model_version": p.version, "results": records})
 

@@ -34,13 +34,33 @@ class Explanation(BaseModel):
     tokens: list[TokenWeight]
 
 
+class Part(BaseModel):
+    text: str = Field(description="the part, exactly text[start:end]")
+    start: int = Field(description="offset of the part in the text, in Unicode code points")
+    end: int
+    sentiment: str
+    scores: Scores
+
+
+_LANGUAGE = "ISO 639-1 code of the text's language; the model reads English (en): other languages are scored but flagged"
+_LANGUAGE_CONFIDENCE = (
+    "the language detector's probability; null when a cheap test found the text plainly English"
+)
+_MIXED = "one part of the text is confidently positive and another confidently negative"
+_PARTS = "present with ?parts=true: the text's sentences and contrastive clauses, each scored"
+
+
 class Prediction(BaseModel):
     sentiment: str = Field(description="negative, neutral or positive")
     confidence: float = Field(description="probability of the predicted class")
     scores: Scores
     uncertain: bool = Field(description="confidence below the configured threshold")
+    language: str | None = Field(None, description=_LANGUAGE)
+    language_confidence: float | None = Field(None, description=_LANGUAGE_CONFIDENCE)
+    mixed: bool | None = Field(None, description=_MIXED)
     model_version: str
     explanation: Explanation | None = Field(None, description="present with ?explain=true")
+    parts: list[Part] | None = Field(None, description=_PARTS)
 
 
 class BatchItem(BaseModel):
@@ -51,6 +71,10 @@ class BatchItem(BaseModel):
     error: str | None = Field(
         description="why this item was not scored (not a string, empty, too long); else null"
     )
+    language: str | None = Field(None, description=_LANGUAGE)
+    language_confidence: float | None = Field(None, description=_LANGUAGE_CONFIDENCE)
+    mixed: bool | None = Field(None, description=_MIXED)
+    parts: list[Part] | None = Field(None, description=_PARTS)
 
 
 class BatchPrediction(BaseModel):

@@ -79,7 +79,9 @@ def prediction(predictor: BasePredictor, record: dict[str, Any]) -> dict[str, An
     """The /v1/predict answer for one scored record."""
     return {
         "sentiment": record["sentiment"], "confidence": record["confidence"], "scores": record["scores"],
-        "uncertain": record["uncertain"], "model_version": predictor.version,
+        "uncertain": record["uncertain"], "language": record.get("language"),
+        "language_confidence": record.get("language_confidence"), "mixed": record.get("mixed"),
+        "model_version": predictor.version,
     }  # fmt: skip
 
 

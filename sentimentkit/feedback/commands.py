@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from sentimentkit.feedback import FORMATS, QUEUE_STRATEGIES
+from sentimentkit.feedback import DEFAULT_STRATEGY, FORMATS, QUEUE_STRATEGIES
 from sentimentkit.io import storage
 
 
@@ -52,8 +52,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--log", required=True, help="the prediction log (kept with SENTIMENTKIT_PREDICTION_LOG_TEXT=true)"
     )
     p.add_argument("--n", type=int, required=True, help="how many texts")
-    p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default="uncertain",
-                   help="uncertain (default), disagree (fast vs accurate model), diverse, random")  # fmt: skip
+    p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default=DEFAULT_STRATEGY,
+                   help="representative (default: texts that stand for the rest, one per re-posted text), "
+                        "diverse (least sure, spread over wordings), uncertain (least sure), disagree (fast vs "
+                        "accurate model), random, frequent (logged most often: what the performance estimate needs)")  # fmt: skip
     p.add_argument("--output", required=True, help="the file to write (never one of the inputs)")
     p.add_argument(
         "--format", choices=FORMATS, default="csv", help="csv (Excel), label-studio or argilla JSON"
@@ -61,7 +63,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--incoming", default=None, help="the feedback store: leave out texts already labelled there"
     )
-    p.add_argument("--seed", type=int, default=0, help="for --strategy random")
+    p.add_argument("--seed", type=int, default=0, help="for --strategy random and representative")
 
 
 @contextlib.contextmanager

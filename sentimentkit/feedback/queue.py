@@ -7,9 +7,11 @@ labelling round trip needs (`QUEUE_COLUMNS`: `text`, `predicted`, `confidence`, 
 prediction by its request id. All of them need the texts in the log: `SENTIMENTKIT_PREDICTION_LOG_TEXT=
 true` when the predictions were made; without them `NoTextInLogError` says so.
 
-Strategies: `uncertain`, `diverse`, `random` (sentimentkit/feedback/review.py, pure functions over texts
-and probabilities) and `disagree`: the texts on which the fast model and the accurate one
-(models/accurate) disagree most (largest total-variation distance between their probabilities).
+Strategies: `representative` (the default, `feedback.DEFAULT_STRATEGY`), `diverse`, `uncertain`, `random`
+(sentimentkit/feedback/review.py, pure functions over texts and probabilities) and `disagree`: the texts on which the fast model and the accurate one
+(models/accurate) disagree most (largest total-variation distance between their probabilities), and
+`frequent`: the texts logged most often (retweets, re-posts), the labels that make the performance
+estimate right for the most predictions (docs/performance_estimate.md).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pandas as pd
 from sentimentkit import LABELS
 from sentimentkit.config import Settings
 from sentimentkit.errors import LabelsError, OptionError
-from sentimentkit.feedback import QUEUE_STRATEGIES
+from sentimentkit.feedback import DEFAULT_STRATEGY, QUEUE_STRATEGIES
 from sentimentkit.feedback.review import select_for_review
 from sentimentkit.io import storage
 from sentimentkit.mlops.predlog import SCHEMA, _log_files, _partition_day, read_log
@@ -49,12 +51,14 @@ def no_text_message(log: str | Path) -> str:
 
 def logged_predictions(log: str | Path) -> pd.DataFrame:
     """One row per distinct logged text (its latest prediction): `text`, `predicted`, `confidence`,
-    `request_id`, `p_negative`, `p_neutral`, `p_positive`, `model_version`, `ts`."""
+    `request_id`, `p_negative`, `p_neutral`, `p_positive`, `model_version`, `ts`, `times_logged`."""
     frame = read_log(log)
     frame = frame[frame["text"].notna()]
     if frame.empty:
         raise NoTextInLogError(no_text_message(log))
-    frame = frame.drop_duplicates("text", keep="last").rename(columns={"label": "predicted"})
+    times = frame["text"].map(frame["text"].value_counts())
+    frame = frame.assign(times_logged=times).drop_duplicates("text", keep="last")
+    frame = frame.rename(columns={"label": "predicted"})
     columns = [
         "text",
         "predicted",
@@ -63,11 +67,12 @@ def logged_predictions(log: str | Path) -> pd.DataFrame:
         *(f"p_{c}" for c in LABELS),
         "model_version",
         "ts",
+        "times_logged",
     ]
     return frame[columns].reset_index(drop=True)
 
 
-def review_queue(log: str | Path, n: int, strategy: str = "uncertain", *, seed: int = 0,
+def review_queue(log: str | Path, n: int, strategy: str = DEFAULT_STRATEGY, *, seed: int = 0,
                  exclude: Sequence[str] = (), accurate: Callable[[list[str]], np.ndarray] | None = None,
                  ) -> pd.DataFrame:  # fmt: skip
     """The `n` logged predictions most worth a label under `strategy`, most useful first, with an
@@ -83,6 +88,8 @@ def review_queue(log: str | Path, n: int, strategy: str = "uncertain", *, seed: 
     texts = frame["text"].tolist()
     if strategy == "disagree":
         picks = select_disagreeing(proba, (accurate or accurate_proba)(texts), n)
+    elif strategy == "frequent":
+        picks = select_frequent(frame["times_logged"].to_numpy(), n)
     else:
         picks = select_for_review(texts, proba, n, strategy, seed=seed)
     queue = frame.iloc[np.asarray(picks, dtype=np.int64)].reset_index(drop=True)
@@ -90,6 +97,12 @@ def review_queue(log: str | Path, n: int, strategy: str = "uncertain", *, seed: 
     queue["request_id"] = queue["request_id"].fillna("")
     queue["label"] = ""
     return queue
+
+
+def select_frequent(times_logged: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the `k` texts logged most often, ties by position (the log's order)."""
+    times = np.asarray(times_logged, dtype=np.int64)
+    return np.lexsort((np.arange(len(times)), -times))[:k]
 
 
 def select_disagreeing(fast: np.ndarray, accurate: np.ndarray, k: int) -> np.ndarray:

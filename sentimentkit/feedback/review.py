@@ -4,9 +4,18 @@ Every strategy takes the texts and the model's class probabilities for them (row
 as any predictor's `predict_proba` gives) and returns the positions of the `k` texts to review, most
 useful first. Nothing is read or written and no model is called.
 
+- `representative` (the default, `feedback.DEFAULT_STRATEGY`): texts that stand for the pool. One text
+  per near-duplicate group (re-posts and retweets share `data.near_duplicate_key`), embedded as TF-IDF
+  of its words reduced to `EMBED_DIMS` dimensions (truncated SVD); k-means with k clusters, each group
+  weighing as many texts as it holds; from each cluster the text nearest its centre, biggest clusters
+  first. The labels then cover what the domain talks about, in proportion, without re-posts. A pool
+  of more than `MAX_CLUSTERED` groups is clustered on a seeded sample of them (a few seconds per
+  20,000). Chosen on
+  development splits of the Apple tweets over `diverse`, `uncertain`, `random` and variants
+  (benchmarks/domain_learning.md, "How the choices were made").
 - `uncertain`: lowest margin first (top probability minus the runner-up): the texts the model is least
   sure about.
-- `diverse` (the default): uncertain, but one text per near-duplicate group (re-posts and retweets of
+- `diverse`: uncertain, but one text per near-duplicate group (re-posts and retweets of
   one tweet share `data.near_duplicate_key`; the least certain one represents the group) and spread
   over vocabulary: among the `CANDIDATE_FACTOR * k` least certain representatives, each next pick
   maximises (1 - margin) - `DIVERSITY` * (highest cosine similarity of its words to those already
@@ -25,12 +34,23 @@ import scipy.sparse as sp
 
 from sentimentkit.data import near_duplicate_key
 from sentimentkit.errors import OptionError
+from sentimentkit.feedback import DEFAULT_STRATEGY
 from sentimentkit.text.preprocess import MARKERS, base_token, tokenize
 
-__all__ = ["CANDIDATE_FACTOR", "DIVERSITY", "STRATEGIES", "margins", "select_for_review"]
+__all__ = [
+    "CANDIDATE_FACTOR",
+    "DEFAULT_STRATEGY",
+    "DIVERSITY",
+    "EMBED_DIMS",
+    "MAX_CLUSTERED",
+    "STRATEGIES",
+    "margins",
+    "select_for_review",
+]
 
-STRATEGIES = ("diverse", "uncertain", "random")
-DEFAULT_STRATEGY = "diverse"
+STRATEGIES = ("representative", "diverse", "uncertain", "random")
+EMBED_DIMS = 100  # representative: dimensions of the reduced TF-IDF the clusters are found in
+MAX_CLUSTERED = 20_000  # representative: a larger pool is clustered on a seeded sample of its groups
 CANDIDATE_FACTOR = 3  # diverse: picks come from the CANDIDATE_FACTOR * k least certain groups
 DIVERSITY = 1.0  # diverse: weight of the similarity to texts already picked against uncertainty
 
@@ -98,17 +118,75 @@ def select_diverse(texts: Sequence[str], proba: np.ndarray, k: int) -> np.ndarra
     return candidates[picks]
 
 
+def _group_representatives(texts: Sequence[str], margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the least certain text of each near-duplicate group, the group's size), groups in the order of
+    their least certain text."""
+    order = np.argsort(margin, kind="stable")
+    reps: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for i in order.tolist():
+        key = near_duplicate_key(texts[i]) or f"\x00{i}"  # a text with no words is its own group
+        reps.setdefault(key, i)
+        sizes[key] = sizes.get(key, 0) + 1
+    return np.asarray(list(reps.values()), dtype=np.int64), np.asarray(list(sizes.values()), dtype=np.float64)
+
+
+def _embed(texts: Sequence[str], seed: int) -> np.ndarray:
+    """Rows of unit length: sublinear TF-IDF of the texts' words (markers dropped), reduced to
+    EMBED_DIMS dimensions by truncated SVD when there are more."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
+    docs = [" ".join(base_token(t) for t in tokenize(x) if t not in MARKERS) for x in texts]
+    try:
+        tfidf = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True).fit_transform(docs)
+    except ValueError:  # not one word in any text: nothing to tell them apart by
+        return np.zeros((len(docs), 1))
+    dims = min(EMBED_DIMS, tfidf.shape[0] - 1, tfidf.shape[1] - 1)
+    if dims < 2:
+        return normalize(tfidf.toarray())
+    return normalize(TruncatedSVD(dims, random_state=seed).fit_transform(tfidf))
+
+
+def select_representative(texts: Sequence[str], proba: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """One text per near-duplicate group, the one nearest each of k k-means centres (module doc)."""
+    from sklearn.cluster import KMeans
+
+    margin = margins(proba)
+    reps, sizes = _group_representatives(texts, margin)
+    k = min(max(k, 0), len(reps))
+    if k == 0:
+        return reps[:0]
+    if k == len(reps):
+        return reps[np.argsort(-sizes, kind="stable")]
+    if len(reps) > MAX_CLUSTERED:  # a few seconds per 20,000 groups; a sample stands for a big log
+        keep = np.sort(np.random.default_rng(seed).choice(len(reps), MAX_CLUSTERED, replace=False))
+        reps, sizes = reps[keep], sizes[keep]
+    emb = _embed([texts[i] for i in reps.tolist()], seed)
+    km = KMeans(k, n_init=1, random_state=seed).fit(emb, sample_weight=sizes)
+    picks, weights = [], []
+    for c in range(k):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            picks.append(reps[members[np.argmax(emb[members] @ km.cluster_centers_[c])]])
+            weights.append(sizes[members].sum())
+    return np.asarray(picks, dtype=np.int64)[np.argsort(-np.asarray(weights), kind="stable")]
+
+
 def select_for_review(
     texts: Sequence[str], proba: np.ndarray, k: int, strategy: str = DEFAULT_STRATEGY, seed: int = 0
 ) -> np.ndarray:
     """Positions (into `texts`) of the `k` texts to label first under `strategy` (see the module doc).
 
-    Fewer than `k` come back only when there are fewer texts (or, for `diverse`, fewer distinct
-    near-duplicate groups). Raises ValueError for an unknown strategy or mismatched inputs.
+    Fewer than `k` come back only when there are fewer texts (or, for `representative` and `diverse`,
+    fewer distinct near-duplicate groups). Raises ValueError for an unknown strategy or mismatched inputs.
     """
     proba = np.asarray(proba, dtype=np.float64)
     if len(texts) != len(proba):
         raise ValueError(f"{len(texts)} texts but {len(proba)} rows of probabilities")
+    if strategy == "representative":
+        return select_representative(list(texts), proba, k, seed)
     if strategy == "uncertain":
         return select_uncertain(proba, k)
     if strategy == "diverse":

@@ -9,12 +9,14 @@ otherwise scores the texts through `sentimentkit.serving.batch.score_table`. How
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.config import Settings
 from sentimentkit.errors import DataError, LabelsError, OptionError
 from sentimentkit.insights.dates import DATE_ORDERS, detect_date_column, parse_dates
 from sentimentkit.insights.drivers import (
@@ -27,9 +29,11 @@ from sentimentkit.insights.drivers import (
     term_matrix,
 )  # fmt: skip
 from sentimentkit.insights.groups import GroupResult, by_group, group_candidates
-from sentimentkit.insights.timeline import MIN_POINT_N, Timeline, baseline_rows, over_time
+from sentimentkit.insights.targets import auto_targets, target_sentiment
+from sentimentkit.insights.timeline import Timeline, baseline_rows, over_time
 from sentimentkit.serving import batch
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor
+from sentimentkit.text.language import LanguagePolicy
 
 AUTO = "auto"
 GROUP_DRIVER_GROUPS = 10  # per-group drivers for the largest groups only
@@ -56,6 +60,9 @@ class Insights:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     terms: TermMatrix | None = None
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    targets_how: str = ""  # how the targets were chosen (given, or automatically and how)
+    target_rows: dict[str, Any] = field(default_factory=dict)  # target -> row positions (not serialised)
 
     @property
     def n_scored(self) -> int:
@@ -109,22 +116,47 @@ def ensure_scored(
 
 
 # --- building ----------------------------------------------------------------------------------
+def _other_languages(scored: pd.DataFrame, languages: Sequence[str] | None) -> pd.Series:
+    """Rows whose `language` (when the table has one) is not among `languages`."""
+    if "language" not in scored.columns:
+        return pd.Series(False, index=scored.index)
+    policy = LanguagePolicy(tuple(languages) if languages is not None else Settings.from_env().languages)
+    return ~scored["language"].map(policy.counts).astype(bool)
+
+
 def build_insights(
     scored: pd.DataFrame, text_column: str, explainer: BasePredictor | None = None,
     date_column: str | None = AUTO, group_column: str | None = AUTO, date_order: str = "auto",
-    source: str = "", top_terms: int = 15,
+    source: str = "", top_terms: int = 15, languages: Sequence[str] | None = None,
+    targets: Sequence[str] | str = (),
 ) -> Insights:  # fmt: skip
     """All insights of a scored table (every row kept; rows without a label are counted apart).
 
     `explainer` is a predictor with `explain_batch` (the fast model) for exact word drivers;
     without it, drivers are left out and the rest still works. `date_column` / `group_column`:
-    a column name, AUTO (detect) or None (skip).
+    a column name, AUTO (detect) or None (skip). `languages`: the languages whose rows count in
+    the statistics (default: Settings' `languages`, i.e. SENTIMENTKIT_LANGUAGES, default `en`);
+    rows the language guard put in another language are counted apart, with a note. `targets`:
+    per-target mentions, net sentiment with its interval and trend, and the texts behind it, from
+    the parts that mention each (`insights.targets`; needs `explainer`, the model that scores the
+    parts); AUTO picks them (`auto_targets`: the most frequent @mentions, #hashtags and content words).
     """
     scored = scored.reset_index(drop=True)
     labels = scored["sentiment"].where(scored["error"].isna())
+    other = _other_languages(scored, languages)
+    labels = labels.where(~other)
     counts = {label: int((labels == label).sum()) for label in LABELS}
     ins = Insights(len(scored), LABELS, counts, text_column, source)
     not_scored = len(scored) - ins.n_scored
+    if other.any():
+        found = scored.loc[other, "language"].value_counts()
+        listed = ", ".join(f"{code} {n:,}" for code, n in found.head(5).items())
+        ins.notes.append(
+            f"{int(other.sum()):,} rows are in languages the model does not read ({listed}): they are scored "
+            "and flagged in the 'language' column, but left out of these statistics (SENTIMENTKIT_LANGUAGES "
+            "lists the languages that count)."
+        )
+    not_scored = not_scored - int(other.sum())
     if not_scored:
         ins.warnings.append(
             f"{not_scored:,} rows have no label (see their 'error'); they are counted in n_rows only."
@@ -136,7 +168,34 @@ def build_insights(
         ins.drivers = driver_terms(ins.terms, labels, top=top_terms)
         ins.distinctive = distinctive_terms(ins.terms, labels, top=top_terms)
     ins.examples = representative_examples(scored.assign(sentiment=labels), text_column)
+    _add_targets(ins, scored, text_column, labels, explainer, targets)
     return ins
+
+
+def _add_targets(ins: Insights, scored: pd.DataFrame, text_column: str, labels: pd.Series,
+                 explainer: BasePredictor | None, targets: Sequence[str] | str) -> None:  # fmt: skip
+    """Per-target sentiment (given targets, or AUTO ones) from the rows that count."""
+    if not targets:
+        return
+    if explainer is None:
+        ins.notes.append("Targets need a model to score the parts that mention them; none was given.")
+        return
+    texts = [str(t) if ok else None for t, ok in zip(scored[text_column], labels.notna())]
+    if isinstance(targets, str):  # AUTO
+        chosen, ins.targets_how = auto_targets(texts, ins.terms)
+    else:
+        chosen = list(targets)
+        ins.targets_how = f"Targets as given: {', '.join(chosen)}."
+    if not chosen:
+        return
+    columns = [f"p_{label}" for label in explainer.labels]
+    probas = scored[columns].to_numpy(dtype=float) if set(columns) <= set(scored.columns) else None
+    periods = None
+    if ins.timeline is not None:
+        row_periods = ins.timeline.row_periods.reindex(scored.index)
+        names = {p: ins.timeline.period_label(p) for p in row_periods.dropna().unique()}
+        periods = row_periods.map(names).astype(object).where(row_periods.notna(), None).tolist()
+    ins.targets = target_sentiment(texts, chosen, explainer, probas, periods, ins.target_rows)
 
 
 def _terms(scored: pd.DataFrame, text_column: str, labels: pd.Series, explainer: BasePredictor | None,
@@ -227,8 +286,8 @@ def finding(ins: Insights) -> str:
         + ", ".join(f"{label} {share:.0%}" for label, share in rest)
         + "."
     ]
-    table = None if ins.groups is None else ins.groups.table[ins.groups.table["n"] >= MIN_POINT_N]
-    if ins.groups is not None and table is not None and len(table) >= 2:  # groups of a handful: no finding
+    table = None if ins.groups is None else ins.groups.drawn()  # groups of a handful: no finding
+    if ins.groups is not None and table is not None and len(table) >= 2:
         best, worst = table.index[0], table.index[-1]
         parts.append(
             f"By {ins.groups.column}, “{best}” is the most positive (net {table['net_sentiment'].iloc[0]:+.2f}) "

@@ -70,8 +70,9 @@ def timeline_chart(timeline: Timeline, labels: Sequence[str] = LABELS) -> alt.VC
 def group_chart(
     groups: GroupResult, labels: Sequence[str] = LABELS, max_groups: int = 50
 ) -> alt.HConcatChart:
-    """Net sentiment per group with its 95% interval, beside each group's label shares."""
-    table = groups.table.head(max_groups).reset_index()
+    """Net sentiment per group with its 95% interval, beside each group's label shares; groups of a
+    handful of texts are left out (`GroupResult.thin_note` names them)."""
+    table = groups.drawn().head(max_groups).reset_index()
     order = table["group"].tolist()
     height = max(120, 18 * len(order))
     y = alt.Y("group:N", sort=order, title=None)
@@ -129,3 +130,14 @@ def distinctive_chart(distinctive: dict[str, list[dict]], top: int = 12) -> alt.
                  "n_texts:Q"],
     ).properties(width=WIDTH, height=20 * max(len(data), 4),
                  title="Most distinctive terms: negative vs positive (log-odds, informative Dirichlet prior)")  # fmt: skip
+
+
+def targets_trend_chart(points: pd.DataFrame) -> alt.Chart:
+    """Net sentiment of each target per period (a `targets.trend_frame`: periods with at least
+    MIN_POINT_N mentioning parts only), one line per target."""
+    return alt.Chart(points).mark_line(point=True).encode(
+        x=alt.X("period:O", title=None), y=alt.Y("net:Q", title="net sentiment", scale=alt.Scale(domain=[-1, 1])),
+        color=alt.Color("target:N", title="target"),
+        tooltip=["target:N", "period:N", "mentions:Q", alt.Tooltip("net:Q", format="+.2f"),
+                 alt.Tooltip("ci_low:Q", format="+.2f"), alt.Tooltip("ci_high:Q", format="+.2f")],
+    ).properties(width=WIDTH, height=200, title="Net sentiment per target over time (parts that mention it)")  # fmt: skip

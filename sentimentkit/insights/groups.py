@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sentimentkit import LABELS
-from sentimentkit.insights.stats import ChiSquare, bucket_table, chi_square
+from sentimentkit.insights.stats import MIN_POINT_N, ChiSquare, bucket_table, chi_square
 
 TOP_GROUPS = 50
 MISSING_GROUP = "(missing)"
@@ -27,6 +27,29 @@ class GroupResult:
     n_groups: int  # distinct values before the top-N cut
     other_label: str | None  # the name given to the merged smaller groups, if any
     row_keys: pd.Series  # each row's group as shown (top groups, "other", "(missing)")
+
+    def drawn(self) -> pd.DataFrame:
+        """The groups whose net sentiment is drawn: those with at least MIN_POINT_N texts."""
+        return self.table[self.table["n"] >= MIN_POINT_N]
+
+    def thin_groups(self) -> list[str]:
+        """The groups left out of the chart: some texts, but fewer than MIN_POINT_N."""
+        n = self.table["n"]
+        return [str(group) for group in self.table.index[(n > 0) & (n < MIN_POINT_N)]]
+
+    def thin_note(self, named: int = 5) -> str | None:
+        """The note under the chart naming the groups too small to draw (None when none is)."""
+        thin = self.thin_groups()
+        if not thin:
+            return None
+        names = ", ".join(f"“{g}”" for g in thin[:named]) + (
+            f" and {len(thin) - named:,} more" if len(thin) > named else ""
+        )
+        return (
+            f"{len(thin):,} group{'s' if len(thin) > 1 else ''} of '{self.column}' with fewer than {MIN_POINT_N} "
+            f"texts {'are' if len(thin) > 1 else 'is'} not drawn: too few texts to say anything ({names}; "
+            "still counted in the test of independence)."
+        )
 
     def test_in_words(self) -> str:
         if self.test is None:

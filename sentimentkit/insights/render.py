@@ -16,11 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from sentimentkit import LABELS
+from sentimentkit import LABELS, palette
 from sentimentkit.insights import charts
 from sentimentkit.insights.build import Insights, finding
 from sentimentkit.insights.groups import GroupResult
-from sentimentkit.insights.timeline import Timeline
+from sentimentkit.insights.targets import trend_frame, trend_words
+from sentimentkit.insights.timeline import MIN_POINT_N, Timeline
 
 
 # --- JSON ----------------------------------------------------------------------------------------
@@ -57,6 +58,8 @@ def summary(ins: Insights) -> dict[str, Any]:
     out["drivers_by_group"] = ins.drivers_by_group
     out["distinctive"] = ins.distinctive
     out["examples"] = ins.examples
+    out["targets"] = ins.targets
+    out["targets_how"] = ins.targets_how or None
     out["notes"] = ins.notes
     out["warnings"] = ins.warnings
     return out
@@ -108,12 +111,15 @@ def chart_specs(ins: Insights) -> dict[str, dict]:
     specs = {}
     if ins.timeline is not None:
         specs["chart-time"] = charts.timeline_chart(ins.timeline).to_dict()
-    if ins.groups is not None:
+    if ins.groups is not None and len(ins.groups.drawn()):
         specs["chart-groups"] = charts.group_chart(ins.groups).to_dict()
     if ins.drivers:
         specs["chart-drivers"] = charts.drivers_chart(ins.drivers).to_dict()
     if ins.distinctive.get("negative") or ins.distinctive.get("positive"):
         specs["chart-distinctive"] = charts.distinctive_chart(ins.distinctive).to_dict()
+    trend = trend_frame(ins.targets)
+    if len(trend):
+        specs["chart-targets"] = charts.targets_trend_chart(trend).to_dict()
     return specs
 
 
@@ -150,7 +156,9 @@ def _sections(ins: Insights, specs: dict[str, dict]) -> list[str]:
         parts.append(_spikes_html(ins.timeline))
     if ins.groups is not None:
         parts.append(f"<h2>By group ({e(ins.groups.column)})</h2><p>{e(ins.groups.test_in_words())}</p>")
-        parts.append("<div id='chart-groups'></div>" + _group_table_html(ins.groups))
+        chart = "<div id='chart-groups'></div>" if "chart-groups" in specs else ""
+        note = f"<p class='note'>{e(ins.groups.thin_note())}</p>" if ins.groups.thin_note() else ""
+        parts.append(chart + note + _group_table_html(ins.groups))
     if "chart-drivers" in specs:
         parts.append("<h2>What drives each label</h2><p>Terms whose exact contributions pushed the texts of each "
                      "label toward it, summed over those texts (fast model).</p><div id='chart-drivers'></div>")  # fmt: skip
@@ -158,9 +166,76 @@ def _sections(ins: Insights, specs: dict[str, dict]) -> list[str]:
         parts.append("<h2>Negative vs positive</h2><div id='chart-distinctive'></div>")
     if ins.drivers_by_group:
         parts.append(_group_drivers_html(ins))
+    if ins.targets:
+        parts.append(_targets_html(ins.targets, ins.targets_how, "chart-targets" in specs))
+    elif ins.targets_how:  # automatic targets, none frequent enough: say so
+        parts.append(f"<h2>Targets</h2><p>{html.escape(ins.targets_how)}</p>")
     if ins.examples:
         parts.append(_examples_html(ins.examples))
     return parts
+
+
+def _targets_html(targets: list[dict[str, Any]], how: str = "", chart: bool = False) -> str:
+    """Per target: texts and parts mentioning it, the parts' labels, net sentiment with its 95%
+    interval and trend; then the texts behind each target, the mentioning part marked."""
+    e = html.escape
+    labels = list(targets[0]["counts"])
+    rows = "".join(
+        f"<tr><td>{e(t['target'])}</td><td>{t['texts']:,}</td><td>{t['mentions']:,}</td>"
+        + "".join(f"<td>{t['counts'].get(x, 0):,}</td>" for x in labels)
+        + f"<td>{_signed(t['net'])}</td><td>{_interval(t)}</td><td>{e(trend_words(t))}</td></tr>"
+        for t in targets
+    )
+    head = "".join(f"<th>{e(label)} parts</th>" for label in labels)
+    has_dates = any(t.get("trend") is not None for t in targets)
+    trend_note = (
+        f" Trend: net per period where at least {MIN_POINT_N} parts mention the target."
+        if has_dates
+        else " No date column, so no trend."
+    )
+    return (
+        f"<h2>Targets</h2><p>{e(how)}</p><p>Each target's sentiment from the parts (sentences, clauses) that "
+        "mention it, not the whole text; net = (positive - negative) / parts, with its 95% interval over the "
+        f"texts (adjusted Wald).{e(trend_note)}</p><table class='targets'><tr><th>target</th><th>texts</th>"
+        f"<th>parts</th>{head}<th>net</th><th>95% interval</th><th>trend</th></tr>{rows}</table>"
+        + ("<div id='chart-targets'></div>" if chart else "")
+        + _target_texts_html(targets)
+    )
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else format(value, "+.2f")
+
+
+def _interval(target: dict[str, Any]) -> str:
+    if target.get("ci_low") is None:
+        return ""
+    return f"{target['ci_low']:+.2f} to {target['ci_high']:+.2f}"
+
+
+def _target_texts_html(targets: list[dict[str, Any]]) -> str:
+    """A folded list per target: its example texts (all escaped), the mentioning part marked in
+    its label's colour, with the row, label and probability."""
+    e = html.escape
+    blocks = []
+    for t in targets:
+        items = "".join(
+            f"<li>{e(x['text'][: x['start']])}<mark class='sk-{e(x['sentiment'], quote=True)}' "
+            f"style='background: rgba({palette.rgb(palette.colour(x['sentiment']))}, 0.30)'>"
+            f"{e(x['text'][x['start'] : x['end']])}</mark>{e(x['text'][x['end'] :])} <span class='p'>(row "
+            f"{x['row']}, this part {e(x['sentiment'])}, p = {x['probability']:.2f})</span></li>"
+            for x in t.get("examples") or []
+        )
+        if items:
+            blocks.append(
+                f"<details><summary>{e(t['target'])}: {t['texts']:,} texts</summary><ul>{items}</ul></details>"
+            )
+    if not blocks:
+        return ""
+    return (
+        "<h3>The texts behind each target</h3><p>The most confident mentioning parts of each label.</p>"
+        + "".join(blocks)
+    )
 
 
 def _spikes_html(timeline: Timeline) -> str:
@@ -213,7 +288,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }}
 .warn {{ background: #fff4e5; border-left: 4px solid #f0a020; padding: 0.5em 1em; }}
-.notes {{ color: #555; }} .p {{ color: #777; font-size: 0.85em; }}
+.notes, .note {{ color: #555; }} .p {{ color: #777; font-size: 0.85em; }}
 </style>
 <script>{bundle}</script>
 </head><body>

@@ -19,6 +19,10 @@ from sentimentkit import LABELS
 
 Z95 = float(stats.norm.ppf(0.975))
 MIN_RELIABLE_N = 30
+# A period or a group needs this many texts for its net sentiment to be drawn: with a handful of texts
+# the net sentiment swings to +1 or -1 by chance (one positive tweet is "net +1.0"); such buckets are left
+# out of the net-sentiment charts and a note names them (the timeline's volume bars and the tables stay).
+MIN_POINT_N = 10
 # Cohen's (1988) small / medium / large effect sizes for w, divided by sqrt(min(rows, cols) - 1)
 # to give Cramér's V thresholds.
 COHEN_W = ((0.5, "large"), (0.3, "moderate"), (0.1, "small"))

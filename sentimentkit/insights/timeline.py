@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
-from sentimentkit.insights.stats import bucket_table, two_proportion_z
+from sentimentkit.insights.stats import MIN_POINT_N, bucket_table, two_proportion_z
 
 # (granularity, pandas frequency, largest span it is chosen for)
 GRANULARITIES = (
@@ -22,10 +22,6 @@ BASELINE_PERIODS = 7  # a spike is judged against the pooled previous periods
 SPIKE_MIN_N = 20  # texts a period needs before it can be called a spike
 SPIKE_MIN_Z = 3.0
 SPIKE_MIN_RISE = 0.10  # and the negative share must be at least 10 points above the baseline
-# A period needs this many texts for its net sentiment to be drawn: with a handful of texts the net
-# sentiment swings to +1 or -1 by chance (one positive tweet is "net +1.0"); such periods are left out
-# of the net-sentiment line (their volume bars stay) and a note says how many.
-MIN_POINT_N = 10
 
 
 @dataclass

@@ -14,7 +14,13 @@ from typing import Any
 from sentimentkit import LABELS
 
 PROBA_COLUMNS: tuple[str, ...] = tuple(f"p_{label}" for label in LABELS)
-OUTPUT_COLUMNS: tuple[str, ...] = ("sentiment", "confidence", *PROBA_COLUMNS, "uncertain", "error")
+# `language`: the language guard's ISO 639-1 code (rows in other languages than the model's are
+# scored but flagged); `mixed`: one part of the text confidently positive and another negative.
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "sentiment", "confidence", *PROBA_COLUMNS, "uncertain", "error", "language", "mixed",
+)  # fmt: skip
+# Written only when asked for (`predict --parts`): each text's scored parts, as a JSON string.
+PARTS_COLUMN = "parts"
 
 
 class UnsavedFormula(str):
@@ -39,7 +45,7 @@ def input_column_renames(columns: Sequence[Any]) -> dict[Any, str]:
     taken = {str(c) for c in columns}
     renames: dict[Any, str] = {}
     for column in columns:
-        if column in OUTPUT_COLUMNS:
+        if column in OUTPUT_COLUMNS or column == PARTS_COLUMN:
             new = f"{column}_input"
             while new in taken:
                 new += "_"

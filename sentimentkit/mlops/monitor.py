@@ -10,9 +10,12 @@ Signals (each OK / WARN / ALERT with its reason in words; the overall status is 
 - `unknown_tokens`: rise (ratio) of the mean share of words the model never saw in training.
 - `new_tokens`: unknown words held by at least 1% of the texts (more than the reference had).
 - `volume`: predictions in the latest window vs the median of the earlier windows.
+- `non_english`: the share of texts the language guard found in a language the model does not read
+  (`language` other than English), above the reference's share (0 when it has none).
 - `performance`: the estimated AvgRec (and accuracy) of the latest window from the probabilities
   (mlops/estimate.py, CBPE, with its 90% interval) against the reference's AvgRec on validation;
-  realized scores beside it when labels are given (`run(..., labels=...)`).
+  realized scores beside it when labels are given (`run(..., labels=...)`), and then the labelled
+  predictions count with their labels, the rest with their probabilities.
 
 The trend splits `--since` into windows of `--window`, at most `MAX_WINDOWS` of them (more is refused:
 widen the window); the rows are grouped into windows in one pass, so the work grows with the rows.
@@ -75,6 +78,9 @@ class Thresholds:
     volume_low_alert: float = 0.1
     volume_high_warn: float = 3.0
     volume_high_alert: float = 10.0
+    # Share of texts in other languages than English, above the reference's (absolute).
+    non_english_warn: float = 0.05
+    non_english_alert: float = 0.15
     # Estimated AvgRec of the window below the reference's AvgRec on validation (absolute: 0.03 = 3
     # points); the reference is its "measured" AvgRec (from labels) or its "estimated" one (same estimator).
     estimate_drop_warn: float = 0.03
@@ -265,6 +271,24 @@ def _token_names(frame: pd.DataFrame, hashes: set[str]) -> dict[str, str]:
     return names
 
 
+def language_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) -> dict[str, Any]:
+    """Share of texts the language guard found in other languages than English, vs the reference."""
+    codes = frame["language"].dropna() if "language" in frame.columns else pd.Series(dtype=object)
+    if codes.empty:
+        return signal(OK, "languages: not measured (the log rows have no language; written before the guard)")
+    share = float((codes != "en").mean())
+    base = float(ref.get("non_english_share") or 0.0)
+    counts = codes[codes != "en"].value_counts()
+    top = {str(code): int(n) for code, n in counts.head(5).items()}
+    shown = ", ".join(f"{code} {n:,}" for code, n in top.items()) or "none"
+    reason = (
+        f"share of texts in other languages than English {base:.1%} -> {share:.1%} (WARN at a rise of "
+        f"{t.non_english_warn:.0%}, ALERT at {t.non_english_alert:.0%}); most frequent: {shown}"
+    )
+    status = level(share - base, t.non_english_warn, t.non_english_alert)
+    return signal(status, reason, share=share, reference_share=base, measured=len(codes), top=top)
+
+
 def volume_signal(counts: list[int], t: Thresholds) -> dict[str, Any]:
     """`counts`: predictions per window, oldest first, the latest last."""
     latest = counts[-1] if counts else 0
@@ -292,7 +316,7 @@ def performance_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) 
 
 STATISTICAL = {"labels": label_signal, "confidence": confidence_signal, "text_length": length_signal,
                "unknown_tokens": unknown_signal, "new_tokens": new_token_signal,
-               "performance": performance_signal}  # fmt: skip
+               "non_english": language_signal, "performance": performance_signal}  # fmt: skip
 
 
 # --- the report ----------------------------------------------------------------------------------------
@@ -421,7 +445,8 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
         data_dir: str | Path | None = None, thresholds: Thresholds | None = None,
         now: datetime | None = None, labels: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """(report, reference) for the log at `log_uri` over the last `since`; with `labels` (a labelled
-    CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate. The report's texts are redacted
+    CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate, and windows
+    with labelled predictions are estimated with those labels (estimate.add_realized). The report's texts are redacted
     (`sentimentkit.redact`), so its JSON and HTML never show a secret."""
     now = now or datetime.now(UTC)
     count_windows(since, window)  # before reading anything
@@ -432,6 +457,8 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
         estimate.add_realized(report, frame, estimate.read_labels(labels), window, reference, str(labels))
         report["trend"] = _round(report["trend"])
         report["signals"]["performance"] = _round(report["signals"]["performance"])
+        report["status"] = worst([s["status"] for s in report["signals"].values()])  # labels may move it
+        report["summary"] = _summary(report["status"], report["signals"])
     return redact_obj(report), reference
 
 

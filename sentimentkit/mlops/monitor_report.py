@@ -22,6 +22,7 @@ SIGNAL_NAMES = {
     "text_length": "Length of the texts",
     "unknown_tokens": "Words the model never saw",
     "new_tokens": "New frequent words",
+    "non_english": "Share of texts not in English",
     "performance": "Estimated accuracy (AvgRec)",
     "volume": "Number of predictions",
 }
@@ -33,6 +34,15 @@ ONE_WINDOW_NOTE = (
 def signal_name(key: str) -> str:
     """A signal's name in words ("unknown_tokens" -> "Words the model never saw"); unknown keys as is."""
     return SIGNAL_NAMES.get(key, key.replace("_", " "))
+
+
+def summary_in_words(report: dict[str, Any]) -> str:
+    """The report's one-line summary with each signal named in words ("ALERT: Words the model never saw
+    (ALERT), ..."); the JSON's `summary` keeps the keys that --thresholds and scripts use."""
+    moved = [
+        f"{signal_name(name)} ({s['status']})" for name, s in report["signals"].items() if s["status"] != "OK"
+    ]
+    return f"{report['status']}: " + ", ".join(moved) if moved else report["summary"]
 
 
 def windows_with_data(report: dict[str, Any]) -> int:
@@ -214,7 +224,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #d0d7
 .status{{font-size:28px;font-weight:bold;color:{COLOURS[status]}}}.charts svg{{margin:8px;border:1px solid #eee}}</style>
 </head><body>
 <h1>sentimentkit monitoring report</h1>
-<p class="status">{status}</p><p>{html.escape(report["summary"])}</p>
+<p class="status">{status}</p><p>{html.escape(summary_in_words(report))}</p>
 <p>Latest window: {html.escape(report["window"]["start"][:19])} to {html.escape(report["window"]["end"][:19])} UTC,
 {report["n"]:,} predictions. Served by: {html.escape(models)}.<br>
 Reference: {html.escape(str(ref.get("source")))} ({ref.get("n") or 0:,} texts), {html.escape(ref.get("note") or "")}.</p>
@@ -252,3 +262,31 @@ def trend_table(report: dict[str, Any]) -> Any:
     frame = pd.DataFrame(report["trend"])
     frame["start"] = pd.to_datetime(frame["start"])
     return frame.set_index("start")
+
+
+# The app's trend charts: (title, {column in the trend: its name in words}); label shares get the label colours.
+TREND_CHARTS = (
+    ("Predictions per window", {"n": "predictions"}),
+    ("Label shares per window", {f"share_{label}": label for label in palette.LABEL_COLOURS}),
+    ("Confidence per window", {"confidence_mean": "mean confidence", "uncertain_share": "uncertain share"}),
+    ("Estimated and realized AvgRec per window",
+     {"estimated_avg_recall": "estimated AvgRec", "realized_avg_recall": "realized AvgRec"}),
+)  # fmt: skip
+
+
+def trend_charts(report: dict[str, Any]) -> list[tuple[str, Any, list[str] | None]]:
+    """The app's line charts of the trend: (title, frame with its series named in words, colours or None).
+
+    A label's share is drawn in that label's colour (the one palette); series the log lacks are left out.
+    """
+    trend = trend_table(report)
+    found = []
+    for title, names in TREND_CHARTS:
+        columns = [c for c in names if c in trend.columns]
+        if not columns:
+            continue
+        frame = trend[columns].rename(columns=names)
+        labels = [names[c] for c in columns]
+        colours = palette.colours(labels) if all(x in palette.LABEL_COLOURS for x in labels) else None
+        found.append((title, frame, colours))
+    return found

@@ -35,7 +35,7 @@ from sentimentkit.training.profile import model_vocabulary, text_stats, token_ha
 ROW_FIELDS: tuple[str, ...] = (
     "ts", "request_id", "source", "model_name", "model_version", "label", "p_negative", "p_neutral",
     "p_positive", "confidence", "uncertain", "n_chars", "n_tokens", "unknown_share", "unknown_tokens",
-    "text_sha256", "text",
+    "text_sha256", "text", "language",
 )  # fmt: skip
 PARTITION = "date="
 _STOP = object()
@@ -155,7 +155,7 @@ class PredictionLog:
                  scores.get("neutral"), scores.get("positive"), record["confidence"], bool(record["uncertain"]),
                  n_chars, n_tokens, unknown_share, sorted({token_hash(w) for w in unknown}),
                  hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-                 text if self.log_text else None))  # fmt: skip
+                 text if self.log_text else None, record.get("language")))  # fmt: skip
 
     def _flush(self) -> None:
         rows, self._rows = self._rows, []
@@ -212,18 +212,21 @@ def SCHEMA() -> Any:  # noqa: N802 - a constant built lazily (pyarrow is importe
         ("confidence", pa.float64()), ("uncertain", pa.bool_()), ("n_chars", pa.int32()),
         ("n_tokens", pa.int32()), ("unknown_share", pa.float64()), ("unknown_tokens", pa.list_(pa.string())),
         ("text_sha256", pa.string()), ("text", pa.string()),
+        # the language guard's ISO 639-1 code (null in logs written before it)
+        ("language", pa.string()),
     ])  # fmt: skip
 
 
 def log_frame(log: PredictionLog, predictor: Any, scored: Any, text_column: str, source: str) -> None:
     """Queue a scored table (input columns + OUTPUT_COLUMNS, as `score_frame` returns) for the log."""
     texts = scored[text_column].tolist()
+    languages = scored["language"] if "language" in scored.columns else [None] * len(scored)
     records = [
         {"sentiment": s, "confidence": c, "uncertain": u, "error": e,
-         "scores": {"negative": n, "neutral": m, "positive": p}}
-        for s, c, u, e, n, m, p in zip(scored["sentiment"], scored["confidence"], scored["uncertain"],
-                                       scored["error"], scored["p_negative"], scored["p_neutral"],
-                                       scored["p_positive"])
+         "scores": {"negative": n, "neutral": m, "positive": p}, "language": g}
+        for s, c, u, e, n, m, p, g in zip(scored["sentiment"], scored["confidence"], scored["uncertain"],
+                                          scored["error"], scored["p_negative"], scored["p_neutral"],
+                                          scored["p_positive"], languages)
     ]  # fmt: skip
     while not log.submit(predictor, texts, records, source=source):
         time.sleep(0.05)  # a batch job may wait for room (an API request never does)

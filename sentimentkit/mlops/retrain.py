@@ -19,13 +19,15 @@
    - `domain` (the default): the domain head (`training.domain.fit_domain_model`) over the champion's
      base model, fitted on every accepted training row of every batch so far (the base training split's
      texts are excluded by step 2); weights: class-balanced, each near-duplicate group counted once
-     within its class; its strength C chosen by cross-validation within those rows. A champion that is
+     within its class; anchored on a sample of the base training split's texts (the head keeps the base
+     model's answers there unless the corrections pay for a change); its strength C fixed (chosen on
+     development splits, benchmarks/domain_learning_dev.py). A champion that is
      itself domain-adapted is unfolded to its base first (the new head is fitted on all corrections,
      so earlier ones are not counted twice).
    - `refit`: the champion's recipe (its card's hyperparameters) refitted on train.csv plus every
      accepted batch so far.
-   benchmarks/domain_learning.md: on Apple tweets the head gained +2.9 AvgRec points at 500 labels,
-   appending the same rows to train.csv (refit) at most +0.8.
+   benchmarks/domain_learning.md: on Apple tweets the head's gain at 200 and 500 labels, against at
+   most +0.8 for appending the same rows to train.csv (refit).
 4. Champion and challenger are scored on data neither was fitted on, by `decide` (the gate):
    first on the user's domain, the held-out slices of all batches so far ("domain"); then on
    SemEval validation ("guard"). The rule is stated in `decide`.
@@ -495,11 +497,12 @@ def _fit_domain(champion: Any, splits: dict[str, pd.DataFrame], additions: pd.Da
             "the champion is not a TF-IDF pipeline; the domain learner needs one (use --learner refit)"
         )
     corrections = additions[~additions["text"].isin(set(splits["train"]["text"]))]
-    model, fitted = fit_domain_model(base_of(pipeline), corrections[["text", "label"]], seed=SEED)
+    model, fitted = fit_domain_model(base_of(pipeline), corrections[["text", "label"]], seed=SEED,
+                                     anchor_texts=splits["train"]["text"].tolist())  # fmt: skip
     card = save_domain_model(model, path, fitted)
     card["retraining"] = {"base_hyperparameters": champion_recipe(champion.card) or None}
     about = {"name": "domain", "rows": fitted["n_corrections"], "groups": fitted["n_groups"],
-             "weighting": fitted["weighting"], "C": fitted["chosen"]["C"],
+             "weighting": fitted["weighting"], "C": fitted["chosen"]["C"], "anchor": fitted["anchor"],
              "cv_avg_recall": fitted["cv_avg_recall"], "selection": fitted["selection"],
              "base_avg_recall_on_corrections": fitted["base_avg_recall_on_corrections"]}  # fmt: skip
     return model, card, about

@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentimentkit.errors import WorkerDiedError  # noqa: F401  (re-exported under its old name)
+from sentimentkit.io.columns import PARTS_COLUMN
 from sentimentkit.io.tables import (
     PARQUET_EXTENSIONS,
     BatchError,
@@ -57,7 +58,7 @@ from sentimentkit.io.tables import (
 )
 from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
-from sentimentkit.serving.batch import score_chunk
+from sentimentkit.serving.batch import language_note, score_chunk
 
 PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -78,7 +79,10 @@ OUTPUT_FIELDS: tuple[pa.Field, ...] = (
     *(pa.field(column, pa.float64()) for column in PROBA_COLUMNS),
     pa.field("uncertain", pa.bool_()),
     pa.field("error", pa.string()),
+    pa.field("language", pa.string()),
+    pa.field("mixed", pa.bool_()),
 )
+PARTS_FIELD = pa.field(PARTS_COLUMN, pa.string())  # with --parts: JSON text per row
 
 __all__ = [
     "OUTPUT_FIELDS",
@@ -144,12 +148,12 @@ def count_rows(path: str | Path) -> int | None:
     return None
 
 
-def output_schema(inputs: pa.Schema) -> pa.Schema:
+def output_schema(inputs: pa.Schema, parts: bool = False) -> pa.Schema:
     """The Parquet schema of the output: the input columns (renamed as the CSV output renames
-    them) with their Arrow types, then OUTPUT_FIELDS."""
+    them) with their Arrow types, then OUTPUT_FIELDS (and the parts column, with `parts`)."""
     renames = input_column_renames(inputs.names)
     fields = [pa.field(renames.get(f.name, f.name), f.type) for f in inputs]
-    return pa.schema([*fields, *OUTPUT_FIELDS])
+    return pa.schema([*fields, *OUTPUT_FIELDS, *([PARTS_FIELD] if parts else [])])
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ class ChunkJob:
     schema: pa.Schema | None  # None: CSV output
     log: bool = False  # also send the scored rows back for the prediction log
     formula_guard: str = "auto"  # CSV output: which cells get a ' (sentimentkit.io.formula)
+    parts: bool = False  # add the parts column (JSON text of each text's scored parts)
 
 
 @dataclass(frozen=True)
@@ -170,19 +175,23 @@ class ChunkResult:
     rows: int
     flagged: int
     scored: pd.DataFrame | None = None  # the text and output columns, only when the job logs
+    languages: dict[str, int] = field(default_factory=dict)  # rows per detected language
 
 
 def encode_chunk(predictor: BasePredictor, chunk: Chunk, job: ChunkJob, header: bool) -> ChunkResult:
     """Score a chunk (`batch.score_chunk`) and encode it: CSV text, exactly as `batch.csv_text`
     writes it (with the header when `header`), or an Arrow table of `job.schema`."""
-    scored = score_chunk(predictor, chunk.frame, job.text_column, row_errors=chunk.row_errors)
+    scored = score_chunk(
+        predictor, chunk.frame, job.text_column, row_errors=chunk.row_errors, parts=job.parts
+    )
     flagged = int(scored["error"].notna().sum())
     if job.schema is None:
         payload: str | pa.Table = csv_text(scored, header=header, formula_guard=job.formula_guard)
     else:
         payload = _arrow_table(scored, job.schema)
     logged = scored[[job.text_column, *OUTPUT_COLUMNS]] if job.log else None
-    return ChunkResult(payload, len(scored), flagged, logged)
+    languages = scored["language"].value_counts().to_dict()
+    return ChunkResult(payload, len(scored), flagged, logged, {str(k): int(v) for k, v in languages.items()})
 
 
 def _arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -488,6 +497,7 @@ def score_file(
     progress: bool | None = None,
     on_scored: Callable[[pd.DataFrame], None] | None = None,
     formula_guard: str = "auto",
+    parts: bool = False,
 ) -> FileResult:
     """Score every row of a CSV/TSV/XLSX/Parquet file into a CSV or Parquet file (by extension).
 
@@ -495,6 +505,7 @@ def score_file(
     process; forked after this process loaded the model where `can_fork`, else spawned). `progress`: a bar with rows/s and ETA on stderr (default: only on a terminal).
     `on_scored` (the prediction log) gets each chunk's text and output columns, in input order.
     `formula_guard`: which cells of a CSV output get a ' (auto, all, off; `sentimentkit.io.formula`).
+    `parts`: add a `parts` column, each text's scored parts as JSON text (`serving.parts`).
     """
     jobs = jobs or default_jobs()
     if jobs < 1 or chunk_rows < 1:
@@ -510,14 +521,18 @@ def score_file(
     ):
         check_column(schema.names, text_column)
         job = ChunkJob(
-            text_column, output_schema(schema) if is_parquet(output_path) else None, on_scored is not None,
+            text_column,
+            output_schema(schema, parts) if is_parquet(output_path) else None,
+            on_scored is not None,
             formula_guard,
-        )  # fmt: skip
+            parts,
+        )
         ahead = [c for c in (next(chunks, None), next(chunks, None)) if c is not None]
         if not ahead:
             raise BatchError(f"{input_path} has a header but no rows to score.")
         results = scorers.results(itertools.chain(ahead, chunks), job, single=len(ahead) == 1)
         total = flagged = 0
+        languages: Counter[str] = Counter()
         bar = _progress(count_rows(input_path) if show else None, show)
         with contextlib.closing(results), bar, _writer(output_path, job.schema, inputs) as write:
             for result in results:
@@ -526,6 +541,8 @@ def score_file(
                 write(result.payload)
                 total += result.rows
                 flagged += result.flagged
+                languages.update(result.languages)
                 bar.update(result.rows)
             _finish(bar, total)
-        return FileResult(total, flagged, notes())
+        note = language_note(languages)
+        return FileResult(total, flagged, [*notes(), *([note] if note else [])])

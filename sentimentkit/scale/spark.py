@@ -68,6 +68,8 @@ def output_schema(input_schema: StructType) -> StructType:
         "confidence": DoubleType(),
         "uncertain": BooleanType(),
         "error": StringType(),
+        "language": StringType(),
+        "mixed": BooleanType(),
     }
     types.update({column: DoubleType() for column in PROBA_COLUMNS})
     return StructType([*fields, *(StructField(c, types[c], True) for c in OUTPUT_COLUMNS)])

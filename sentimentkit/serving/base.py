@@ -7,6 +7,7 @@ backends (`predictor`, `transformer`, `remote`) and `loader` can all import it w
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from collections.abc import Sequence
@@ -21,12 +22,15 @@ from sentimentkit.config import Settings
 from sentimentkit.errors import BackendError  # noqa: F401  (re-exported under its old name)
 from sentimentkit.io.columns import (
     OUTPUT_COLUMNS,
+    PARTS_COLUMN,
     PROBA_COLUMNS,
     SpreadsheetError,
     UnsavedFormula,
     input_column_renames,
 )
 from sentimentkit.models.card import DEFAULT_THRESHOLD
+from sentimentkit.serving.parts import long_texts, score_parts
+from sentimentkit.text.language import Language, identify
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -115,6 +119,9 @@ class BasePredictor:
     # False for backends with native thread pools (onnxruntime, torch) that a child inherits
     # without their threads.
     fork_safe: bool = False
+    # Whether `score` finds `mixed` (scores every text's parts; Settings.mixed). Off, `mixed` is None
+    # (not computed) unless parts are asked for; texts longer than a tweet are scored by parts anyway.
+    find_mixed: bool = True
 
     @property
     def version(self) -> str:
@@ -145,12 +152,16 @@ class BasePredictor:
 
     # --- records with validation ---------------------------------------------------------
     def score(
-        self, texts: Sequence[object], threshold: float | None = None, max_chars: int | None = None
+        self,
+        texts: Sequence[object],
+        threshold: float | None = None,
+        max_chars: int | None = None,
+        parts: bool = False,
     ) -> list[dict[str, Any]]:
         """One result dict per input, in order. Invalid items get `error` and null scores.
 
         `max_chars`: the caller's own character limit (an API server's), checked before this
-        predictor's, which still applies.
+        predictor's, which still applies. `parts`: add each text's scored parts (`serving.parts`).
         """
         if max_chars is None:
             errors = [text_error(t, self.max_chars) for t in texts]
@@ -158,17 +169,55 @@ class BasePredictor:
             errors = [text_error(t, max_chars) or text_error(t, self.max_chars) for t in texts]
         valid = [i for i, e in enumerate(errors) if e is None]
         cut = self.threshold if threshold is None else threshold
-        results: list[dict[str, Any]] = [error_record(e) for e in errors]
-        for i, record in zip(valid, self.score_valid([str(texts[i]) for i in valid], cut)):
+        results: list[dict[str, Any]] = [error_record(e, parts) for e in errors]
+        valid_texts = [str(texts[i]) for i in valid]
+        records = (
+            self.score_valid(valid_texts, cut, parts=True) if parts else self.score_valid(valid_texts, cut)
+        )
+        for i, record in zip(valid, records):
             results[i] = record
         return results
 
-    def score_valid(self, texts: list[str], threshold: float) -> list[dict[str, Any]]:
-        """Records for texts that passed `text_error` (backends that answer records override this)."""
-        return [self.record(row, threshold) for row in self.predict_proba(texts)] if texts else []
+    def proba_language(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Language]]:
+        """`predict_proba` of a list and each text's `Language` (the cheap test for any backend:
+        `language.function_word_test`; `Predictor` reads its own vocabulary instead)."""
+        texts = list(texts)
+        return self.predict_proba(texts), identify(texts)
 
-    def record(self, proba: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
-        """The result dict for one probability row."""
+    def score_valid(self, texts: list[str], threshold: float, parts: bool = False) -> list[dict[str, Any]]:
+        """Records for texts that passed `text_error`: label, language, `mixed` (and the parts with
+        `parts`). Texts longer than `parts.LONG_TEXT_CHARS` are scored by parts. Backends that
+        answer records themselves override this."""
+        if not texts:
+            return []
+        find = self.find_mixed or parts
+        # the texts whose parts are scored: all of them, or (`mixed` off) only those longer than a tweet
+        chosen = list(range(len(texts))) if find else np.flatnonzero(long_texts(texts)).tolist()
+        parted = score_parts(self.predict_proba, [texts[i] for i in chosen]) if chosen else None
+        # the whole texts last: a backend may keep per-call details of its last call (windows)
+        whole, languages = self.proba_language(texts)
+        probas = whole
+        if parted is not None:
+            probas = np.array(whole, dtype=np.float64, copy=True)
+            probas[chosen] = parted.fill(whole[chosen])
+        mixed = parted.mixed(self.labels) if find and parted is not None else [None] * len(texts)
+        part_records = parted.records(texts, self.labels) if parts and parted is not None else None
+        out = []
+        for i, (row, language) in enumerate(zip(probas, languages)):
+            record = self.record(row, threshold, language, mixed[i])
+            if part_records is not None:
+                record["parts"] = part_records[i]
+            out.append(record)
+        return out
+
+    def record(
+        self,
+        proba: np.ndarray,
+        threshold: float | None = None,
+        language: Language | None = None,
+        mixed: bool | None = None,
+    ) -> dict[str, Any]:
+        """The result dict for one probability row (and the text's language and `mixed`, when known)."""
         best = int(np.argmax(proba))
         confidence = float(proba[best])
         cut = self.threshold if threshold is None else threshold
@@ -178,6 +227,9 @@ class BasePredictor:
             "scores": {label: float(p) for label, p in zip(self.labels, proba)},
             "uncertain": confidence < cut,
             "error": None,
+            "language": language.code if language else None,
+            "language_confidence": language.confidence if language else None,
+            "mixed": mixed,
         }
 
     def score_frame(
@@ -189,9 +241,21 @@ class BasePredictor:
         return records_to_frame(frame, self.score(frame[text_column].tolist(), threshold), self.labels)
 
 
-def error_record(error: str | None) -> dict[str, Any]:
+def error_record(error: str | None, parts: bool = False) -> dict[str, Any]:
     """The result dict of an item that could not be scored."""
-    return {"sentiment": None, "confidence": None, "scores": None, "uncertain": None, "error": error}
+    record: dict[str, Any] = {
+        "sentiment": None,
+        "confidence": None,
+        "scores": None,
+        "uncertain": None,
+        "error": error,
+        "language": None,
+        "language_confidence": None,
+        "mixed": None,
+    }
+    if parts:
+        record["parts"] = None
+    return record
 
 
 def keep_input_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -214,4 +278,8 @@ def records_to_frame(
         out[column] = [r["scores"][label] if r["scores"] else None for r in records]
     out["uncertain"] = [r["uncertain"] for r in records]
     out["error"] = [r["error"] for r in records]
+    out["language"] = [r.get("language") for r in records]
+    out["mixed"] = [r.get("mixed") for r in records]
+    if any("parts" in r for r in records):  # asked for: JSON text per row (null for error rows)
+        out[PARTS_COLUMN] = [None if r.get("parts") is None else json.dumps(r["parts"]) for r in records]
     return out

@@ -16,6 +16,7 @@ rows that cannot be scored are flagged in `error`, never dropped.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from sentimentkit.io.tables import (
 )
 from sentimentkit.io.write import atomic_output, csv_text, result_csv_bytes
 from sentimentkit.serving.base import OUTPUT_COLUMNS, BasePredictor, records_to_frame
+from sentimentkit.text.language import MODEL_LANGUAGE
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -49,14 +51,17 @@ def score_chunk(
     text_column: str,
     threshold: float | None = None,
     row_errors: Mapping[int, str] | None = None,
+    parts: bool = False,
 ) -> pd.DataFrame:
     """`frame` (same rows, order and index) with OUTPUT_COLUMNS appended; pure, no I/O.
+    `parts`: also the `parts` column (each text's scored parts as JSON text).
 
     Texts are checked by `text_error` (the one rule) inside `predictor.score`; a row listed in
     `row_errors` (position in `frame` -> message, e.g. a ragged CSV line) is not scored and carries
     that message in `error`. An input column named like an output column is kept as `<name>_input`.
     """
-    records = predictor.score(chunk_texts(frame, text_column, row_errors), threshold)
+    texts = chunk_texts(frame, text_column, row_errors)
+    records = predictor.score(texts, threshold, parts=True) if parts else predictor.score(texts, threshold)
     return scored_frame(frame, records, predictor.labels, row_errors)
 
 
@@ -96,6 +101,24 @@ def score_chunks(
         if isinstance(chunk, pd.DataFrame):
             chunk = Chunk(chunk)
         yield score_chunk(predictor, chunk.frame, text_column, threshold, chunk.row_errors)
+
+
+def language_note(rows: Mapping[Any, int]) -> str | None:
+    """The note for rows the language guard found in a language the model does not read (None: none).
+    `rows`: rows per value of the `language` column (`value_counts()`; rows not scored have none)."""
+    counts = Counter(
+        {c: int(k) for c, k in rows.items() if isinstance(c, str) and c and c != MODEL_LANGUAGE and k}
+    )
+    if not counts:
+        return None
+    n = sum(counts.values())
+    listed = ", ".join(f"{code} {k:,}" for code, k in counts.most_common(5))
+    more = ", ..." if len(counts) > 5 else ""
+    return (
+        f"{n:,} row{'s' if n != 1 else ''} look{'' if n != 1 else 's'} like {'languages' if len(counts) > 1 else 'a language'} "
+        f"the model does not read ({listed}{more}): scored, but do not trust {'their' if n != 1 else 'its'} "
+        "labels; the 'language' column says which rows."
+    )
 
 
 def score_table(

@@ -28,6 +28,12 @@ def load_predictor(
     `mlops` extra).
     """
     settings = settings or Settings.from_env()
+    predictor = _load(path, threshold, settings)
+    predictor.find_mixed = settings.mixed
+    return predictor
+
+
+def _load(path: str | Path | None, threshold: float | None, settings: Settings) -> BasePredictor:
     if str(path or settings.model_path).startswith("models:/"):
         return load_registered(str(path or settings.model_path), threshold, settings)
     path = Path(path or settings.model_path)

@@ -22,6 +22,7 @@ from sentimentkit.models.pipeline import load_model
 from sentimentkit.serving.base import BasePredictor, TokenContribution, text_error
 from sentimentkit.serving.contributions import TermContributions, term_contributions
 from sentimentkit.text.features import N_LEXICON_FEATURES, TweetVectorizer
+from sentimentkit.text.language import Language, VocabularyTest, identify
 from sentimentkit.text.preprocess import tokenize_with_spans
 
 _BATCH = 2048  # texts vectorised at once by predict_proba (bounds its temporary memory)
@@ -48,6 +49,7 @@ class Predictor(BasePredictor):
         self._vectorizer = pipeline.named_steps["features"]
         self._coef_t = np.ascontiguousarray(clf.coef_.T, dtype=np.float64)
         self._intercept = clf.intercept_.astype(np.float64)
+        self._vocabulary_test: VocabularyTest | None = None
 
     @classmethod
     def load(
@@ -89,6 +91,29 @@ class Predictor(BasePredictor):
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
+
+    def proba_language(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Language]]:
+        """`predict_proba` of a list, and each text's `Language` (the language guard): the cheap
+        vocabulary test reads the token ids the model has just read, and only suspect texts go to
+        the detector (`sentimentkit.text.language`)."""
+        texts = list(texts)
+        if type(self).predict_proba is not Predictor.predict_proba:  # a subclass's own maths: use it
+            return super().proba_language(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels))), []
+        if self._vocabulary_test is None:
+            self._vocabulary_test = VocabularyTest(self._vectorizer.word_vectorizer_.vocabulary_)
+        probas, languages = [], []
+        for i in range(0, len(texts), _BATCH):
+            chunk = texts[i : i + _BATCH]
+            logits, table, tids, lengths = self._vectorizer.transform_dot_ids(chunk, self._coef_t)
+            logits += self._intercept
+            logits -= logits.max(axis=1, keepdims=True)
+            np.exp(logits, out=logits)
+            logits /= logits.sum(axis=1, keepdims=True)
+            probas.append(logits)
+            languages += identify(chunk, self._vocabulary_test.suspect(table, tids, lengths))
+        return np.concatenate(probas), languages
 
     # --- explanation ---------------------------------------------------------------------
     def explain_batch(self, texts: Sequence[str]) -> TermContributions:

@@ -84,12 +84,14 @@ class RemotePredictor(BasePredictor):
         return self._call("GET", "/readyz", accept=(200, 503))
 
     # --- scoring ----------------------------------------------------------------------------
-    def score_valid(self, texts: list[str], threshold: float) -> list[dict[str, Any]]:
+    def score_valid(self, texts: list[str], threshold: float, parts: bool = False) -> list[dict[str, Any]]:
         """Records for texts that passed `text_error` (with the server's limit, from GET /v1/model),
-        via POST /v1/predict/batch in chunks the server accepts; `uncertain` uses `threshold`."""
+        via POST /v1/predict/batch in chunks the server accepts; `uncertain` uses `threshold`.
+        With `parts`, the server is asked for each text's parts (`?parts=true`)."""
         results: list[dict[str, Any]] = []
         for chunk in self._chunks(texts):
-            answer = self._call("POST", "/v1/predict/batch", body={"texts": [texts[i] for i in chunk]})
+            path = "/v1/predict/batch?parts=true" if parts else "/v1/predict/batch"
+            answer = self._call("POST", path, body={"texts": [texts[i] for i in chunk]})
             records = answer.get("results")
             if not isinstance(records, list) or len(records) != len(chunk):
                 raise self._unexpected("POST /v1/predict/batch", "a result list of the wrong length")

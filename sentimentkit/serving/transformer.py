@@ -157,12 +157,16 @@ class _TransformerPredictor(BasePredictor):
         return self._proba([str(t) for t in texts])
 
     def score(
-        self, texts: Sequence[object], threshold: float | None = None, max_chars: int | None = None
+        self,
+        texts: Sequence[object],
+        threshold: float | None = None,
+        max_chars: int | None = None,
+        parts: bool = False,
     ) -> list[dict[str, Any]]:
         """`BasePredictor.score`, each scored record adding `windows`: how many `max_length`-token
         windows its text took (1: it fit whole; more: every window scored and pooled, none cut)."""
         self._local.windows = []  # predict_proba is not called when no text is valid
-        records = super().score(texts, threshold, max_chars)
+        records = super().score(texts, threshold, max_chars, parts)
         scored = (record for record in records if record["error"] is None)
         for record, count in zip(scored, self._local.windows):
             record["windows"] = int(count)

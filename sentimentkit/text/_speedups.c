@@ -11,7 +11,8 @@
  *   integer key and probed in the vocabulary's open-addressing hash table, `_lookup.KeyIndex`);
  * - featurize: documents given as token ids -> the TF-IDF rows (word block, char block, each L2
  *   normalised) plus the lexicon cues, written either as CSR arrays or straight into
- *   `X @ weights` without building X.
+ *   `X @ weights` without building X;
+ * - token_flags: the language guard's six flags of new tokens (text/language.VocabularyTest).
  *
  * They compute what the NumPy code in features.py and _lookup.py computes, in the same
  * floating-point types (float32 TF-IDF values, float64 norms and lexicon sums); only summation order
@@ -695,11 +696,80 @@ done:
     return result;
 }
 
+/* The language guard's per-token flags (text/language.VocabularyTest._token_flags): for each token,
+ * with a trailing `suffix` (the negation mark) removed, six bytes in six rows of n: #tag, word,
+ * known (in `vocabulary`), non-Latin letters, common English word, common foreign word; the last
+ * four only for words. A word is all letters, or holds a letter and does not start with @, # or <.
+ * Letters are what str.isalpha() calls letters; Latin is U+0000..U+024F and U+1E00..U+1EFF. */
+static PyObject *token_flags(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *tokens, *vocabulary, *english, *foreign, *suffix;
+    if (!PyArg_ParseTuple(args, "O!O!OOU", &PyList_Type, &tokens, &PyDict_Type, &vocabulary, &english,
+                          &foreign, &suffix))
+        return NULL;
+    if (!PyAnySet_Check(english) || !PyAnySet_Check(foreign)) {
+        PyErr_SetString(PyExc_TypeError, "english and foreign must be sets");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(tokens), suffix_len = PyUnicode_GET_LENGTH(suffix);
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, 6 * n);
+    if (out == NULL) return NULL;
+    char *flags = PyByteArray_AS_STRING(out);
+    memset(flags, 0, (size_t)(6 * n));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *token = str_item(tokens, i, "tokens");
+        if (token == NULL) goto fail;
+        Py_ssize_t length = PyUnicode_GET_LENGTH(token);
+        Py_ssize_t marked = suffix_len > 0 && length >= suffix_len
+                                ? PyUnicode_Tailmatch(token, suffix, 0, length, 1)
+                                : 0;
+        if (marked < 0) goto fail;
+        PyObject *base = marked ? PyUnicode_Substring(token, 0, length - suffix_len) : token;
+        if (base == NULL) goto fail;
+        if (!marked) Py_INCREF(base);
+        int kind = PyUnicode_KIND(base);
+        const void *data = PyUnicode_DATA(base);
+        Py_ssize_t size = PyUnicode_GET_LENGTH(base);
+        int all_letters = size > 0, any_letter = 0, non_latin = 0;
+        for (Py_ssize_t j = 0; j < size; j++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, j);
+            if (!Py_UNICODE_ISALPHA(c)) {
+                all_letters = 0;
+                continue;
+            }
+            any_letter = 1;
+            if (!(c <= 0x24F || (c >= 0x1E00 && c <= 0x1EFF))) non_latin = 1;
+        }
+        Py_UCS4 first = size > 0 ? PyUnicode_READ(kind, data, 0) : 0;
+        int word = all_letters || (size > 0 && first != '@' && first != '#' && first != '<' && any_letter);
+        flags[i] = size > 0 && first == '#';
+        flags[n + i] = (char)word;
+        if (word) {
+            int known = PyDict_Contains(vocabulary, base);
+            int is_english = known < 0 ? -1 : PySet_Contains(english, base);
+            int is_foreign = is_english < 0 ? -1 : PySet_Contains(foreign, base);
+            if (is_foreign < 0) {
+                Py_DECREF(base);
+                goto fail;
+            }
+            flags[2 * n + i] = (char)known;
+            flags[3 * n + i] = (char)non_latin;
+            flags[4 * n + i] = (char)is_english;
+            flags[5 * n + i] = (char)is_foreign;
+        }
+        Py_DECREF(base);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"chunk_insert", chunk_insert, METH_VARARGS, "enter chunks in a chunk table (see _lookup.ChunkIds)"},
     {"chunk_lookup", chunk_lookup, METH_VARARGS, "texts -> chunk ids in a chunk table (see _lookup.ChunkIds)"},
     {"lookup", lookup, METH_VARARGS, "keys -> their ids in a dict, -1 where missing"},
     {"char_gram_ids", char_gram_ids, METH_VARARGS, "char_wb n-gram ids of words (see _lookup.CharGrams)"},
+    {"token_flags", token_flags, METH_VARARGS, "the language guard's per-token flags (see text/language)"},
     {"featurize", featurize, METH_VARARGS, "TF-IDF + lexicon rows of token-id documents (see features)"},
     {NULL, NULL, 0, NULL},
 };

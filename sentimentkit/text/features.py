@@ -183,6 +183,22 @@ class TweetVectorizer(TransformerMixin, BaseEstimator):
             return self._featurize(table, *table.text_ids(texts), weights=weights)
         return np.asarray(self.transform(texts) @ weights)
 
+    def transform_dot_ids(
+        self, texts: list[str], weights: np.ndarray
+    ) -> tuple[np.ndarray, TokenTable, np.ndarray, np.ndarray]:
+        """`transform_dot`, plus what it read: the token table, every token id of `texts` in order
+        and each text's number of tokens (the language guard's vocabulary test reuses them, so it
+        tokenises nothing twice)."""
+        table = self._table()
+        tids, lengths = table.text_ids(texts)
+        if compiled() is not None and self.word_max_n <= 2:
+            return self._featurize(table, tids, lengths, weights=weights), table, tids, lengths
+        return np.asarray(self.transform(texts) @ weights), table, tids, lengths
+
+    def token_table(self) -> TokenTable:
+        """The token cache the vectoriser reads (token -> id, per-id features); rebuilt when full."""
+        return self._table()
+
     def row_dot(self, text: str, weights: np.ndarray) -> np.ndarray:
         """`transform([text])[0] @ weights` for one text (the single-text serving path): with the
         compiled loops exactly the batch path's row, else from `sparse_row`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -84,6 +86,15 @@ def _release_claims() -> None:
     for claim in _claimed:
         with contextlib.suppress(OSError):
             claim.unlink()
+
+
+def screenshot_script() -> ModuleType:
+    """docs/screenshot.py, the one script that takes the docs' screenshots, as a module."""
+    spec = importlib.util.spec_from_file_location("docs_screenshot", REPO_ROOT / "docs" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

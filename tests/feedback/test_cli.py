@@ -215,8 +215,61 @@ def test_review_queue_disagree_with_a_second_model(log: Path, tiny_predictor: Pr
     ]
 
 
-@pytest.mark.parametrize("strategy", ["uncertain", "diverse", "random"])
+@pytest.mark.parametrize("strategy", ["representative", "uncertain", "diverse", "random", "frequent"])
 def test_every_strategy_gives_a_queue_of_distinct_logged_texts(log: Path, strategy: str) -> None:
     queue = review_queue(log, 4, strategy)
     assert len(queue) == 4 and queue["text"].is_unique and set(queue["text"]) <= set(TEXTS)
     assert (queue["label"] == "").all()
+
+
+def test_frequent_puts_the_texts_logged_most_often_first_and_leaves_out_labelled_ones(
+    tmp_path: Path, tiny_predictor: Predictor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "b" logged 3 times, "c" twice, "a" and "d" once (ties: the log's order of their latest rows)
+    log = make_log(tmp_path / "log", tiny_predictor, ["a", "b", "c", "b", "d", "c", "b"])
+    queue = review_queue(log, 3, "frequent")
+    assert queue["text"].tolist() == ["b", "c", "a"]
+    assert review_queue(log, 2, "frequent", exclude=["b"])["text"].tolist() == ["c", "a"]
+    out = tmp_path / "review.csv"
+    code, _, err = run(["review", "--log", str(log), "--n", "2", "--strategy", "frequent", "--output", str(out)],
+                       capsys)  # fmt: skip
+    assert code == 0 and "(frequent)" in err
+    assert pd.read_csv(out)["text"].tolist() == ["b", "c"]
+
+
+def test_one_default_review_strategy_everywhere(log: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The CLI's `review`, the app's Review tab, `review_queue`, `select_for_review` and the docs
+    name the same default strategy (they once differed: `uncertain` in the CLI and the app,
+    `diverse` in `select_for_review`)."""
+    import inspect
+
+    from sentimentkit import ui
+    from sentimentkit.config import REPO_ROOT
+    from sentimentkit.feedback import DEFAULT_STRATEGY, queue, review
+    from sentimentkit.feedback.store import write_corrections
+
+    assert DEFAULT_STRATEGY == "representative"
+    defaults = {
+        "select_for_review": inspect.signature(review.select_for_review).parameters["strategy"].default,
+        "review_queue": inspect.signature(queue.review_queue).parameters["strategy"].default,
+    }
+    assert defaults == dict.fromkeys(defaults, DEFAULT_STRATEGY)
+    # The command line, without --strategy: the queue it writes is the default strategy's.
+    out = tmp_path / "q.csv"
+    code, _, err = run(["review", "--log", str(log), "--n", "5", "--output", str(out)], capsys)
+    assert code == 0 and f"({DEFAULT_STRATEGY})" in err
+    expected = review_queue(log, 5, DEFAULT_STRATEGY)
+    # (a leading ' is the formula guard's mark in a CSV a spreadsheet opens)
+    written = pd.read_csv(out, keep_default_na=False)["text"].str.removeprefix("'")
+    assert written.tolist() == expected["text"].tolist()
+    # The app's Review tab asks the queue for the same strategy.
+    asked = []
+    real = queue.review_queue
+    monkeypatch.setattr(queue, "review_queue", lambda *a, **k: asked.append(a[2]) or real(*a, **k))
+    store = tmp_path / "store"
+    write_corrections(str(store), [{"text": TEXTS[2], "label": "positive"}])
+    round_ = ui.review_round(str(log), True, str(store), n=3)
+    assert asked == [DEFAULT_STRATEGY] and len(round_["queue"]) == 3
+    # The docs say so.
+    page = (REPO_ROOT / "docs" / "teach_your_domain.md").read_text()
+    assert f"`{DEFAULT_STRATEGY}` (default" in page and "`uncertain` (default" not in page

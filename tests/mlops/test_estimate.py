@@ -67,6 +67,46 @@ def test_certain_probabilities_give_the_realized_scores_and_a_point_interval() -
     assert real["recall"]["negative"] == pytest.approx(2 / 3)
 
 
+def test_labels_where_they_exist_and_probabilities_for_the_rest_by_hand() -> None:
+    # P's rows 1 and 3 are labelled positive and neutral: they count as (0, 0, 1) and (0, 1, 0).
+    # Predicted: negative, neutral, positive, negative. Columns: negative = row 0 + row 3 = (0.7, 1.2, 0.1),
+    # neutral = (0, 0, 1), positive = row 2 = (0.2, 0.3, 0.5). E[C] = [[0.7, 0, 0.2], [1.2, 0, 0.3],
+    # [0.1, 1, 0.5]]: recall negative 0.7 / 0.9, neutral 0 / 1.5, positive 0.5 / 1.6; accuracy 1.2 / 4.
+    result = est.estimate(P, truth=[-1, 2, -1, 1], draws=200)
+    np.testing.assert_allclose(
+        est.expected_confusion(np.array([P[0], [0, 0, 1], P[2], [0, 1, 0]]), P.argmax(axis=1)),
+        [[0.7, 0, 0.2], [1.2, 0, 0.3], [0.1, 1, 0.5]],
+    )
+    assert result["recall"] == pytest.approx({"negative": 0.7 / 0.9, "neutral": 0.0, "positive": 0.5 / 1.6})
+    assert result["avg_recall"] == pytest.approx((0.7 / 0.9 + 0 + 0.5 / 1.6) / 3)
+    assert result["accuracy"] == pytest.approx(0.3) and result["n_labelled"] == 2
+    assert est.estimate(P, draws=0)["n_labelled"] == 0
+    # every row labelled: the estimate is the realized score and the interval a point
+    truth = [0, 2, 1, 1]
+    every = est.estimate(P, truth=truth, draws=50)
+    real = est.realized([LABELS[t] for t in truth], [LABELS[p] for p in P.argmax(axis=1)])
+    assert every["avg_recall"] == pytest.approx(real["avg_recall"])
+    assert every["interval"]["avg_recall"] == pytest.approx([real["avg_recall"]] * 2)
+    with pytest.raises(ValueError, match="class indices"):
+        est.estimate(P, truth=[0, 1])
+
+
+def test_labelled_rows_stay_fixed_in_the_interval_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet([2, 2, 2], size=400)
+    truth = np.where(np.arange(400) < 300, proba.argmax(axis=1), -1)  # 300 labelled (all right), 100 not
+    for exact_rows in (est.EXACT_ROWS, 10):  # the exact draw, and the normal approximation
+        monkeypatch.setattr(est, "EXACT_ROWS", exact_rows)
+        alone, labelled = est.estimate(proba, draws=400), est.estimate(proba, truth=truth, draws=400)
+        width = {
+            name: np.diff(r["interval"]["avg_recall"])[0]
+            for name, r in (("alone", alone), ("labelled", labelled))
+        }
+        assert 0 < width["labelled"] < 0.75 * width["alone"]  # only the 100 unlabelled rows still vary
+        low, high = labelled["interval"]["avg_recall"]
+        assert low <= labelled["avg_recall"] <= high
+
+
 def test_the_90_percent_interval_covers_the_realized_score_about_90_percent_of_the_time() -> None:
     """Labels drawn from calibrated probabilities: the realized AvgRec falls inside the interval in
     about 90% of 300 simulated windows (binomial sd at 300 trials: 1.7 points)."""
@@ -257,6 +297,72 @@ def test_compare_reports_the_estimate_per_window() -> None:
     assert [r.get("estimated_avg_recall") for r in report["trend"]] == [pytest.approx(0.6, abs=1e-3)] * 2
 
 
+def test_labels_in_the_window_replace_the_probabilities_and_decide_the_status() -> None:
+    # 600 rows, one a minute; the latest 5 hours hold 299 of them, 150 of which are one viral text the
+    # model calls positive (p 0.6, 0.2 elsewhere) that is truly neutral: the probabilities cannot see it.
+    # Latest window: 49 predicted negative, 50 neutral, 200 positive (150 viral). Probabilities alone:
+    # recall_i = 0.6 n_i / (0.6 n_i + 0.2 (299 - n_i)). With the viral label: the positive column is
+    # 50 x (0.2, 0.2, 0.6) + 150 x (0, 1, 0) = (10, 160, 30), so E[C] = [[29.4, 10, 10], [9.8, 30, 160],
+    # [9.8, 10, 30]]: recall 29.4 / 49.4, 30 / 199.8, 30 / 49.8.
+    texts = [f"t{i}" for i in range(600)]
+    labels = ["negative", "neutral", "positive"] * 200
+    for i in range(400, 550):
+        texts[i], labels[i] = "viral", "positive"
+    rows = _log_rows(texts, labels, [None] * 600, True)
+    rows = rows.assign(model_name="m", model_version="1", confidence=0.6, uncertain=False, n_chars=10,
+                       unknown_share=0.0, unknown_tokens=[[] for _ in range(600)])  # fmt: skip
+    ref = {**_reference(0.55), "label_shares": dict.fromkeys(LABELS, 1 / 3), "confidence_edges": [0, 0.5, 1],
+           "confidence_shares": [0, 1], "confidence_quantiles": [0.6] * 101, "confidence_mean": 0.6,
+           "uncertain_share": 0.0, "length_edges": [0, 5, None], "length_shares": [0, 1], "length_mean": 10,
+           "unknown_share_mean": 0.0, "unknown_edges": [0, 1], "unknown_shares": [1.0]}  # fmt: skip
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    window = timedelta(hours=5)
+    report = compare(rows, ref, window, timedelta(hours=10), now=now)
+    alone = report["signals"]["performance"]
+    by_hand = np.mean([0.6 * n / (0.6 * n + 0.2 * (299 - n)) for n in (49, 50, 200)])
+    assert alone["status"] == OK and alone["values"]["estimated_avg_recall"] == pytest.approx(
+        by_hand, abs=1e-6
+    )
+
+    # the signal points at the repeated text: the one worth labelling
+    assert alone["values"]["most_repeated"] == [{"text": "viral", "text_sha256": est.text_sha256("viral"),
+        "predictions": 150, "share": round(150 / 299, 6), "predicted": "positive", "labelled": False}]  # fmt: skip
+    assert "the 1 most repeated texts are 50% of the predictions (1 unlabelled)" in alone["reason"]
+    assert "`review --strategy frequent` writes them to label" in alone["reason"]
+
+    viral = pd.DataFrame({"text": ["viral"], "label": ["neutral"]})
+    est.add_realized(report, rows, viral, window, ref, "viral.csv")
+    perf = report["signals"]["performance"]
+    expected = (29.4 / 49.4 + 30 / 199.8 + 30 / 49.8) / 3  # 0.449
+    values = perf["values"]
+    assert values["estimated_avg_recall"] == pytest.approx(expected, abs=1e-6)
+    assert values["estimated_avg_recall_probabilities"] == pytest.approx(by_hand, abs=1e-6)
+    assert (
+        values["labels_used"] == 150 and values["n_labelled"] == 150 and values["realized_avg_recall"] == 0.0
+    )
+    assert perf["status"] == ALERT and "labels for 150 of the 299 predictions" in perf["reason"]
+    assert values["most_repeated"][0]["labelled"] is True and "unlabelled" not in perf["reason"]
+    assert values["avg_recall_low"] <= values["estimated_avg_recall"] <= values["avg_recall_high"]
+    earlier, last = report["trend"]
+    assert "estimated_avg_recall_probabilities" not in earlier and earlier["n_labelled"] == 0
+    assert last["estimated_avg_recall"] == pytest.approx(expected, abs=1e-6)
+    assert last["estimated_avg_recall_probabilities"] == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_most_repeated_lists_texts_logged_twice_or_more_by_hash_when_the_log_keeps_no_text() -> None:
+    rows = _log_rows(["a", "b", "a", "c", "b", "a"], ["positive"] * 6, [None] * 6, False)
+    repeated, share = est.most_repeated(rows)
+    assert [(r["text"], r["text_sha256"], r["predictions"]) for r in repeated] == [
+        (None, est.text_sha256("a"), 3),
+        (None, est.text_sha256("b"), 2),
+    ]  # "c" once: left out
+    assert share == pytest.approx(5 / 6) and est.most_repeated(rows.iloc[:0]) == ([], 0.0)
+    rows = _log_rows([f"t{i}" for i in range(200)] + ["x"] * 100, ["negative", "neutral", "positive"] * 100,
+                     [None] * 300, False)  # fmt: skip
+    sig = est.performance_signal(rows, _reference(0.6), Thresholds())
+    assert "(1 unlabelled)" in sig["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT=true" in sig["reason"]
+
+
 # --- monitor, report, gauges, app ------------------------------------------------------------------------
 TEXTS = ["I love this phone, it is great", "worst service ever, so angry :(", "the store opens at nine",
          "happy birthday to my best friend!", "this update is terrible and slow", "meeting moved to friday"]  # fmt: skip
@@ -305,6 +411,11 @@ def test_cli_json_shows_the_estimate_and_labels_add_realized_scores(
     )
     assert report["labels"]["matched_by"] == "text SHA-256" and report["labels"]["matched_predictions"] == 300
     assert report["trend"][-1]["n_labelled"] == 300
+    # every prediction labelled: the estimate is the realized score, and the status and summary follow it
+    assert values["labels_used"] == 300
+    assert values["estimated_avg_recall"] == pytest.approx(expected["avg_recall"], abs=1e-6)
+    worst = max((s["status"] for s in report["signals"].values()), key=[OK, WARN, ALERT].index)
+    assert report["status"] == worst and report["summary"].startswith(worst)
     page = html.read_text()
     assert "Performance per window" in page and "realized AvgRec" in page
 

@@ -62,7 +62,7 @@ def test_log_review_feedback_retrain_on_blob(
             assert answer.status_code == 200
         wait_for_log(log, len(truth))
 
-        # 1. review: the 10 least certain logged texts, labelled in a spreadsheet, added back
+        # 1. review: 10 logged texts chosen by the default strategy, labelled in a spreadsheet, added back
         review = tmp_path / "review.csv"
         assert main(["review", "--log", log, "--n", "10", "--output", str(review)]) == 0
         sheet = pd.read_csv(review, dtype=str, keep_default_na=False)

@@ -4,7 +4,8 @@ model's page in the MLflow UI, in a real browser.
 
 The server runs on a throw-away store (`--store`) on a free loopback port. Skipped, with the reason,
 where the virtualenv cannot be built (no network, no python3-venv); `scripts/setup-dev.sh` builds it.
-Set SENTIMENTKIT_UPDATE_DOCS=1 to also write the screenshot to docs/registry.png.
+Set SENTIMENTKIT_UPDATE_DOCS=1 to also write the screenshot to docs/registry.png (taken by
+`registry_screenshot` in docs/screenshot.py, the script that takes every docs screenshot).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pytest
 
 from sentimentkit import LABELS
 from sentimentkit.config import REPO_ROOT
-from tests.e2e.conftest import Server, browser, free_port, run_server  # noqa: F401 - browser: a fixture
+from tests.e2e.conftest import Server, browser, free_port, run_server, screenshot_script  # noqa: F401 - browser: a fixture
 
 # pytest -n N --dist loadgroup: one MLflow server (and virtualenv check) for the module, on one worker.
 pytestmark = pytest.mark.xdist_group("mlflow-server")
@@ -163,17 +164,9 @@ def test_the_registered_model_page_renders_in_a_browser(
     mlflow_server: tuple[Server, Path], ui_page: Any, tmp_path: Path
 ) -> None:
     server, _ = mlflow_server
-    page = ui_page
-    page.goto(f"{server.url}/#/models/{MODEL}", timeout=120_000)
-    page.get_by_text("Version 2", exact=False).first.wait_for(timeout=120_000)
-    page.get_by_text("@ champion").first.wait_for()
-    body = page.inner_text("body")
-    assert MODEL in body and "sha256.model.pkl" in body and "better holdout" in body
-    close = page.get_by_role("button", name="Close")  # the UI's assistant panel, if it opened
-    if close.count():
-        close.first.click()
     shot = tmp_path / "registry.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
+    body = screenshot_script().registry_screenshot(ui_page, server.url, MODEL, shot)  # docs/screenshot.py's
+    assert MODEL in body and "sha256.model.pkl" in body and "better holdout" in body
+    assert 10_000 < shot.stat().st_size < 300_000
     if os.environ.get("SENTIMENTKIT_UPDATE_DOCS") == "1":
         shutil.copyfile(shot, DOCS_SHOT)

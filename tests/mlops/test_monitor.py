@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 from sentimentkit.config import REPO_ROOT
-from sentimentkit.mlops import monitor
+from sentimentkit.mlops import monitor, monitor_report
 from sentimentkit.mlops.monitor import ALERT, OK, WARN, Thresholds, compare, label_test, psi
 from sentimentkit.mlops.predlog import PredictionLog, read_log
 from sentimentkit.serving.predictor import Predictor
@@ -102,8 +102,22 @@ def test_traffic_like_the_reference_is_ok() -> None:
     report = run_compare(synthetic_log(2000))
     assert report["status"] == OK, report["summary"]
     assert {"labels", "confidence", "text_length", "unknown_tokens", "new_tokens", "volume",
-            "performance"} == set(report["signals"])  # fmt: skip
+            "non_english", "performance"} == set(report["signals"])  # fmt: skip
     assert report["n"] == 2000
+
+
+def test_a_rising_share_of_other_languages_warns_then_alerts() -> None:
+    """Issue 24: the monitor says when traffic moves to languages the model cannot read."""
+    frame = synthetic_log(2000)
+    frame["language"] = "en"
+    assert run_compare(frame)["signals"]["non_english"]["status"] == OK
+    frame.loc[frame.index[-200:], "language"] = "de"  # 10% German
+    warn = run_compare(frame)["signals"]["non_english"]
+    assert warn["status"] == WARN and "0.0% -> 10.0%" in warn["reason"] and "de 200" in warn["reason"]
+    frame.loc[frame.index[-400:-200], "language"] = "zh"
+    assert run_compare(frame)["signals"]["non_english"]["status"] == ALERT
+    old_log = synthetic_log(2000)  # written before the guard: no language column
+    assert "not measured" in run_compare(old_log)["signals"]["non_english"]["reason"]
 
 
 def test_shifted_labels_length_and_unknown_words_alert_with_reasons_in_words() -> None:
@@ -255,10 +269,14 @@ def test_app_monitoring_tab_shows_status_signals_and_trends(
         "Length of the texts",
         "Words the model never saw",
         "New frequent words",
+        "Share of texts not in English",
         "Estimated accuracy (AvgRec)",
         "Number of predictions",
     ]  # signal names in words, not keys like unknown_tokens
-    assert "300 predictions in the latest window" in " ".join(c.value for c in at.caption)
+    captions = " ".join(c.value for c in at.caption)
+    assert "300 predictions in the latest window" in captions
+    assert "Status: OK" not in [h.value for h in at.subheader] and "(ALERT)" in captions  # names what moved
+    assert not [key for key in monitor_report.SIGNAL_NAMES if key in captions]  # ... in words, not keys
     assert any("Only one window holds predictions" in c.value for c in at.caption)  # no empty trend charts
     assert not at.get("arrow_vega_lite_chart")
     reasons = " ".join(signals["reason"])
@@ -288,6 +306,9 @@ def test_html_report_names_signals_in_words_and_draws_no_trend_for_one_window(
     )  # fmt: skip
     page = render_html(report, reference)
     assert "<td>Words the model never saw</td>" in page and "<td>unknown_tokens</td>" not in page
+    summary = page.split('class="status">', 1)[1].split("</p><p>", 1)[1].split("</p>", 1)[0]
+    assert report["status"] != "OK" and f"({report['status']})" in summary  # the line names what moved
+    assert not [key for key in monitor_report.SIGNAL_NAMES if key in summary]  # ... in words, not keys
     assert signal_name("unknown_tokens") == "Words the model never saw"
     assert ONE_WINDOW_NOTE in page and "Predictions per window</text>" not in page
 
@@ -306,3 +327,26 @@ def test_new_words_are_named_when_the_log_holds_text_and_codes_explained_when_no
     assert (
         token_hash("covfefe") in hashed["reason"] and "SENTIMENTKIT_PREDICTION_LOG_TEXT=1" in hashed["reason"]
     )
+
+
+def test_app_trend_charts_name_series_in_words_and_paint_labels_in_their_colours() -> None:
+    """The defect: the app's "Label shares and confidence" chart named its lines share_negative,
+    confidence_mean... and drew negative light blue and neutral red (Streamlit's default colours)."""
+    from sentimentkit import palette
+
+    row = {"n": 300, "share_negative": 0.2, "share_neutral": 0.5, "share_positive": 0.3,
+           "confidence_mean": 0.7, "uncertain_share": 0.1, "estimated_avg_recall": 0.7}  # fmt: skip
+    report = {
+        "trend": [
+            {"start": "2026-11-20T00:00:00+00:00", **row},
+            {"start": "2026-11-21T00:00:00+00:00", **row},
+        ]
+    }
+    found = {title: (frame, colours) for title, frame, colours in monitor_report.trend_charts(report)}
+    frame, colours = found["Label shares per window"]
+    assert list(frame.columns) == ["negative", "neutral", "positive"]
+    assert colours == [palette.NEGATIVE, palette.NEUTRAL, palette.POSITIVE]
+    assert list(found["Confidence per window"][0].columns) == ["mean confidence", "uncertain share"]
+    assert list(found["Estimated and realized AvgRec per window"][0].columns) == ["estimated AvgRec"]
+    names = [c for frame, _ in found.values() for c in frame.columns]
+    assert not [n for n in names if "_" in n]  # words, not keys

@@ -60,7 +60,7 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
 ) -> None:
     from sentimentkit.models.domain import DomainAdapted
     from sentimentkit.serving.loader import load_predictor
-    from sentimentkit.training.domain import WEIGHTING_RULE
+    from sentimentkit.training.domain import ANCHOR_WEIGHT, DEFAULT_C, N_ANCHOR, WEIGHTING_RULE
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()
@@ -70,6 +70,13 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
     assert report["decision"] == "promoted", report["reason"]
     assert report["learner"]["name"] == "domain" and report["learner"]["weighting"] == WEIGHTING_RULE
     assert report["learner"]["rows"] + report["domain"]["rows"] == 100
+    # Anchored on the base training split's texts (the tiny champion's train.csv: fewer than N_ANCHOR).
+    train_texts = pd.read_csv(champion / "train.csv")["text"]
+    assert report["learner"]["anchor"] == {
+        "texts": min(N_ANCHOR, train_texts.nunique()),
+        "weight": ANCHOR_WEIGHT,
+    }
+    assert report["learner"]["C"] == DEFAULT_C
     held = report["domain"]
     assert held["rows"] >= Gate().min_heldout and held["challenger"] - held["champion"] == pytest.approx(
         held["gain"], abs=1e-3
@@ -103,12 +110,17 @@ def test_the_guard_refuses_a_domain_model_that_unlearns_semeval_and_the_cli_opti
     champion: Path,  # noqa: F811
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from sentimentkit.cli import main
+    from sentimentkit.training import domain as domain_training
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     domain(SLANG, "that {t} was {w} lol #slang", 108).to_csv(incoming / "slang.csv", index=False)
+    # Without its anchor on the base training texts the head learns the slang at SemEval's expense
+    # (with the anchor it keeps SemEval's sentiment: test_the_anchor_keeps_the_guard below).
+    monkeypatch.setattr(domain_training, "anchor_sample", lambda texts, seed=0, n=0: [])
     assert main(["retrain", "--incoming", str(incoming), "--learner", "domain"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["decision"] == "kept champion" and "the guard refused it" in out["reason"], out["reason"]
@@ -123,6 +135,18 @@ def test_the_guard_refuses_a_domain_model_that_unlearns_semeval_and_the_cli_opti
     with pytest.raises(SystemExit) as bad:
         main(["retrain", "--incoming", str(incoming), "--learner", "bigger"])
     assert bad.value.code == 2 and "invalid choice: 'bigger'" in capsys.readouterr().err
+
+
+def test_the_anchor_keeps_the_guard(champion: Path, tmp_path: Path) -> None:  # noqa: F811
+    """The same slang with the default learner: anchored on the base training texts, the head learns
+    the domain and keeps SemEval's sentiment, so the default guard lets it through."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    domain(SLANG, "that {t} was {w} lol #slang", 108).to_csv(incoming / "slang.csv", index=False)
+    report = retrain.retrain(str(incoming), log=quiet)
+    assert report["learner"]["anchor"]["texts"] > 0
+    assert report["domain"]["gain"] > 0 and report["guard"]["passed"] is True, report["reason"]
+    assert report["guard"]["loss"] <= Gate().guard_tolerance and report["decision"] == "promoted"
 
 
 def test_too_few_corrections_of_a_label_train_nothing_and_say_so(
