@@ -45,6 +45,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -229,6 +230,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and the finished steps it ran: with the wall time, it
+    tells how long the same runs take on an idle machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def default_strategy() -> str:
     """What `sentimentkit review` uses without --strategy, read from the CLI's own parser."""
     from sentimentkit.cli import build_parser
@@ -301,11 +309,13 @@ def run_one(work: Path, seed_folder: Path, template: Path, answers: dict[str, st
     folder.mkdir(parents=True)
     renv = registry_env(clone_registry(template, folder / "registry"), env)
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # the steps' CPU seconds (exact with --jobs 1; mixed with parallel runs)
 
     def step(name: str, args: list[str]) -> subprocess.CompletedProcess:
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds()
         done = cli(args, renv, folder)
         seconds[name] = round(time.perf_counter() - started, 1)
+        cpu[name] = round(cpu_seconds() - cpu_before, 1)
         return done
 
     chosen = [] if strategy == DEFAULT else ["--strategy", strategy]
@@ -334,7 +344,7 @@ def run_one(work: Path, seed_folder: Path, template: Path, answers: dict[str, st
                          "--output", "holdout.csv", "--jobs", "1"])  # fmt: skip
         record["challenger_pred"] = "".join(label_code(predicted_labels(folder / "holdout.csv")))
     record["promoted"] = promoted
-    record["seconds"] = seconds
+    record["seconds"], record["cpu_seconds"] = seconds, cpu
     (folder / "record.json").write_text(json.dumps(record))
     shutil.rmtree(folder / "registry" / "artifacts", ignore_errors=True)  # 6 MB per model: not kept
     return record
@@ -481,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = json.loads(args.out.read_text())
         print(render(result, result["summary"]))
         return 0
-    started = time.perf_counter()
+    started, cpu_at_start = time.perf_counter(), cpu_seconds()
     from sentimentkit.io.tables import read_labelled  # the product's reader (CSV/TSV/XLSX/Parquet)
 
     frame = read_labelled(args.data, args.text_column, args.label_column)
@@ -517,7 +527,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"seed {seed}: pool {info['pool_rows']} rows logged, holdout {info['holdout_rows']} rows "
               f"({info['holdout_groups']} groups); base AvgRec {avg_recall(label_decode(entry['truth']), label_decode(entry['base'])):.4f}"
               f"  [{time.perf_counter() - started:.0f}s]", flush=True)  # fmt: skip
-    plan = [(strategy, k, seed) for k in args.k for strategy in args.strategies for seed in args.seeds]
+    strategies = list(dict.fromkeys(args.strategies))
+    if DEFAULT in strategies and resolved in strategies:  # the same runs twice: keep them once, as default
+        strategies.remove(resolved)
+        print(f"{resolved} is review's default: its runs are the '{DEFAULT}' ones", flush=True)
+    plan = [(strategy, k, seed) for k in args.k for strategy in strategies for seed in args.seeds]
 
     def one(cell: tuple[str, int, int]) -> dict[str, Any]:
         strategy, k, seed = cell
@@ -534,11 +548,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {"data": str(args.data), "data_sha256": file_sha256(args.data), "model_sha256": file_sha256(args.model),
               "default_strategy": resolved, "holdout_fraction": HOLDOUT_FRACTION, "boot": args.boot,
               "jobs": args.jobs, "seeds": seeds, "runs": runs,
-              "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+              "seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(cpu_seconds() - cpu_at_start, 1),
+              "cores": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     result["summary"] = summarise(result, args.boot)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(render(result, result["summary"]))
-    print(f"done in {result['seconds']:.0f}s; wrote {args.out}", file=sys.stderr)
+    print(f"done in {result['seconds']:.0f}s ({result['cpu_seconds']:.0f}s of CPU in the steps); wrote {args.out}",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
