@@ -440,7 +440,7 @@ def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
         lines += [f"| {c['k']} | {c['strategy']} | {ci(c['minus_accurate'])} |" for c in summary["cells"]]
     lines += ["", "Per run (gate figures from the retrain report: domain = held-out corrections, AvgRec "
               "champion -> challenger; guard = SemEval validation AvgRec champion -> challenger):", "",
-              "| labels | strategy | seed | labels n/u/p | decision | domain (rows) | domain 95% CI of gain "
+              "| labels | strategy | seed | given n/u/p | decision | domain (rows) | domain 95% CI of gain "
               "| guard | holdout: base -> champion | minutes |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     base = {s["seed"]: (label_decode(s["truth"]), label_decode(s["base"])) for s in result["seeds"]}
     for r in sorted(
@@ -476,6 +476,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help=f"review strategies; '{DEFAULT}' = whatever review defaults to")  # fmt: skip
     p.add_argument("--accurate", action="store_true", help="also score the holdout with models/accurate")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (each step is one process)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS/OpenMP threads per step (1: no spinning threads on a shared machine; 0: the library's default)")  # fmt: skip
     p.add_argument("--resume", action="store_true",
                    help="keep the runs an interrupted invocation finished (same --work; same code!)")  # fmt: skip
     p.add_argument("--boot", type=int, default=N_BOOT, help="bootstrap replicates")
@@ -503,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = frame["text"].tolist()
     keys = group_keys(texts)
     answers = analyst_answers(texts, frame["label"])
-    env = clean_env(threads=1 if args.jobs > 1 else None)
+    env = clean_env(threads=args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     template = make_template(args.work, args.model, env)
     data_key = hashlib.sha256(
