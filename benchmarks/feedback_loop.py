@@ -493,6 +493,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = json.loads(args.out.read_text())
         print(render(result, result["summary"]))
         return 0
+    from sentimentkit.feedback import QUEUE_STRATEGIES
+
+    unknown = sorted(set(args.strategies) - {DEFAULT, *QUEUE_STRATEGIES})
+    if unknown:
+        raise SystemExit(
+            f"unknown strategies {unknown}: choose from {DEFAULT}, {', '.join(QUEUE_STRATEGIES)}"
+        )
     started, cpu_at_start = time.perf_counter(), cpu_seconds()
     from sentimentkit.io.tables import read_labelled  # the product's reader (CSV/TSV/XLSX/Parquet)
 
@@ -560,5 +567,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """`main`, with a failed step or a bad --data file told in a few lines instead of a traceback."""
+    from sentimentkit.errors import UserError
+
+    try:
+        return main(argv)
+    except StepError as exc:
+        print(f"error: {exc}\n(the runs that finished are kept: the same command with --resume goes on)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except (UserError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
