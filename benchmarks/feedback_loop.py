@@ -346,7 +346,8 @@ def run_one(work: Path, seed_folder: Path, template: Path, answers: dict[str, st
     record["promoted"] = promoted
     record["seconds"], record["cpu_seconds"] = seconds, cpu
     (folder / "record.json").write_text(json.dumps(record))
-    shutil.rmtree(folder / "registry" / "artifacts", ignore_errors=True)  # 6 MB per model: not kept
+    for heavy in ("artifacts", "cache"):  # the models and their verified copies, ~20 MB a run: not kept
+        shutil.rmtree(folder / "registry" / heavy, ignore_errors=True)
     return record
 
 
