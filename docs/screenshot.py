@@ -2,11 +2,15 @@
 
 python docs/screenshot.py [OUT_DIR]      (default: docs/)
 
-- app.png: the "Analyze a text" tab with one text analysed by the fast and the accurate model;
+- app.png: the "Analyze a text" tab with one text of mixed feelings analysed by the fast and the
+  accurate model: label, the mixed-feelings note, the parts shaded in their labels' colours, the
+  probability chart and the start of the explanation;
 - insights.png: the Insights section of the Batch tab for 3,000 SemEval-2017 test tweets with a
-  synthetic day-first `created` column over four weeks and an `airline` column, one term clicked;
+  synthetic day-first `created` column over four weeks and an `airline` column, one term clicked, down
+  to that term's texts;
 - monitoring_example.png: the Monitoring tab over the prediction log that `scripts/monitoring_demo.py`
-  replays (six days of validation tweets, then a day of hate-speech and offensive tweets), texts logged.
+  replays (six days of validation tweets, then a day of tweets about Hillary Clinton and climate
+  change), texts logged.
 
 The registry's screenshot (docs/registry.png) needs a running MLflow server: `registry_screenshot` takes
 it, and tests/mlops/test_mlflow_server.py calls it against `scripts/mlflow-server.sh`.
@@ -28,7 +32,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 TEST = SHARED / "semeval2017" / "test.csv"
-TEXT = "Two hours on hold and the line went dead. Worst customer service ever, I'm not going back!"
+TEXT = "The flight crew were lovely and helpful. But we sat on the tarmac for three hours, worst delay ever."
+# what app.png must show wholly, for each model: the label, the parts (each shaded positive or negative)
+# and the probability chart
+APP_PARTS = ('[data-testid="stMetric"]', ".sk-parts", ".sk-parts .sk-positive", ".sk-parts .sk-negative",
+             '[data-testid="stVegaLiteChart"]')  # fmt: skip
 INSIGHTS_TERM = "love"  # the term clicked in the Insights picture
 WIDTH = 1280
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -84,6 +92,7 @@ class Shot:
     sidebar: str  # the sidebar's text (the model lines)
     headings: list[str]  # the headings inside the picture, top to bottom
     text: str  # the visible text of what the picture shows
+    inside: dict[str, int] = field(default_factory=dict)  # selector -> how many lie wholly in the picture
 
 
 def _open(browser: Any, url: str, height: int) -> Any:
@@ -105,24 +114,47 @@ def _headings(page: Any, top: float, bottom: float) -> list[str]:
     return [text for _, text in sorted(found)]
 
 
-def _shot(page: Any, path: Path, text: str, clip: dict[str, float] | None = None) -> Shot:
+def _inside(page: Any, selector: str, top: float, bottom: float) -> list[Any]:
+    """The elements matching `selector` whose box lies between `top` and `bottom` (page pixels)."""
+    found = []
+    for element in page.locator(selector).all():
+        box = element.bounding_box()
+        if box and box["height"] > 0 and top <= box["y"] and box["y"] + box["height"] <= bottom:
+            found.append(element)
+    return found
+
+
+def _shot(
+    page: Any, path: Path, text: str | None, clip: dict[str, float] | None = None, count: tuple[str, ...] = ()
+) -> Shot:
+    """Take the picture; `text` None: the text of the app's elements wholly inside it; `count`: the
+    selectors to count inside it."""
     top, bottom = (clip["y"], clip["y"] + clip["height"]) if clip else (0, page.viewport_size["height"])
     page.screenshot(path=str(path), clip=clip, animations="disabled")
     tabs = [t.strip() for t in page.get_by_role("tab").all_inner_texts()]
     sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
-    return Shot(path, tabs, sidebar, _headings(page, top, bottom), text)
+    if text is None:
+        elements = _inside(page, '[data-testid="stElementContainer"]', top, bottom)
+        text = "\n".join(element.inner_text() for element in elements)
+    inside = {selector: len(_inside(page, selector, top, bottom)) for selector in count}
+    return Shot(path, tabs, sidebar, _headings(page, top, bottom), text, inside)
 
 
 def app_screenshot(browser: Any, url: str, out_dir: Path) -> Shot:
-    """app.png: the "Analyze a text" tab with TEXT analysed (the window as a newcomer sees it)."""
+    """app.png: the "Analyze a text" tab with TEXT analysed (the window as a newcomer sees it): down to
+    the start of the explanation, so the label, the mixed-feelings note, the parts and the probability
+    chart are in the picture. Its `inside` counts the APP_PARTS shown wholly in the picture."""
     page = _open(browser, url, 1250)
     box = page.get_by_label("Text to analyse")
     box.fill(TEXT)
     box.press("Control+Enter")
     page.get_by_role("button", name="Analyze").click()
-    page.locator(".sk-explanation").first.wait_for()
-    page.wait_for_timeout(1500)  # let the chart finish drawing
-    shot = _shot(page, out_dir / "app.png", page.locator("body").inner_text())
+    panel = page.get_by_role("tabpanel", name="Analyze a text")
+    panel.locator(".sk-parts").nth(1).wait_for()  # both models' parts
+    panel.locator(".sk-explanation").first.wait_for()
+    panel.locator('[data-testid="stVegaLiteChart"]').nth(1).wait_for()  # both models' charts
+    page.wait_for_timeout(1500)  # let the charts finish drawing
+    shot = _shot(page, out_dir / "app.png", None, count=APP_PARTS)
     page.close()
     return shot
 
@@ -144,7 +176,8 @@ def sample_csv(folder: Path) -> Path:
 
 
 def insights_screenshot(browser: Any, url: str, out_dir: Path, csv: Path) -> Shot:
-    """insights.png: the Insights section for `csv`, from its heading to the report download."""
+    """insights.png: the Insights section for `csv`, from its heading to the texts of the clicked term
+    (the Targets below it are left out: with them the picture would pass 300 KB)."""
     page = _open(browser, url, 5200)
     page.get_by_role("tab", name="Batch (CSV)").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv))
@@ -152,12 +185,15 @@ def insights_screenshot(browser: Any, url: str, out_dir: Path, csv: Path) -> Sho
     page.get_by_role("button", name="Download report").wait_for()
     page.get_by_role("radio", name=INSIGHTS_TERM, exact=True).click()  # a pill: its texts appear below
     page.get_by_text(f"texts contain “{INSIGHTS_TERM}”").wait_for()
+    targets = page.get_by_role("heading", name="Targets")
+    targets.wait_for()
     page.wait_for_timeout(2500)  # let the charts finish drawing
     top = page.get_by_role("heading", name="Insights").bounding_box()["y"] - 10
-    bottom = page.get_by_role("button", name="Download report").bounding_box()["y"] + 50
+    bottom = targets.bounding_box()["y"] - 10
     clip = {"x": 280, "y": top, "width": WIDTH - 280, "height": bottom - top}
     text = page.get_by_role("tabpanel", name="Batch (CSV)").inner_text()
-    shot = _shot(page, out_dir / "insights.png", text.split("Insights", 1)[-1], clip)
+    text = text.split("Insights", 1)[-1].rsplit("\nTargets\n", 1)[0]  # up to the Targets heading
+    shot = _shot(page, out_dir / "insights.png", text, clip)
     page.close()
     return shot
 

@@ -6,9 +6,12 @@ Two prediction logs, scored by the committed model.pkl and written, with their t
 named, not coded), by the real PredictionLog:
 
 1. "in distribution": six days of SemEval validation tweets (300 a day) -> expected OK;
-2. "shifted": the same six days, then a seventh day of tweets from the hate-speech and offensive-language
-   sources of ../shared/data/unlabeled/tweets.csv -> expected ALERT on labels, confidence, text length
-   and unknown words.
+2. "shifted": the same six days, then a seventh day of political tweets, about Hillary Clinton and
+   climate change (the `stance/hillary` and `stance/climate` sources of
+   ../shared/data/unlabeled/tweets.csv, each tagged #SemST) -> expected ALERT on labels, confidence, text
+   length, unknown words and the estimated AvgRec, WARN on new frequent words (semst, hillaryclinton...),
+   OK on volume and other languages. (Not the hate-speech and offensive-language sources: the docs would
+   name their slurs as new frequent words.)
 
 model.pkl's card carries its reference profile, computed on the validation split; note that the
 in-distribution replay then uses the very tweets of the reference (tests/mlops/test_monitor.py checks
@@ -34,6 +37,7 @@ from sentimentkit.serving.loader import load_predictor
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 DAY = 86_400
+SHIFTED_SOURCES = "/stance/hillary/|/stance/climate/"  # the shifted day's sources in unlabeled/tweets.csv
 
 
 def replay(log_dir: Path, days: list[list[str]], now: datetime, margin: float = 60.0) -> None:
@@ -53,10 +57,10 @@ def replay(log_dir: Path, days: list[list[str]], now: datetime, margin: float = 
 
 def demo_days() -> tuple[list[list[str]], list[list[str]]]:
     """(in distribution, shifted): six days of 300 validation tweets, then a seventh day of 200 more
-    validation tweets or of 600 hate-speech and offensive-language tweets."""
+    validation tweets or of 600 tweets about Hillary Clinton and climate change (SHIFTED_SOURCES)."""
     validation = pd.read_csv(SHARED / "semeval2017" / "validation.csv")["text"].tolist()
     tweets = pd.read_csv(SHARED / "unlabeled" / "tweets.csv")
-    shifted = tweets[tweets["source"].str.contains("/hate/|/offensive/")]["text"].sample(600, random_state=13)
+    shifted = tweets[tweets["source"].str.contains(SHIFTED_SOURCES)]["text"].sample(600, random_state=13)
     normal_days = [validation[300 * k : 300 * (k + 1)] for k in range(6)]
     return [*normal_days, validation[1800:2000]], [*normal_days, shifted.tolist()]
 

@@ -92,6 +92,9 @@ class Gate:
     holdout_share: float = 0.2  # of each batch, kept for evaluation
     guard_tolerance: float = 0.03  # the most AvgRec the challenger may lose on SemEval validation
     min_heldout: int = 10  # held-out corrections needed to decide at all (100 corrections hold out ~20)
+    # A class's recall drop is judged only with this many held-out rows of it: below 1 / max_recall_drop
+    # rows, one text moves recall by more than the limit, so the rule would only measure chance.
+    min_class_rows: int = 50
 
 
 LEARNERS = ("domain", "refit")
@@ -246,7 +249,9 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
        champion's (the point estimate: with 20 held-out rows a paired bootstrap interval spans about
        +-10 points, so requiring it to clear 0 would refuse nearly every challenger below ~500
        corrections; `paired_interval` reports it beside the decision);
-    2. no class's recall on the held-out corrections falls by more than `gate.max_recall_drop`;
+    2. no class's recall on the held-out corrections falls by more than `gate.max_recall_drop`, among
+       the classes with at least `gate.min_class_rows` held-out rows (50 by default: with fewer, one
+       text moves recall by more than the 2-point limit; the guard below still checks general skill);
     3. guard: its AvgRec on SemEval validation is at most `gate.guard_tolerance` below the champion's
        (a model much better on the user's domain is not refused for a small loss on 2016 tweets, but
        one that forgets general sentiment is).
@@ -257,10 +262,18 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
     gain = challenger[gate.metric] - champion[gate.metric]
     drops = {label: champion["per_class"][label]["recall"] - challenger["per_class"][label]["recall"]
              for label in champion["per_class"]}  # fmt: skip
-    worst_label = max(drops, key=drops.__getitem__)
+    judged = {label: drop for label, drop in drops.items()
+              if champion["per_class"][label].get("support", gate.min_class_rows) >= gate.min_class_rows}  # fmt: skip
+    worst_label = max(judged or drops, key=drops.__getitem__)
     numbers = (f"{gate.metric} {champion[gate.metric]:.4f} -> {challenger[gate.metric]:.4f} ({gain:+.4f}, "
                f"margin {gate.margin}); largest recall drop {worst_label} {drops[worst_label]:+.4f} "
                f"(limit {gate.max_recall_drop})")  # fmt: skip
+    if len(judged) < len(drops):
+        small = ", ".join(f"{label} {champion['per_class'][label].get('support')}" for label in drops
+                          if label not in judged)  # fmt: skip
+        numbers += (
+            f"; recall drops not judged for classes with under {gate.min_class_rows} held-out rows ({small})"
+        )
     guard_drop = 0.0
     if guard is not None:
         guard_drop = guard["champion"]["avg_recall"] - guard["challenger"]["avg_recall"]
@@ -268,7 +281,7 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
                     f"{guard['challenger']['avg_recall']:.4f} (loss {guard_drop:+.4f}, tolerance {gate.guard_tolerance})")  # fmt: skip
     if gain < gate.margin:
         return False, f"kept the champion: not better by the margin; {numbers}"
-    if drops[worst_label] > gate.max_recall_drop:
+    if judged and drops[worst_label] > gate.max_recall_drop:
         return False, f"kept the champion: {worst_label} recall would drop too much; {numbers}"
     if guard_drop > gate.guard_tolerance:
         return (

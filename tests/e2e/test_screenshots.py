@@ -69,12 +69,18 @@ def test_screenshots_show_the_apps_tabs_models_and_sections(
         assert card_line(REPO_ROOT / "model.json") in shot.sidebar  # the models it names are those it serves
         assert card_line(REPO_ROOT / "models" / "accurate" / "card.json") in shot.sidebar
 
+    # the app picture: a text of mixed feelings, as both models show it (label, the mixed note, the parts
+    # shaded each way and the probability chart, wholly inside the picture), and the explanation begun
+    predictor = load_predictor(REPO_ROOT / "model.pkl")
+    assert predictor.score([script.TEXT], parts=True)[0]["mixed"]  # the example is mixed for the model
     app = shots["app.png"]
     assert {"Fast model", "Accurate model"} <= set(app.headings) and "Why negative?" in app.text
+    assert app.text.count("Mixed feelings: one part of this text is positive and another negative.") == 2
+    assert app.text.count("Parts, each scored on its own:") == 2 and script.TEXT in app.text
+    assert app.inside == dict.fromkeys(script.APP_PARTS, 2), app.inside  # one of each per model
 
     # the Insights picture: the headings and the finding the app gives these rows today
     frame = pd.read_csv(script.sample_csv(tmp_path))
-    predictor = load_predictor(REPO_ROOT / "model.pkl")
     ins = build_insights(ensure_scored(frame, "text", predictor)[0], "text", predictor)
     insights = shots["insights.png"]
     assert insights.headings == [

@@ -188,3 +188,24 @@ def test_watch_retrains_on_few_rows_when_the_monitor_alerts(
     reports = watch(str(incoming), 0.1, cycles=1, min_rows=10_000, monitor_log=str(tmp_path / "log"),
                     sleep=lambda s: None, log=lambda *a: None)  # fmt: skip
     assert len(reports) == 1 and reports[0]["status"] == "done"
+
+
+def test_gate_judges_recall_drops_only_on_classes_with_enough_held_out_rows() -> None:
+    """With 5 held-out positives one text is 20 points of recall: the 2-point rule would only measure
+    chance (the feedback-loop benchmark saw it refuse every domain challenger), so such a class's drop
+    is reported, not judged; a class with 50 rows or more is judged as before."""
+    gate = Gate(margin=0.01, max_recall_drop=0.02)
+
+    def scores(avg: float, recalls: tuple[float, float, float], support: tuple[int, int, int]) -> dict:
+        out = _scores(avg, recalls)
+        for (label, cls), n in zip(out["per_class"].items(), support):
+            cls["support"] = n
+        return out
+
+    champion = scores(0.60, (0.6, 0.6, 0.6), (60, 60, 5))
+    promote, reason = decide(champion, scores(0.66, (0.7, 0.7, 0.4), (60, 60, 5)), gate)
+    assert promote and "not judged for classes with under 50 held-out rows (positive 5)" in reason
+    promote, reason = decide(champion, scores(0.66, (0.55, 0.7, 0.8), (60, 60, 5)), gate)
+    assert not promote and "negative recall would drop too much" in reason
+    tiny = scores(0.60, (0.6, 0.6, 0.6), (5, 5, 5))
+    assert decide(tiny, scores(0.66, (0.2, 0.9, 0.9), (5, 5, 5)), gate)[0] is True
