@@ -30,8 +30,6 @@ pytest.importorskip("transformers", reason="needs the [transformer] extra (trans
 pytest.importorskip("huggingface_hub", reason="the hub download path needs huggingface_hub")
 pytest.importorskip("tokenizers", reason="needs the tokenizers library")
 
-# pytest -n N --dist loadgroup: one fake hub and one tiny BERT for the module, on one worker.
-pytestmark = pytest.mark.xdist_group("hub")
 REPO = "org/tiny-bert"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # the fake repo's only commit
 # Served by the fake repo but outside resolve_base_model's allow_patterns: must not be downloaded.

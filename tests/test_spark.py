@@ -21,11 +21,9 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 
 from sentimentkit.scale.spark import _executor_predictor, predict_spark, score_spark_frame  # noqa: E402
 
-# pyspark 4.3 warns about pandas 3 (its own calls), not about ours. pytest -n N --dist loadgroup: one
-# Spark session (a JVM) for the module, on one worker, not one per worker.
+# pyspark 4.3 warns about pandas 3 (its own calls), not about ours.
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xdist_group("spark"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]

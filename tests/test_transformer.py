@@ -46,8 +46,6 @@ from sentimentkit.training.transformer import (  # noqa: E402
 )
 
 COMMITTED_INT8 = REPO_ROOT / "models" / "transformer-int8"
-# pytest -n N --dist loadgroup: the module's tiny BERTs are built and fine-tuned once, on one worker.
-pytestmark = pytest.mark.xdist_group("transformer")
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,6 @@ from sentimentkit import LABELS
 from sentimentkit.config import REPO_ROOT
 from tests.e2e.conftest import Server, browser, free_port, run_server, screenshot_script  # noqa: F401 - browser: a fixture
 
-# pytest -n N --dist loadgroup: one MLflow server (and virtualenv check) for the module, on one worker.
-pytestmark = pytest.mark.xdist_group("mlflow-server")
 SCRIPT = REPO_ROOT / "scripts" / "mlflow-server.sh"
 MODEL = "sentimentkit-tfidf"
 DOCS_SHOT = REPO_ROOT / "docs" / "registry.png"
