@@ -1,27 +1,16 @@
-"""docs/screenshot_review.py takes docs/review.png from the real app (Streamlit + headless chromium) fed
+"""docs/screenshot.py (`take_review_screenshot`) takes docs/review.png from the real app (Streamlit + headless chromium) fed
 by a real prediction log, and the picture shows what a person does there: two texts labelled with the
 keyboard shortcuts (stored in the feedback store, as the app's), the progress line, the next text."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from sentimentkit.config import REPO_ROOT
+from tests.e2e.conftest import screenshot_script
 from tests.e2e.test_screenshots import png_size
-
-
-def load_script():
-    sys.path.insert(0, str(REPO_ROOT / "docs"))
-    spec = importlib.util.spec_from_file_location(
-        "docs_screenshot_review", REPO_ROOT / "docs" / "screenshot_review.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.e2e
@@ -30,7 +19,7 @@ def load_script():
     not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium at /usr/bin/chromium"
 )
 def test_review_screenshot_labels_with_the_keys_and_shows_progress(tmp_path: Path) -> None:
-    script = load_script()
+    script = screenshot_script()
     shot = script.take_review_screenshot(tmp_path, {"SENTIMENTKIT_PREDICTION_LOG": ""})
     width, height = png_size(shot.path)
     assert shot.path.name == "review.png" and width >= 1000 and height >= 500

@@ -198,7 +198,7 @@ def test_gate_judges_recall_drops_only_on_classes_with_enough_held_out_rows() ->
 
     def scores(avg: float, recalls: tuple[float, float, float], support: tuple[int, int, int]) -> dict:
         out = _scores(avg, recalls)
-        for (label, cls), n in zip(out["per_class"].items(), support):
+        for cls, n in zip(out["per_class"].values(), support):
             cls["support"] = n
         return out
 
