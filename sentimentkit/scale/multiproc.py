@@ -59,6 +59,8 @@ from sentimentkit.io.tables import (
 from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
 from sentimentkit.serving.batch import language_note, score_chunk
+from sentimentkit.serving.loader import load_predictor
+from sentimentkit.text.features import set_cache_limits
 
 PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -221,9 +223,6 @@ _worker_state: dict[str, Any] = {}
 
 def _init_worker(model_path: str, threshold: float | None, parent: int) -> None:
     """A spawned worker: loads the model itself (an error is re-raised by its first chunk)."""
-    # lazy: a spawned worker arms its parent-death signal before scikit-learn and nltk load (seconds)
-    from sentimentkit.serving.loader import load_predictor
-
     _die_with_parent(parent)  # first: loading the model takes a while
     try:
         _init_forked(load_predictor(model_path, threshold=threshold), parent)
@@ -269,8 +268,6 @@ def _init_forked(predictor: BasePredictor, parent: int) -> None:
     # would catch the KeyboardInterrupt and the parent's terminate() would not stop the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # lazy: text.features loads scikit-learn and nltk; a spawned worker imports this module first (see above)
-    from sentimentkit.text.features import set_cache_limits
 
     set_cache_limits(tokens=WORKER_TOKEN_CACHE, chunks=WORKER_CHUNK_CACHE)
     _worker_state["predictor"] = predictor
@@ -408,9 +405,6 @@ class _Scorers:
 
     def _load(self) -> BasePredictor:
         if self.predictor is None:
-            # lazy: scikit-learn and nltk stay out of `import sentimentkit.scale.multiproc` (spawned workers)
-            from sentimentkit.serving.loader import load_predictor
-
             self.predictor = load_predictor(self.model_path, threshold=self.threshold)
         return self.predictor
 
