@@ -138,7 +138,8 @@ def add_data_parsers(sub: argparse._SubParsersAction, settings: Settings) -> Non
 
 
 def cmd_fetch_data(args: argparse.Namespace) -> int:
-    from sentimentkit.data import fetch_tweeteval  # pandas: keeps --help fast
+    # lazy: pandas stays out of --help
+    from sentimentkit.data import fetch_tweeteval
 
     written = fetch_tweeteval(args.data, base_url=args.base_url or TWEETEVAL_BASE_URL, force=args.force)
     for split, path in written.items():
@@ -147,7 +148,7 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_data(args: argparse.Namespace) -> int:
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.data import validate_splits
     from sentimentkit.training.train import load_splits
 
@@ -177,7 +178,7 @@ def add_train_parser(sub: argparse._SubParsersAction, settings: Settings) -> Non
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.io.write import refuse_inputs
     from sentimentkit.models.card import card_file
     from sentimentkit.training.train import train
@@ -197,7 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} and its card; temporal-holdout AvgRec {m['holdout']['avg_recall']:.4f}, "
               f"validation AvgRec {m['validation']['avg_recall']:.4f}, test AvgRec {m['test']['avg_recall']:.4f}")  # fmt: skip
         if args.register:
-            from sentimentkit.mlops import registry, tracking  # MLflow: the mlops extra
+            # lazy: pandas and scikit-learn stay out of --help; MLflow (the mlops extra) loads when a registry opens
+            from sentimentkit.mlops import registry, tracking
 
             row = tracking.register_trained(args.out, card, data_dir, args.data, reason=args.reason)
             print(registry.registered_message(row))
@@ -224,7 +226,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction, settings: Settings) -> 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.data import load_labelled_csv
     from sentimentkit.io.write import check_target, is_stdout, write_output
     from sentimentkit.serving.loader import load_predictor
@@ -267,7 +269,7 @@ def add_predict_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     import pandas as pd
 
     from sentimentkit.mlops.predlog import batch_logger
@@ -291,7 +293,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _predict_file(args: argparse.Namespace) -> int:
     """A table in, CSV/Parquet out, with `--jobs` worker processes (each loads the model itself)."""
-    # pandas, pyarrow and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.io.write import check_target, describe_target, is_stdout
     from sentimentkit.mlops.predlog import batch_logger
     from sentimentkit.scale.multiproc import score_file
@@ -339,8 +341,9 @@ def add_spark_predict_parser(sub: argparse._SubParsersAction, settings: Settings
 
 
 def cmd_spark_predict(args: argparse.Namespace) -> int:
-    from sentimentkit.io.write import refuse_inputs  # pandas: keeps --help fast
-    from sentimentkit.scale.spark import describe_spark_error, predict_spark, spark_session  # pyspark
+    # lazy: pandas and scikit-learn stay out of --help; pyspark (the spark extra) loads when a session starts
+    from sentimentkit.io.write import refuse_inputs
+    from sentimentkit.scale.spark import describe_spark_error, predict_spark, spark_session
 
     # The output is a folder Spark fills with part files; it must be neither the input nor inside it.
     refuse_inputs(args.output, inputs=((args.input, "the input"),))
@@ -390,6 +393,7 @@ def add_report_parser(sub: argparse._SubParsersAction, settings: Settings) -> No
 
 def _report_targets(raw: str) -> list[str] | str:
     """--targets: the given ones; blank: AUTO (chosen from the texts); 'none': none."""
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.insights.build import AUTO
     from sentimentkit.insights.targets import parse_targets
 
@@ -399,7 +403,7 @@ def _report_targets(raw: str) -> list[str] | str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.insights.build import AUTO, build_insights, ensure_scored, has_scores
     from sentimentkit.insights.render import render_html, summary_json
     from sentimentkit.io.write import check_target, describe_target, is_stdout, same_target, write_output
@@ -513,7 +517,8 @@ def add_transformer_parsers(sub: argparse._SubParsersAction, settings: Settings)
 
 
 def cmd_train_transformer(args: argparse.Namespace) -> int:
-    from sentimentkit.training.transformer import TrainConfig, train_transformer  # torch: the training extra
+    # lazy: pandas and scikit-learn stay out of --help; torch (the training extra) loads when training starts
+    from sentimentkit.training.transformer import TrainConfig, train_transformer
 
     _require_training_extra()
 
@@ -532,7 +537,8 @@ def cmd_train_transformer(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from sentimentkit.training.onnx_export import export_onnx  # torch and onnx: the training extra
+    # lazy: pandas and scikit-learn stay out of --help; torch and onnx (the training extra) load on export
+    from sentimentkit.training.onnx_export import export_onnx
 
     _require_training_extra()
 
@@ -559,7 +565,7 @@ def add_ensemble_parser(sub: argparse._SubParsersAction, settings: Settings) -> 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     """Write an ensemble folder whose members load and are pinned by their SHA-256s."""
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.io.write import check_target
     from sentimentkit.models.card import CARD_FILE, card_file
     from sentimentkit.serving.ensemble import ENSEMBLE_FILE, write_ensemble
@@ -602,9 +608,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
     """Sign a model that loads (hashes match, the allow-list accepts it) without a signature check."""
     from dataclasses import replace
 
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.models.card import NO_KEY_MESSAGE, card_file, configured_key, sign_model
-    from sentimentkit.models.signing import key_id
+    from sentimentkit.models.signing import key_id  # lazy: ~4 ms (hmac) off --help
     from sentimentkit.serving.loader import load_predictor
 
     settings = Settings.from_env()
@@ -684,7 +690,8 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from sentimentkit.mlops import registry  # MLflow: the mlops extra
+    # lazy: pandas stays out of --help; MLflow (the mlops extra) loads when the registry opens
+    from sentimentkit.mlops import registry
 
     if args.models_command == "list":
         rows = registry.list_versions(args.name)
@@ -697,7 +704,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                   f"{(r.get('sha256') or '')[:12]:<14}{'' if test is None else f'test AvgRec {test:.4f}  '}{r.get('created', '')}")  # fmt: skip
         return 0
     if args.models_command == "register":
-        from sentimentkit.mlops import tracking  # MLflow: the mlops extra
+        # lazy: pandas and scikit-learn stay out of --help; MLflow (the mlops extra) loads when the registry opens
+        from sentimentkit.mlops import tracking
 
         row = tracking.register_existing(args.path, name=args.name, reason=args.reason)
         print(registry.registered_message(row))
@@ -733,10 +741,10 @@ def add_monitor_parser(sub: argparse._SubParsersAction, settings: Settings) -> N
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    # pandas and scikit-learn: keep --help fast
+    # lazy: pandas and scikit-learn stay out of --help
     from sentimentkit.io.write import check_target, write_output
     from sentimentkit.mlops import monitor
-    from sentimentkit.mlops.monitor_report import render_html
+    from sentimentkit.mlops.monitor_report import render_html  # lazy: ~4 ms (html) off --help
     from sentimentkit.mlops.predlog import parse_age
 
     if not args.log:
@@ -792,7 +800,8 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from sentimentkit.mlops import retrain  # pandas and MLflow (the mlops extra)
+    # lazy: pandas and scikit-learn stay out of --help; MLflow (the mlops extra) loads when the registry opens
+    from sentimentkit.mlops import retrain
 
     gate = retrain.Gate(margin=args.margin, max_recall_drop=args.max_recall_drop,
                         holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance)  # fmt: skip
@@ -806,7 +815,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         "learner": args.learner,
     }  # stdout: the JSON report only
     if args.command == "watch":
-        from sentimentkit.mlops.predlog import parse_age  # pandas and scikit-learn: keep --help fast
+        from sentimentkit.mlops.predlog import parse_age  # lazy: pandas and scikit-learn stay out of --help
 
         retrain.watch(args.incoming, parse_age(args.every, "--every").total_seconds(), cycles=args.cycles,
                       min_rows=args.min_rows, monitor_log=args.log, **common)  # fmt: skip

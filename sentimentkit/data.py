@@ -20,6 +20,8 @@ import pandas as pd
 from sentimentkit import LABELS
 from sentimentkit.config import SPLITS, TWEETEVAL_BASE_URL, Settings
 from sentimentkit.errors import DataError  # noqa: F401  (re-exported under its old name)
+from sentimentkit.io.storage import is_remote
+from sentimentkit.io.tables import BatchError, read_labelled
 
 TWEETEVAL_FILES = {"train": "train", "validation": "val", "test": "test"}
 
@@ -57,9 +59,6 @@ def load_labelled_csv(
     """Read a labelled table into a frame with columns `text`, `label` (labels normalised), through
     the product's one reader (`io.tables.read_labelled`): CSV/TSV/XLSX/Parquet, any encoding it
     accepts, a local path or an az:// URI."""
-    from sentimentkit.io.storage import is_remote
-    from sentimentkit.io.tables import BatchError, read_labelled
-
     if not is_remote(path) and not Path(path).is_file():
         raise DataError(
             f"Data file {path} not found. Set SENTIMENTKIT_DATA_DIR or run `python -m sentimentkit fetch-data`."
@@ -137,6 +136,8 @@ def near_duplicate_key(text: str) -> str:
 
     Retweets and re-posts of one tweet share this key.
     """
+    # lazy: the tokenizer loads nltk and scikit-learn (seconds), which fetch-data and `feedback add`
+    # (reading labelled files) never need
     from sentimentkit.text.preprocess import MARKERS, tokenize
 
     return " ".join(t for t in tokenize(text) if t not in MARKERS)

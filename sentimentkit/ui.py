@@ -19,6 +19,12 @@ import pandas as pd
 
 from sentimentkit import LABELS, palette
 from sentimentkit.config import Settings
+from sentimentkit.data import DataError
+from sentimentkit.feedback import DEFAULT_STRATEGY
+from sentimentkit.feedback.queue import logged_predictions, review_queue
+from sentimentkit.feedback.store import FeedbackError, read_feedback, write_corrections
+from sentimentkit.mlops.predlog import NothingLoggedError
+from sentimentkit.models.pipeline import ModelError
 from sentimentkit.redact import redact
 from sentimentkit.serving.base import EMPTY_TEXT, OUTPUT_COLUMNS, BasePredictor, text_error
 
@@ -428,10 +434,6 @@ def monitoring_problem(exc: Exception, log: str) -> tuple[str, str] | None:
     """(level, sentence) the Monitoring tab shows instead of a report when `exc` stopped it: level
     "info" when there is simply nothing to report on yet, "warning" for something to fix; None for an
     error that is not the user's to fix (the tab-level handler reports those)."""
-    from sentimentkit.data import DataError
-    from sentimentkit.mlops.predlog import NothingLoggedError
-    from sentimentkit.models.pipeline import ModelError
-
     if isinstance(exc, NothingLoggedError):
         return "info", nothing_logged_message(log, exc.latest)
     if isinstance(exc, (DataError, ModelError)):  # e.g. a card without a reference and no data to make one
@@ -518,8 +520,6 @@ def correction(text: str, label: str, result: dict[str, Any] | None, model_versi
 
 def save_corrections(store: str | None, rows: list[dict[str, Any]]) -> tuple[bool, str]:
     """(saved?, one line for the page). Never raises for what a user or the storage can cause."""
-    from sentimentkit.feedback.store import FeedbackError, write_corrections
-
     if not store:
         return False, FEEDBACK_OFF
     if not rows:
@@ -551,10 +551,6 @@ def review_round(log: str | None, log_text: bool, store: str | None, n: int = RE
     """The next `n` logged predictions to label (not yet in the store), with the counts for the
     progress line: {"queue": frame, "labelled": texts of the log already labelled, "to_go": the rest}.
     Raises ValueError with the sentence to show when the log or the store is missing."""
-    from sentimentkit.feedback import DEFAULT_STRATEGY
-    from sentimentkit.feedback.queue import logged_predictions, review_queue
-    from sentimentkit.feedback.store import read_feedback
-
     if not store:
         raise ValueError(FEEDBACK_OFF)
     if not log or not log_text:

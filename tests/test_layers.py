@@ -10,11 +10,17 @@ arrow to `sentimentkit.mlops.registry`, `from sentimentkit.mlops import CHAMPION
 Floors, from the ground up (a module may import its own floor and those below, never above):
 redact, io, config, errors, palette and the package root < text < data < models < serving, training
 < scale, insights, mlops, feedback < api, ui, cli. Run it alone with `pytest tests/test_layers.py`.
+
+Imports of the package's own modules belong at the top of a module. One stays inside a function only
+with a reason written beside it (on its line, or in the comment just above its block of imports):
+`# optional extra: <what stays unloaded>` (torch, pyspark, MLflow, ...) or `# lazy: <the start-up cost
+it keeps off a path that does not need it>` (e.g. pandas out of `sentimentkit --help`).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,7 +143,7 @@ def graph() -> dict[str, set[str]]:
 def test_the_graph_sees_the_imports_it_should(graph: dict[str, set[str]]) -> None:
     """The reader itself: module-level, function-level and lazy-export imports all become arrows."""
     assert "sentimentkit.text.preprocess" in graph["sentimentkit.data"]  # module level
-    assert "sentimentkit.serving.transformer" in graph["sentimentkit.serving.loader"]  # inside a function
+    assert "sentimentkit.serving.remote" in graph["sentimentkit.serving.loader"]  # inside a function
     assert "sentimentkit.serving.predictor" in graph["sentimentkit.serving"]  # import_module target
     assert "sentimentkit" in graph["sentimentkit.config"]  # from sentimentkit import LABELS
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
@@ -163,3 +169,100 @@ def test_imports_point_down(graph: dict[str, set[str]]) -> None:
         if floor(target) > floor(source)
     )
     assert not upward, "imports that climb a floor:\n" + "\n".join(upward)
+
+
+# --- imports inside functions: only with a reason -----------------------------------------------------
+REASON = re.compile(r"#.*\b(optional extra|lazy):")
+
+
+def _is_own(node: ast.stmt) -> bool:
+    """An import of the package's own modules (absolute or relative)."""
+    if isinstance(node, ast.ImportFrom):
+        return node.level > 0 or node.module == PACKAGE or (node.module or "").startswith(f"{PACKAGE}.")
+    if isinstance(node, ast.Import):
+        return any(a.name == PACKAGE or a.name.startswith(f"{PACKAGE}.") for a in node.names)
+    return False
+
+
+def _statement_lists(node: ast.AST) -> Iterator[list[ast.stmt]]:
+    """Every list of statements below `node` (bodies, else/finally branches, handlers, match cases)."""
+    for child in ast.walk(node):
+        for field in ("body", "orelse", "finalbody"):
+            value = getattr(child, field, None)
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                yield value
+
+
+def unexplained_function_imports(path: Path, root: Path = ROOT.parent) -> list[str]:
+    """`file:line: statement` (file relative to `root`) for each import of the package's own modules
+    inside a function with no `# optional extra:` / `# lazy:` comment on its lines or directly above its
+    block (the import statements that follow one another, blank lines allowed, comments not)."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    functions = [
+        n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    found: dict[int, str] = {}
+    for function in functions:
+        for statements in _statement_lists(function):
+            block_start = None
+            previous: ast.stmt | None = None
+            for stmt in statements:
+                is_import = isinstance(stmt, ast.Import | ast.ImportFrom)
+                if not is_import:
+                    previous = None
+                    continue
+                between = lines[previous.end_lineno : stmt.lineno - 1] if previous else ["#"]
+                if any(text.strip() for text in between):
+                    block_start = stmt.lineno
+                previous = stmt
+                if not _is_own(stmt):
+                    continue
+                own = lines[stmt.lineno - 1 : stmt.end_lineno]
+                above = []
+                line = block_start - 2
+                while line >= 0 and lines[line].strip().startswith("#"):
+                    above.append(lines[line])
+                    line -= 1
+                if not any(REASON.search(text) for text in (*own, *above)):
+                    found[stmt.lineno] = (
+                        f"{path.relative_to(root)}:{stmt.lineno}: {lines[stmt.lineno - 1].strip()}"
+                    )
+    return [found[n] for n in sorted(found)]
+
+
+def test_the_reason_check_reads_comments_as_it_should(tmp_path: Path) -> None:
+    source = tmp_path / PACKAGE / "m.py"
+    source.parent.mkdir()
+    source.write_text(
+        "from sentimentkit import LABELS\n"  # 1: module level, fine
+        "def a():\n"
+        "    # lazy: pandas stays out of --help\n"
+        "    import pandas\n"
+        "\n"
+        "    from sentimentkit.data import x\n"  # 6: the same block (a blank line between): covered
+        "    from sentimentkit.io import y\n"  # 7: covered
+        "    x()\n"
+        "    from sentimentkit.io import z\n"  # 9: a new block after code: no reason
+        "    # reads the table\n"
+        "    from sentimentkit.io import u\n"  # 11: a comment, but no reason in it
+        "    from . import w  # optional extra: torch\n"  # 12: relative, with its reason
+        "def b():\n"
+        "    if True:\n"
+        "        import sentimentkit.api\n"  # 15: nested in an if, still inside a function
+        "    from sentimentkit.config import s  # pandas: keeps --help fast\n",  # 16: no `lazy:`
+        encoding="utf-8",
+    )
+    found = unexplained_function_imports(source, tmp_path)
+    assert [f.split(":")[1] for f in found] == ["9", "11", "15", "16"], found
+
+
+def test_imports_inside_functions_say_why() -> None:
+    """The package's own modules are imported at a module's top; one inside a function says why there."""
+    found = [f for path in sorted(ROOT.rglob("*.py")) for f in unexplained_function_imports(path)]
+    assert not found, (
+        "imports of the package's own modules inside functions without a reason: move each to the top of "
+        "its module, or (only when it must stay) write `# optional extra: <what stays unloaded>` or "
+        "`# lazy: <the measured start-up cost it saves>` on its line or just above its block:\n"
+        + "\n".join(found)
+    )

@@ -8,7 +8,6 @@ real uvicorn process on 127.0.0.1 are in tests/e2e/test_api_server.py.
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -22,6 +21,7 @@ from sentimentkit.serving.base import BackendError
 from sentimentkit.serving.loader import open_backend
 from sentimentkit.serving.predictor import Predictor
 from sentimentkit.serving.remote import RemotePredictor
+from tests.e2e.conftest import free_port
 
 
 def remote_for(
@@ -38,9 +38,8 @@ def remote(tiny_predictor: Predictor) -> Iterator[RemotePredictor]:
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+    """A loopback port nothing listens on (claimed, so no parallel test worker starts a server there)."""
+    return free_port()
 
 
 def test_same_answers_as_the_local_predictor(remote: RemotePredictor, tiny_predictor: Predictor) -> None:

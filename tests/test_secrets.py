@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from sentimentkit import redact as redaction
 from sentimentkit.redact import MASK, RedactingFilter, redact, redact_obj, register_secret
 
 from .conftest import TINY_TEXTS, write_tiny_splits
+from .e2e.conftest import free_port
 
 # One marker per secret: any of them in any output is a leak.
 MARKERS = {
@@ -39,10 +39,8 @@ MARKERS = {
 
 
 def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on (claimed, so no parallel test worker starts a server there)."""
+    return free_port()
 
 
 def secret_env(port: int, signing_key_file: Path | None = None) -> dict[str, str]:

@@ -28,9 +28,12 @@ from sentimentkit.api.reload import add_reload_route, follow_model
 from sentimentkit.api.routes import add_routes
 from sentimentkit.api.service import API_KEY_HEADER, REQUEST_ID_HEADER, Service
 from sentimentkit.config import Settings
+from sentimentkit.mlops.monitor import LiveMonitor
+from sentimentkit.mlops.predlog import PredictionLog, model_identity
 from sentimentkit.redact import redact, register_settings
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.loader import load_verified, verify_predictor
+from sentimentkit.training.profile import model_reference
 
 
 def create_app(settings: Settings | None = None, predictor: BasePredictor | None = None) -> FastAPI:
@@ -88,9 +91,6 @@ async def prediction_log(service: Service, settings: Settings) -> AsyncIterator[
     if not settings.prediction_log:
         yield
         return
-    from sentimentkit.mlops.monitor import LiveMonitor
-    from sentimentkit.mlops.predlog import PredictionLog, model_identity
-    from sentimentkit.training.profile import model_reference
 
     live = LiveMonitor(lambda: model_reference(service.app.state.predictor, settings.data_dir)[0])
     if service.app is not None and service.app.state.predictor is not None:  # before serving: see prime()

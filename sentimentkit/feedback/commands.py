@@ -82,6 +82,7 @@ def _local(uri: str) -> Iterator[Path]:
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     """Import a labelled file into the feedback store; one line says what was stored."""
+    # lazy: pandas stays out of --help (the CLI imports this module to build its parser)
     from sentimentkit.feedback.formats import detect_format, read_labelled_file
     from sentimentkit.feedback.store import write_corrections
 
@@ -104,6 +105,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 def cmd_review(args: argparse.Namespace) -> int:
     """Write the review queue; one line says how many and where."""
+    # lazy: pandas and scikit-learn stay out of --help (the CLI imports this module to build its parser)
     from sentimentkit.feedback.formats import review_bytes
     from sentimentkit.feedback.queue import review_queue
     from sentimentkit.feedback.store import read_feedback

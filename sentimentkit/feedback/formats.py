@@ -36,9 +36,12 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.config import Settings
 from sentimentkit.data import DataError
 from sentimentkit.errors import OptionError
 from sentimentkit.feedback import FORMATS
+from sentimentkit.io.tables import BatchError, open_table, read_labelled
+from sentimentkit.io.write import csv_text
 
 KEPT_COLUMNS: tuple[str, ...] = ("user", "note", "predicted", "confidence", "request_id", "model_version")
 ARGILLA_QUESTION = "sentiment"
@@ -184,8 +187,6 @@ def _argilla_responses(responses: dict[str, Any], question: str | None) -> list[
 
 def read_table_file(path: str | Path, text_column: str = "text", label_column: str = "label") -> tuple[pd.DataFrame, int]:  # fmt: skip
     """Rows of a labelled CSV/TSV/XLSX/Parquet file through the one reader; unlabelled rows skipped."""
-    from sentimentkit.io.tables import BatchError, open_table, read_labelled
-
     try:
         frame = read_labelled(path, text_column, label_column)
         with open_table(path) as table:
@@ -286,9 +287,6 @@ def review_bytes(queue: pd.DataFrame, fmt: str, formula_guard: str | None = None
     """The review file's content in `fmt` (csv, label-studio, argilla); a CSV's cells that a spreadsheet
     would run are prefixed with `'` as `formula_guard` says (default: SENTIMENTKIT_FORMULA_GUARD)."""
     if fmt == "csv":
-        from sentimentkit.config import Settings
-        from sentimentkit.io.write import csv_text
-
         guard = formula_guard or Settings.from_env().formula_guard
         return csv_text(review_table(queue), formula_guard=guard).encode("utf-8")
     if fmt == "label-studio":

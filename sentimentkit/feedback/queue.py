@@ -24,10 +24,13 @@ import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.config import Settings
 from sentimentkit.errors import LabelsError, OptionError
 from sentimentkit.feedback import DEFAULT_STRATEGY, QUEUE_STRATEGIES
+from sentimentkit.feedback.review import select_for_review
 from sentimentkit.io import storage
 from sentimentkit.mlops.predlog import SCHEMA, _log_files, _partition_day, read_log
+from sentimentkit.serving.loader import load_predictor
 
 QUEUE_COLUMNS: tuple[str, ...] = ("text", "predicted", "confidence", "request_id", "label")
 STRATEGIES = QUEUE_STRATEGIES
@@ -88,8 +91,6 @@ def review_queue(log: str | Path, n: int, strategy: str = DEFAULT_STRATEGY, *, s
     elif strategy == "frequent":
         picks = select_frequent(frame["times_logged"].to_numpy(), n)
     else:
-        from sentimentkit.feedback.review import select_for_review
-
         picks = select_for_review(texts, proba, n, strategy, seed=seed)
     queue = frame.iloc[np.asarray(picks, dtype=np.int64)].reset_index(drop=True)
     queue = queue[["text", "predicted", "confidence", "request_id"]].copy()
@@ -117,9 +118,6 @@ def select_disagreeing(fast: np.ndarray, accurate: np.ndarray, k: int) -> np.nda
 def accurate_proba(texts: list[str]) -> np.ndarray:
     """Probabilities of the accurate model (SENTIMENTKIT_ACCURATE_MODEL, default models/accurate);
     one clear line when it cannot be loaded."""
-    from sentimentkit.config import Settings
-    from sentimentkit.serving.loader import load_predictor
-
     location = Settings.from_env().accurate_model_path
     try:
         predictor = load_predictor(location)

@@ -37,8 +37,10 @@ from typing import Any
 import pandas as pd
 
 from sentimentkit import LABELS
+from sentimentkit.data import load_labelled_csv
 from sentimentkit.errors import LabelsError
 from sentimentkit.io import storage
+from sentimentkit.io.write import write_output
 
 COLUMNS: tuple[str, ...] = (
     "text", "label", "user", "when", "source", "model_version", "predicted", "confidence", "request_id", "note",
@@ -145,8 +147,6 @@ def write_new_file(target: str, data: bytes) -> None:
     """Create `target` with `data` in one step through the one writer (`io.write`, exclusive: never
     replaces a file; a local file is written beside it, flushed and linked into place; a blob is
     uploaded whole)."""
-    from sentimentkit.io.write import write_output
-
     if not storage.is_remote(target):
         Path(target).parent.mkdir(parents=True, exist_ok=True)  # a new store is created on first write
     write_output(target, data, exclusive=True)
@@ -155,6 +155,8 @@ def write_new_file(target: str, data: bytes) -> None:
 # --- reading ---------------------------------------------------------------------------------------
 def list_files(store: str | Path) -> list[str]:
     """Every complete `*.csv` file directly in the store (what `retrain` reads too), by name."""
+    # lazy: mlops.retrain loads training and scikit-learn (seconds); adding or reading corrections needs
+    # only this listing (the same rule as retrain's)
     from sentimentkit.mlops.retrain import list_batches
 
     return list_batches(str(store))
@@ -182,8 +184,6 @@ def read_feedback(store: str | Path, *, all_rows: bool = False) -> pd.DataFrame:
 
 
 def _read_one(uri: str) -> pd.DataFrame:
-    from sentimentkit.data import load_labelled_csv
-
     with storage.local_input(uri) as local:
         labelled = load_labelled_csv(local)
         extra = pd.read_csv(

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 from sentimentkit.errors import BatchError, MissingColumnError  # noqa: F401  (re-exported under its old name)
+from sentimentkit.io import storage
 from sentimentkit.io.columns import SpreadsheetError, UnsavedFormula, input_column_renames
 
 DELIMITERS = ",;\t|"
@@ -979,8 +980,6 @@ def read_labelled(source: str | Path, text_column: str = "text", label_column: s
     normalises them). Lines with no value at all are skipped, as blank lines between rows are; a row
     with more or fewer fields than the header, or a spreadsheet cell with an error value or a formula
     with no saved value, is refused naming its row, since training or metrics cannot flag a row."""
-    from sentimentkit.io import storage
-
     name = str(source).rstrip("/").rsplit("/", 1)[-1]
     with storage.local_input(source) as local, open_table(local, name) as table:
         missing = [c for c in (text_column, label_column) if c not in table.columns]

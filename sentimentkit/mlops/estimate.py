@@ -45,6 +45,8 @@ import pandas as pd
 
 from sentimentkit import LABELS
 from sentimentkit.errors import LabelsError, OptionError
+from sentimentkit.io import storage
+from sentimentkit.io.tables import read_table
 from sentimentkit.training import calibrate
 from sentimentkit.training.calibrate import apply_calibrator
 
@@ -224,9 +226,6 @@ def match_labels(log: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame,
 
 
 def _read_one(path: str) -> pd.DataFrame:
-    from sentimentkit.io import storage
-    from sentimentkit.io.tables import read_table
-
     with storage.local_input(path) as local:
         if str(path).lower().endswith(".parquet"):
             return pd.read_parquet(local)
@@ -239,8 +238,6 @@ def read_labels(source: str) -> pd.DataFrame:
     with `_` or `.`, e.g. retrain's state, are skipped). Labels are normalised to negative/neutral/positive;
     rows with another label are dropped (counted in `attrs['dropped']`)."""
     from pathlib import Path
-
-    from sentimentkit.io import storage
 
     suffixes = (".csv", ".tsv", ".txt", ".xlsx", ".parquet")
     if not storage.is_remote(source) and Path(source).is_dir():

@@ -40,8 +40,10 @@ import pandas as pd
 from sentimentkit import LABELS
 from sentimentkit.errors import ConfigError, OptionError
 from sentimentkit.mlops import estimate
+from sentimentkit.mlops.predlog import model_identity, read_log
 from sentimentkit.redact import redact_obj
-from sentimentkit.training.profile import frequent_tokens, shares
+from sentimentkit.serving.loader import load_predictor
+from sentimentkit.training.profile import frequent_tokens, model_reference, shares, token_hash, words
 
 OK, WARN, ALERT = "OK", "WARN", "ALERT"
 ORDER = {OK: 0, WARN: 1, ALERT: 2}
@@ -261,8 +263,6 @@ def new_token_signal(frame: pd.DataFrame, ref: dict[str, Any], t: Thresholds) ->
 
 def _token_names(frame: pd.DataFrame, hashes: set[str]) -> dict[str, str]:
     """Hash -> word, recovered from the logged text when text logging was on (else hashes are shown)."""
-    from sentimentkit.training.profile import token_hash, words
-
     names: dict[str, str] = {}
     for text in frame["text"].dropna().head(20_000):
         for word in words(text):
@@ -426,10 +426,6 @@ def served_reference(frame: pd.DataFrame, model: str | Path | None, data_dir: st
                      window: timedelta, now: datetime) -> tuple[dict[str, Any], str]:  # fmt: skip
     """The reference of the model that served the latest window: that registry version when the log
     names one (`models:/NAME/VERSION`), else `model` (default: SENTIMENTKIT_MODEL), saying which."""
-    from sentimentkit.mlops.predlog import model_identity
-    from sentimentkit.serving.loader import load_predictor
-    from sentimentkit.training.profile import model_reference
-
     latest = frame[frame["ts"] > pd.Timestamp(now - window)]
     served = _models(latest)[0] if len(latest) else None
     predictor = load_predictor(model)
@@ -452,8 +448,6 @@ def run(log_uri: str, since: timedelta, window: timedelta, model: str | Path | N
     CSV/XLSX/Parquet file or folder of them) realized scores are added beside the estimate, and windows
     with labelled predictions are estimated with those labels (estimate.add_realized). The report's texts are redacted
     (`sentimentkit.redact`), so its JSON and HTML never show a secret."""
-    from sentimentkit.mlops.predlog import read_log
-
     now = now or datetime.now(UTC)
     count_windows(since, window)  # before reading anything
     frame = read_log(log_uri, since=now - since)

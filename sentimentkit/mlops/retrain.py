@@ -61,12 +61,21 @@ from typing import Any
 
 import pandas as pd
 
+from sentimentkit import LABELS
+from sentimentkit.config import SEED
+from sentimentkit.data import DataError, load_labelled_csv, near_duplicate_key, near_duplicates_of
 from sentimentkit.errors import OptionError
 from sentimentkit.io import storage
 from sentimentkit.io.write import Input, OutputError, OutputExistsError, same_target, write_output
-from sentimentkit.mlops import CHAMPION, TFIDF_MODEL
+from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, monitor, registry, tracking
 from sentimentkit.mlops.lock import LockedError, state_lock
+from sentimentkit.models.domain import DomainAdapted
+from sentimentkit.models.pipeline import save_model
 from sentimentkit.redact import redact
+from sentimentkit.serving.loader import load_predictor
+from sentimentkit.training.domain import fit_domain_model, save_domain_model
+from sentimentkit.training.evaluate import metrics
+from sentimentkit.training.train import evaluate_pipeline, fit_candidate, load_splits, save_trained
 
 STATE_DIR = "_sentimentkit"  # inside `incoming` unless --state says otherwise
 MANIFEST = "manifest.json"
@@ -188,8 +197,6 @@ def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame
 
     `known`: texts of the base training data (dropped). `labelled`: text -> label of the rows earlier
     batches added (the same label: dropped; another label: kept, a relabel; latest wins)."""
-    from sentimentkit.data import load_labelled_csv, near_duplicates_of
-
     with storage.local_input(uri) as local:
         frame = load_labelled_csv(local)
     n = len(frame)
@@ -227,8 +234,6 @@ def champion_recipe(card: dict[str, Any]) -> dict[str, Any]:
 
 def score(predictor: Any, frame: pd.DataFrame) -> dict[str, Any]:
     """metrics() of `predictor` on a labelled frame."""
-    from sentimentkit.training.evaluate import metrics
-
     return metrics(frame["label"].tolist(), predictor.predict(frame["text"].tolist()))
 
 
@@ -296,9 +301,6 @@ def paired_interval(truth: Sequence[str], champion: Sequence[str], challenger: S
     (a re-post and its original are drawn together; both models see the same replicates). A label
     absent from a replicate is left out of both models' AvgRec."""
     import numpy as np
-
-    from sentimentkit import LABELS
-    from sentimentkit.data import near_duplicate_key
 
     y = np.asarray(truth, dtype=object)
     a, b = np.asarray(champion, dtype=object), np.asarray(challenger, dtype=object)
@@ -374,9 +376,6 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
 
 def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name: str, gate: Gate,
                     log: Log, learner: str = DEFAULT_LEARNER) -> dict[str, Any]:  # fmt: skip
-    from sentimentkit.data import DataError
-    from sentimentkit.training.train import load_splits
-
     manifest = read_manifest(state)
     new = pending(incoming, manifest)
     if not new:
@@ -425,10 +424,6 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     """Train, register and score the challenger; promote it if the gate says so. The report."""
     import tempfile
 
-    from sentimentkit.mlops import registry, tracking
-    from sentimentkit.models.pipeline import save_model
-    from sentimentkit.serving.loader import load_predictor
-
     started = time.perf_counter()
     # Oldest first, so the latest row of a relabelled text is the one kept.
     additions = _latest(pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True))
@@ -463,7 +458,7 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
                   challenger_version=version)  # fmt: skip
     promote, reason = _judge(champion, challenger, heldout, splits["validation"], gate, report)
     report.update(decision="promoted" if promote else "kept champion", reason=reason)
-    _record_decision(registry, name, version, report)
+    _record_decision(name, version, report)
     if promote:
         registry.promote(version, name=name, reason=reason)
     report.update(status="done", seconds=round(time.perf_counter() - started, 1), finished_at=_now())
@@ -475,8 +470,6 @@ def _fit_refit(champion: Any, splits: dict[str, pd.DataFrame], additions: pd.Dat
                data_dir: str | Path | None, path: Path) -> tuple[Any, dict[str, Any], dict[str, Any]]:  # fmt: skip
     """The `refit` learner: the champion's recipe on train.csv plus the accepted rows.
     (pipeline, card, about)."""
-    from sentimentkit.training.train import evaluate_pipeline, fit_candidate, save_trained
-
     recipe = champion_recipe(champion.card)
     train = pd.concat([splits["train"], additions[["text", "label"]]], ignore_index=True)  # newest last
     challenger_splits = {**splits, "train": train}
@@ -497,8 +490,6 @@ def base_of(pipeline: Any) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from sentimentkit.models.domain import DomainAdapted
-
     clf = pipeline.named_steps["clf"]
     if not isinstance(clf, DomainAdapted):
         return pipeline
@@ -513,9 +504,6 @@ def _fit_domain(champion: Any, splits: dict[str, pd.DataFrame], additions: pd.Da
                 data_dir: str | Path | None, path: Path) -> tuple[Any, dict[str, Any], dict[str, Any]]:  # fmt: skip
     """The `domain` learner: the head over the champion's base, on every accepted correction (texts of
     the base training split excluded). (pipeline, card, about); ValueError (one line) for too few corrections."""
-    from sentimentkit.config import SEED
-    from sentimentkit.training.domain import fit_domain_model, save_domain_model
-
     pipeline = getattr(champion, "pipeline", None)
     if pipeline is None or "clf" not in getattr(pipeline, "named_steps", {}):
         raise OptionError(
@@ -537,9 +525,6 @@ def _judge(champion: Any, challenger: Any, heldout: pd.DataFrame, validation: pd
            report: dict[str, Any]) -> tuple[bool, str]:  # fmt: skip
     """Score both models on the held-out corrections (domain) and on validation (guard), add the numbers
     to `report` ("domain", "guard", "scores") and apply `decide`."""
-    from sentimentkit import LABELS
-    from sentimentkit.training.evaluate import metrics
-
     texts, truth = heldout["text"].tolist(), heldout["label"].tolist()
     present = [label for label in LABELS if label in set(truth)]
     predicted = {
@@ -581,7 +566,7 @@ def _latest(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates("text", keep="last").reset_index(drop=True)
 
 
-def _record_decision(registry: Any, name: str, version: str, report: dict[str, Any]) -> None:
+def _record_decision(name: str, version: str, report: dict[str, Any]) -> None:
     """The gate's decision and numbers as tags of the challenger version (the registry's own record)."""
     mlflow_client = registry.client()
     with registry.registry_errors(f"recording the gate decision on {name} {version}"):
@@ -630,8 +615,6 @@ def _row_count(uri: str) -> int:
 
 def _monitor_alerts(log_uri: str) -> bool:
     from datetime import timedelta
-
-    from sentimentkit.mlops import monitor
 
     try:
         report, _ = monitor.run(log_uri, timedelta(days=1), timedelta(days=1))

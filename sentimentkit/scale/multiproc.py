@@ -59,6 +59,8 @@ from sentimentkit.io.tables import (
 from sentimentkit.io.write import Input, check_target, csv_text, open_output
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, input_column_renames
 from sentimentkit.serving.batch import language_note, score_chunk
+from sentimentkit.serving.loader import load_predictor
+from sentimentkit.text.features import set_cache_limits
 
 PARQUET_SUFFIXES = PARQUET_EXTENSIONS
 # Two chunks per worker keep every worker busy while the parent reads and writes the next ones.
@@ -221,8 +223,6 @@ _worker_state: dict[str, Any] = {}
 
 def _init_worker(model_path: str, threshold: float | None, parent: int) -> None:
     """A spawned worker: loads the model itself (an error is re-raised by its first chunk)."""
-    from sentimentkit.serving.loader import load_predictor
-
     _die_with_parent(parent)  # first: loading the model takes a while
     try:
         _init_forked(load_predictor(model_path, threshold=threshold), parent)
@@ -268,7 +268,6 @@ def _init_forked(predictor: BasePredictor, parent: int) -> None:
     # would catch the KeyboardInterrupt and the parent's terminate() would not stop the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    from sentimentkit.text.features import set_cache_limits
 
     set_cache_limits(tokens=WORKER_TOKEN_CACHE, chunks=WORKER_CHUNK_CACHE)
     _worker_state["predictor"] = predictor
@@ -406,8 +405,6 @@ class _Scorers:
 
     def _load(self) -> BasePredictor:
         if self.predictor is None:
-            from sentimentkit.serving.loader import load_predictor
-
             self.predictor = load_predictor(self.model_path, threshold=self.threshold)
         return self.predictor
 

@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sentimentkit.data import file_sha256
+from sentimentkit.io.formula import check_formula_guard, neutralise_formulas
+from sentimentkit.io.tables import BatchError, check_column
 from sentimentkit.models.pipeline import ModelError
 from sentimentkit.serving.base import OUTPUT_COLUMNS, PROBA_COLUMNS, BasePredictor, keep_input_columns
+from sentimentkit.serving.batch import score_chunk
+from sentimentkit.serving.loader import load_predictor
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -77,8 +81,6 @@ def _executor_predictor(name: str, sha256: str, threshold: float | None) -> Base
     if key not in _executor_models:
         from pyspark import SparkFiles
 
-        from sentimentkit.serving.loader import load_predictor
-
         local = SparkFiles.get(name)
         if file_sha256(local) != sha256:
             raise ModelError(
@@ -101,10 +103,6 @@ def score_spark_frame(
     `escape_formulas`: neutralise cells a spreadsheet would run, as every CSV the CLI writes does,
     with the guard `formula_guard` (auto, all, off; `sentimentkit.io.formula`).
     """
-    from sentimentkit.io.formula import check_formula_guard, neutralise_formulas
-    from sentimentkit.io.tables import BatchError, check_column
-    from sentimentkit.serving.batch import score_chunk
-
     formula_guard = check_formula_guard(formula_guard)  # on the driver, before any executor starts
     try:
         check_column(frame.columns, text_column)  # the one reader's rule and message

@@ -13,6 +13,7 @@ from sentimentkit.models.fetch import resolve
 from sentimentkit.serving.base import BasePredictor
 from sentimentkit.serving.ensemble import is_ensemble, load_ensemble_predictor
 from sentimentkit.serving.predictor import Predictor
+from sentimentkit.serving.transformer import load_transformer_predictor
 
 
 def load_predictor(
@@ -39,8 +40,6 @@ def _load(path: str | Path | None, threshold: float | None, settings: Settings) 
     if is_ensemble(path):
         return load_ensemble_predictor(path, load_predictor, threshold=threshold, settings=settings)
     if path.is_dir():
-        from sentimentkit.serving.transformer import load_transformer_predictor
-
         return load_transformer_predictor(path, threshold=threshold, settings=settings)
     return Predictor.load(path, threshold=threshold, settings=settings)
 
@@ -75,6 +74,7 @@ def open_backend(settings: Settings | None = None) -> BasePredictor:
     """What the app uses: the REST API when SENTIMENTKIT_API_URL is set, else the local model."""
     settings = settings or Settings.from_env()
     if settings.api_url:
+        # lazy: httpx, only for SENTIMENTKIT_API_URL; loading a local model (and --jobs workers) skips it
         from sentimentkit.serving.remote import RemotePredictor
 
         return RemotePredictor(settings.api_url, api_key=settings.api_key, timeout=settings.api_timeout_s)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentimentkit.data import load_split
 from sentimentkit.models.card import (
     ONNX_INT8_FILE,
     TOKENIZER_FILE,
@@ -30,6 +31,7 @@ from sentimentkit.models.card import (
     sha256_file,
     write_card,
 )
+from sentimentkit.serving.transformer import OnnxPredictor
 from sentimentkit.training.transformer import LIBRARIES, Log, score_proba
 
 ONNX_FP32_FILE = "model.onnx"
@@ -119,8 +121,6 @@ def export_onnx(
     the fp32 torch metrics of the source card is recorded. Without data, per-tensor is used."""
     import tempfile
 
-    from sentimentkit.data import load_split
-
     model_dir, out = Path(model_dir), Path(out)
     # Read the data first: a wrong --data should fail before anything is written.
     frames = {split: load_split(split, data_dir) for split in ("validation", "test")} if data_dir else None
@@ -144,8 +144,6 @@ def export_onnx(
     ]  # fmt: skip
     card = write_card(out, card)
     if frames is not None:
-        from sentimentkit.serving.transformer import OnnxPredictor
-
         card = write_card(out, score_int8(OnnxPredictor(out), card, frames, log))
     log(
         f"wrote {out / ONNX_INT8_FILE} ({card['size_bytes'] / 1e6:.1f} MB, fp32 ONNX {extra['fp32_onnx_bytes'] / 1e6:.1f} MB)"
@@ -158,8 +156,6 @@ def quantised_candidate(
     extra: dict[str, Any], frames: dict[str, pd.DataFrame] | None, log: Log,
 ) -> tuple[Path, dict[str, Any]]:  # fmt: skip
     """One int8 folder (model, tokenizer, card) in `tmp`, with its validation macro recall when data is given."""
-    from sentimentkit.serving.transformer import OnnxPredictor
-
     folder = tmp / ("int8-per-channel" if per_channel else "int8-per-tensor")
     folder.mkdir()
     quant = quantise_int8(fp32, folder / ONNX_INT8_FILE, per_channel)

@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentimentkit.data import DataError, load_split, near_duplicates_of
 from sentimentkit.errors import NoProfileError
+from sentimentkit.models.card import card_file, read_json_card, write_card
+from sentimentkit.models.pipeline import ModelError
+from sentimentkit.serving.loader import load_predictor
 from sentimentkit.training.calibrate import (
     apply_calibrator,
     calibration_errors,
@@ -63,10 +67,6 @@ def store_performance(model: str | Path, data_dir: str | Path | None = None) -> 
 
     Needs the card's reference profile (store_reference) and the data folder the model was trained with.
     """
-    from sentimentkit.data import load_split, near_duplicates_of
-    from sentimentkit.models.card import card_file, read_json_card, write_card
-    from sentimentkit.serving.loader import load_predictor
-
     predictor = load_predictor(model)
     splits = {split: load_split(split, data_dir) for split in ("train", "validation")}
     raw = read_json_card(card_file(model), f"Model card {card_file(model)} not found.")
@@ -90,8 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         "data_dir", help="the folder with the train/validation splits the model was trained on"
     )
     args = parser.parse_args(argv)
-    from sentimentkit.data import DataError
-    from sentimentkit.models.pipeline import ModelError
 
     try:
         card = store_performance(args.model, args.data_dir)

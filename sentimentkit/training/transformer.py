@@ -42,9 +42,10 @@ from sentimentkit.models.card import (
     sha256_file,
     write_card,
 )  # fmt: skip
-from sentimentkit.serving.transformer import pad_batch
+from sentimentkit.serving.transformer import TorchPredictor, pad_batch, softmax
 from sentimentkit.training.evaluate import expected_calibration_error, metrics
 from sentimentkit.training.offsets import tune_logit_offsets
+from sentimentkit.training.train import clean_validation, load_splits
 
 Log = Callable[[str], None]
 
@@ -432,8 +433,6 @@ def train_transformer(
     test (reported only), and write the artifact folder `out`. Returns its card.
 
     `selection` records an earlier selection run (its table) in the card when no search runs here."""
-    from sentimentkit.training.train import clean_validation, load_splits
-
     if cfg.select_on not in ("validation", "clean_validation"):
         raise OptionError(f"select_on must be 'validation' or 'clean_validation', not {cfg.select_on!r}")
     base_folder, base = resolve_base_model(base_model, base_sha256)
@@ -471,8 +470,6 @@ def tune_bias(
     offsets (applied by every predictor), metrics with them, and the metrics without them, for every
     reported split (validation, clean_validation when present, test). Among equally good offsets
     the smallest win (`offsets.tune_logit_offsets`)."""
-    from sentimentkit.serving.transformer import TorchPredictor, softmax
-
     predictor = TorchPredictor(folder)
     predictor.offsets = None
     raw = {

@@ -2,17 +2,22 @@
 
 `start_server` runs a command (Streamlit, uvicorn) on a free loopback port and waits until an
 HTTP URL answers; `browser` is Playwright driving Debian's chromium (/usr/bin/chromium).
+`free_port` hands each port out once, also across the processes of `pytest -n N` (pytest-xdist) and
+other test runs of the same user, so two servers never race for one port.
 Tests here are skipped with a clear reason when chromium or playwright is missing.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,6 +39,55 @@ CHROMIUM_ARGS = [
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+# Ports handed out by `free_port`, one file per port, shared by this user's test processes.
+PORT_CLAIMS = Path(tempfile.gettempdir()) / f"sentimentkit-test-ports-{os.getuid()}"
+STALE_CLAIM_S = 3 * 3600  # a claim this old is from a run that died without cleaning up
+_claimed: list[Path] = []
+
+
+def _claim(port: int) -> bool:
+    """Record `port` as this process's (True), unless a live test process claimed it first."""
+    claim = PORT_CLAIMS / str(port)
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _stale(claim):
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                claim.unlink()
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        _claimed.append(claim)
+        return True
+    return False
+
+
+def _stale(claim: Path) -> bool:
+    """A claim whose process is gone, or older than STALE_CLAIM_S."""
+    try:
+        owner = int(claim.read_text() or 0)
+        if time.time() - claim.stat().st_mtime > STALE_CLAIM_S:
+            return True
+    except (OSError, ValueError):
+        return False  # being written right now, or just removed: not ours to take
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # another user's live process
+    return False
+
+
+@atexit.register
+def _release_claims() -> None:
+    for claim in _claimed:
+        with contextlib.suppress(OSError):
+            claim.unlink()
+
+
 def screenshot_script() -> ModuleType:
     """docs/screenshot.py, the one script that takes the docs' screenshots, as a module."""
     spec = importlib.util.spec_from_file_location("docs_screenshot", REPO_ROOT / "docs" / "screenshot.py")
@@ -44,9 +98,17 @@ def screenshot_script() -> ModuleType:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on, never handed out twice while its taker runs: the kernel picks
+    a free one, and a claim file (PORT_CLAIMS) keeps a parallel test worker from getting it too before
+    the server that is meant for it binds it."""
+    PORT_CLAIMS.mkdir(exist_ok=True)
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if _claim(port):
+            return port
+    raise RuntimeError(f"no free loopback port could be claimed under {PORT_CLAIMS}")
 
 
 @dataclass

@@ -264,8 +264,8 @@ def test_one_default_review_strategy_everywhere(log: Path, tmp_path: Path, capsy
     assert written.tolist() == expected["text"].tolist()
     # The app's Review tab asks the queue for the same strategy.
     asked = []
-    real = queue.review_queue
-    monkeypatch.setattr(queue, "review_queue", lambda *a, **k: asked.append(a[2]) or real(*a, **k))
+    real = queue.review_queue  # patched where the app looks it up (ui imports it at its top)
+    monkeypatch.setattr(ui, "review_queue", lambda *a, **k: asked.append(a[2]) or real(*a, **k))
     store = tmp_path / "store"
     write_corrections(str(store), [{"text": TEXTS[2], "label": "positive"}])
     round_ = ui.review_round(str(log), True, str(store), n=3)

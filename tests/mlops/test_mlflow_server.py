@@ -10,11 +10,13 @@ Set SENTIMENTKIT_UPDATE_DOCS=1 to also write the screenshot to docs/registry.png
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -58,7 +60,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     if shutil.which("python3") is None:
         pytest.skip("no python3 on PATH to build the full-mlflow virtualenv with")
     try:
-        built = run_script("--install-only", timeout=1200)
+        # One build at a time: parallel test workers (pytest -n) would otherwise both build one virtualenv.
+        with open(tempfile.gettempdir() + "/sentimentkit-mlflow-venv.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            built = run_script("--install-only", timeout=1200)
     except subprocess.TimeoutExpired:
         pytest.skip("building the full-mlflow virtualenv took over 20 minutes")
     if built.returncode != 0:
