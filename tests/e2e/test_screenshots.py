@@ -104,5 +104,6 @@ def test_screenshots_show_the_apps_tabs_models_and_sections(
 def test_committed_screenshots_are_small_sensible_pngs() -> None:
     for name in pictures_in_the_docs():
         width, height = png_size(DOCS / name)
-        assert width >= 1000 and height >= 800, name
+        # the Review tab is one text and four buttons: a short picture (test_screenshot_review.py)
+        assert width >= 1000 and height >= (500 if name == "review.png" else 800), name
         assert (DOCS / name).stat().st_size < MAX_BYTES, f"{name} is over {MAX_BYTES:,} bytes"
