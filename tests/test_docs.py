@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-COMMAND_2 = "bash scripts/setup-dev.sh && .venv/bin/python -m pytest"
+COMMAND_2 = "bash scripts/setup-dev.sh && .venv/bin/python -m pytest -n 2 --dist loadfile"
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
