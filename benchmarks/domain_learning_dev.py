@@ -34,6 +34,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -304,13 +305,10 @@ def stage_learners(bench: Bench, sizes: list[int], strategies: list[str], seeds=
     return rows
 
 
-FIXED = tuple((C, mix) for C in (0.5, 1.0, 2.0) for mix in (0.01, 0.1, 1.0))
-
-
-def stage_fixed(bench: Bench, sizes: list[int], strategies: list[str], seeds=DEV_SEEDS) -> list[dict]:
-    """The head at fixed (C, mixing penalty) pairs, no cross-validation: holdout and guard."""
-    from sentimentkit.models import domain
-
+def _sweep(bench: Bench, stage: str, variants: dict[str, Any], sizes: list[int], strategies: list[str],
+           seeds: Any) -> list[dict]:  # fmt: skip
+    """Per seed, size and strategy: fit each variant (name -> a function of (pick, y, weights) giving a
+    head) on the picked corrections; its holdout and SemEval validation AvgRec beside the base's."""
     rows = []
     started = time.time()
     base_v = avg_recall(bench.yv, LAB[bench.Sv.argmax(axis=1)])
@@ -323,22 +321,41 @@ def stage_fixed(bench: Bench, sizes: list[int], strategies: list[str], seeds=DEV
                 y = bench.y[pick]
                 w = class_balanced_weights(y, bench.keys[pick])
                 line = []
-                for C, mix in FIXED:
-                    domain.MIX_PENALTY = mix
-                    head = fit_head_on_features(bench.base, bench.X[pick], y, C, w)
+                for name, fit in variants.items():
+                    head = fit(pick, y, w)
                     h = avg_recall(
                         bench.y[hold], LAB[head.logits(bench.S[hold], bench.X[hold]).argmax(axis=1)]
                     )
                     v = avg_recall(bench.yv, LAB[head.logits(bench.Sv, bench.Xv).argmax(axis=1)])
-                    rows.append({"stage": "fixed", "seed": seed, "k": k, "strategy": strategy,
-                                 "learner": f"C{C}_mix{mix}", "holdout": h, "base": base_h,
+                    rows.append({"stage": stage, "seed": seed, "k": k, "strategy": strategy,
+                                 "learner": name, "holdout": h, "base": base_h,
                                  "validation": v, "base_validation": base_v})  # fmt: skip
                     line.append(f"{100 * (h - base_h):+.1f}/{100 * (v - base_v):+.1f}")
-                domain.MIX_PENALTY = 0.01
                 print(
                     f"{seed} k={k} {strategy:12s} {' '.join(line)} [{time.time() - started:.0f}s]", flush=True
                 )
     return rows
+
+
+FIXED = tuple((C, mix) for C in (0.5, 1.0, 2.0) for mix in (0.01, 0.1, 1.0))
+
+
+def stage_fixed(bench: Bench, sizes: list[int], strategies: list[str], seeds=DEV_SEEDS) -> list[dict]:
+    """The head at fixed (C, mixing penalty) pairs, no cross-validation: holdout and guard."""
+    from sentimentkit.models import domain
+
+    def fit(C: float, mix: float) -> Any:
+        def head(pick: Any, y: Any, w: Any) -> Any:
+            domain.MIX_PENALTY = mix
+            try:
+                return fit_head_on_features(bench.base, bench.X[pick], y, C, w)
+            finally:
+                domain.MIX_PENALTY = 0.01
+
+        return head
+
+    variants = {f"C{C}_mix{mix}": fit(C, mix) for C, mix in FIXED}
+    return _sweep(bench, "fixed", variants, sizes, strategies, seeds)
 
 
 ANCHORS = ((1.0, 0.3), (1.0, 1.0), (1.0, 3.0), (2.0, 1.0))
@@ -350,34 +367,14 @@ def stage_anchor(bench: Bench, sizes: list[int], strategies: list[str], seeds=DE
     train = pd.read_csv(DATA / "semeval2017" / "train.csv")
     sample = train["text"].sample(N_ANCHOR, random_state=0).tolist()
     A = bench.base.named_steps["features"].transform(sample).tocsr()
-    rows = []
-    started = time.time()
-    base_v = avg_recall(bench.yv, LAB[bench.Sv.argmax(axis=1)])
-    for seed in seeds:
-        pool, hold = bench.split(seed)
-        base_h = avg_recall(bench.y[hold], LAB[bench.S[hold].argmax(axis=1)])
-        for k in sizes:
-            for strategy in strategies:
-                pick = bench.pick(strategy, pool, k, seed)
-                y = bench.y[pick]
-                w = class_balanced_weights(y, bench.keys[pick])
-                line = []
-                for C, aw in ANCHORS:
-                    head = fit_head_on_features(
-                        bench.base, bench.X[pick], y, C, w, anchor=A, anchor_weight=aw
-                    )
-                    h = avg_recall(
-                        bench.y[hold], LAB[head.logits(bench.S[hold], bench.X[hold]).argmax(axis=1)]
-                    )
-                    v = avg_recall(bench.yv, LAB[head.logits(bench.Sv, bench.Xv).argmax(axis=1)])
-                    rows.append({"stage": "anchor", "seed": seed, "k": k, "strategy": strategy,
-                                 "learner": f"C{C}_anchor{aw}", "holdout": h, "base": base_h,
-                                 "validation": v, "base_validation": base_v})  # fmt: skip
-                    line.append(f"{100 * (h - base_h):+.1f}/{100 * (v - base_v):+.1f}")
-                print(
-                    f"{seed} k={k} {strategy:12s} {' '.join(line)} [{time.time() - started:.0f}s]", flush=True
-                )
-    return rows
+
+    def fit(C: float, aw: float) -> Any:
+        return lambda pick, y, w: fit_head_on_features(
+            bench.base, bench.X[pick], y, C, w, anchor=A, anchor_weight=aw
+        )
+
+    variants = {f"C{C}_anchor{aw}": fit(C, aw) for C, aw in ANCHORS}
+    return _sweep(bench, "anchor", variants, sizes, strategies, seeds)
 
 
 def save(rows: list[dict]) -> None:
