@@ -199,7 +199,7 @@ def test_open_table_reads_parquet_and_an_upload_of_it(tmp_path) -> None:
 def test_excel_with_numbers_and_dates_writes_parquet_keeping_values(tiny_model_path, tmp_path) -> None:
     # Was: a traceback (pyarrow refuses object columns of mixed types).
     when = dt.datetime(2024, 5, 1, 12, 30)
-    rows = [["id", "text", "when", "score", "mixed"],
+    rows = [["id", "text", "when", "score", "varied"],  # varied: a column of mixed types
             [1, "I love it", when, 1.5, 3],
             [2, "awful day", when + dt.timedelta(days=1), 2, "three"],
             [3, 42, None, None, when]]  # fmt: skip
@@ -210,12 +210,14 @@ def test_excel_with_numbers_and_dates_writes_parquet_keeping_values(tiny_model_p
     types = dict(zip(table.schema.names, table.schema.types))
     assert types["id"] == pa.int64() and types["score"] == pa.float64()
     assert (
-        types["when"] == pa.timestamp("us") and types["mixed"] == pa.string() and types["text"] == pa.string()
+        types["when"] == pa.timestamp("us")
+        and types["varied"] == pa.string()
+        and types["text"] == pa.string()
     )
     back = table.to_pylist()
     assert [r["id"] for r in back] == [1, 2, 3] and [r["score"] for r in back] == [1.5, 2.0, None]
     assert [r["when"] for r in back] == [when, when + dt.timedelta(days=1), None]
-    assert [r["mixed"] for r in back] == ["3", "three", str(when)]
+    assert [r["varied"] for r in back] == ["3", "three", str(when)]
     assert [r["text"] for r in back] == ["I love it", "awful day", "42"]
     assert back[2]["error"] == "not text (got int)" and back[2]["sentiment"] is None
 
