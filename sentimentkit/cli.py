@@ -275,6 +275,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from sentimentkit.mlops.predlog import batch_logger
     from sentimentkit.serving.base import records_to_frame
     from sentimentkit.serving.loader import load_predictor
+    from sentimentkit.text.language import MODEL_LANGUAGE
 
     if (args.text is None) == (args.input is None):
         raise UsageError('give either --text "..." or --input FILE.csv (with --output FILE.csv)')
@@ -288,6 +289,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if log is not None:
             log(records_to_frame(pd.DataFrame({"text": [args.text]}), [record], predictor.labels))
     print(json.dumps(record))
+    if record["language"] not in (None, MODEL_LANGUAGE):
+        print(f"warning: this text looks like language '{record['language']}', not English: the model reads "
+              "English only, so do not trust its label", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -32,6 +32,7 @@ def test_predict_text_json_has_language_and_mixed_and_parts_on_request() -> None
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["language"] == "de" and record["mixed"] is False and "parts" not in record
+    assert "this text looks like language 'de', not English" in result.stderr  # and a note
     result = run("predict", "--model", str(COMMITTED_MODEL), "--text", MIXED, "--parts")
     record = json.loads(result.stdout)
     assert record["language"] == "en" and record["mixed"] is True
