@@ -171,10 +171,7 @@ class BasePredictor:
         cut = self.threshold if threshold is None else threshold
         results: list[dict[str, Any]] = [error_record(e, parts) for e in errors]
         valid_texts = [str(texts[i]) for i in valid]
-        records = (
-            self.score_valid(valid_texts, cut, parts=True) if parts else self.score_valid(valid_texts, cut)
-        )
-        for i, record in zip(valid, records):
+        for i, record in zip(valid, self.score_valid(valid_texts, cut, parts=parts)):
             results[i] = record
         return results
 

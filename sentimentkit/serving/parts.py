@@ -201,13 +201,11 @@ def score_parts(
     predict_proba: Callable[[list[str]], np.ndarray],
     texts: Sequence[str],
     whole: np.ndarray | None = None,
-    only: np.ndarray | None = None,
 ) -> Parted:
     """Split every text and score the parts of the texts of more than one part with one call of
     `predict_proba` (a list of strings -> (n, classes) probabilities: any backend's). With `whole`
-    (the texts' own probabilities) the one-part texts are filled in at once, else call `fill`.
-    `only` (booleans): split just those texts; the others count as one part."""
-    spans = [split_parts(t) if only is None or only[i] else [Span(0, len(t))] for i, t in enumerate(texts)]
+    (the texts' own probabilities) the one-part texts are filled in at once, else call `fill`."""
+    spans = [split_parts(t) for t in texts]
     multi = [i for i, ss in enumerate(spans) if len(ss) > 1]
     flat = [texts[i][s.start : s.end] for i in multi for s in spans[i]]
     parted = Parted(spans, multi, predict_proba(flat) if flat else None)
