@@ -786,9 +786,12 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
         p.add_argument("--margin", type=float, default=0.002, help="how much better the challenger must be")
         p.add_argument("--max-recall-drop", type=float, default=0.02, help="largest allowed per-class drop")
-        p.add_argument(
-            "--holdout-share", type=float, default=0.2, help="share of each batch kept for scoring"
-        )
+        p.add_argument("--holdout-share", type=float, default=0.2,
+                       help="share of each batch held out for scoring (with --judge holdout or --learner refit)")  # fmt: skip
+        p.add_argument("--judge", choices=("cv", "holdout"), default="cv",
+                       help="cv: the domain learner judged out of fold on every correction the champion was "
+                       "not fitted on, then fitted on all (default); holdout: judged on the held-out share only")  # fmt: skip
+        p.add_argument("--folds", type=int, default=5, help="folds of --judge cv (default 5)")
         p.add_argument("--guard-tolerance", type=float, default=0.03,
                        help="most AvgRec the challenger may lose on SemEval validation (the guard)")  # fmt: skip
         p.add_argument("--learner", choices=("domain", "refit"), default="domain",
@@ -808,7 +811,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from sentimentkit.mlops import retrain
 
     gate = retrain.Gate(margin=args.margin, max_recall_drop=args.max_recall_drop,
-                        holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance)  # fmt: skip
+                        holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance,
+                        judge=args.judge, folds=args.folds)  # fmt: skip
     common = {
         "data_dir": args.data,
         "state": args.state,

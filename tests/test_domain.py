@@ -134,6 +134,51 @@ def test_the_anchor_keeps_the_base_answers_on_general_text_and_still_learns_the_
     )
 
 
+def test_out_of_fold_answers_each_judged_row_by_a_head_that_never_saw_it_or_its_reposts(
+    base: Pipeline, monkeypatch
+) -> None:
+    """The retrain gate's cross-validation: every judged row is answered exactly once, by a head whose
+    training rows hold neither it nor a re-post of it; unjudged rows only ever train; and the answers
+    are that head's."""
+    from sentimentkit.training import domain
+
+    corrections = pd.DataFrame({"text": DOMAIN_TEXTS, "label": DOMAIN_LABELS})  # each text twice
+    judged = np.array([i % 9 != 0 for i in range(len(DOMAIN_TEXTS))])  # both copies of text 0 unjudged
+    seen: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    real = domain._predict_fold
+
+    def spy(base, X, y, groups, train, test, *rest):  # noqa: ANN001, ANN202 - the private signature
+        answered = real(base, X, y, groups, train, test, *rest)
+        seen.append((train, test, answered))
+        return answered
+
+    monkeypatch.setattr(domain, "_predict_fold", spy)
+    answers, folds = domain.out_of_fold(base, corrections, judged, seed=0, n_folds=4)
+    assert folds == 4 and len(seen) == 4 and len(answers) == judged.sum()
+    tested = np.concatenate([test for _, test, _ in seen])
+    assert sorted(tested.tolist()) == np.flatnonzero(judged).tolist()  # each judged row once
+    keys = [near_duplicate_key(t) for t in DOMAIN_TEXTS]
+    for train, test, _ in seen:
+        assert not {keys[i] for i in train} & {keys[i] for i in test}  # no re-post on both sides
+        assert {0, 9} <= set(train.tolist())  # the unjudged rows always train
+    by_row = {int(i): str(a) for _, test, answered in seen for i, a in zip(test, answered)}
+    assert answers == [by_row[i] for i in np.flatnonzero(judged)]
+    # What a separately fitted model on one fold's training rows answers there (the same recipe).
+    train, test, answered = seen[0]
+    refit, _ = fit_domain_model(base, corrections.iloc[train], seed=0)
+    assert list(refit.predict([DOMAIN_TEXTS[i] for i in test])) == list(answered)
+
+
+def test_out_of_fold_with_too_little_to_judge_falls_back_to_the_base(base: Pipeline) -> None:
+    from sentimentkit.training.domain import out_of_fold
+
+    corrections = pd.DataFrame({"text": DOMAIN_TEXTS, "label": DOMAIN_LABELS})
+    judged = np.array([i in (1, 10) for i in range(len(DOMAIN_TEXTS))])  # one text and its copy
+    answers, folds = out_of_fold(base, corrections, judged)
+    assert folds == 0 and answers == list(base.predict([DOMAIN_TEXTS[1], DOMAIN_TEXTS[10]]))
+    assert out_of_fold(base, corrections, np.zeros(len(DOMAIN_TEXTS), bool)) == ([], 0)
+
+
 def test_the_anchor_sample_is_seeded_distinct_and_capped() -> None:
     texts = [f"tweet {i}" for i in range(50)] * 2 + ["", None]
     first = anchor_sample(texts, seed=3, n=10)

@@ -73,7 +73,7 @@ from sentimentkit.models.domain import DomainAdapted
 from sentimentkit.models.pipeline import save_model
 from sentimentkit.redact import redact
 from sentimentkit.serving.loader import load_predictor
-from sentimentkit.training.domain import fit_domain_model, save_domain_model
+from sentimentkit.training.domain import fit_domain_model, out_of_fold, save_domain_model
 from sentimentkit.training.evaluate import metrics
 from sentimentkit.training.train import evaluate_pipeline, fit_candidate, load_splits, save_trained
 
@@ -95,8 +95,13 @@ class Gate:
     # A class's recall drop is judged only with this many held-out rows of it: below 1 / max_recall_drop
     # rows, one text moves recall by more than the limit, so the rule would only measure chance.
     min_class_rows: int = 50
+    # How the domain is judged (`JUDGES`). "cv" (with the domain learner): the recipe's out-of-fold answers
+    # on every correction the champion was not fitted on, `folds`-fold; "holdout": the held-out slices only.
+    judge: str = "cv"
+    folds: int = 5
 
 
+JUDGES = ("cv", "holdout")
 LEARNERS = ("domain", "refit")
 DEFAULT_LEARNER = "domain"
 BOOTSTRAP_REPLICATES = 1000
@@ -367,11 +372,16 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
     seconds for the lock, then raises `lock.LockedError`; after waiting it finds the batches done."""
     if learner not in LEARNERS:
         raise OptionError(f"unknown learner {learner!r}: choose one of {', '.join(LEARNERS)}")
+    gate = gate or Gate()
+    if gate.judge not in JUDGES:
+        raise OptionError(f"unknown judge {gate.judge!r}: choose one of {', '.join(JUDGES)}")
+    if gate.folds < 2:
+        raise OptionError(f"the gate needs at least 2 folds to cross-validate, not {gate.folds}")
     check_incoming(incoming)
     state = state_of(incoming, state)
     check_state(incoming, state)
     with state_lock(state, lock_wait_s):
-        return _retrain_locked(incoming, data_dir, state, name, gate or Gate(), log, learner)
+        return _retrain_locked(incoming, data_dir, state, name, gate, log, learner)
 
 
 def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name: str, gate: Gate,
@@ -400,7 +410,14 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
         labelled.update(zip(train_part["text"], train_part["label"]))
         labelled.update(zip(held_part["text"], held_part["label"]))
         records[sha], parts[sha] = record, (train_part, held_part)
-        log(f"accepted {uri}: {record['train_rows']} rows to train on, {record['heldout_rows']} held out")
+        log(
+            f"accepted {uri}: {record['train_rows'] + record['heldout_rows']} rows"
+            + (
+                ""
+                if learner == "domain" and gate.judge == "cv"
+                else f" ({record['train_rows']} to train on, {record['heldout_rows']} held out)"
+            )
+        )
     train_parts = [t for t, _ in parts.values()]
     held_parts = [h for _, h in parts.values()]
     report = _train_and_gate(
@@ -425,16 +442,23 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     import tempfile
 
     started = time.perf_counter()
+    cv = learner == "domain" and gate.judge == "cv"
     # Oldest first, so the latest row of a relabelled text is the one kept.
     additions = _latest(pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True))
     heldout = _latest(pd.concat([load_accepted(state, manifest, "heldout"), *held_parts], ignore_index=True))
+    if cv:  # every correction trains; the judged ones are answered out of fold
+        order = {sha: rank for rank, sha in enumerate([*manifest["batches"], *records])}
+        additions = _latest(pd.concat([additions.assign(slice="train"), heldout.assign(slice="heldout")])
+                            .sort_values("batch_sha256", key=lambda s: s.map(order), kind="stable"))  # fmt: skip
     report: dict[str, Any] = {"batches": records, "gate": asdict(gate), "added_rows": len(additions)}
-    if not sum(len(p) for p in train_parts):
+    if not sum(len(p) for p in [*train_parts, *(held_parts if cv else [])]):
         report.update(status="no new rows", finished_at=_now())
         log("no new training rows in the new batches: no challenger trained")
         return report
     champion = load_predictor(f"models:/{name}@{CHAMPION}")
     base_version = champion.registry["version"] if champion.registry else "?"
+    if cv:
+        additions = additions[~additions["text"].isin(set(splits["train"]["text"]))].reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="sentimentkit-challenger-") as tmp:
         path = Path(tmp) / "model.pkl"
         try:
@@ -448,6 +472,7 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
         card["retraining"] = {"base": f"{name} {base_version}", "learner": learner,
                               "added_rows": len(additions),
                               "batches": sorted({*additions.get("batch_sha256", pd.Series(dtype=str))}),
+                              "slices": ["train", "heldout"] if cv else ["train"],
                               **card.get("retraining", {})}  # fmt: skip
         card = save_model(pipeline, path, card)
         row = tracking.register_model(path, card, {"incoming": "retrain"}, name=name,
@@ -456,7 +481,25 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     challenger = load_predictor(f"models:/{name}/{version}")
     report.update(learner=about, champion_version=champion.registry["version"] if champion.registry else None,
                   challenger_version=version)  # fmt: skip
-    promote, reason = _judge(champion, challenger, heldout, splits["validation"], gate, report)
+    if cv:
+        fresh = ~_seen_by(champion.card, additions).to_numpy()
+        judged = additions[fresh].reset_index(drop=True)
+        answers, folds = out_of_fold(base_of(champion.pipeline), additions[["text", "label"]], fresh, seed=SEED,
+                                     anchor_texts=splits["train"]["text"].tolist(), n_folds=gate.folds)  # fmt: skip
+        judging = {"set": "corrections the champion was not fitted on, answered out of fold",
+                   "method": f"{folds}-fold cross-validation of the domain learner over all {len(additions)} "
+                             "corrections, grouped by near-duplicate text, stratified by label; the promoted "
+                             "model is the one fitted on all of them",
+                   "folds": folds, "not_judged": len(additions) - len(judged)}  # fmt: skip
+        promote, reason = _judge(champion, judged, answers, splits["validation"], gate, report, judging,
+                                 challenger)  # fmt: skip
+    else:  # the held-out slices, less any the champion was fitted on (a cross-validated champion was)
+        heldout = heldout.assign(slice="heldout")
+        fresh = ~_seen_by(champion.card, heldout).to_numpy()
+        judging = {"set": "held-out corrections", "method": "the held-out slices of all batches so far, less "
+                   "those the champion was fitted on", "not_judged": int((~fresh).sum())}  # fmt: skip
+        promote, reason = _judge(champion, heldout[fresh].reset_index(drop=True), None, splits["validation"],
+                                 gate, report, judging, challenger)  # fmt: skip
     report.update(decision="promoted" if promote else "kept champion", reason=reason)
     _record_decision(name, version, report)
     if promote:
@@ -464,6 +507,14 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     report.update(status="done", seconds=round(time.perf_counter() - started, 1), finished_at=_now())
     log(f"challenger {name} {version} ({learner}): {reason}")
     return report
+
+
+def _seen_by(card: dict[str, Any], rows: pd.DataFrame) -> pd.Series:
+    """Which `rows` (with `batch_sha256` and `slice`) the model of `card` was fitted on: the slices
+    ("train", and "heldout" when its gate cross-validated) of the batches its card lists."""
+    retraining = card.get("retraining") or {}
+    batches, slices = set(retraining.get("batches") or ()), set(retraining.get("slices") or ("train",))
+    return rows["batch_sha256"].isin(batches) & rows["slice"].isin(slices)
 
 
 def _fit_refit(champion: Any, splits: dict[str, pd.DataFrame], additions: pd.DataFrame,
@@ -521,16 +572,16 @@ def _fit_domain(champion: Any, splits: dict[str, pd.DataFrame], additions: pd.Da
     return model, card, about
 
 
-def _judge(champion: Any, challenger: Any, heldout: pd.DataFrame, validation: pd.DataFrame, gate: Gate,
-           report: dict[str, Any]) -> tuple[bool, str]:  # fmt: skip
-    """Score both models on the held-out corrections (domain) and on validation (guard), add the numbers
-    to `report` ("domain", "guard", "scores") and apply `decide`."""
-    texts, truth = heldout["text"].tolist(), heldout["label"].tolist()
+def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, validation: pd.DataFrame,
+           gate: Gate, report: dict[str, Any], judging: dict[str, Any], challenger: Any) -> tuple[bool, str]:  # fmt: skip
+    """Score both models on the `judged` corrections (the domain; the challenger's `answers` there
+    when given, its own predictions otherwise) and the challenger itself on validation (the guard);
+    add the numbers to `report` ("domain", "guard", "scores") and apply `decide`."""
+    texts, truth = judged["text"].tolist(), judged["label"].tolist()
     present = [label for label in LABELS if label in set(truth)]
-    predicted = {
-        k: list(m.predict(texts)) if texts else []
-        for k, m in (("champion", champion), ("challenger", challenger))
-    }
+    predicted = {"champion": list(champion.predict(texts)) if texts else [],
+                 "challenger": list(answers) if answers is not None else
+                 list(challenger.predict(texts)) if texts else []}  # fmt: skip
     guard = {k: score(m, validation) for k, m in (("champion", champion), ("challenger", challenger))}
     report["guard"] = {"set": "validation.csv", "rows": len(validation), "metric": "avg_recall",
                        "champion": round(guard["champion"]["avg_recall"], 4),
@@ -538,16 +589,16 @@ def _judge(champion: Any, challenger: Any, heldout: pd.DataFrame, validation: pd
                        "loss": round(guard["champion"]["avg_recall"] - guard["challenger"]["avg_recall"], 4),
                        "tolerance": gate.guard_tolerance}  # fmt: skip
     report["evaluation"] = (
-        f"{len(heldout)} held-out corrections (domain), then validation.csv ({len(validation)}) as the guard"
+        f"{len(judged)} {judging['set']} (domain), then validation.csv ({len(validation)}) as the guard"
     )
-    report["evaluation_rows"] = len(heldout)
-    if not len(heldout):
-        report["domain"] = {"rows": 0, "needed": gate.min_heldout}
+    report["evaluation_rows"] = len(judged)
+    if not len(judged):
+        report["domain"] = {**judging, "rows": 0, "needed": gate.min_heldout}
         report["guard"]["passed"] = report["guard"]["loss"] <= gate.guard_tolerance
-        return False, "kept the champion: no held-out corrections to judge it on; add corrections"
+        return False, "kept the champion: no corrections it was not fitted on to judge it on; add corrections"
     scores = {k: metrics(truth, p, labels=present) for k, p in predicted.items()}
     gain = scores["challenger"]["avg_recall"] - scores["champion"]["avg_recall"]
-    report["domain"] = {"set": "held-out corrections", "rows": len(heldout), "labels": present,
+    report["domain"] = {**judging, "rows": len(judged), "labels": present,
                         "metric": "avg_recall", "champion": round(scores["champion"]["avg_recall"], 4),
                         "challenger": round(scores["challenger"]["avg_recall"], 4), "gain": round(gain, 4),
                         "margin": gate.margin, "needed": gate.min_heldout,

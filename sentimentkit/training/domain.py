@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ __all__ = [
     "N_FOLDS",
     "WEIGHTING_RULE",
     "fit_domain_model",
+    "out_of_fold",
     "save_domain_model",
 ]
 
@@ -114,6 +116,19 @@ def _open_base(base: str | Path | Pipeline, settings: Settings | None) -> tuple[
     return pipeline, str(next(iter(card["files"].values())))
 
 
+def _predict_fold(base: Pipeline, X: Any, y: np.ndarray, groups: np.ndarray, train: np.ndarray,
+                  test: np.ndarray, C: float, anchor: Any, anchor_weight: float) -> np.ndarray | None:  # fmt: skip
+    """The labels a head fitted on rows `train` gives rows `test`; None when `train` lacks a class."""
+    weights = class_balanced_weights(y[train], groups[train])
+    try:
+        head = fit_head_on_features(base, X[train], y[train], C, weights, anchor=anchor,
+                                    anchor_weight=anchor_weight)  # fmt: skip
+    except ValueError:  # a fold without one class
+        return None
+    folded = fold(base, head, C, len(train)).named_steps["clf"]
+    return folded.classes_[np.argmax(X[test] @ folded.coef_.T + folded.intercept_, axis=1)]
+
+
 def cross_validate(
     base: Pipeline,
     X: Any,
@@ -131,19 +146,65 @@ def cross_validate(
     scores = {}
     for C in grid:
         pred = np.empty(len(y), dtype=object)
-        for train, test in folds:
-            weights = class_balanced_weights(y[train], groups[train])
-            try:
-                head = fit_head_on_features(base, X[train], y[train], C, weights, anchor=anchor,
-                                            anchor_weight=anchor_weight)  # fmt: skip
-            except ValueError:  # a fold without one class: score it with the base model's answer
-                pred[test] = None
-                continue
-            folded = fold(base, head, C, len(train)).named_steps["clf"]
-            pred[test] = folded.classes_[np.argmax(X[test] @ folded.coef_.T + folded.intercept_, axis=1)]
+        for train, test in folds:  # a fold without one class is left out of the score
+            pred[test] = _predict_fold(base, X, y, groups, train, test, C, anchor, anchor_weight)
         known = pred != None  # noqa: E711 - elementwise on an object array
         scores[C] = _avg_recall(y[known], pred[known].astype(str)) if known.any() else 0.0
     return scores, n_folds
+
+
+def out_of_fold(
+    base: Pipeline,
+    corrections: pd.DataFrame,
+    judged: Sequence[bool],
+    seed: int = 0,
+    anchor_texts: Sequence[str] | None = None,
+    n_folds: int = N_FOLDS,
+    C: float = DEFAULT_C,
+    anchor_weight: float = ANCHOR_WEIGHT,
+) -> tuple[list[str], int]:
+    """What `fit_domain_model` (same C, weighting and anchor) would answer for the `judged` rows of
+    `corrections` had it not seen them: (their labels in row order, the number of folds).
+
+    The judged rows are split into `n_folds` folds, grouped by near-duplicate text and stratified by
+    label; each fold is answered by a head fitted on every other row of `corrections` (the unjudged
+    rows always train), its re-posts excluded too. A fold whose training rows lack a class is answered
+    by `base`. With fewer than two near-duplicate groups to judge, all are answered by `base` (folds 0).
+    This is how the retrain gate judges the recipe on all corrections and then promotes the model
+    fitted on all of them (sentimentkit/mlops/retrain.py)."""
+    frame = _check_corrections(corrections)
+    mask = np.asarray(judged, dtype=bool)
+    X, y, groups, A, anchor_weight = _prepare(base, frame, seed, anchor_texts, anchor_weight)
+    base_clf = base.named_steps["clf"]
+    pred = base_clf.classes_[np.argmax(X @ base_clf.coef_.T + base_clf.intercept_, axis=1)].astype(object)
+    rows = np.flatnonzero(mask)
+    k = min(n_folds, len(set(groups[rows].tolist())))
+    if k < 2:
+        return [str(p) for p in pred[rows]], 0
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a class with fewer groups than folds: stratified as far as it goes
+        warnings.simplefilter("ignore", UserWarning)
+        folds = list(splitter.split(rows, y[rows], groups[rows]))
+    for _, test in folds:
+        test_rows = rows[test]
+        train = np.flatnonzero(~np.isin(groups, groups[test_rows]))
+        answered = _predict_fold(base, X, y, groups, train, test_rows, C, A, anchor_weight)
+        if answered is not None:
+            pred[test_rows] = answered
+    return [str(p) for p in pred[rows]], k
+
+
+def _prepare(pipeline: Pipeline, frame: pd.DataFrame, seed: int, anchor_texts: Sequence[str] | None,
+             anchor_weight: float) -> tuple[Any, np.ndarray, np.ndarray, Any, float]:  # fmt: skip
+    """(features, labels, near-duplicate groups, anchor features or None, anchor weight) of checked
+    corrections: what every fit of the head starts from."""
+    texts = frame["text"].tolist()
+    y = frame["label"].to_numpy(dtype=object)
+    groups = np.asarray([near_duplicate_key(t) or f"\x00{i}" for i, t in enumerate(texts)], dtype=object)
+    vectorizer = pipeline.named_steps["features"]
+    anchor = anchor_sample(anchor_texts, seed) if anchor_texts is not None else []
+    A = vectorizer.transform(anchor) if anchor else None
+    return vectorizer.transform(texts), y, groups, A, (anchor_weight if anchor else 0.0)
 
 
 def anchor_sample(texts: Sequence[str], seed: int = 0, n: int = N_ANCHOR) -> list[str]:
@@ -175,14 +236,7 @@ def fit_domain_model(
     started = time.perf_counter()
     frame = _check_corrections(corrections)
     pipeline, base_sha = _open_base(base, settings)
-    texts = frame["text"].tolist()
-    y = frame["label"].to_numpy(dtype=object)
-    groups = np.asarray([near_duplicate_key(t) or f"\x00{i}" for i, t in enumerate(texts)], dtype=object)
-    vectorizer = pipeline.named_steps["features"]
-    X = vectorizer.transform(texts)
-    anchor = anchor_sample(anchor_texts, seed) if anchor_texts is not None else []
-    anchor_weight = anchor_weight if anchor else 0.0
-    A = vectorizer.transform(anchor) if anchor else None
+    X, y, groups, A, anchor_weight = _prepare(pipeline, frame, seed, anchor_texts, anchor_weight)
     if len(grid) > 1:
         cv, n_folds = cross_validate(pipeline, X, y, groups, seed, grid, A, anchor_weight)
         best: float | None = max(cv.values())
@@ -208,7 +262,7 @@ def fit_domain_model(
         "selection": selection,
         "seed": seed,
         "mix_penalty": MIX_PENALTY,
-        "anchor": {"texts": len(anchor), "weight": anchor_weight},
+        "anchor": {"texts": 0 if A is None else A.shape[0], "weight": anchor_weight},
         "cv_avg_recall": {str(C): round(score, 4) for C, score in cv.items()},
         "base_avg_recall_on_corrections": round(_avg_recall(y, base_pred.astype(str)), 4),
         "chosen": {"C": chosen, "cv_avg_recall": None if best is None else round(best, 4)},

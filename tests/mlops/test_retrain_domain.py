@@ -69,7 +69,10 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
     report = retrain.retrain(str(incoming), log=quiet)  # the default learner is `domain`
     assert report["decision"] == "promoted", report["reason"]
     assert report["learner"]["name"] == "domain" and report["learner"]["weighting"] == WEIGHTING_RULE
-    assert report["learner"]["rows"] + report["domain"]["rows"] == 100
+    # Judged by 5-fold cross-validation on all 100 (none fitted into the base champion), fitted on all 100.
+    assert report["learner"]["rows"] == report["domain"]["rows"] == 100
+    assert report["domain"]["folds"] == 5 and report["domain"]["not_judged"] == 0
+    assert "5-fold cross-validation" in report["domain"]["method"]
     # Anchored on the base training split's texts (the tiny champion's train.csv: fewer than N_ANCHOR).
     train_texts = pd.read_csv(champion / "train.csv")["text"]
     assert report["learner"]["anchor"] == {
@@ -104,6 +107,44 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
     later = retrain.retrain(str(incoming), log=quiet, learner="refit")
     assert later["status"] == "done" and later["learner"]["name"] == "refit"
     assert registry.client().get_model_version(TFIDF_MODEL, "3").tags["gate.decision"] == later["decision"]
+
+
+def test_a_later_batch_is_judged_on_what_the_champion_never_saw_and_holdout_judging_is_an_option(
+    champion: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sentimentkit.cli import main
+    from sentimentkit.serving.loader import load_predictor
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    domain(GADGETS, "my new {t} {w} #gadget", 100).to_csv(incoming / "feedback-1.csv", index=False)
+    assert retrain.retrain(str(incoming), log=quiet)["decision"] == "promoted"
+    card = load_predictor(f"models:/{TFIDF_MODEL}@{CHAMPION}").card
+    assert card["retraining"]["slices"] == ["train", "heldout"] and card["retraining"]["added_rows"] == 100
+    later = domain(GADGETS, "got a {t} today and it is {w} #gadget", 60)
+    later.to_csv(incoming / "feedback-2.csv", index=False)
+    report = retrain.retrain(str(incoming), log=quiet)
+    # Fitted on all 160; judged only on the 60 the champion (fitted on the first 100) never saw.
+    assert report["learner"]["rows"] == 160 and report["added_rows"] == 160
+    assert report["domain"]["rows"] == 60 and report["domain"]["not_judged"] == 100
+    # --judge holdout (another state folder, so both batches count as new): the held-out slices only,
+    # less those the champion was fitted on; the same batches, so the same slices.
+    batches = json.loads((incoming / "_sentimentkit" / "manifest.json").read_text())["batches"]
+    held = {b["file"]: b["heldout_rows"] for b in batches.values()}
+    assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "held"),
+                 "--judge", "holdout"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["domain"]["set"] == "held-out corrections" and "folds" not in out["domain"]
+    assert out["domain"]["rows"] + out["domain"]["not_judged"] == sum(held.values())
+    assert out["learner"]["rows"] == 160 - sum(held.values())
+    assert out["gate"]["judge"] == "holdout"
+    assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "x"), "--folds", "1"]) == 2
+    assert "at least 2 folds" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main(["retrain", "--incoming", str(incoming), "--judge", "none"])
+    assert stopped.value.code == 2 and "invalid choice: 'none'" in capsys.readouterr().err
 
 
 def test_the_guard_refuses_a_domain_model_that_unlearns_semeval_and_the_cli_options(
