@@ -19,8 +19,10 @@ and per (strategy, k, seed), each step a `python -m sentimentkit ...` subprocess
   analyst    fills the `label` column from the crowd labels (the majority label of that exact text),
              matched by the file's `text_sha256` (so a text the formula guard prefixed is still found);
   feedback   `feedback add --input labelled.csv --incoming STORE` (a local folder store);
-  retrain    `retrain --incoming STORE --learner domain --data SEMEVAL`: the gate judges the challenger on
-             held-out corrections first, SemEval validation as the guard; its JSON report is kept;
+  retrain    `retrain --incoming STORE --learner domain --data SEMEVAL [--judge J]`: the gate judges the
+             recipe on the corrections first (`--judge cv`, retrain's default: 5-fold cross-validation
+             over all of them, then the model fitted on all is the challenger; `holdout`: a 20% slice),
+             SemEval validation as the guard; its JSON report is kept;
   holdout    `predict --model models:/sentimentkit-tfidf@champion` of the holdout when the gate promoted
              (the champion IS the challenger); otherwise the champion is still version 1, whose answers
              are the cached `base` ones, and the challenger (`@challenger`) is scored instead, to show
@@ -299,9 +301,11 @@ def _score_accurate(folder: Path, env: dict[str, str]) -> dict[str, float]:
 
 # --- per run: review -> analyst -> feedback add -> retrain -> gate -> champion ------------------------------
 def run_one(work: Path, seed_folder: Path, template: Path, answers: dict[str, str], strategy: str, k: int,
-            seed: int, semeval: Path, env: dict[str, str], resume: bool = False) -> dict[str, Any]:  # fmt: skip
+            seed: int, semeval: Path, env: dict[str, str], resume: bool = False,
+            gate_args: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
     """One pass of the loop in its own folder with its own registry copy and feedback store; the record.
-    `resume`: a run whose record a previous invocation left is not run again."""
+    `resume`: a run whose record a previous invocation left is not run again. `gate_args`: extra
+    `retrain` options (e.g. `--judge holdout`)."""
     folder = work / "runs" / f"{strategy}-k{k}-seed{seed}-{seed_folder.name.rsplit('-', 1)[-1]}"
     if resume and (folder / "record.json").exists():
         return json.loads((folder / "record.json").read_text())
@@ -326,7 +330,8 @@ def run_one(work: Path, seed_folder: Path, template: Path, answers: dict[str, st
     labelled, missing = fill_labels(sheet, answers)
     labelled.to_csv(folder / "labelled.csv", index=False)
     step("feedback", ["feedback", "add", "--input", "labelled.csv", "--incoming", "store"])
-    done = step("retrain", ["retrain", "--incoming", "store", "--learner", "domain", "--data", str(semeval)])
+    done = step("retrain", ["retrain", "--incoming", "store", "--learner", "domain", "--data", str(semeval),
+                            *gate_args])  # fmt: skip
     report = json.loads(done.stdout)
     (folder / "report.json").write_text(done.stdout)
     promoted = report.get("decision") == "promoted"
@@ -427,7 +432,7 @@ def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
     if "accurate" in summary:
         lines.append(f"- the accurate mode off the shelf (models/accurate): **{ci(summary['accurate'])}**")
     lines += ["", "| labels | strategy | promoted | champion holdout AvgRec | gain vs base (paired) "
-              "| minus random (paired) | challenger's gain vs base | gate: domain gain (held-out rows) "
+              "| minus random (paired) | challenger's gain vs base | gate: domain gain (judged rows) "
               "| gate: SemEval guard loss |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in summary["cells"]:
         name = c["strategy"] if c["strategy"] != DEFAULT else f"default ({c['review_strategy']})"
@@ -439,7 +444,7 @@ def render(result: dict[str, Any], summary: dict[str, Any]) -> str:
     if "accurate" in summary:
         lines += ["", "| labels | strategy | champion minus accurate mode (paired) |", "|---|---|---|"]
         lines += [f"| {c['k']} | {c['strategy']} | {ci(c['minus_accurate'])} |" for c in summary["cells"]]
-    lines += ["", "Per run (gate figures from the retrain report: domain = held-out corrections, AvgRec "
+    lines += ["", "Per run (gate figures from the retrain report: domain = the corrections the gate judged on, AvgRec "
               "champion -> challenger; guard = SemEval validation AvgRec champion -> challenger):", "",
               "| labels | strategy | seed | given n/u/p | decision | domain (rows) | domain 95% CI of gain "
               "| guard | holdout: base -> champion | minutes |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -479,6 +484,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (each step is one process)")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS/OpenMP threads per step (1: no spinning threads on a shared machine; 0: the library's default)")  # fmt: skip
+    p.add_argument(
+        "--judge",
+        choices=("cv", "holdout"),
+        default="cv",
+        help="retrain's --judge: cv (its default) or holdout (the gate before 2026-12-06 evening)",
+    )
     p.add_argument("--resume", action="store_true",
                    help="keep the runs an interrupted invocation finished (same --work; same code!)")  # fmt: skip
     p.add_argument("--boot", type=int, default=N_BOOT, help="bootstrap replicates")
@@ -546,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def one(cell: tuple[str, int, int]) -> dict[str, Any]:
         strategy, k, seed = cell
         record = run_one(args.work, args.work / f"seed-{seed}-{data_key}", template, answers, strategy, k,
-                         seed, args.semeval, env, args.resume)  # fmt: skip
+                         seed, args.semeval, env, args.resume, ["--judge", args.judge])  # fmt: skip
         gain = record["domain"].get("gain") if record.get("domain") else None
         print(f"{strategy:>9} k={k:<4} seed {seed}: {record['decision'] or record['status']}"
               f" (domain gain {gain}, guard loss {(record.get('guard') or {}).get('loss')}),"
@@ -556,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = list(pool.map(one, plan))
     result = {"data": str(args.data), "data_sha256": file_sha256(args.data), "model_sha256": file_sha256(args.model),
-              "default_strategy": resolved, "holdout_fraction": HOLDOUT_FRACTION, "boot": args.boot,
+              "default_strategy": resolved, "judge": args.judge, "holdout_fraction": HOLDOUT_FRACTION, "boot": args.boot,
               "jobs": args.jobs, "seeds": seeds, "runs": runs,
               "seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(cpu_seconds() - cpu_at_start, 1),
               "cores": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip

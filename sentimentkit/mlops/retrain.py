@@ -12,13 +12,12 @@
    label is dropped as already known, with another label it is kept as a relabel and replaces the
    earlier row in the training rows and the held-out rows (batches are processed in name order, which
    for the feedback store's files is their write order). Texts of the base training split keep their
-   label. A deterministic slice of each batch (by text hash,
-   `Gate.holdout_share`) is held out for evaluation; the rest is appended to the training data with its
-   provenance (batch file, its SHA-256, when).
+   label. A deterministic slice of each batch (by text hash, `Gate.holdout_share`) is marked held out;
+   rows are kept with their provenance (batch file, its SHA-256, when).
 3. A challenger is trained by the `learner` (`LEARNERS`) and registered (alias `challenger`):
    - `domain` (the default): the domain head (`training.domain.fit_domain_model`) over the champion's
-     base model, fitted on every accepted training row of every batch so far (the base training split's
-     texts are excluded by step 2); weights: class-balanced, each near-duplicate group counted once
+     base model, fitted on every accepted row of every batch so far (with `Gate.judge` "holdout": the
+     rows not held out; the base training split's texts are excluded by step 2); weights: class-balanced, each near-duplicate group counted once
      within its class; anchored on a sample of the base training split's texts (the head keeps the base
      model's answers there unless the corrections pay for a change); its strength C fixed (chosen on
      development splits, benchmarks/domain_learning_dev.py). A champion that is
@@ -29,8 +28,15 @@
    benchmarks/domain_learning.md: on Apple tweets the head's gain at 200 and 500 labels, against at
    most +0.8 for appending the same rows to train.csv (refit).
 4. Champion and challenger are scored on data neither was fitted on, by `decide` (the gate):
-   first on the user's domain, the held-out slices of all batches so far ("domain"); then on
-   SemEval validation ("guard"). The rule is stated in `decide`.
+   first on the user's domain ("domain"), then on SemEval validation ("guard"). The rule is stated in
+   `decide`. The domain rows are the corrections the champion was not fitted on (`_seen_by`: its card
+   lists its batches and slices). With the domain learner and `Gate.judge` "cv" (the default) the
+   challenger's answers there are out of fold (`training.domain.out_of_fold`: `Gate.folds` folds,
+   each answered by the same recipe fitted on every other correction), and the model promoted is the
+   one fitted on all of them: the gate judges the recipe on every label given, not on a 20% slice
+   (with 500 corrections that slice is ~96 texts, whose AvgRec moves by +-10 points; it refused better
+   challengers, benchmarks/feedback_loop.md). With "holdout" (always with `refit`, which would take
+   minutes per fold) they are the held-out slices, answered by the challenger itself.
 5. The decision and its numbers go to the registry (tags on the challenger version) and to a JSON report
    in the state folder; the manifest is written last: it is the commit point.
 
@@ -250,20 +256,20 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
     `guard`: {"champion": ..., "challenger": ...} metrics on SemEval validation (None: no guard).
     The challenger is promoted when all three hold:
 
-    1. domain: its `gate.metric` (AvgRec) on the held-out corrections is at least `gate.margin` above the
-       champion's (the point estimate: with 20 held-out rows a paired bootstrap interval spans about
+    1. domain: its `gate.metric` (AvgRec) on the judged corrections is at least `gate.margin` above the
+       champion's (the point estimate: with 20 judged rows a paired bootstrap interval spans about
        +-10 points, so requiring it to clear 0 would refuse nearly every challenger below ~500
        corrections; `paired_interval` reports it beside the decision);
-    2. no class's recall on the held-out corrections falls by more than `gate.max_recall_drop`, among
-       the classes with at least `gate.min_class_rows` held-out rows (50 by default: with fewer, one
+    2. no class's recall on the judged corrections falls by more than `gate.max_recall_drop`, among
+       the classes with at least `gate.min_class_rows` judged rows (50 by default: with fewer, one
        text moves recall by more than the 2-point limit; the guard below still checks general skill);
     3. guard: its AvgRec on SemEval validation is at most `gate.guard_tolerance` below the champion's
        (a model much better on the user's domain is not refused for a small loss on 2016 tweets, but
        one that forgets general sentiment is).
 
-    And it is judged on at least `gate.min_heldout` held-out corrections (`challenger["n"]`; 10 by
-    default: with `holdout_share` 0.2, about 50 corrections); with fewer, the champion is kept.
-    """
+    And it is judged on at least `gate.min_heldout` corrections (`challenger["n"]`; 10 by default: with
+    `judge` "cv", 10 the champion has not seen; with "holdout" and `holdout_share` 0.2, about 50
+    corrections); with fewer, the champion is kept."""
     gain = challenger[gate.metric] - champion[gate.metric]
     drops = {label: champion["per_class"][label]["recall"] - challenger["per_class"][label]["recall"]
              for label in champion["per_class"]}  # fmt: skip
@@ -277,7 +283,7 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
         small = ", ".join(f"{label} {champion['per_class'][label].get('support')}" for label in drops
                           if label not in judged)  # fmt: skip
         numbers += (
-            f"; recall drops not judged for classes with under {gate.min_class_rows} held-out rows ({small})"
+            f"; recall drops not judged for classes with under {gate.min_class_rows} judged rows ({small})"
         )
     guard_drop = 0.0
     if guard is not None:
@@ -295,7 +301,7 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
         )
     n = challenger.get("n")
     if n is not None and n < gate.min_heldout:
-        return False, (f"kept the champion: too few held-out corrections to judge ({n}; the gate needs "
+        return False, (f"kept the champion: too few judged corrections ({n}; the gate needs "
                        f"{gate.min_heldout}): add corrections and run retrain again; {numbers}")  # fmt: skip
     return True, f"promoted: better by the margin and no class's recall drops too much; {numbers}"
 

@@ -204,7 +204,7 @@ def test_gate_judges_recall_drops_only_on_classes_with_enough_held_out_rows() ->
 
     champion = scores(0.60, (0.6, 0.6, 0.6), (60, 60, 5))
     promote, reason = decide(champion, scores(0.66, (0.7, 0.7, 0.4), (60, 60, 5)), gate)
-    assert promote and "not judged for classes with under 50 held-out rows (positive 5)" in reason
+    assert promote and "not judged for classes with under 50 judged rows (positive 5)" in reason
     promote, reason = decide(champion, scores(0.66, (0.55, 0.7, 0.8), (60, 60, 5)), gate)
     assert not promote and "negative recall would drop too much" in reason
     tiny = scores(0.60, (0.6, 0.6, 0.6), (5, 5, 5))

@@ -51,7 +51,7 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
     promote, reason = decide(worse, better, gate, guard)
     assert not promote and "guard refused" in reason and "loss +0.1000, tolerance 0.03" in reason
     promote, reason = decide(worse, {**better, "n": 9}, gate)  # 9 held-out corrections: not enough
-    assert not promote and "too few held-out corrections to judge (9; the gate needs 10)" in reason
+    assert not promote and "too few judged corrections (9; the gate needs 10)" in reason
 
 
 def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_explains(
