@@ -452,7 +452,9 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     # Oldest first, so the latest row of a relabelled text is the one kept.
     additions = _latest(pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True))
     heldout = _latest(pd.concat([load_accepted(state, manifest, "heldout"), *held_parts], ignore_index=True))
-    if cv:  # every correction trains; the judged ones are answered out of fold
+    if cv and len(additions) + len(
+        heldout
+    ):  # every correction trains; the judged ones are answered out of fold
         order = {sha: rank for rank, sha in enumerate([*manifest["batches"], *records])}
         additions = _latest(pd.concat([additions.assign(slice="train"), heldout.assign(slice="heldout")])
                             .sort_values("batch_sha256", key=lambda s: s.map(order), kind="stable"))  # fmt: skip

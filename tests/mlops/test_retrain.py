@@ -209,3 +209,15 @@ def test_gate_judges_recall_drops_only_on_classes_with_enough_held_out_rows() ->
     assert not promote and "negative recall would drop too much" in reason
     tiny = scores(0.60, (0.6, 0.6, 0.6), (5, 5, 5))
     assert decide(tiny, scores(0.66, (0.2, 0.9, 0.9), (5, 5, 5)), gate)[0] is True
+
+
+@pytest.mark.parametrize("judge", ["cv", "holdout"])
+def test_a_first_run_whose_only_batch_is_rejected_trains_nothing_and_says_why(
+    champion: Path, tmp_path: Path, judge: str
+) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "bad.csv").write_text("words,stars\nhello,5\n")
+    report = retrain.retrain(str(incoming), log=lambda *a: None, gate=Gate(judge=judge))
+    assert report["status"] == "no new rows" and len(registry.list_versions()) == 1
+    assert [b["status"] for b in report["batches"].values()] == ["rejected"]
