@@ -785,7 +785,11 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
         p.add_argument("--margin", type=float, default=0.002, help="how much better the challenger must be")
-        p.add_argument("--max-recall-drop", type=float, default=0.02, help="largest allowed per-class drop")
+        p.add_argument("--max-class-drop", "--max-recall-drop", dest="max_class_drop", type=float, default=0.02,
+                       help="largest allowed drop of one class's --class-metric on the judged corrections")  # fmt: skip
+        p.add_argument("--class-metric", choices=("f1", "recall"), default="f1",
+                       help="what --max-class-drop limits per class (default f1: a class the challenger "
+                       "stops over-predicting may lose some recall)")  # fmt: skip
         p.add_argument("--holdout-share", type=float, default=0.2,
                        help="share of each batch held out for scoring (with --judge holdout or --learner refit)")  # fmt: skip
         p.add_argument("--judge", choices=("cv", "holdout"), default="cv",
@@ -810,7 +814,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     # lazy: pandas and scikit-learn stay out of --help; MLflow (the mlops extra) loads when the registry opens
     from sentimentkit.mlops import retrain
 
-    gate = retrain.Gate(margin=args.margin, max_recall_drop=args.max_recall_drop,
+    gate = retrain.Gate(margin=args.margin, max_class_drop=args.max_class_drop, class_metric=args.class_metric,
                         holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance,
                         judge=args.judge, folds=args.folds)  # fmt: skip
     common = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sentimentkit import LABELS
 from sentimentkit.data import DataError
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, registry, retrain
 from sentimentkit.mlops.retrain import Gate, decide, read_manifest, validate_batch, watch
@@ -65,21 +66,22 @@ def test_validate_batch_counts_what_it_drops_and_holds_out_a_slice(tmp_path: Pat
         validate_batch(str(bad), "x", set(), evaluation, 0.2)
 
 
-def _scores(avg: float, recalls: tuple[float, float, float]) -> dict:
+def _scores(avg: float, recalls: tuple[float, float, float], f1s: tuple[float, ...] | None = None) -> dict:
+    """Gate input: AvgRec and per-class recall and F1 (F1 = recall unless given)."""
     return {
         "avg_recall": avg,
-        "per_class": {c: {"recall": r} for c, r in zip(("negative", "neutral", "positive"), recalls)},
+        "per_class": {c: {"recall": r, "f1": f} for c, r, f in zip(LABELS, recalls, f1s or recalls)},
     }
 
 
 def test_gate_rule() -> None:
-    gate = Gate(margin=0.01, max_recall_drop=0.02)
+    gate = Gate(margin=0.01, max_class_drop=0.02)
     champion = _scores(0.60, (0.6, 0.6, 0.6))
     assert decide(champion, _scores(0.63, (0.63, 0.63, 0.63)), gate)[0] is True
     promote, reason = decide(champion, _scores(0.605, (0.61, 0.6, 0.605)), gate)
     assert not promote and "not better by the margin" in reason and "0.6000 -> 0.6050" in reason
     promote, reason = decide(champion, _scores(0.65, (0.55, 0.7, 0.7)), gate)
-    assert not promote and "negative recall would drop too much" in reason
+    assert not promote and "negative f1 would drop too much" in reason
 
 
 def test_retrain_registers_a_challenger_decides_records_and_is_idempotent(
@@ -190,11 +192,30 @@ def test_watch_retrains_on_few_rows_when_the_monitor_alerts(
     assert len(reports) == 1 and reports[0]["status"] == "done"
 
 
-def test_gate_judges_recall_drops_only_on_classes_with_enough_held_out_rows() -> None:
+def test_gate_judges_each_class_by_f1_so_a_class_no_longer_over_predicted_is_not_a_loss() -> None:
+    """Apple tweets: the base calls many neutral tweets positive (positive precision 0.15-0.36); the
+    domain head trades some positive recall for much better precision, so positive F1 rises. By
+    recall alone (`class_metric="recall"`, the rule before) that challenger is refused."""
+    champion = _scores(0.60, (0.60, 0.55, 0.70), f1s=(0.62, 0.60, 0.30))
+    better = _scores(0.68, (0.65, 0.80, 0.60), f1s=(0.66, 0.78, 0.50))  # positive recall -10, F1 +20
+    for cls in (*champion["per_class"].values(), *better["per_class"].values()):
+        cls["support"] = 100
+    promote, reason = decide(champion, better, Gate())
+    assert promote and "largest f1 drop" in reason, reason
+    promote, reason = decide(champion, better, Gate(class_metric="recall"))
+    assert not promote and "positive recall would drop too much" in reason
+    worse = _scores(0.66, (0.65, 0.80, 0.53), f1s=(0.66, 0.78, 0.25))  # positive F1 falls 5 points
+    for cls in worse["per_class"].values():
+        cls["support"] = 100
+    promote, reason = decide(champion, worse, Gate())
+    assert not promote and "positive f1 would drop too much" in reason
+
+
+def test_gate_judges_class_drops_only_on_classes_with_enough_judged_rows() -> None:
     """With 5 held-out positives one text is 20 points of recall: the 2-point rule would only measure
     chance (the feedback-loop benchmark saw it refuse every domain challenger), so such a class's drop
     is reported, not judged; a class with 50 rows or more is judged as before."""
-    gate = Gate(margin=0.01, max_recall_drop=0.02)
+    gate = Gate(margin=0.01, max_class_drop=0.02)
 
     def scores(avg: float, recalls: tuple[float, float, float], support: tuple[int, int, int]) -> dict:
         out = _scores(avg, recalls)
@@ -206,7 +227,7 @@ def test_gate_judges_recall_drops_only_on_classes_with_enough_held_out_rows() ->
     promote, reason = decide(champion, scores(0.66, (0.7, 0.7, 0.4), (60, 60, 5)), gate)
     assert promote and "not judged for classes with under 50 judged rows (positive 5)" in reason
     promote, reason = decide(champion, scores(0.66, (0.55, 0.7, 0.8), (60, 60, 5)), gate)
-    assert not promote and "negative recall would drop too much" in reason
+    assert not promote and "negative f1 would drop too much" in reason
     tiny = scores(0.60, (0.6, 0.6, 0.6), (5, 5, 5))
     assert decide(tiny, scores(0.66, (0.2, 0.9, 0.9), (5, 5, 5)), gate)[0] is True
 

@@ -42,7 +42,7 @@ def quiet(*args: object) -> None:
 
 
 def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
-    gate = Gate(margin=0.01, max_recall_drop=0.5, guard_tolerance=0.03, min_heldout=10)
+    gate = Gate(margin=0.01, max_class_drop=0.5, guard_tolerance=0.03, min_heldout=10)
     better = {**_scores(0.9, (0.9, 0.9, 0.9)), "n": 20}
     worse = {**_scores(0.4, (0.4, 0.4, 0.4)), "n": 20}
     guard = {"champion": {"avg_recall": 0.70}, "challenger": {"avg_recall": 0.68}}  # a 2-point loss: allowed

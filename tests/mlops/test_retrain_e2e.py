@@ -84,9 +84,9 @@ def test_watch_on_blob_promotes_by_the_rule_and_the_api_and_report_follow(
         assert len(reports) == 1 and reports[0]["challenger_version"] == "2"
         report = reports[0]
         gain = report["scores"]["challenger"]["avg_recall"] - report["scores"]["champion"]["avg_recall"]
-        drops = [report["scores"]["champion"]["recall"][c] - report["scores"]["challenger"]["recall"][c]
+        drops = [report["scores"]["champion"]["f1"][c] - report["scores"]["challenger"]["f1"][c]
                  for c in ("negative", "neutral", "positive")]  # fmt: skip
-        should_promote = gain >= Gate().margin and max(drops) <= Gate().max_recall_drop
+        should_promote = gain >= Gate().margin and max(drops) <= Gate().max_class_drop
         print(report["reason"])  # shown with -s: which way the rule went on this data
         assert (report["decision"] == "promoted") == should_promote, report["reason"]
         expected = "2" if should_promote else "1"
