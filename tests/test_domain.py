@@ -169,14 +169,21 @@ def test_out_of_fold_answers_each_judged_row_by_a_head_that_never_saw_it_or_its_
     assert list(refit.predict([DOMAIN_TEXTS[i] for i in test])) == list(answered)
 
 
-def test_out_of_fold_with_too_little_to_judge_falls_back_to_the_base(base: Pipeline) -> None:
+def test_out_of_fold_with_one_group_to_judge_uses_one_fold_and_an_unfittable_fold_answers_none(
+    base: Pipeline,
+) -> None:
     from sentimentkit.training.domain import out_of_fold
 
     corrections = pd.DataFrame({"text": DOMAIN_TEXTS, "label": DOMAIN_LABELS})
     judged = np.array([i in (1, 10) for i in range(len(DOMAIN_TEXTS))])  # one text and its copy
     answers, folds = out_of_fold(base, corrections, judged)
-    assert folds == 0 and answers == list(base.predict([DOMAIN_TEXTS[1], DOMAIN_TEXTS[10]]))
+    others, _ = fit_domain_model(base, corrections[~judged])  # the recipe on every other correction
+    assert folds == 1 and answers == list(others.predict([DOMAIN_TEXTS[1], DOMAIN_TEXTS[10]]))
     assert out_of_fold(base, corrections, np.zeros(len(DOMAIN_TEXTS), bool)) == ([], 0)
+    # Judging every negative at once: the fold's training rows hold no negative, nothing can answer.
+    negatives = corrections["label"].eq("negative").to_numpy()
+    answers, folds = out_of_fold(base, corrections, negatives, n_folds=1)
+    assert folds == 1 and answers == [None] * int(negatives.sum())
 
 
 def test_the_anchor_sample_is_seeded_distinct_and_capped() -> None:

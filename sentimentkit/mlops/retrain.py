@@ -65,6 +65,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sentimentkit import LABELS
@@ -233,7 +234,11 @@ def validate_batch(uri: str, sha: str, known: set[str], evaluation: pd.DataFrame
     kept["batch_sha256"] = sha
     kept["added_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     held = kept["text"].map(
-        lambda t: int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) / 16**8 < holdout_share
+        # by near-duplicate key: a re-post lands in the same slice as its original
+        lambda t: (
+            int(hashlib.sha256((near_duplicate_key(t) or t).encode()).hexdigest()[:8], 16) / 16**8
+            < holdout_share
+        )
     )
     record = {"file": Path(str(uri)).name, "status": "accepted", "rows": n, "blank": blank,
               "duplicates": duplicates, "already_in_training": seen, "relabelled": relabelled, "near_duplicates_of_evaluation": int(near.sum()),
@@ -412,7 +417,11 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
         return {"status": "nothing new", "batches": []}
     splits = load_splits(data_dir)
     known = set(splits["train"]["text"])
-    earlier = pd.concat([load_accepted(state, manifest, "heldout"), load_accepted(state, manifest, "train")])
+    earlier = _latest(
+        _every_row(
+            manifest, {}, load_accepted(state, manifest, "train"), load_accepted(state, manifest, "heldout")
+        )
+    )
     labelled = dict(zip(earlier["text"], earlier["label"]))
     evaluation = pd.concat([splits["validation"], splits["test"]], ignore_index=True)
     records: dict[str, dict[str, Any]] = {}
@@ -462,16 +471,14 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
 
     started = time.perf_counter()
     cv = learner == "domain" and gate.judge == "cv"
-    # Oldest first, so the latest row of a relabelled text is the one kept.
-    additions = _latest(pd.concat([load_accepted(state, manifest, "train"), *train_parts], ignore_index=True))
-    heldout = _latest(pd.concat([load_accepted(state, manifest, "heldout"), *held_parts], ignore_index=True))
-    if cv and len(additions) + len(
-        heldout
-    ):  # every correction trains; the judged ones are answered out of fold
-        order = {sha: rank for rank, sha in enumerate([*manifest["batches"], *records])}
-        additions = _latest(pd.concat([additions.assign(slice="train"), heldout.assign(slice="heldout")])
-                            .sort_values("batch_sha256", key=lambda s: s.map(order), kind="stable"))  # fmt: skip
-    report: dict[str, Any] = {"batches": records, "gate": asdict(gate), "added_rows": len(additions)}
+    # Every accepted row, oldest batch first, so the latest row of a relabelled text is the one kept.
+    every = _every_row(manifest, records, pd.concat([load_accepted(state, manifest, "train"), *train_parts]),
+                       pd.concat([load_accepted(state, manifest, "heldout"), *held_parts]))  # fmt: skip
+    latest = _latest(every)
+    additions = latest if cv else latest[latest["slice"] == "train"].reset_index(drop=True)
+    heldout = latest[latest["slice"] == "heldout"].reset_index(drop=True)
+    report: dict[str, Any] = {"batches": records, "gate": {**asdict(gate), "judge": "cv" if cv else "holdout"},
+                              "added_rows": len(additions)}  # fmt: skip
     if not sum(len(p) for p in [*train_parts, *(held_parts if cv else [])]):
         report.update(status="no new rows", finished_at=_now())
         log("no new training rows in the new batches: no challenger trained")
@@ -503,20 +510,22 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     report.update(learner=about, champion_version=champion.registry["version"] if champion.registry else None,
                   challenger_version=version)  # fmt: skip
     if cv:
-        fresh = ~_seen_by(champion.card, additions).to_numpy()
-        judged = additions[fresh].reset_index(drop=True)
+        fresh = ~_seen_by(champion.card, every, additions)
         answers, folds = out_of_fold(base_of(champion.pipeline), additions[["text", "label"]], fresh, seed=SEED,
                                      anchor_texts=splits["train"]["text"].tolist(), n_folds=gate.folds)  # fmt: skip
+        answered = np.asarray([a is not None for a in answers], dtype=bool)
+        judged = additions[fresh].reset_index(drop=True)[answered].reset_index(drop=True)
         judging = {"set": "corrections the champion was not fitted on, answered out of fold",
                    "method": f"{folds}-fold cross-validation of the domain learner over all {len(additions)} "
                              "corrections, grouped by near-duplicate text, stratified by label; the promoted "
-                             "model is the one fitted on all of them",
-                   "folds": folds, "not_judged": len(additions) - len(judged)}  # fmt: skip
-        promote, reason = _judge(champion, judged, answers, splits["validation"], gate, report, judging,
-                                 challenger)  # fmt: skip
+                             "model is the one fitted on all of them" if folds else
+                             "no cross-validation: no correction the champion was not fitted on",
+                   "folds": folds, "not_judged": int((~fresh).sum()),
+                   "unanswered": int((~answered).sum())}  # fmt: skip
+        promote, reason = _judge(champion, judged, [a for a in answers if a is not None], splits["validation"],
+                                 gate, report, judging, challenger)  # fmt: skip
     else:  # the held-out slices, less any the champion was fitted on (a cross-validated champion was)
-        heldout = heldout.assign(slice="heldout")
-        fresh = ~_seen_by(champion.card, heldout).to_numpy()
+        fresh = ~_seen_by(champion.card, every, heldout)
         judging = {"set": "held-out corrections", "method": "the held-out slices of all batches so far, less "
                    "those the champion was fitted on", "not_judged": int((~fresh).sum())}  # fmt: skip
         promote, reason = _judge(champion, heldout[fresh].reset_index(drop=True), None, splits["validation"],
@@ -530,12 +539,28 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     return report
 
 
-def _seen_by(card: dict[str, Any], rows: pd.DataFrame) -> pd.Series:
-    """Which `rows` (with `batch_sha256` and `slice`) the model of `card` was fitted on: the slices
-    ("train", and "heldout" when its gate cross-validated) of the batches its card lists."""
+def _every_row(manifest: dict[str, Any], records: dict[str, Any], train: pd.DataFrame,
+               heldout: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+    """The accepted rows of both slices (column `slice`: "train" or "heldout"), in the order their
+    batches were processed (the manifest's, then this run's `records`): `_latest` of it keeps each
+    text's latest label whichever slice a batch put it in (the share may change between runs)."""
+    order = {sha: rank for rank, sha in enumerate([*manifest["batches"], *records])}
+    both = pd.concat([train.assign(slice="train"), heldout.assign(slice="heldout")], ignore_index=True)
+    if "batch_sha256" not in both:  # nothing accepted yet
+        return both.assign(batch_sha256=pd.Series(dtype=str))
+    return both.sort_values("batch_sha256", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def _seen_by(card: dict[str, Any], every: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Which `rows` the model of `card` was fitted on, as (text, label): it learnt the latest label of
+    each text among the slices ("train", and "heldout" when its gate cross-validated) of the batches its
+    card lists (`every`: all accepted rows, `_every_row`). A text relabelled since is not seen; one
+    relabelled back to what the model learnt is."""
     retraining = card.get("retraining") or {}
     batches, slices = set(retraining.get("batches") or ()), set(retraining.get("slices") or ("train",))
-    return rows["batch_sha256"].isin(batches) & rows["slice"].isin(slices)
+    fitted = _latest(every[every["batch_sha256"].isin(batches) & every["slice"].isin(slices)])
+    pairs = set(zip(fitted["text"], fitted["label"]))
+    return np.asarray([pair in pairs for pair in zip(rows["text"], rows["label"])], dtype=bool)
 
 
 def _fit_refit(champion: Any, splits: dict[str, pd.DataFrame], additions: pd.DataFrame,

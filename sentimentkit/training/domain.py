@@ -162,36 +162,38 @@ def out_of_fold(
     n_folds: int = N_FOLDS,
     C: float = DEFAULT_C,
     anchor_weight: float = ANCHOR_WEIGHT,
-) -> tuple[list[str], int]:
+) -> tuple[list[str | None], int]:
     """What `fit_domain_model` (same C, weighting and anchor) would answer for the `judged` rows of
     `corrections` had it not seen them: (their labels in row order, the number of folds).
 
     The judged rows are split into `n_folds` folds, grouped by near-duplicate text and stratified by
     label; each fold is answered by a head fitted on every other row of `corrections` (the unjudged
-    rows always train), its re-posts excluded too. A fold whose training rows lack a class is answered
-    by `base`. With fewer than two near-duplicate groups to judge, all are answered by `base` (folds 0).
+    rows always train), its re-posts excluded too. One judged group makes one fold. A fold whose
+    training rows lack a class cannot be fitted: its rows are answered None (the gate leaves them out
+    and counts them). Nothing to judge: ([], 0).
     This is how the retrain gate judges the recipe on all corrections and then promotes the model
     fitted on all of them (sentimentkit/mlops/retrain.py)."""
     frame = _check_corrections(corrections)
     mask = np.asarray(judged, dtype=bool)
     X, y, groups, A, anchor_weight = _prepare(base, frame, seed, anchor_texts, anchor_weight)
-    base_clf = base.named_steps["clf"]
-    pred = base_clf.classes_[np.argmax(X @ base_clf.coef_.T + base_clf.intercept_, axis=1)].astype(object)
     rows = np.flatnonzero(mask)
-    k = min(n_folds, len(set(groups[rows].tolist())))
-    if k < 2:
-        return [str(p) for p in pred[rows]], 0
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # a class with fewer groups than folds: stratified as far as it goes
-        warnings.simplefilter("ignore", UserWarning)
-        folds = list(splitter.split(rows, y[rows], groups[rows]))
-    for _, test in folds:
+    pred = np.full(len(rows), None, dtype=object)
+    n_groups = len(set(groups[rows].tolist()))
+    if not n_groups:
+        return [], 0
+    k = min(n_folds, n_groups)
+    if k < 2:  # one judged group: one fold, answered by a head fitted on every other correction
+        folds = [np.arange(len(rows))]
+    else:
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():  # a class with fewer groups than folds: stratified as far as it goes
+            warnings.simplefilter("ignore", UserWarning)
+            folds = [test for _, test in splitter.split(rows, y[rows], groups[rows])]
+    for test in folds:
         test_rows = rows[test]
         train = np.flatnonzero(~np.isin(groups, groups[test_rows]))
-        answered = _predict_fold(base, X, y, groups, train, test_rows, C, A, anchor_weight)
-        if answered is not None:
-            pred[test_rows] = answered
-    return [str(p) for p in pred[rows]], k
+        pred[test] = _predict_fold(base, X, y, groups, train, test_rows, C, A, anchor_weight)
+    return [None if p is None else str(p) for p in pred], len(folds)
 
 
 def _prepare(pipeline: Pipeline, frame: pd.DataFrame, seed: int, anchor_texts: Sequence[str] | None,

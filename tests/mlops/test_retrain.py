@@ -242,3 +242,18 @@ def test_a_first_run_whose_only_batch_is_rejected_trains_nothing_and_says_why(
     report = retrain.retrain(str(incoming), log=lambda *a: None, gate=Gate(judge=judge))
     assert report["status"] == "no new rows" and len(registry.list_versions()) == 1
     assert [b["status"] for b in report["batches"].values()] == ["rejected"]
+
+
+def test_a_repost_lands_in_the_same_slice_as_its_original(tmp_path: Path) -> None:
+    """The held-out slice is chosen by near-duplicate key, so `--judge holdout` never trains on a
+    re-post of a text it judges."""
+    from sentimentkit.data import near_duplicate_key
+
+    texts = [f"@user{i} my new phone is laggy http://t.co/x{i}" for i in range(20)]
+    texts += [f"RT @fan{i}: loving the new {w} so much" for i in range(10) for w in ("watch", "tablet")]
+    path = tmp_path / "b.csv"
+    pd.DataFrame({"text": texts, "label": "negative"}).to_csv(path, index=False)
+    evaluation = pd.DataFrame({"text": ["unrelated"], "label": ["neutral"]})
+    train, held, _ = validate_batch(str(path), "abc", set(), evaluation, 0.5)
+    keys = lambda frame: {near_duplicate_key(t) for t in frame["text"]}  # noqa: E731
+    assert len(held) and len(train) and not keys(train) & keys(held)

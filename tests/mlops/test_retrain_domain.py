@@ -4,6 +4,7 @@ corrections of the user's domain with SemEval validation as a guard (`--guard-to
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sentimentkit.data import near_duplicate_key
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, registry, retrain
 from sentimentkit.mlops.retrain import Gate, decide
 from tests.mlops.test_retrain import _scores, batch_frame, champion  # noqa: F401 - the fixture
@@ -205,3 +207,100 @@ def test_too_few_corrections_of_a_label_train_nothing_and_say_so(
     assert len(registry.list_versions()) == 1  # no challenger registered
     with pytest.raises(ValueError, match="unknown learner 'big'"):
         retrain.retrain(str(incoming), log=quiet, learner="big")
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """(the corrections each domain fit saw, the rows each gate judged)."""
+    fits: list[pd.DataFrame] = []
+    judged: list[pd.DataFrame] = []
+    real_fit, real_judge = retrain.fit_domain_model, retrain._judge
+
+    def fit(base, corrections, **kw):  # noqa: ANN001, ANN003, ANN202 - pass-through
+        fits.append(corrections.copy())
+        return real_fit(base, corrections, **kw)
+
+    def judge(model, rows, *rest):  # noqa: ANN001, ANN002, ANN202 - pass-through
+        judged.append(rows.copy())
+        return real_judge(model, rows, *rest)
+
+    monkeypatch.setattr(retrain, "fit_domain_model", fit)
+    monkeypatch.setattr(retrain, "_judge", judge)
+    return fits, judged
+
+
+X = "my phone is laggy and i am not sure what to think #gadget"
+
+
+def _label_of(frame: pd.DataFrame, text: str) -> list[str]:
+    return frame.loc[frame["text"] == text, "label"].tolist()
+
+
+@pytest.mark.parametrize("judge", ["cv", "holdout"])
+def test_the_latest_label_wins_whichever_slice_a_changed_holdout_share_puts_a_text_in(
+    champion: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    judge: str,
+) -> None:
+    fits, judged = _spy(monkeypatch)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+
+    def batch(name: str, template: str, n: int, label: str) -> None:
+        extra = pd.DataFrame({"text": [X], "label": [label]})
+        pd.concat([domain(GADGETS, template, n), extra]).to_csv(incoming / name, index=False)
+
+    # X's place in the slice order: a share up to it trains X, a share just above holds it out.
+    position = int(hashlib.sha256((near_duplicate_key(X) or X).encode()).hexdigest()[:8], 16) / 16**8
+    trains, held_out = (
+        Gate(judge=judge, holdout_share=position),
+        Gate(judge=judge, holdout_share=position + 1e-9),
+    )
+    batch("b1.csv", "my new {t} {w} #gadget", 60, "negative")
+    retrain.retrain(str(incoming), log=quiet, gate=trains)
+    assert _label_of(fits[-1], X) == ["negative"]
+    batch("b2.csv", "got a {t} today and it is {w} #gadget", 30, "positive")
+    second = retrain.retrain(str(incoming), log=quiet, gate=held_out)
+    assert [b["relabelled"] for b in second["batches"].values()] == [1]
+    if judge == "holdout":  # X is judged with its new label and not fitted with its old one
+        assert _label_of(judged[-1], X) == ["positive"] and not _label_of(fits[-1], X)
+    else:
+        assert _label_of(fits[-1], X) == ["positive"]
+    batch("b3.csv", "the {t} i bought is {w} #gadget", 30, "negative")  # and back again
+    third = retrain.retrain(str(incoming), log=quiet, gate=trains)
+    assert [b["relabelled"] for b in third["batches"].values()] == [1], third["batches"]
+    assert _label_of(fits[-1], X) == ["negative"]
+    assert third["gate"]["judge"] == judge
+
+
+def test_a_relabel_back_to_what_the_champion_learnt_is_not_judged_and_refit_records_holdout(
+    champion: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, judged = _spy(monkeypatch)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    first = domain(GADGETS, "my new {t} {w} #gadget", 100)
+    text, label = first["text"][0], first["label"][0]
+    first.to_csv(incoming / "b1.csv", index=False)
+    assert retrain.retrain(str(incoming), log=quiet)["decision"] == "promoted"
+    other = "neutral" if label != "neutral" else "positive"
+    pd.DataFrame({"text": [text], "label": [other]}).to_csv(incoming / "b2.csv", index=False)
+    flip_back = pd.concat([domain(GADGETS, "got a {t} today and it is {w} #gadget", 30),
+                           pd.DataFrame({"text": [text], "label": [label]})])  # fmt: skip
+    flip_back.to_csv(incoming / "b3.csv", index=False)
+    report = retrain.retrain(str(incoming), log=quiet)
+    # The champion learnt (text, label): judged are the 30 new texts only.
+    assert report["domain"]["rows"] == 30 and text not in set(judged[-1]["text"])
+    assert report["domain"]["not_judged"] == 100 and report["learner"]["rows"] == 130
+    # One new group of 12 re-posts: one fold, answered by the recipe fitted on every other correction.
+    reposts = [f"@user{i} my new phone is so snappy http://t.co/x{i}" for i in range(12)]
+    pd.DataFrame({"text": reposts, "label": "positive"}).to_csv(incoming / "b4.csv", index=False)
+    report = retrain.retrain(str(incoming), log=quiet)
+    assert report["domain"]["folds"] == 1 and report["domain"]["rows"] == 12, report["domain"]
+    assert report["domain"]["unanswered"] == 0
+    # The refit learner judges on held-out slices whatever --judge says, and the report says so.
+    batch_frame(2).to_csv(incoming / "b5.csv", index=False)
+    refit = retrain.retrain(str(incoming), log=quiet, learner="refit")
+    assert refit["gate"]["judge"] == "holdout" and refit["domain"]["set"] == "held-out corrections"
