@@ -94,16 +94,16 @@ class Gate:
     """The promotion rule (README: "Monitoring and retraining")."""
 
     metric: str = "avg_recall"  # SemEval-2017's primary metric (macro recall)
-    margin: float = 0.002  # on the held-out corrections the challenger must beat the champion by this
+    margin: float = 0.002  # on the judged corrections the challenger must beat the champion by this
     # and no class's `class_metric` there may fall by more than this (absolute). F1, not recall: a model
     # that stops over-predicting a class loses some of its recall while the class gets better (on Apple
-    # tweets the base calls many neutral tweets positive; the domain head trades 8-15 points of positive
-    # recall for 10-30 of positive precision), and recall alone is already in AvgRec.
+    # tweets the base calls many neutral tweets positive; the domain head trades 6-15 points of positive
+    # recall for 10-31 of positive precision), and recall alone is already in AvgRec.
     max_class_drop: float = 0.02
     class_metric: str = "f1"
-    holdout_share: float = 0.2  # of each batch, kept for evaluation
+    holdout_share: float = 0.2  # of each batch, the slice judge "holdout" (and refit) judges on
     guard_tolerance: float = 0.03  # the most AvgRec the challenger may lose on SemEval validation
-    min_heldout: int = 10  # held-out corrections needed to decide at all (100 corrections hold out ~20)
+    min_heldout: int = 10  # judged corrections needed to decide (holdout: 100 corrections hold out ~20)
     # A class's drop is judged only with this many judged rows of it: below 1 / max_class_drop
     # rows, one text moves recall by more than the limit, so the rule would only measure chance.
     min_class_rows: int = 50

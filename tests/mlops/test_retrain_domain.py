@@ -1,5 +1,6 @@
-"""`retrain --learner domain`: the domain head over the champion, judged first on the held-out
-corrections of the user's domain with SemEval validation as a guard (`--guard-tolerance`), on a real
+"""`retrain --learner domain`: the domain head over the champion, judged first on the user's domain
+(by default out of fold over the corrections the champion was not fitted on; `--judge holdout`: the
+held-out slices) with SemEval validation as a guard (`--guard-tolerance`), on a real
 (throw-away SQLite) MLflow registry with the tiny champion of tests/mlops/test_retrain.py."""
 
 from __future__ import annotations
