@@ -40,6 +40,14 @@ def domain(words: dict[str, list[str]], template: str, n: int) -> pd.DataFrame:
     return pd.DataFrame(rows[:n], columns=["text", "label"])
 
 
+@pytest.fixture
+def incoming(tmp_path: Path) -> Path:
+    """An empty incoming folder for batches."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    return folder
+
+
 def quiet(*args: object) -> None:
     pass
 
@@ -115,13 +123,12 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
 def test_a_later_batch_is_judged_on_what_the_champion_never_saw_and_holdout_judging_is_an_option(
     champion: Path,  # noqa: F811
     tmp_path: Path,
+    incoming: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from sentimentkit.cli import main
     from sentimentkit.serving.loader import load_predictor
 
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
     domain(GADGETS, "my new {t} {w} #gadget", 100).to_csv(incoming / "feedback-1.csv", index=False)
     assert retrain.retrain(str(incoming), log=quiet)["decision"] == "promoted"
     card = load_predictor(f"models:/{TFIDF_MODEL}@{CHAMPION}").card
@@ -239,13 +246,11 @@ def _label_of(frame: pd.DataFrame, text: str) -> list[str]:
 @pytest.mark.parametrize("judge", ["cv", "holdout"])
 def test_the_latest_label_wins_whichever_slice_a_changed_holdout_share_puts_a_text_in(
     champion: Path,  # noqa: F811
-    tmp_path: Path,
+    incoming: Path,
     monkeypatch: pytest.MonkeyPatch,
     judge: str,
 ) -> None:
     fits, judged = _spy(monkeypatch)
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
 
     def batch(name: str, template: str, n: int, label: str) -> None:
         extra = pd.DataFrame({"text": [X], "label": [label]})
@@ -276,12 +281,10 @@ def test_the_latest_label_wins_whichever_slice_a_changed_holdout_share_puts_a_te
 
 def test_a_relabel_back_to_what_the_champion_learnt_is_not_judged_and_refit_records_holdout(
     champion: Path,  # noqa: F811
-    tmp_path: Path,
+    incoming: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, judged = _spy(monkeypatch)
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
     first = domain(GADGETS, "my new {t} {w} #gadget", 100)
     text, label = first["text"][0], first["label"][0]
     first.to_csv(incoming / "b1.csv", index=False)
