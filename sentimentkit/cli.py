@@ -796,6 +796,9 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
                        help="cv: the domain learner judged out of fold on every correction the champion was "
                        "not fitted on, then fitted on all (default); holdout: judged on the held-out share only")  # fmt: skip
         p.add_argument("--folds", type=int, default=5, help="folds of --judge cv (default 5)")
+        p.add_argument("--domain-tolerance", type=float, default=0.03,
+                       help="with --judge cv: the most cross-validated AvgRec the challenger may lose on the "
+                       "corrections (non-inferiority; --margin applies with --judge holdout)")  # fmt: skip
         p.add_argument("--guard-tolerance", type=float, default=0.03,
                        help="most AvgRec the challenger may lose on SemEval validation (the guard)")  # fmt: skip
         p.add_argument("--learner", choices=("domain", "refit"), default="domain",
@@ -816,7 +819,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     gate = retrain.Gate(margin=args.margin, max_class_drop=args.max_class_drop, class_metric=args.class_metric,
                         holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance,
-                        judge=args.judge, folds=args.folds)  # fmt: skip
+                        judge=args.judge, folds=args.folds, domain_tolerance=args.domain_tolerance)  # fmt: skip
     common = {
         "data_dir": args.data,
         "state": args.state,

@@ -151,15 +151,24 @@ def _embed(texts: Sequence[str], seed: int) -> np.ndarray:
 
 def select_representative(texts: Sequence[str], proba: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     """One text per near-duplicate group, the one nearest each of k k-means centres (module doc)."""
+    return representative_picks(texts, proba, k, seed)[0]
+
+
+def representative_picks(
+    texts: Sequence[str], proba: np.ndarray, k: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """`select_representative`'s picks and, for each, how many texts of the pool it stands for (its
+    cluster's size, each near-duplicate group counted by the texts it holds)."""
     from sklearn.cluster import KMeans
 
     margin = margins(proba)
     reps, sizes = _group_representatives(texts, margin)
     k = min(max(k, 0), len(reps))
     if k == 0:
-        return reps[:0]
+        return reps[:0], sizes[:0]
     if k == len(reps):
-        return reps[np.argsort(-sizes, kind="stable")]
+        order = np.argsort(-sizes, kind="stable")
+        return reps[order], sizes[order]
     if len(reps) > MAX_CLUSTERED:  # a few seconds per 20,000 groups; a sample stands for a big log
         keep = np.sort(np.random.default_rng(seed).choice(len(reps), MAX_CLUSTERED, replace=False))
         reps, sizes = reps[keep], sizes[keep]
@@ -171,7 +180,8 @@ def select_representative(texts: Sequence[str], proba: np.ndarray, k: int, seed:
         if len(members):
             picks.append(reps[members[np.argmax(emb[members] @ km.cluster_centers_[c])]])
             weights.append(sizes[members].sum())
-    return np.asarray(picks, dtype=np.int64)[np.argsort(-np.asarray(weights), kind="stable")]
+    order = np.argsort(-np.asarray(weights), kind="stable")
+    return np.asarray(picks, dtype=np.int64)[order], np.asarray(weights, dtype=np.float64)[order]
 
 
 def select_for_review(

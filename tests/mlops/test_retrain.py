@@ -162,7 +162,8 @@ def test_cli_retrain_and_watch(champion: Path, tmp_path: Path, capsys: pytest.Ca
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     batch_frame(0).to_csv(incoming / "b1.csv", index=False)
-    assert main(["retrain", "--incoming", str(incoming), "--margin", "0.5"]) == 0
+    # --margin is the superiority rule of --judge holdout (the cross-validated gate's is --domain-tolerance)
+    assert main(["retrain", "--incoming", str(incoming), "--judge", "holdout", "--margin", "0.5"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (
         out["decision"] == "kept champion" and "not better by the margin" in out["reason"]

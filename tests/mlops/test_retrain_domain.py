@@ -61,6 +61,15 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
     guard["challenger"]["avg_recall"] = 0.60  # a 10-point loss: refused however good on the domain
     promote, reason = decide(worse, better, gate, guard)
     assert not promote and "guard refused" in reason and "loss +0.1000, tolerance 0.03" in reason
+    # The cross-validated gate's rule: not worse than the tolerance (3 points by default).
+    slightly_worse = {**_scores(0.88, (0.88, 0.88, 0.88)), "n": 20}
+    champion_scores = {**_scores(0.90, (0.9, 0.9, 0.9)), "n": 20}
+    assert decide(champion_scores, slightly_worse, gate)[0] is False  # superiority: refused
+    promote, reason = decide(champion_scores, slightly_worse, Gate(max_class_drop=0.5), non_inferior=True)
+    assert promote and "not worse than the tolerance" in reason and "tolerance 0.03" in reason
+    clearly_worse = {**_scores(0.85, (0.85, 0.85, 0.85)), "n": 20}
+    promote, reason = decide(champion_scores, clearly_worse, Gate(max_class_drop=0.5), non_inferior=True)
+    assert not promote and "worse on the corrections by more than the tolerance" in reason
     promote, reason = decide(worse, {**better, "n": 9}, gate)  # 9 held-out corrections: not enough
     assert not promote and "too few judged corrections (9; the gate needs 10)" in reason
 
@@ -84,6 +93,7 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
     assert report["learner"]["rows"] == report["domain"]["rows"] == 100
     assert report["domain"]["folds"] == 5 and report["domain"]["not_judged"] == 0
     assert "5-fold cross-validation" in report["domain"]["method"]
+    assert report["domain"]["rule"] == "non-inferiority: gain >= -0.03"
     # Anchored on the base training split's texts (the tiny champion's train.csv: fewer than N_ANCHOR).
     train_texts = pd.read_csv(champion / "train.csv")["text"]
     assert report["learner"]["anchor"] == {
@@ -149,9 +159,12 @@ def test_a_later_batch_is_judged_on_what_the_champion_never_saw_and_holdout_judg
     assert out["domain"]["set"] == "held-out corrections" and "folds" not in out["domain"]
     assert out["domain"]["rows"] + out["domain"]["not_judged"] == sum(held.values())
     assert out["learner"]["rows"] == 160 - sum(held.values())
-    assert out["gate"]["judge"] == "holdout"
+    assert out["gate"]["judge"] == "holdout" and out["domain"]["rule"] == "superiority: gain >= 0.002"
     assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "x"), "--folds", "1"]) == 2
     assert "at least 2 folds" in capsys.readouterr().err
+    assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "x"),
+                 "--domain-tolerance", "-0.1"]) == 2  # fmt: skip
+    assert "--domain-tolerance must be 0 or more" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
         main(["retrain", "--incoming", str(incoming), "--judge", "none"])
     assert stopped.value.code == 2 and "invalid choice: 'none'" in capsys.readouterr().err
@@ -227,9 +240,9 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> tuple[list[pd.DataFrame], list[pd.D
         fits.append(corrections.copy())
         return real_fit(base, corrections, **kw)
 
-    def judge(model, rows, *rest):  # noqa: ANN001, ANN002, ANN202 - pass-through
+    def judge(model, rows, *rest, **options):  # noqa: ANN001, ANN002, ANN003, ANN202 - pass-through
         judged.append(rows.copy())
-        return real_judge(model, rows, *rest)
+        return real_judge(model, rows, *rest, **options)
 
     monkeypatch.setattr(retrain, "fit_domain_model", fit)
     monkeypatch.setattr(retrain, "_judge", judge)

@@ -1,0 +1,140 @@
+"""Development splits only (seeds 100-109, never the reported seeds 0-4): how well does the retrain
+gate's estimate of a challenger's gain on the user's domain track its gain on texts nobody labelled?
+
+benchmarks/feedback_loop.md found the cross-validated gate, judging on the corrections themselves,
+kept champions whose challengers were clearly better on the holdout, more often with `representative`
+picks (cluster centres: not a random sample of the domain) than with random ones. This script measures,
+per development seed, strategy and k, on the feedback-loop protocol (split by near-duplicate group:
+60% pool, 40% holdout; the review queue over the pool's distinct texts with the base model's
+probabilities; the analyst's label = the crowd majority of that text; the domain learner with its
+anchor, exactly as `retrain` fits it):
+
+- `holdout`: the challenger's AvgRec gain over the base model on the holdout rows (the truth);
+- `cv`: the gate's estimate, out-of-fold AvgRec gain on the corrections (`training.domain.out_of_fold`);
+- `cv_weighted`: the same, each correction weighted by how many pool texts it stands for
+  (`review.representative_picks`: its cluster's size; 1 for random picks) - the candidate fix.
+
+Run: PYTHONPATH=. python benchmarks/gate_bias_dev.py [--seeds 100 ... 109] [--k 200 500]
+Writes benchmarks/gate_bias_dev.json and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import recall_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from feedback_loop import APPLE, MODEL, SEMEVAL, analyst_answers, group_keys, split_by_group, text_sha256  # noqa: E402
+
+from sentimentkit import LABELS  # noqa: E402
+from sentimentkit.config import SEED  # noqa: E402
+from sentimentkit.feedback.review import representative_picks, select_for_review  # noqa: E402
+from sentimentkit.models.pipeline import load_model  # noqa: E402
+from sentimentkit.training.domain import fit_domain_model, out_of_fold  # noqa: E402
+
+OUT = Path(__file__).with_suffix(".json")
+DEV_SEEDS = tuple(range(100, 110))
+
+
+def avg_recall(y: Any, pred: Any, weights: Any = None) -> float:
+    labels = [c for c in LABELS if c in set(y)]
+    return float(
+        recall_score(y, pred, labels=labels, average="macro", sample_weight=weights, zero_division=0)
+    )
+
+
+def one(
+    base: Any, frame: pd.DataFrame, anchor: list[str], seed: int, strategy: str, k: int
+) -> dict[str, Any]:
+    keys = group_keys(frame["text"].tolist())
+    held = split_by_group(keys, seed)
+    pool = frame[~held].drop_duplicates("text", keep="last").reset_index(drop=True)
+    holdout = frame[held].reset_index(drop=True)
+    answers = analyst_answers(frame["text"], frame["label"])
+    texts = pool["text"].tolist()
+    proba = base.predict_proba(texts)
+    if strategy == "representative":
+        picks, stands_for = representative_picks(texts, proba, k, seed=seed)
+    else:
+        picks = select_for_review(texts, proba, k, strategy, seed=seed)
+        stands_for = np.ones(len(picks))
+    corrections = pd.DataFrame({"text": [texts[i] for i in picks]})
+    corrections["label"] = [answers[text_sha256(t)] for t in corrections["text"]]
+    model, _ = fit_domain_model(base, corrections, seed=SEED, anchor_texts=anchor)
+    y_hold = holdout["label"].tolist()
+    gain_holdout = avg_recall(y_hold, model.predict(holdout["text"])) - avg_recall(
+        y_hold, base.predict(holdout["text"])
+    )
+    oof, folds = out_of_fold(
+        base, corrections, np.ones(len(corrections), bool), seed=SEED, anchor_texts=anchor
+    )
+    ok = np.asarray([a is not None for a in oof])
+    y = corrections["label"].to_numpy()[ok]
+    champion = np.asarray(base.predict(corrections["text"]))[ok]
+    challenger = np.asarray([a for a in oof if a is not None])
+    w = np.asarray(stands_for, dtype=float)[ok]
+    return {
+        "seed": seed, "strategy": strategy, "k": k, "folds": folds,
+        "holdout": round(gain_holdout, 4),
+        "cv": round(avg_recall(y, challenger) - avg_recall(y, champion), 4),
+        "cv_weighted": round(avg_recall(y, challenger, w) - avg_recall(y, champion, w), 4),
+        "labels": {c: int((corrections["label"] == c).sum()) for c in LABELS},
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(DEV_SEEDS))
+    p.add_argument("--k", type=int, nargs="+", default=[200, 500])
+    p.add_argument("--strategies", nargs="+", default=["representative", "random"])
+    args = p.parse_args(argv)
+    if set(args.seeds) & {0, 1, 2, 3, 4}:
+        p.error("seeds 0-4 are the reported ones (benchmarks/feedback_loop.md): develop on others")
+    started = time.perf_counter()
+    base, _ = load_model(MODEL)
+    frame = pd.read_csv(APPLE, dtype=str, keep_default_na=False)[["text", "label"]]
+    anchor = pd.read_csv(SEMEVAL / "train.csv", dtype=str, keep_default_na=False)["text"].tolist()
+    rows = []
+    for seed in args.seeds:
+        for k in args.k:
+            for strategy in args.strategies:
+                rows.append(one(base, frame, anchor, seed, strategy, k))
+                r = rows[-1]
+                print(f"seed {seed} k {k} {strategy:>14}: holdout {r['holdout']:+.4f}  cv {r['cv']:+.4f}  "
+                      f"weighted {r['cv_weighted']:+.4f}  [{time.perf_counter() - started:.0f}s]", flush=True)  # fmt: skip
+    table = pd.DataFrame(rows)
+    summary = []
+    for (strategy, k), g in table.groupby(["strategy", "k"]):
+        entry = {
+            "strategy": strategy,
+            "k": int(k),
+            "runs": len(g),
+            "holdout_mean": round(g["holdout"].mean(), 4),
+        }
+        for est in ("cv", "cv_weighted"):
+            entry[f"{est}_mean"] = round(g[est].mean(), 4)
+            entry[f"{est}_sign_agrees"] = int((np.sign(g[est]) == np.sign(g["holdout"])).sum())
+            entry[f"{est}_corr"] = (
+                round(float(np.corrcoef(g[est], g["holdout"])[0, 1]), 3) if len(g) > 2 else None
+            )
+            promote = g[est] >= 0.002  # the gate's margin
+            entry[f"{est}_promoted"] = int(promote.sum())
+            entry[f"{est}_champion_gain_mean"] = round(float(np.where(promote, g["holdout"], 0.0).mean()), 4)
+        summary.append(entry)
+    print(pd.DataFrame(summary).to_string(index=False))
+    OUT.write_text(json.dumps({"seeds": args.seeds, "runs": rows, "summary": summary,
+                               "seconds": round(time.perf_counter() - started, 1)}, indent=1) + "\n")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
