@@ -91,12 +91,38 @@ def one(
     }  # fmt: skip
 
 
+TOLERANCES = (0.0, 0.01, 0.02, 0.03, 0.05)
+
+
+def tolerance_sweep(rows: list[dict[str, Any]], estimate: str = "cv") -> list[dict[str, Any]]:
+    """Per k and candidate tolerance: promoted when the estimate >= -tolerance; the champion's mean
+    holdout gain over the runs (0 when kept), and how many promoted challengers were worse there.
+    The rule: the smallest tolerance whose champion gain is within 0.2 points of promoting all."""
+    out = []
+    for k in sorted({r["k"] for r in rows}):
+        runs = [r for r in rows if r["k"] == k]
+        everything = float(np.mean([r["holdout"] for r in runs]))
+        for tol in (*TOLERANCES, float("inf")):
+            promoted = [r for r in runs if r[estimate] >= -tol]
+            gain = float(np.sum([r["holdout"] for r in promoted]) / len(runs))
+            out.append({"k": k, "tolerance": tol if tol != float("inf") else "all", "promoted": len(promoted),
+                        "runs": len(runs), "champion_gain_mean": round(gain, 4),
+                        "within_0.2_points_of_all": bool(everything - gain <= 0.002 + 1e-12),
+                        "worse_promoted": sum(r["holdout"] < 0 for r in promoted)})  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=list(DEV_SEEDS))
     p.add_argument("--k", type=int, nargs="+", default=[200, 500])
     p.add_argument("--strategies", nargs="+", default=["representative", "random"])
+    p.add_argument("--summarise", action="store_true", help="the tables again from gate_bias_dev.json")
     args = p.parse_args(argv)
+    if args.summarise:
+        sweep = tolerance_sweep(json.loads(OUT.read_text())["runs"])
+        print(pd.DataFrame(sweep).to_string(index=False))
+        return 0
     if set(args.seeds) & {0, 1, 2, 3, 4}:
         p.error("seeds 0-4 are the reported ones (benchmarks/feedback_loop.md): develop on others")
     started = time.perf_counter()
@@ -131,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             entry[f"{est}_champion_gain_mean"] = round(float(np.where(promote, g["holdout"], 0.0).mean()), 4)
         summary.append(entry)
     print(pd.DataFrame(summary).to_string(index=False))
-    OUT.write_text(json.dumps({"seeds": args.seeds, "runs": rows, "summary": summary,
+    sweep = tolerance_sweep(rows)
+    print(pd.DataFrame(sweep).to_string(index=False))
+    OUT.write_text(json.dumps({"seeds": args.seeds, "runs": rows, "summary": summary, "tolerances": sweep,
                                "seconds": round(time.perf_counter() - started, 1)}, indent=1) + "\n")  # fmt: skip
     return 0
 
