@@ -799,6 +799,9 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--domain-tolerance", type=float, default=0.03,
                        help="with --judge cv: the most cross-validated AvgRec the challenger may lose on the "
                        "corrections (non-inferiority; --margin applies with --judge holdout)")  # fmt: skip
+        p.add_argument("--class-tolerance", type=float, default=0.05,
+                       help="with --judge cv: the most one class's --class-metric may fall on the corrections "
+                       "(--max-class-drop applies with --judge holdout)")  # fmt: skip
         p.add_argument("--guard-tolerance", type=float, default=0.03,
                        help="most AvgRec the challenger may lose on SemEval validation (the guard)")  # fmt: skip
         p.add_argument("--learner", choices=("domain", "refit"), default="domain",
@@ -819,7 +822,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     gate = retrain.Gate(margin=args.margin, max_class_drop=args.max_class_drop, class_metric=args.class_metric,
                         holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance,
-                        judge=args.judge, folds=args.folds, domain_tolerance=args.domain_tolerance)  # fmt: skip
+                        judge=args.judge, folds=args.folds, domain_tolerance=args.domain_tolerance,
+                        class_tolerance=args.class_tolerance)  # fmt: skip
     common = {
         "data_dir": args.data,
         "state": args.state,

@@ -70,6 +70,15 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
     clearly_worse = {**_scores(0.85, (0.85, 0.85, 0.85)), "n": 20}
     promote, reason = decide(champion_scores, clearly_worse, Gate(max_class_drop=0.5), non_inferior=True)
     assert not promote and "worse on the corrections by more than the tolerance" in reason
+    # A class's F1 may fall by up to Gate.class_tolerance (0.05) under the cross-validated rule,
+    # by Gate.max_class_drop (0.02) under the held-out one.
+    same = _scores(0.91, (0.91, 0.91, 0.91), f1s=(0.9, 0.9, 0.86))
+    for scores in (champion_scores, same):
+        for cls in scores["per_class"].values():
+            cls["support"] = 60
+    assert decide(champion_scores, {**same, "n": 20}, Gate(), non_inferior=True)[0] is True
+    promote, reason = decide(champion_scores, {**same, "n": 20}, Gate())
+    assert not promote and "positive f1 would drop too much" in reason and "(limit 0.02)" in reason
     promote, reason = decide(worse, {**better, "n": 9}, gate)  # 9 held-out corrections: not enough
     assert not promote and "too few judged corrections (9; the gate needs 10)" in reason
 
