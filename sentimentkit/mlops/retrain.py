@@ -35,8 +35,10 @@
    each answered by the same recipe fitted on every other correction), and the model promoted is the
    one fitted on all of them: the gate judges the recipe on every label given, not on a 20% slice
    (with 500 corrections that slice is ~96 texts, whose AvgRec moves by +-10 points; it refused better
-   challengers, benchmarks/feedback_loop.md). With "holdout" (always with `refit`, which would take
-   minutes per fold) they are the held-out slices, answered by the challenger itself.
+   challengers, benchmarks/feedback_loop.md); the rule is then non-inferiority (`Gate.domain_tolerance`,
+   `Gate.class_tolerance`, chosen on development splits: benchmarks/gate_bias_dev.md). With "holdout"
+   (always with `refit`, which would take minutes per fold) they are the held-out slices, answered by
+   the challenger itself, and the challenger must be better by `Gate.margin`.
 5. The decision and its numbers go to the registry (tags on the challenger version) and to a JSON report
    in the state folder; the manifest is written last: it is the commit point.
 
@@ -288,8 +290,8 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
        challenger stops over-predicting is not counted as a loss) on the judged corrections falls by
        more than `gate.max_class_drop` (with `non_inferior`: `gate.class_tolerance`), among the
        classes with at least `gate.min_class_rows` judged rows (50 by default: with fewer, one text
-       moves the class's score by more than the 2-point limit;
-       the guard below still checks general skill);
+       moves the class's score by more than the 2-point limit; the guard below still checks general
+       skill);
     3. guard: its AvgRec on SemEval validation is at most `gate.guard_tolerance` below the champion's
        (a model much better on the user's domain is not refused for a small loss on 2016 tweets, but
        one that forgets general sentiment is).
