@@ -38,6 +38,7 @@ from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
 from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
 from sentimentkit.io.storage import join, local_dir, local_input
 from sentimentkit.mlops import CHAMPION, MODEL_NAMES, TFIDF_MODEL
+from sentimentkit.mlops.gate import CLASS_METRICS, JUDGES, Gate
 from sentimentkit.redact import install_log_redaction, redact, redact_exception
 
 EPILOG = """examples:
@@ -784,26 +785,37 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
             "--state", default=None, help="manifest/batches/reports (default: INCOMING/_sentimentkit)"
         )
         p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
-        p.add_argument("--margin", type=float, default=0.002, help="how much better the challenger must be")
-        p.add_argument("--max-class-drop", "--max-recall-drop", dest="max_class_drop", type=float, default=0.02,
-                       help="largest allowed drop of one class's --class-metric on the judged corrections")  # fmt: skip
-        p.add_argument("--class-metric", choices=("f1", "recall"), default="f1",
-                       help="what --max-class-drop limits per class (default f1: a class the challenger "
-                       "stops over-predicting may lose some recall)")  # fmt: skip
-        p.add_argument("--holdout-share", type=float, default=0.2,
-                       help="share of each batch held out for scoring (with --judge holdout or --learner refit)")  # fmt: skip
-        p.add_argument("--judge", choices=("cv", "holdout"), default="cv",
+        p.add_argument(
+            "--margin",
+            type=float,
+            default=Gate.margin,
+            help="with --judge holdout: how much better the challenger must be (default %(default)s)",
+        )
+        p.add_argument("--max-class-drop", "--max-recall-drop", dest="max_class_drop", type=float,
+                       default=Gate.max_class_drop,
+                       help="with --judge holdout: largest allowed drop of one class's --class-metric "
+                       "(default %(default)s)")  # fmt: skip
+        p.add_argument("--class-metric", choices=CLASS_METRICS, default=Gate.class_metric,
+                       help="what the class rule limits (default f1: a class the challenger stops "
+                       "over-predicting may lose some recall)")  # fmt: skip
+        p.add_argument("--holdout-share", type=float, default=Gate.holdout_share,
+                       help="share of each batch held out for scoring with --judge holdout or --learner refit "
+                       "(default %(default)s)")  # fmt: skip
+        p.add_argument("--judge", choices=JUDGES, default=Gate.judge,
                        help="cv: the domain learner judged out of fold on every correction the champion was "
                        "not fitted on, then fitted on all (default); holdout: judged on the held-out share only")  # fmt: skip
-        p.add_argument("--folds", type=int, default=5, help="folds of --judge cv (default 5)")
-        p.add_argument("--domain-tolerance", type=float, default=0.03,
+        p.add_argument(
+            "--folds", type=int, default=Gate.folds, help="folds of --judge cv (default %(default)s)"
+        )
+        p.add_argument("--domain-tolerance", type=float, default=Gate.domain_tolerance,
                        help="with --judge cv: the most cross-validated AvgRec the challenger may lose on the "
-                       "corrections (non-inferiority; --margin applies with --judge holdout)")  # fmt: skip
-        p.add_argument("--class-tolerance", type=float, default=0.05,
+                       "corrections (non-inferiority; default %(default)s)")  # fmt: skip
+        p.add_argument("--class-tolerance", type=float, default=Gate.class_tolerance,
                        help="with --judge cv: the most one class's --class-metric may fall on the corrections "
-                       "(--max-class-drop applies with --judge holdout)")  # fmt: skip
-        p.add_argument("--guard-tolerance", type=float, default=0.03,
-                       help="most AvgRec the challenger may lose on SemEval validation (the guard)")  # fmt: skip
+                       "(default %(default)s)")  # fmt: skip
+        p.add_argument("--guard-tolerance", type=float, default=Gate.guard_tolerance,
+                       help="most AvgRec the challenger may lose on SemEval validation, the guard "
+                       "(default %(default)s)")  # fmt: skip
         p.add_argument("--learner", choices=("domain", "refit"), default="domain",
                        help="domain: a head over the champion fitted on the corrections (default); "
                        "refit: the champion's recipe on train.csv plus the corrections")  # fmt: skip

@@ -62,7 +62,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ from sentimentkit.errors import OptionError
 from sentimentkit.io import storage
 from sentimentkit.io.write import Input, OutputError, OutputExistsError, same_target, write_output
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, monitor, registry, tracking
+from sentimentkit.mlops.gate import CLASS_METRICS, JUDGES, Gate
 from sentimentkit.mlops.lock import LockedError, state_lock
 from sentimentkit.models.domain import DomainAdapted
 from sentimentkit.models.pipeline import save_model
@@ -91,39 +92,6 @@ MANIFEST = "manifest.json"
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Gate:
-    """The promotion rule (README: "Monitoring and retraining")."""
-
-    metric: str = "avg_recall"  # SemEval-2017's primary metric (macro recall)
-    margin: float = 0.002  # on the judged corrections the challenger must beat the champion by this
-    # and no class's `class_metric` there may fall by more than this (absolute). F1, not recall: a model
-    # that stops over-predicting a class loses some of its recall while the class gets better (on Apple
-    # tweets the base calls many neutral tweets positive; the domain head trades 6-15 points of positive
-    # recall for 10-31 of positive precision), and recall alone is already in AvgRec.
-    max_class_drop: float = 0.02
-    class_metric: str = "f1"
-    holdout_share: float = 0.2  # of each batch, the slice judge "holdout" (and refit) judges on
-    guard_tolerance: float = 0.03  # the most AvgRec the challenger may lose on SemEval validation
-    min_heldout: int = 10  # judged corrections needed to decide (holdout: 100 corrections hold out ~20)
-    # A class's drop is judged only with this many judged rows of it: below 1 / max_class_drop
-    # rows, one text moves recall by more than the limit, so the rule would only measure chance.
-    min_class_rows: int = 50
-    # How the domain is judged (`JUDGES`). "cv" (with the domain learner): the recipe's out-of-fold answers
-    # on every correction the champion was not fitted on, `folds`-fold; "holdout": the held-out slices only.
-    judge: str = "cv"
-    folds: int = 5
-    # With judge "cv" the domain rule is non-inferiority: the challenger's cross-validated AvgRec may be
-    # at most this far below the champion's (`decide`; chosen on development splits,
-    # benchmarks/gate_bias_dev.py). With "holdout" the challenger must be better by `margin`.
-    domain_tolerance: float = 0.03
-    # ... and no class's `class_metric` there may fall by more than this (`max_class_drop` is the limit with
-    # "holdout"); chosen the same way (benchmarks/gate_bias_dev.py, "class_limits").
-    class_tolerance: float = 0.05
-
-
-JUDGES = ("cv", "holdout")
-CLASS_METRICS = ("f1", "recall")
 LEARNERS = ("domain", "refit")
 DEFAULT_LEARNER = "domain"
 BOOTSTRAP_REPLICATES = 1000
