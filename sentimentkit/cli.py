@@ -775,6 +775,23 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 # --- retrain, watch ----------------------------------------------------------------------------------
+# retrain/watch options that set a field of the gate (mlops.gate.Gate, whose defaults they show)
+GATE_OPTIONS: tuple[tuple[tuple[str, ...], str, type, str], ...] = (
+    (("--margin",), "margin", float, "with --judge holdout: how much better the challenger must be"),
+    (("--max-class-drop", "--max-recall-drop"), "max_class_drop", float,
+     "with --judge holdout: largest allowed drop of one class's --class-metric"),
+    (("--holdout-share",), "holdout_share", float,
+     "share of each batch held out for scoring with --judge holdout or --learner refit"),
+    (("--folds",), "folds", int, "folds of --judge cv"),
+    (("--domain-tolerance",), "domain_tolerance", float,
+     "with --judge cv: the most cross-validated AvgRec the challenger may lose on the corrections"),
+    (("--class-tolerance",), "class_tolerance", float,
+     "with --judge cv: the most one class's --class-metric may fall on the corrections"),
+    (("--guard-tolerance",), "guard_tolerance", float,
+     "most AvgRec the challenger may lose on SemEval validation, the guard"),
+)  # fmt: skip
+
+
 def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
     """`retrain` (new labelled batches -> challenger -> promotion gate) and `watch` (poll and retrain)."""
     for name, text in (("retrain", "train a challenger on new labelled batches; promote it only past the gate"),
@@ -785,37 +802,15 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
             "--state", default=None, help="manifest/batches/reports (default: INCOMING/_sentimentkit)"
         )
         p.add_argument("--name", default=TFIDF_MODEL, help="registered model (its champion is the baseline)")
-        p.add_argument(
-            "--margin",
-            type=float,
-            default=Gate.margin,
-            help="with --judge holdout: how much better the challenger must be (default %(default)s)",
-        )
-        p.add_argument("--max-class-drop", "--max-recall-drop", dest="max_class_drop", type=float,
-                       default=Gate.max_class_drop,
-                       help="with --judge holdout: largest allowed drop of one class's --class-metric "
-                       "(default %(default)s)")  # fmt: skip
+        for flags, field, kind, text in GATE_OPTIONS:
+            p.add_argument(*flags, dest=field, type=kind, default=getattr(Gate, field),
+                           help=f"{text} (default %(default)s)")  # fmt: skip
         p.add_argument("--class-metric", choices=CLASS_METRICS, default=Gate.class_metric,
                        help="what the class rule limits (default f1: a class the challenger stops "
                        "over-predicting may lose some recall)")  # fmt: skip
-        p.add_argument("--holdout-share", type=float, default=Gate.holdout_share,
-                       help="share of each batch held out for scoring with --judge holdout or --learner refit "
-                       "(default %(default)s)")  # fmt: skip
         p.add_argument("--judge", choices=JUDGES, default=Gate.judge,
                        help="cv: the domain learner judged out of fold on every correction the champion was "
                        "not fitted on, then fitted on all (default); holdout: judged on the held-out share only")  # fmt: skip
-        p.add_argument(
-            "--folds", type=int, default=Gate.folds, help="folds of --judge cv (default %(default)s)"
-        )
-        p.add_argument("--domain-tolerance", type=float, default=Gate.domain_tolerance,
-                       help="with --judge cv: the most cross-validated AvgRec the challenger may lose on the "
-                       "corrections (non-inferiority; default %(default)s)")  # fmt: skip
-        p.add_argument("--class-tolerance", type=float, default=Gate.class_tolerance,
-                       help="with --judge cv: the most one class's --class-metric may fall on the corrections "
-                       "(default %(default)s)")  # fmt: skip
-        p.add_argument("--guard-tolerance", type=float, default=Gate.guard_tolerance,
-                       help="most AvgRec the challenger may lose on SemEval validation, the guard "
-                       "(default %(default)s)")  # fmt: skip
         p.add_argument("--learner", choices=("domain", "refit"), default="domain",
                        help="domain: a head over the champion fitted on the corrections (default); "
                        "refit: the champion's recipe on train.csv plus the corrections")  # fmt: skip
@@ -832,10 +827,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     # lazy: pandas and scikit-learn stay out of --help; MLflow (the mlops extra) loads when the registry opens
     from sentimentkit.mlops import retrain
 
-    gate = retrain.Gate(margin=args.margin, max_class_drop=args.max_class_drop, class_metric=args.class_metric,
-                        holdout_share=args.holdout_share, guard_tolerance=args.guard_tolerance,
-                        judge=args.judge, folds=args.folds, domain_tolerance=args.domain_tolerance,
-                        class_tolerance=args.class_tolerance)  # fmt: skip
+    fields = [field for _, field, _, _ in GATE_OPTIONS] + ["class_metric", "judge"]
+    gate = retrain.Gate(**{field: getattr(args, field) for field in fields})
     common = {
         "data_dir": args.data,
         "state": args.state,
