@@ -777,16 +777,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 # --- retrain, watch ----------------------------------------------------------------------------------
 # retrain/watch options that set a field of the gate (mlops.gate.Gate, whose defaults they show)
 GATE_OPTIONS: tuple[tuple[tuple[str, ...], str, type, str], ...] = (
-    (("--margin",), "margin", float, "with --judge holdout: how much better the challenger must be"),
+    (("--margin",), "margin", float, "with --judge holdout or --learner refit: how much better the challenger must be"),
     (("--max-class-drop", "--max-recall-drop"), "max_class_drop", float,
-     "with --judge holdout: largest allowed drop of one class's --class-metric"),
+     "with --judge holdout or --learner refit: largest allowed drop of one class's --class-metric"),
     (("--holdout-share",), "holdout_share", float,
      "share of each batch held out for scoring with --judge holdout or --learner refit"),
     (("--folds",), "folds", int, "folds of --judge cv"),
     (("--domain-tolerance",), "domain_tolerance", float,
-     "with --judge cv: the most cross-validated AvgRec the challenger may lose on the corrections"),
+     "with --judge cv and the domain learner: the most cross-validated AvgRec the challenger may lose"),
     (("--class-tolerance",), "class_tolerance", float,
-     "with --judge cv: the most one class's --class-metric may fall on the corrections"),
+     "with --judge cv and the domain learner: the most one class's --class-metric may fall"),
     (("--guard-tolerance",), "guard_tolerance", float,
      "most AvgRec the challenger may lose on SemEval validation, the guard"),
 )  # fmt: skip

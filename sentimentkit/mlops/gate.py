@@ -3,14 +3,20 @@ builds its parser (no pandas, no scikit-learn); `mlops.retrain.decide` applies i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
+
+from sentimentkit.errors import OptionError
 
 __all__ = ["CLASS_METRICS", "JUDGES", "Gate"]
+
+JUDGES = ("cv", "holdout")
+CLASS_METRICS = ("f1", "recall")
 
 
 @dataclass(frozen=True)
 class Gate:
-    """The promotion rule (README: "Monitoring and retraining")."""
+    """The promotion rule (README: "Registry, monitoring and retraining"; `check` says what is valid)."""
 
     metric: str = "avg_recall"  # SemEval-2017's primary metric (macro recall)
     margin: float = 0.002  # on the judged corrections the challenger must beat the champion by this
@@ -23,8 +29,8 @@ class Gate:
     holdout_share: float = 0.2  # of each batch, the slice judge "holdout" (and refit) judges on
     guard_tolerance: float = 0.03  # the most AvgRec the challenger may lose on SemEval validation
     min_heldout: int = 10  # judged corrections needed to decide (holdout: 100 corrections hold out ~20)
-    # A class's drop is judged only with this many judged rows of it: below 1 / max_class_drop
-    # rows, one text moves recall by more than the limit, so the rule would only measure chance.
+    # A class's drop is judged only with this many judged rows of it: below 1 / (the class limit)
+    # rows, one text moves its score by more than the limit, so the rule would only measure chance.
     min_class_rows: int = 50
     # How the domain is judged (`JUDGES`). "cv" (with the domain learner): the recipe's out-of-fold answers
     # on every correction the champion was not fitted on, `folds`-fold; "holdout": the held-out slices only.
@@ -38,6 +44,27 @@ class Gate:
     # "holdout"); chosen the same way (benchmarks/gate_bias_dev.py, "class_limits").
     class_tolerance: float = 0.05
 
-
-JUDGES = ("cv", "holdout")
-CLASS_METRICS = ("f1", "recall")
+    def check(self) -> Gate:
+        """This gate, or OptionError (one line, naming the CLI option) for a value no run could use:
+        `retrain` and `watch` check before they read anything."""
+        options = {"margin": "--margin", "max_class_drop": "--max-class-drop", "guard_tolerance": "--guard-tolerance",
+                   "domain_tolerance": "--domain-tolerance", "class_tolerance": "--class-tolerance",
+                   "holdout_share": "--holdout-share"}  # fmt: skip
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise OptionError(f"{options.get(field.name, field.name)} must be a number, not {value}")
+        for name in ("max_class_drop", "guard_tolerance", "domain_tolerance", "class_tolerance"):
+            if getattr(self, name) < 0:
+                raise OptionError(f"{options[name]} must be 0 or more, not {getattr(self, name)}")
+        if not 0 <= self.holdout_share < 1:
+            raise OptionError(f"--holdout-share must be at least 0 and below 1, not {self.holdout_share}")
+        if self.judge not in JUDGES:
+            raise OptionError(f"unknown judge {self.judge!r}: choose one of {', '.join(JUDGES)}")
+        if self.class_metric not in CLASS_METRICS:
+            raise OptionError(
+                f"unknown class metric {self.class_metric!r}: choose one of {', '.join(CLASS_METRICS)}"
+            )
+        if self.judge == "cv" and self.folds < 2:
+            raise OptionError(f"--folds: the gate needs at least 2 folds to cross-validate, not {self.folds}")
+        return self

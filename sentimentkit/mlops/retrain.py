@@ -77,7 +77,7 @@ from sentimentkit.errors import OptionError
 from sentimentkit.io import storage
 from sentimentkit.io.write import Input, OutputError, OutputExistsError, same_target, write_output
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, monitor, registry, tracking
-from sentimentkit.mlops.gate import CLASS_METRICS, JUDGES, Gate
+from sentimentkit.mlops.gate import Gate
 from sentimentkit.mlops.lock import LockedError, state_lock
 from sentimentkit.models.domain import DomainAdapted
 from sentimentkit.models.pipeline import save_model
@@ -258,7 +258,7 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
        challenger stops over-predicting is not counted as a loss) on the judged corrections falls by
        more than `gate.max_class_drop` (with `non_inferior`: `gate.class_tolerance`), among the
        classes with at least `gate.min_class_rows` judged rows (50 by default: with fewer, one text
-       moves the class's score by more than the 2-point limit; the guard below still checks general
+       moves the class's score by more than a few-point limit; the guard below still checks general
        skill);
     3. guard: its AvgRec on SemEval validation is at most `gate.guard_tolerance` below the champion's
        (a model much better on the user's domain is not refused for a small loss on 2016 tweets, but
@@ -382,21 +382,7 @@ def retrain(incoming: str, *, data_dir: str | Path | None = None, state: str | N
     seconds for the lock, then raises `lock.LockedError`; after waiting it finds the batches done."""
     if learner not in LEARNERS:
         raise OptionError(f"unknown learner {learner!r}: choose one of {', '.join(LEARNERS)}")
-    gate = gate or Gate()
-    if gate.judge not in JUDGES:
-        raise OptionError(f"unknown judge {gate.judge!r}: choose one of {', '.join(JUDGES)}")
-    if gate.class_metric not in CLASS_METRICS:
-        raise OptionError(
-            f"unknown class metric {gate.class_metric!r}: choose one of {', '.join(CLASS_METRICS)}"
-        )
-    for option, value in (
-        ("--domain-tolerance", gate.domain_tolerance),
-        ("--class-tolerance", gate.class_tolerance),
-    ):
-        if value < 0:
-            raise OptionError(f"{option} must be 0 or more, not {value}")
-    if gate.folds < 2:
-        raise OptionError(f"the gate needs at least 2 folds to cross-validate, not {gate.folds}")
+    gate = (gate or Gate()).check()
     check_incoming(incoming)
     state = state_of(incoming, state)
     check_state(incoming, state)
@@ -637,8 +623,10 @@ def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, v
     report["evaluation_rows"] = len(judged)
     rule = (f"non-inferiority: gain >= -{gate.domain_tolerance}" if non_inferior
             else f"superiority: gain >= {gate.margin}")  # fmt: skip
+    limits = ({"tolerance": gate.domain_tolerance, "class_limit": gate.class_tolerance} if non_inferior
+              else {"margin": gate.margin, "class_limit": gate.max_class_drop})  # fmt: skip
     if not len(judged):
-        report["domain"] = {**judging, "rows": 0, "rule": rule, "needed": gate.min_heldout}
+        report["domain"] = {**judging, "rows": 0, "rule": rule, **limits, "needed": gate.min_heldout}
         report["guard"]["passed"] = report["guard"]["loss"] <= gate.guard_tolerance
         return False, "kept the champion: no corrections it was not fitted on to judge it on; add corrections"
     scores = {k: metrics(truth, p, labels=present) for k, p in predicted.items()}
@@ -646,7 +634,7 @@ def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, v
     report["domain"] = {**judging, "rows": len(judged), "labels": present,
                         "metric": "avg_recall", "champion": round(scores["champion"]["avg_recall"], 4),
                         "challenger": round(scores["challenger"]["avg_recall"], 4), "gain": round(gain, 4),
-                        "rule": rule, "margin": gate.margin, "needed": gate.min_heldout,
+                        "rule": rule, **limits, "needed": gate.min_heldout,
                         "interval95": paired_interval(truth, predicted["champion"], predicted["challenger"], texts),
                         "interval": f"paired bootstrap over near-duplicate groups, {BOOTSTRAP_REPLICATES} replicates; reported, not gated on"}  # fmt: skip
     report["scores"] = {k: {m: v[m] for m in ("avg_recall", "f1_pn", "macro_f1", "accuracy")} |
@@ -686,6 +674,7 @@ def watch(incoming: str, every_s: float, *, cycles: int | None = None, min_rows:
           **retrain_args: Any) -> list[dict[str, Any]]:  # fmt: skip
     """Poll `incoming` every `every_s` seconds; retrain when new batches hold `min_rows` rows, or any
     rows while the monitor reports ALERT on `monitor_log`. `cycles` bounds the loop (None: forever)."""
+    (retrain_args.get("gate") or Gate()).check()  # a bad option stops the watcher now, not at its first batch
     check_incoming(incoming)
     reports = []
     done = 0

@@ -103,6 +103,7 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
     assert report["domain"]["folds"] == 5 and report["domain"]["not_judged"] == 0
     assert "5-fold cross-validation" in report["domain"]["method"]
     assert report["domain"]["rule"] == "non-inferiority: gain >= -0.03"
+    assert report["domain"]["tolerance"] == 0.03 and report["domain"]["class_limit"] == 0.05
     # Anchored on the base training split's texts (the tiny champion's train.csv: fewer than N_ANCHOR).
     train_texts = pd.read_csv(champion / "train.csv")["text"]
     assert report["learner"]["anchor"] == {
@@ -169,11 +170,20 @@ def test_a_later_batch_is_judged_on_what_the_champion_never_saw_and_holdout_judg
     assert out["domain"]["rows"] + out["domain"]["not_judged"] == sum(held.values())
     assert out["learner"]["rows"] == 160 - sum(held.values())
     assert out["gate"]["judge"] == "holdout" and out["domain"]["rule"] == "superiority: gain >= 0.002"
+    assert out["domain"]["margin"] == 0.002 and out["domain"]["class_limit"] == 0.02
     assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "x"), "--folds", "1"]) == 2
     assert "at least 2 folds" in capsys.readouterr().err
-    assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "x"),
-                 "--domain-tolerance", "-0.1"]) == 2  # fmt: skip
-    assert "--domain-tolerance must be 0 or more" in capsys.readouterr().err
+    bad_values = {("--domain-tolerance", "-0.1"): "--domain-tolerance must be 0 or more",
+                  ("--class-tolerance", "nan"): "--class-tolerance must be a number, not nan",
+                  ("--guard-tolerance", "inf"): "--guard-tolerance must be a number",
+                  ("--holdout-share", "1.5"): "--holdout-share must be at least 0 and below 1",
+                  ("--holdout-share", "-0.5"): "--holdout-share must be at least 0 and below 1"}  # fmt: skip
+    for command in ("retrain", "watch"):  # watch refuses at once, not at its first batch
+        for option, message in bad_values.items():
+            args = [command, "--incoming", str(tmp_path / "empty"), *option]
+            (tmp_path / "empty").mkdir(exist_ok=True)
+            assert main([*args, *(["--cycles", "1"] if command == "watch" else [])]) == 2, option
+            assert message in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
         main(["retrain", "--incoming", str(incoming), "--judge", "none"])
     assert stopped.value.code == 2 and "invalid choice: 'none'" in capsys.readouterr().err
