@@ -17,8 +17,8 @@
 3. A challenger is trained by the `learner` (`LEARNERS`) and registered (alias `challenger`):
    - `domain` (the default): the domain head (`training.domain.fit_domain_model`) over the champion's
      base model, fitted on every accepted row of every batch so far (with `Gate.judge` "holdout": the
-     rows not held out; the base training split's texts are excluded by step 2); weights: class-balanced, each near-duplicate group counted once
-     within its class; anchored on a sample of the base training split's texts (the head keeps the base
+     rows not held out; the base training split's texts are excluded by step 2); weights:
+     class-balanced, each near-duplicate group counted once within its class; anchored on a sample of the base training split's texts (the head keeps the base
      model's answers there unless the corrections pay for a change); its strength C fixed (chosen on
      development splits, benchmarks/domain_learning_dev.py). A champion that is
      itself domain-adapted is unfolded to its base first (the new head is fitted on all corrections,
@@ -399,11 +399,8 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
         return {"status": "nothing new", "batches": []}
     splits = load_splits(data_dir)
     known = set(splits["train"]["text"])
-    earlier = _latest(
-        _every_row(
-            manifest, {}, load_accepted(state, manifest, "train"), load_accepted(state, manifest, "heldout")
-        )
-    )
+    accepted = (load_accepted(state, manifest, "train"), load_accepted(state, manifest, "heldout"))
+    earlier = _latest(_every_row(manifest, {}, *accepted))
     labelled = dict(zip(earlier["text"], earlier["label"]))
     evaluation = pd.concat([splits["validation"], splits["test"]], ignore_index=True)
     records: dict[str, dict[str, Any]] = {}
@@ -424,14 +421,14 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
             f"accepted {uri}: {record['train_rows'] + record['heldout_rows']} rows"
             + (
                 ""
-                if learner == "domain" and gate.judge == "cv"
+                if cross_validates(gate, learner)
                 else f" ({record['train_rows']} to train on, {record['heldout_rows']} held out)"
             )
         )
     train_parts = [t for t, _ in parts.values()]
     held_parts = [h for _, h in parts.values()]
     report = _train_and_gate(
-        name, splits, data_dir, state, manifest, train_parts, held_parts, records, gate, log, learner
+        name, splits, data_dir, accepted, manifest, train_parts, held_parts, records, gate, log, learner
     )
     # Commit: the batches' rows and the report first, the manifest last (a crash before it redoes the run).
     inputs, owned = run_inputs(incoming, [uri for uri, _ in new]), (state,)
@@ -445,17 +442,18 @@ def _retrain_locked(incoming: str, data_dir: str | Path | None, state: str, name
     return report
 
 
-def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | Path | None, state: str,
-                    manifest: dict[str, Any], train_parts: list[pd.DataFrame], held_parts: list[pd.DataFrame],
+def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | Path | None,
+                    accepted: tuple[pd.DataFrame, pd.DataFrame], manifest: dict[str, Any], train_parts: list[pd.DataFrame], held_parts: list[pd.DataFrame],
                     records: dict[str, Any], gate: Gate, log: Log, learner: str = DEFAULT_LEARNER) -> dict[str, Any]:  # fmt: skip
-    """Train, register and score the challenger; promote it if the gate says so. The report."""
+    """Train, register and score the challenger; promote it if the gate says so. The report.
+    `accepted`: the train and held-out rows of the batches the manifest holds (`load_accepted`)."""
     import tempfile
 
     started = time.perf_counter()
-    cv = learner == "domain" and gate.judge == "cv"
+    cv = cross_validates(gate, learner)
     # Every accepted row, oldest batch first, so the latest row of a relabelled text is the one kept.
-    every = _every_row(manifest, records, pd.concat([load_accepted(state, manifest, "train"), *train_parts]),
-                       pd.concat([load_accepted(state, manifest, "heldout"), *held_parts]))  # fmt: skip
+    every = _every_row(manifest, records, pd.concat([accepted[0], *train_parts]),
+                       pd.concat([accepted[1], *held_parts]))  # fmt: skip
     latest = _latest(every)
     additions = latest if cv else latest[latest["slice"] == "train"].reset_index(drop=True)
     heldout = latest[latest["slice"] == "heldout"].reset_index(drop=True)
@@ -519,6 +517,12 @@ def _train_and_gate(name: str, splits: dict[str, pd.DataFrame], data_dir: str | 
     report.update(status="done", seconds=round(time.perf_counter() - started, 1), finished_at=_now())
     log(f"challenger {name} {version} ({learner}): {reason}")
     return report
+
+
+def cross_validates(gate: Gate, learner: str) -> bool:
+    """Whether the gate judges by cross-validation: `Gate.judge` "cv" with the domain learner (the refit
+    learner is always judged on the held-out slices: refitting its recipe per fold would take minutes)."""
+    return learner == "domain" and gate.judge == "cv"
 
 
 def _every_row(manifest: dict[str, Any], records: dict[str, Any], train: pd.DataFrame,
