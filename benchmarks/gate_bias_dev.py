@@ -37,7 +37,13 @@ from feedback_loop import APPLE, MODEL, SEMEVAL, analyst_answers, group_keys, sp
 
 from sentimentkit import LABELS  # noqa: E402
 from sentimentkit.config import SEED  # noqa: E402
-from sentimentkit.feedback.review import representative_picks, select_for_review  # noqa: E402
+from sentimentkit.feedback.review import (  # noqa: E402
+    _embed,
+    _group_representatives,
+    margins,
+    representative_picks,
+    select_for_review,
+)
 from sentimentkit.mlops.retrain import Gate, decide  # noqa: E402
 from sentimentkit.models.pipeline import load_model  # noqa: E402
 from sentimentkit.training.domain import fit_domain_model, out_of_fold  # noqa: E402
@@ -52,6 +58,50 @@ def avg_recall(y: Any, pred: Any, weights: Any = None) -> float:
     return float(
         recall_score(y, pred, labels=labels, average="macro", sample_weight=weights, zero_division=0)
     )
+
+
+def _clusters(texts: list[str], proba: np.ndarray, k: int, seed: int, uncertainty: bool) -> tuple[Any, ...]:
+    """`representative`'s k-means over near-duplicate groups (each weighing its size, times 1 - margin
+    when `uncertainty`): (group representatives, their embedding, the fitted k-means, their margins)."""
+    from sklearn.cluster import KMeans
+
+    margin = margins(proba)
+    reps, sizes = _group_representatives(texts, margin)
+    emb = _embed([texts[i] for i in reps.tolist()], seed)
+    weight = sizes * (1.0 - margin[reps]) + 1e-9 if uncertainty else sizes
+    km = KMeans(min(k, len(reps)), n_init=1, random_state=seed).fit(emb, sample_weight=weight)
+    return reps, emb, km, margin[reps], weight
+
+
+def _uncertainty_weighted(texts: list[str], proba: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Candidate: representative's clustering with each group weighing its size x (1 - margin) (the
+    weighted clustering of Zhdanov 2019, "Diverse mini-batch active learning"); the text nearest each
+    centre, heaviest clusters first."""
+    reps, emb, km, _, weight = _clusters(texts, proba, k, seed, uncertainty=True)
+    picks, mass = [], []
+    for c in range(km.n_clusters):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            picks.append(reps[members[np.argmax(emb[members] @ km.cluster_centers_[c])]])
+            mass.append(weight[members].sum())
+    return np.asarray(picks, dtype=np.int64)[np.argsort(-np.asarray(mass), kind="stable")]
+
+
+def _centre_uncertain(texts: list[str], proba: np.ndarray, k: int, seed: int, near: int = 3) -> np.ndarray:
+    """Candidate: representative's clusters; from each, the least certain of the `near` texts nearest
+    its centre."""
+    reps, emb, km, margin, weight = _clusters(texts, proba, k, seed, uncertainty=False)
+    picks, mass = [], []
+    for c in range(km.n_clusters):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            nearest = members[np.argsort(-(emb[members] @ km.cluster_centers_[c]), kind="stable")[:near]]
+            picks.append(reps[nearest[np.argmin(margin[nearest])]])
+            mass.append(weight[members].sum())
+    return np.asarray(picks, dtype=np.int64)[np.argsort(-np.asarray(mass), kind="stable")]
+
+
+CANDIDATES = {"uncertainty_weighted": _uncertainty_weighted, "centre_uncertain": _centre_uncertain}
 
 
 def one(
@@ -78,6 +128,9 @@ def one(
             i for i in select_for_review(texts, proba, len(texts), "random", seed=seed) if i not in set(first)
         ]
         picks = np.concatenate([first, np.asarray(rest[: k - len(first)], dtype=np.int64)])
+        stands_for = np.ones(len(picks))
+    elif strategy in CANDIDATES:
+        picks = CANDIDATES[strategy](texts, proba, k, seed)
         stands_for = np.ones(len(picks))
     else:
         picks = select_for_review(texts, proba, k, strategy, seed=seed)
