@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from sentimentkit.feedback.review import (  # noqa: E402
     representative_picks,
     select_for_review,
 )
-from sentimentkit.mlops.retrain import Gate, decide  # noqa: E402
+from sentimentkit.mlops.retrain import Gate, decide, paired_interval  # noqa: E402
 from sentimentkit.models.pipeline import load_model  # noqa: E402
 from sentimentkit.training.domain import fit_domain_model, out_of_fold  # noqa: E402
 from sentimentkit.training.evaluate import metrics  # noqa: E402
@@ -159,6 +160,11 @@ def one(
         "challenger": metrics(y, challenger, labels=present),
     }
     promoted, reason = decide(judged["champion"], judged["challenger"], Gate(), guard, non_inferior=True)
+    # Candidate (section 6): the domain rule by interval - the champion is kept only when the whole 95%
+    # paired interval of the gain lies below 0; the class rule and the guard as `decide` has them.
+    low, high = paired_interval(y, champion, challenger, corrections["text"].to_numpy()[ok].tolist())
+    by_interval, _ = decide(judged["champion"], judged["challenger"], replace(Gate(), domain_tolerance=1.0),
+                            guard, non_inferior=True)  # fmt: skip
     return {
         "seed": seed, "strategy": strategy, "k": k, "folds": folds,
         "holdout": round(gain_holdout, 4),
@@ -166,6 +172,7 @@ def one(
         "cv_weighted": round(avg_recall(y, challenger, w) - avg_recall(y, champion, w), 4),
         "labels": {c: int((corrections["label"] == c).sum()) for c in LABELS},
         "gate_promoted": bool(promoted), "gate_reason": reason.split(";")[0],
+        "interval95": [low, high], "interval_gate_promoted": bool(by_interval and high >= 0),
         "class_f1": {c: [round(judged["champion"]["per_class"][c]["f1"], 4),
                          round(judged["challenger"]["per_class"][c]["f1"], 4),
                          judged["champion"]["per_class"][c]["support"]] for c in present},
