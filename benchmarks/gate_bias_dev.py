@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,37 +60,22 @@ def avg_recall(y: Any, pred: Any, weights: Any = None) -> float:
     )
 
 
-def _clusters(texts: list[str], proba: np.ndarray, k: int, seed: int, uncertainty: bool) -> tuple[Any, ...]:
-    """`representative`'s k-means over near-duplicate groups (each weighing its size, times 1 - margin
-    when `uncertainty`): (group representatives, their embedding, the fitted k-means, their margins)."""
+def _clusters(texts: list[str], proba: np.ndarray, k: int, seed: int) -> tuple[Any, ...]:
+    """`representative`'s k-means over near-duplicate groups (each weighing its size): (group
+    representatives, their embedding, the fitted k-means, their margins, their weights)."""
     from sklearn.cluster import KMeans
 
     margin = margins(proba)
     reps, sizes = _group_representatives(texts, margin)
     emb = _embed([texts[i] for i in reps.tolist()], seed)
-    weight = sizes * (1.0 - margin[reps]) + 1e-9 if uncertainty else sizes
-    km = KMeans(min(k, len(reps)), n_init=1, random_state=seed).fit(emb, sample_weight=weight)
-    return reps, emb, km, margin[reps], weight
-
-
-def _uncertainty_weighted(texts: list[str], proba: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Candidate: representative's clustering with each group weighing its size x (1 - margin) (the
-    weighted clustering of Zhdanov 2019, "Diverse mini-batch active learning"); the text nearest each
-    centre, heaviest clusters first."""
-    reps, emb, km, _, weight = _clusters(texts, proba, k, seed, uncertainty=True)
-    picks, mass = [], []
-    for c in range(km.n_clusters):
-        members = np.flatnonzero(km.labels_ == c)
-        if len(members):
-            picks.append(reps[members[np.argmax(emb[members] @ km.cluster_centers_[c])]])
-            mass.append(weight[members].sum())
-    return np.asarray(picks, dtype=np.int64)[np.argsort(-np.asarray(mass), kind="stable")]
+    km = KMeans(min(k, len(reps)), n_init=1, random_state=seed).fit(emb, sample_weight=sizes)
+    return reps, emb, km, margin[reps], sizes
 
 
 def _centre_uncertain(texts: list[str], proba: np.ndarray, k: int, seed: int, near: int = 3) -> np.ndarray:
     """Candidate: representative's clusters; from each, the least certain of the `near` texts nearest
     its centre."""
-    reps, emb, km, margin, weight = _clusters(texts, proba, k, seed, uncertainty=False)
+    reps, emb, km, margin, weight = _clusters(texts, proba, k, seed)
     picks, mass = [], []
     for c in range(km.n_clusters):
         members = np.flatnonzero(km.labels_ == c)
@@ -102,7 +86,14 @@ def _centre_uncertain(texts: list[str], proba: np.ndarray, k: int, seed: int, ne
     return np.asarray(picks, dtype=np.int64)[np.argsort(-np.asarray(mass), kind="stable")]
 
 
-CANDIDATES = {"uncertainty_weighted": _uncertainty_weighted, "centre_uncertain": _centre_uncertain}
+# Section 5's candidates. `uncertainty_weighted` (size x (1 - margin) weighted clustering, Zhdanov 2019)
+# was adopted as the product's `balanced` strategy (section 6) and is now run from there, picks unchanged.
+CANDIDATES = {
+    "uncertainty_weighted": lambda texts, proba, k, seed: select_for_review(
+        texts, proba, k, "balanced", seed=seed
+    ),
+    "centre_uncertain": _centre_uncertain,
+}
 
 
 def one(
@@ -159,12 +150,14 @@ def one(
         "champion": metrics(y, champion, labels=present),
         "challenger": metrics(y, challenger, labels=present),
     }
-    promoted, reason = decide(judged["champion"], judged["challenger"], Gate(), guard, non_inferior=True)
-    # Candidate (section 6): the domain rule by interval - the champion is kept only when the whole 95%
-    # paired interval of the gain lies below 0; the class rule and the guard as `decide` has them.
+    # `gate_promoted`: the tolerance rule (the gate of sections 2-5); `interval_gate_promoted`: the domain
+    # rule by interval (section 6, now the default): the champion is kept only when the whole 95% paired
+    # interval of the gain lies below 0. The class rule and the guard as `decide` has them.
+    promoted, reason = decide(judged["champion"], judged["challenger"], Gate(domain_rule="tolerance"), guard,
+                              non_inferior=True)  # fmt: skip
     low, high = paired_interval(y, champion, challenger, corrections["text"].to_numpy()[ok].tolist())
-    by_interval, _ = decide(judged["champion"], judged["challenger"], replace(Gate(), domain_tolerance=1.0),
-                            guard, non_inferior=True)  # fmt: skip
+    by_interval, _ = decide(judged["champion"], judged["challenger"], Gate(domain_rule="interval"), guard,
+                            non_inferior=True, interval=(low, high))  # fmt: skip
     return {
         "seed": seed, "strategy": strategy, "k": k, "folds": folds,
         "holdout": round(gain_holdout, 4),
@@ -172,7 +165,7 @@ def one(
         "cv_weighted": round(avg_recall(y, challenger, w) - avg_recall(y, champion, w), 4),
         "labels": {c: int((corrections["label"] == c).sum()) for c in LABELS},
         "gate_promoted": bool(promoted), "gate_reason": reason.split(";")[0],
-        "interval95": [low, high], "interval_gate_promoted": bool(by_interval and high >= 0),
+        "interval95": [low, high], "interval_gate_promoted": bool(by_interval),
         "class_f1": {c: [round(judged["champion"]["per_class"][c]["f1"], 4),
                          round(judged["challenger"]["per_class"][c]["f1"], 4),
                          judged["champion"]["per_class"][c]["support"]] for c in present},

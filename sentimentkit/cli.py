@@ -38,7 +38,7 @@ from sentimentkit.feedback.commands import COMMANDS as FEEDBACK_COMMANDS
 from sentimentkit.feedback.commands import add_parsers as add_feedback_parsers
 from sentimentkit.io.storage import join, local_dir, local_input
 from sentimentkit.mlops import CHAMPION, MODEL_NAMES, TFIDF_MODEL
-from sentimentkit.mlops.gate import CLASS_METRICS, JUDGES, Gate
+from sentimentkit.mlops.gate import CLASS_METRICS, DOMAIN_RULES, JUDGES, Gate
 from sentimentkit.redact import install_log_redaction, redact, redact_exception
 
 EPILOG = """examples:
@@ -784,7 +784,8 @@ GATE_OPTIONS: tuple[tuple[tuple[str, ...], str, type, str], ...] = (
      "share of each batch held out for scoring with --judge holdout or --learner refit"),
     (("--folds",), "folds", int, "folds of --judge cv"),
     (("--domain-tolerance",), "domain_tolerance", float,
-     "with --judge cv and the domain learner: the most cross-validated AvgRec the challenger may lose"),
+     "with --judge cv, the domain learner and --domain-rule tolerance: the most cross-validated AvgRec "
+     "the challenger may lose"),
     (("--class-tolerance",), "class_tolerance", float,
      "with --judge cv and the domain learner: the most one class's --class-metric may fall"),
     (("--guard-tolerance",), "guard_tolerance", float,
@@ -808,6 +809,10 @@ def add_retrain_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--class-metric", choices=CLASS_METRICS, default=Gate.class_metric,
                        help="what the class rule limits (default f1: a class the challenger stops "
                        "over-predicting may lose some recall)")  # fmt: skip
+        p.add_argument("--domain-rule", choices=DOMAIN_RULES, default=Gate.domain_rule,
+                       help="with --judge cv and the domain learner: interval (default) keeps the champion only "
+                       "when the corrections show the challenger worse (the whole 95%% interval of its gain below "
+                       "0); tolerance: when its gain is below -(--domain-tolerance)")  # fmt: skip
         p.add_argument("--judge", choices=JUDGES, default=Gate.judge,
                        help="cv: the domain learner judged out of fold on every correction the champion was "
                        "not fitted on, then fitted on all (default); holdout: judged on the held-out share only")  # fmt: skip
@@ -827,7 +832,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     # lazy: pandas and scikit-learn stay out of --help; MLflow (the mlops extra) loads when the registry opens
     from sentimentkit.mlops import retrain
 
-    fields = [field for _, field, _, _ in GATE_OPTIONS] + ["class_metric", "judge"]
+    fields = [field for _, field, _, _ in GATE_OPTIONS] + ["class_metric", "judge", "domain_rule"]
     gate = retrain.Gate(**{field: getattr(args, field) for field in fields})
     common = {
         "data_dir": args.data,

@@ -377,6 +377,34 @@ def test_representative_takes_one_text_per_topic_nearest_its_centre_biggest_firs
     assert len(select_for_review(["!!!", "???"], proba[:2], 1, "representative")) == 1
 
 
+def test_balanced_leans_to_the_topics_the_model_is_unsure_of() -> None:
+    """The same three topics: the model is sure of the much re-posted battery texts and unsure of the
+    rest. `representative` puts battery first (by weight, re-posts count); `balanced` weighs each text
+    by how unsure the model is, so with k = 2 it spends neither label on battery, and with uniform
+    uncertainty it picks what `representative` picks. Deterministic; one text per near-duplicate group."""
+    battery = ["battery dies fast", "battery dies so fast", "the battery dies fast again"]
+    stock = ["$AAPL stock up today", "$AAPL stock up again today"]
+    store = ["new store opens downtown", "new store opens downtown soon"]
+    texts = battery + ["@a battery dies fast http://t.co/x"] * 3 + stock + store
+    sure, unsure = [0.98, 0.01, 0.01], [0.3, 0.4, 0.3]
+    proba = np.asarray([sure if "battery" in t else unsure for t in texts])
+
+    def topics(picked: list[int]) -> list[str]:
+        return [
+            "battery" if "battery" in texts[i] else "stock" if "AAPL" in texts[i] else "store" for i in picked
+        ]
+
+    assert topics(select_for_review(texts, proba, 3, "representative").tolist())[0] == "battery"
+    picked = select_for_review(texts, proba, 2, "balanced").tolist()
+    assert picked == select_for_review(texts, proba, 2, "balanced").tolist()
+    assert sorted(topics(picked)) == ["stock", "store"]
+    uniform = np.tile([0.2, 0.5, 0.3], (len(texts), 1))
+    assert (select_for_review(texts, uniform, 3, "balanced").tolist()
+            == select_for_review(texts, uniform, 3, "representative").tolist())  # fmt: skip
+    everything = select_for_review(texts, proba, 99, "balanced").tolist()
+    assert len({near_duplicate_key(texts[i]) for i in everything}) == len(everything) == 7
+
+
 def test_random_is_seeded_and_without_replacement() -> None:
     a = select_for_review(POOL, PROBA, 4, "random", seed=1)
     assert a.tolist() == select_for_review(POOL, PROBA, 4, "random", seed=1).tolist()
@@ -392,7 +420,7 @@ def test_every_strategy_handles_empty_and_zero(strategy: str) -> None:
 
 def test_bad_strategy_or_inputs_get_one_line() -> None:
     with pytest.raises(
-        ValueError, match="unknown review strategy 'best'; choose one of representative, diverse"
+        ValueError, match="unknown review strategy 'best'; choose one of balanced, representative, diverse"
     ):
         select_for_review(POOL, PROBA, 2, "best")
     with pytest.raises(ValueError, match="6 texts but 2 rows"):

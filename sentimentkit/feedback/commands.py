@@ -53,7 +53,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n", type=int, required=True, help="how many texts")
     p.add_argument("--strategy", choices=QUEUE_STRATEGIES, default=DEFAULT_STRATEGY,
-                   help="representative (default: texts that stand for the rest, one per re-posted text), "
+                   help="balanced (default: texts that stand for the rest, leaning to those the model is unsure "
+                        "of, one per re-posted text), representative (texts that stand for the rest), "
                         "diverse (least sure, spread over wordings), uncertain (least sure), disagree (fast vs "
                         "accurate model), random, frequent (logged most often: what the performance estimate needs)")  # fmt: skip
     p.add_argument("--output", required=True, help="the file to write (never one of the inputs)")
@@ -63,7 +64,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--incoming", default=None, help="the feedback store: leave out texts already labelled there"
     )
-    p.add_argument("--seed", type=int, default=0, help="for --strategy random and representative")
+    p.add_argument("--seed", type=int, default=0, help="for --strategy balanced, representative and random")
 
 
 @contextlib.contextmanager

@@ -7,7 +7,8 @@ labelling round trip needs (`QUEUE_COLUMNS`: `text`, `predicted`, `confidence`, 
 prediction by its request id. All of them need the texts in the log: `SENTIMENTKIT_PREDICTION_LOG_TEXT=
 true` when the predictions were made; without them `NoTextInLogError` says so.
 
-Strategies: `representative` (the default, `feedback.DEFAULT_STRATEGY`), `diverse`, `uncertain`, `random`
+Strategies: `balanced` (the default, `feedback.DEFAULT_STRATEGY`), `representative`, `diverse`, `uncertain`,
+`random`
 (sentimentkit/feedback/review.py, pure functions over texts and probabilities) and `disagree`: the texts on which the fast model and the accurate one
 (models/accurate) disagree most (largest total-variation distance between their probabilities), and
 `frequent`: the texts logged most often (retweets, re-posts), the labels that make the performance

@@ -4,15 +4,20 @@ Every strategy takes the texts and the model's class probabilities for them (row
 as any predictor's `predict_proba` gives) and returns the positions of the `k` texts to review, most
 useful first. Nothing is read or written and no model is called.
 
-- `representative` (the default, `feedback.DEFAULT_STRATEGY`): texts that stand for the pool. One text
+- `balanced` (the default, `feedback.DEFAULT_STRATEGY`): `representative`, with each near-duplicate
+  group weighing its size times how unsure the model is of it (1 - margin): the clusters, and so the
+  labels, lean towards what the domain talks about *and* the model gets wrong (the weighted clustering
+  of Zhdanov 2019, "Diverse mini-batch active learning"). Chosen on development splits of the Apple
+  tweets over `representative` and random, through the whole retrain gate, by a rule stated before
+  the run (benchmarks/gate_bias_dev.md, sections 5-6).
+- `representative` (the default before): texts that stand for the pool. One text
   per near-duplicate group (re-posts and retweets share `data.near_duplicate_key`), embedded as TF-IDF
   of its words reduced to `EMBED_DIMS` dimensions (truncated SVD); k-means with k clusters, each group
   weighing as many texts as it holds; from each cluster the text nearest its centre, biggest clusters
   first. The labels then cover what the domain talks about, in proportion, without re-posts. A pool
   of more than `MAX_CLUSTERED` groups is clustered on a seeded sample of them (a few seconds per
-  20,000). Chosen on
-  development splits of the Apple tweets over `diverse`, `uncertain`, `random` and variants
-  (benchmarks/domain_learning.md, "How the choices were made").
+  20,000). Chosen on development splits of the Apple tweets over `diverse`, `uncertain`, `random` and
+  variants (benchmarks/domain_learning.md, "How the choices were made").
 - `uncertain`: lowest margin first (top probability minus the runner-up): the texts the model is least
   sure about.
 - `diverse`: uncertain, but one text per near-duplicate group (re-posts and retweets of
@@ -48,9 +53,11 @@ __all__ = [
     "select_for_review",
 ]
 
-STRATEGIES = ("representative", "diverse", "uncertain", "random")
-EMBED_DIMS = 100  # representative: dimensions of the reduced TF-IDF the clusters are found in
-MAX_CLUSTERED = 20_000  # representative: a larger pool is clustered on a seeded sample of its groups
+STRATEGIES = ("balanced", "representative", "diverse", "uncertain", "random")
+EMBED_DIMS = 100  # balanced, representative: dimensions of the reduced TF-IDF the clusters are found in
+MAX_CLUSTERED = (
+    20_000  # balanced, representative: a larger pool is clustered on a seeded sample of its groups
+)
 CANDIDATE_FACTOR = 3  # diverse: picks come from the CANDIDATE_FACTOR * k least certain groups
 DIVERSITY = 1.0  # diverse: weight of the similarity to texts already picked against uncertainty
 
@@ -155,14 +162,17 @@ def select_representative(texts: Sequence[str], proba: np.ndarray, k: int, seed:
 
 
 def representative_picks(
-    texts: Sequence[str], proba: np.ndarray, k: int, seed: int = 0
+    texts: Sequence[str], proba: np.ndarray, k: int, seed: int = 0, uncertainty: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """`select_representative`'s picks and, for each, how many texts of the pool it stands for (its
-    cluster's size, each near-duplicate group counted by the texts it holds)."""
+    cluster's size, each near-duplicate group counted by the texts it holds). With `uncertainty`
+    (`balanced`), each group weighs its size times (1 - margin), and the weights are those masses."""
     from sklearn.cluster import KMeans
 
     margin = margins(proba)
     reps, sizes = _group_representatives(texts, margin)
+    if uncertainty:  # the floor keeps a group the model is sure of (margin 1) a member of its cluster
+        sizes = sizes * (1.0 - margin[reps]) + 1e-9
     k = min(max(k, 0), len(reps))
     if k == 0:
         return reps[:0], sizes[:0]
@@ -189,12 +199,14 @@ def select_for_review(
 ) -> np.ndarray:
     """Positions (into `texts`) of the `k` texts to label first under `strategy` (see the module doc).
 
-    Fewer than `k` come back only when there are fewer texts (or, for `representative` and `diverse`,
+    Fewer than `k` come back only when there are fewer texts (or, for `balanced`, `representative` and `diverse`,
     fewer distinct near-duplicate groups). Raises ValueError for an unknown strategy or mismatched inputs.
     """
     proba = np.asarray(proba, dtype=np.float64)
     if len(texts) != len(proba):
         raise ValueError(f"{len(texts)} texts but {len(proba)} rows of probabilities")
+    if strategy == "balanced":
+        return representative_picks(list(texts), proba, k, seed, uncertainty=True)[0]
     if strategy == "representative":
         return select_representative(list(texts), proba, k, seed)
     if strategy == "uncertain":

@@ -8,10 +8,11 @@ from dataclasses import dataclass, fields
 
 from sentimentkit.errors import OptionError
 
-__all__ = ["CLASS_METRICS", "JUDGES", "Gate"]
+__all__ = ["CLASS_METRICS", "DOMAIN_RULES", "JUDGES", "Gate"]
 
 JUDGES = ("cv", "holdout")
 CLASS_METRICS = ("f1", "recall")
+DOMAIN_RULES = ("interval", "tolerance")
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,12 @@ class Gate:
     # on every correction the champion was not fitted on, `folds`-fold; "holdout": the held-out slices only.
     judge: str = "cv"
     folds: int = 5
-    # With judge "cv" the domain rule is non-inferiority: the challenger's cross-validated AvgRec may be
-    # at most this far below the champion's (`decide`; chosen on development splits,
-    # benchmarks/gate_bias_dev.py). With "holdout" the challenger must be better by `margin`.
+    # With judge "cv" the domain rule is non-inferiority (`DOMAIN_RULES`): "interval" keeps the champion
+    # only when the whole 95% paired interval of the challenger's cross-validated AvgRec gain lies below
+    # 0 (the corrections show it worse); "tolerance": when the gain's point estimate is more than
+    # `domain_tolerance` below 0. Both chosen on development splits (benchmarks/gate_bias_dev.md,
+    # sections 2 and 6). With "holdout" the challenger must be better by `margin`.
+    domain_rule: str = "interval"
     domain_tolerance: float = 0.03
     # ... and no class's `class_metric` there may fall by more than this (`max_class_drop` is the limit with
     # "holdout"); chosen the same way (benchmarks/gate_bias_dev.py, "class_limits").
@@ -61,6 +65,10 @@ class Gate:
             raise OptionError(f"--holdout-share must be at least 0 and below 1, not {self.holdout_share}")
         if self.judge not in JUDGES:
             raise OptionError(f"unknown judge {self.judge!r}: choose one of {', '.join(JUDGES)}")
+        if self.domain_rule not in DOMAIN_RULES:
+            raise OptionError(
+                f"unknown domain rule {self.domain_rule!r}: choose one of {', '.join(DOMAIN_RULES)}"
+            )
         if self.class_metric not in CLASS_METRICS:
             raise OptionError(
                 f"unknown class metric {self.class_metric!r}: choose one of {', '.join(CLASS_METRICS)}"

@@ -237,7 +237,8 @@ def score(predictor: Any, frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
-           guard: dict[str, dict[str, Any]] | None = None, non_inferior: bool = False) -> tuple[bool, str]:  # fmt: skip
+           guard: dict[str, dict[str, Any]] | None = None, non_inferior: bool = False,
+           interval: Sequence[float] | None = None) -> tuple[bool, str]:  # fmt: skip
     """(promote?, the reason in words) by the gate's rule.
 
     `champion`/`challenger`: `metrics()` of each on the judged corrections (the user's domain);
@@ -248,12 +249,15 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
        champion's (the point estimate: with 20 judged rows a paired bootstrap interval spans about
        +-10 points, so requiring it to clear 0 would refuse nearly every challenger below ~500
        corrections; `paired_interval` reports it beside the decision). With `non_inferior` (the
-       cross-validated gate, whose challenger was fitted on every label the user gave) it may instead
-       be at most `gate.domain_tolerance` below the champion's: "keep the champion only when the
-       corrections say the challenger is worse". On development splits of the Apple tweets the
-       cross-validated gain on 200-500 corrections was pessimistic by 4 points on average and hardly
-       correlated with the gain on unlabelled texts (r = 0.02-0.24), while 39 of 40 challengers were
-       better there (benchmarks/gate_bias_dev.py);
+       cross-validated gate, whose challenger was fitted on every label the user gave) the rule is
+       instead "keep the champion only when the corrections show the challenger worse": with
+       `gate.domain_rule` "interval" (the default), when the whole 95% paired `interval` of the gain
+       lies below 0; with "tolerance", when the gain is more than `gate.domain_tolerance` below 0. On
+       development splits of the Apple tweets the cross-validated gain on 200-500 corrections was
+       pessimistic by 4 points on average and hardly correlated with the gain on unlabelled texts
+       (r = 0.02-0.24), while 39 of 40 challengers were better there; at 100 corrections (about 10 of
+       them positive) one text moves the estimate by 3 points, and the tolerance kept champions
+       whose challengers were better (benchmarks/gate_bias_dev.md, sections 1 and 6);
     2. no class's `gate.class_metric` (F1 by default: precision and recall together, so a class the
        challenger stops over-predicting is not counted as a loss) on the judged corrections falls by
        more than `gate.max_class_drop` (with `non_inferior`: `gate.class_tolerance`), among the
@@ -275,8 +279,12 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
     judged = {label: drop for label, drop in drops.items()
               if champion["per_class"][label].get("support", gate.min_class_rows) >= gate.min_class_rows}  # fmt: skip
     worst_label = max(judged or drops, key=drops.__getitem__)
+    by_interval = non_inferior and gate.domain_rule == "interval"
+    if by_interval and interval is None:
+        raise ValueError("the interval rule needs the gain's interval (paired_interval)")
     need = -gate.domain_tolerance if non_inferior else gate.margin
-    rule = f"tolerance {gate.domain_tolerance}" if non_inferior else f"margin {gate.margin}"
+    rule = (f"95% interval [{interval[0]:+.4f}, {interval[1]:+.4f}]" if by_interval and interval is not None
+            else f"tolerance {gate.domain_tolerance}" if non_inferior else f"margin {gate.margin}")  # fmt: skip
     numbers = (f"{gate.metric} {champion[gate.metric]:.4f} -> {challenger[gate.metric]:.4f} ({gain:+.4f}, "
                f"{rule}); largest {kind} drop {worst_label} {drops[worst_label]:+.4f} "
                f"(limit {limit})")  # fmt: skip
@@ -291,7 +299,12 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
         guard_drop = guard["champion"]["avg_recall"] - guard["challenger"]["avg_recall"]
         numbers += (f"; guard (validation) avg_recall {guard['champion']['avg_recall']:.4f} -> "
                     f"{guard['challenger']['avg_recall']:.4f} (loss {guard_drop:+.4f}, tolerance {gate.guard_tolerance})")  # fmt: skip
-    if gain < need:
+    if by_interval and interval is not None and interval[1] < 0:
+        return (
+            False,
+            f"kept the champion: the corrections show it worse (its whole 95% interval is below 0); {numbers}",
+        )
+    if not by_interval and gain < need:
         if non_inferior:
             return False, f"kept the champion: worse on the corrections by more than the tolerance; {numbers}"
         return False, f"kept the champion: not better by the margin; {numbers}"
@@ -306,7 +319,8 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
     if n is not None and n < gate.min_heldout:
         return False, (f"kept the champion: too few judged corrections ({n}; the gate needs "
                        f"{gate.min_heldout}): add corrections and run retrain again; {numbers}")  # fmt: skip
-    told = "not worse than the tolerance" if non_inferior else "better by the margin"
+    told = ("not shown worse on the corrections" if by_interval else
+            "not worse than the tolerance" if non_inferior else "better by the margin")  # fmt: skip
     return True, f"promoted: {told} and no class's {kind} drops too much; {numbers}"
 
 
@@ -625,9 +639,12 @@ def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, v
         f"{len(judged)} {judging['set']} (domain), then validation.csv ({len(validation)}) as the guard"
     )
     report["evaluation_rows"] = len(judged)
-    rule = (f"non-inferiority: gain >= -{gate.domain_tolerance}" if non_inferior
+    by_interval = non_inferior and gate.domain_rule == "interval"
+    rule = ("non-inferiority: kept only when the whole 95% interval of the gain is below 0" if by_interval
+            else f"non-inferiority: gain >= -{gate.domain_tolerance}" if non_inferior
             else f"superiority: gain >= {gate.margin}")  # fmt: skip
-    limits = ({"tolerance": gate.domain_tolerance, "class_limit": gate.class_tolerance} if non_inferior
+    limits = ({"class_limit": gate.class_tolerance} if by_interval
+              else {"tolerance": gate.domain_tolerance, "class_limit": gate.class_tolerance} if non_inferior
               else {"margin": gate.margin, "class_limit": gate.max_class_drop})  # fmt: skip
     if not len(judged):
         report["domain"] = {**judging, "rows": 0, "rule": rule, **limits, "needed": gate.min_heldout}
@@ -635,17 +652,19 @@ def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, v
         return False, "kept the champion: no corrections it was not fitted on to judge it on; add corrections"
     scores = {k: metrics(truth, p, labels=present) for k, p in predicted.items()}
     gain = scores["challenger"]["avg_recall"] - scores["champion"]["avg_recall"]
+    interval = paired_interval(truth, predicted["champion"], predicted["challenger"], texts)
     report["domain"] = {**judging, "rows": len(judged), "labels": present,
                         "metric": "avg_recall", "champion": round(scores["champion"]["avg_recall"], 4),
                         "challenger": round(scores["challenger"]["avg_recall"], 4), "gain": round(gain, 4),
                         "rule": rule, **limits, "needed": gate.min_heldout,
-                        "interval95": paired_interval(truth, predicted["champion"], predicted["challenger"], texts),
-                        "interval": f"paired bootstrap over near-duplicate groups, {BOOTSTRAP_REPLICATES} replicates; reported, not gated on"}  # fmt: skip
+                        "interval95": interval,
+                        "interval": f"paired bootstrap over near-duplicate groups, {BOOTSTRAP_REPLICATES} replicates; "
+                                    + ("gated on" if by_interval else "reported, not gated on")}  # fmt: skip
     report["scores"] = {k: {m: v[m] for m in ("avg_recall", "f1_pn", "macro_f1", "accuracy")} |
                         {m: {c: x[m] for c, x in v["per_class"].items()} for m in ("recall", "f1")}
                         for k, v in scores.items()}  # fmt: skip
     report["scores"]["guard"] = {k: round(v["avg_recall"], 4) for k, v in guard.items()}
-    promote, reason = decide(scores["champion"], scores["challenger"], gate, guard, non_inferior)
+    promote, reason = decide(scores["champion"], scores["challenger"], gate, guard, non_inferior, interval)
     report["guard"]["passed"] = report["guard"]["loss"] <= gate.guard_tolerance
     return promote, reason
 

@@ -215,7 +215,9 @@ def test_review_queue_disagree_with_a_second_model(log: Path, tiny_predictor: Pr
     ]
 
 
-@pytest.mark.parametrize("strategy", ["representative", "uncertain", "diverse", "random", "frequent"])
+@pytest.mark.parametrize(
+    "strategy", ["balanced", "representative", "uncertain", "diverse", "random", "frequent"]
+)
 def test_every_strategy_gives_a_queue_of_distinct_logged_texts(log: Path, strategy: str) -> None:
     queue = review_queue(log, 4, strategy)
     assert len(queue) == 4 and queue["text"].is_unique and set(queue["text"]) <= set(TEXTS)
@@ -248,7 +250,7 @@ def test_one_default_review_strategy_everywhere(log: Path, tmp_path: Path, capsy
     from sentimentkit.feedback import DEFAULT_STRATEGY, queue, review
     from sentimentkit.feedback.store import write_corrections
 
-    assert DEFAULT_STRATEGY == "representative"
+    assert DEFAULT_STRATEGY == "balanced"
     defaults = {
         "select_for_review": inspect.signature(review.select_for_review).parameters["strategy"].default,
         "review_queue": inspect.signature(queue.review_queue).parameters["strategy"].default,

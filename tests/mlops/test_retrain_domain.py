@@ -61,22 +61,44 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
     guard["challenger"]["avg_recall"] = 0.60  # a 10-point loss: refused however good on the domain
     promote, reason = decide(worse, better, gate, guard)
     assert not promote and "guard refused" in reason and "loss +0.1000, tolerance 0.03" in reason
-    # The cross-validated gate's rule: not worse than the tolerance (3 points by default).
+    # The cross-validated gate's rule with --domain-rule tolerance: not worse than the tolerance (3 points).
     slightly_worse = {**_scores(0.88, (0.88, 0.88, 0.88)), "n": 20}
     champion_scores = {**_scores(0.90, (0.9, 0.9, 0.9)), "n": 20}
     assert decide(champion_scores, slightly_worse, gate)[0] is False  # superiority: refused
-    promote, reason = decide(champion_scores, slightly_worse, Gate(max_class_drop=0.5), non_inferior=True)
+    by_tolerance = Gate(max_class_drop=0.5, domain_rule="tolerance")
+    promote, reason = decide(champion_scores, slightly_worse, by_tolerance, non_inferior=True)
     assert promote and "not worse than the tolerance" in reason and "tolerance 0.03" in reason
     clearly_worse = {**_scores(0.85, (0.85, 0.85, 0.85)), "n": 20}
-    promote, reason = decide(champion_scores, clearly_worse, Gate(max_class_drop=0.5), non_inferior=True)
+    promote, reason = decide(champion_scores, clearly_worse, by_tolerance, non_inferior=True)
     assert not promote and "worse on the corrections by more than the tolerance" in reason
+    # The default rule, by interval: kept only when the corrections show the challenger worse, the whole
+    # 95% interval of its gain below 0, whatever the point estimate says.
+    promote, reason = decide(
+        champion_scores, clearly_worse, Gate(class_tolerance=0.5), non_inferior=True, interval=(-0.12, 0.01)
+    )
+    assert promote and "not shown worse on the corrections" in reason and "[-0.1200, +0.0100]" in reason
+    promote, reason = decide(
+        champion_scores, slightly_worse, Gate(), non_inferior=True, interval=(-0.05, -0.001)
+    )
+    assert not promote and "the corrections show it worse (its whole 95% interval is below 0)" in reason
+    with pytest.raises(ValueError, match="needs the gain's interval"):  # the rule cannot be half applied
+        decide(champion_scores, slightly_worse, Gate(), non_inferior=True)
+    # The guard and the class rule still hold under the interval rule.
+    promote, reason = decide(worse, better, Gate(), guard, non_inferior=True, interval=(0.1, 0.6))
+    assert not promote and "guard refused" in reason
+    assert decide(worse, better, Gate(), non_inferior=True, interval=(0.1, 0.6))[0] is True
     # A class's F1 may fall by up to Gate.class_tolerance (0.05) under the cross-validated rule,
     # by Gate.max_class_drop (0.02) under the held-out one.
     same = _scores(0.91, (0.91, 0.91, 0.91), f1s=(0.9, 0.9, 0.86))
     for scores in (champion_scores, same):
         for cls in scores["per_class"].values():
             cls["support"] = 60
-    assert decide(champion_scores, {**same, "n": 20}, Gate(), non_inferior=True)[0] is True
+    assert (
+        decide(champion_scores, {**same, "n": 20}, Gate(), non_inferior=True, interval=(-0.1, 0.1))[0] is True
+    )
+    promote, reason = decide(champion_scores, {**_scores(0.91, (0.91, 0.91, 0.91), f1s=(0.9, 0.9, 0.8)), "n": 20},
+                             Gate(), non_inferior=True, interval=(-0.1, 0.1))  # fmt: skip
+    assert not promote and "positive f1 would drop too much" in reason and "(limit 0.05)" in reason
     promote, reason = decide(champion_scores, {**same, "n": 20}, Gate())
     assert not promote and "positive f1 would drop too much" in reason and "(limit 0.02)" in reason
     promote, reason = decide(worse, {**better, "n": 9}, gate)  # 9 held-out corrections: not enough
@@ -102,8 +124,12 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
     assert report["learner"]["rows"] == report["domain"]["rows"] == 100
     assert report["domain"]["folds"] == 5 and report["domain"]["not_judged"] == 0
     assert "5-fold cross-validation" in report["domain"]["method"]
-    assert report["domain"]["rule"] == "non-inferiority: gain >= -0.03"
-    assert report["domain"]["tolerance"] == 0.03 and report["domain"]["class_limit"] == 0.05
+    assert (
+        report["domain"]["rule"]
+        == "non-inferiority: kept only when the whole 95% interval of the gain is below 0"
+    )
+    assert "tolerance" not in report["domain"] and report["domain"]["class_limit"] == 0.05
+    assert report["domain"]["interval"].endswith("; gated on")
     # Anchored on the base training split's texts (the tiny champion's train.csv: fewer than N_ANCHOR).
     train_texts = pd.read_csv(champion / "train.csv")["text"]
     assert report["learner"]["anchor"] == {
@@ -171,6 +197,16 @@ def test_a_later_batch_is_judged_on_what_the_champion_never_saw_and_holdout_judg
     assert out["learner"]["rows"] == 160 - sum(held.values())
     assert out["gate"]["judge"] == "holdout" and out["domain"]["rule"] == "superiority: gain >= 0.002"
     assert out["domain"]["margin"] == 0.002 and out["domain"]["class_limit"] == 0.02
+    # --domain-rule tolerance brings the point-estimate rule back, and the report says which ran (the
+    # champion has learnt all 160 by now: nothing to judge, the rule and its limits still reported).
+    assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "tol"),
+                 "--domain-rule", "tolerance", "--domain-tolerance", "0.04"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["domain"]["rule"] == "non-inferiority: gain >= -0.04" and out["domain"]["tolerance"] == 0.04
+    assert "interval" not in out["domain"]["rule"]
+    with pytest.raises(SystemExit) as stopped:
+        main(["retrain", "--incoming", str(incoming), "--domain-rule", "vibes"])
+    assert stopped.value.code == 2 and "invalid choice: 'vibes'" in capsys.readouterr().err
     assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "x"), "--folds", "1"]) == 2
     assert "at least 2 folds" in capsys.readouterr().err
     bad_values = {("--domain-tolerance", "-0.1"): "--domain-tolerance must be 0 or more",
