@@ -44,7 +44,7 @@ from sentimentkit.feedback.review import (  # noqa: E402
     representative_picks,
     select_for_review,
 )
-from sentimentkit.mlops.retrain import Gate, decide, paired_interval  # noqa: E402
+from sentimentkit.mlops.retrain import Gate, decide, paired_intervals  # noqa: E402
 from sentimentkit.models.pipeline import load_model  # noqa: E402
 from sentimentkit.training.domain import fit_domain_model, out_of_fold  # noqa: E402
 from sentimentkit.training.evaluate import metrics  # noqa: E402
@@ -155,9 +155,14 @@ def one(
     # interval of the gain lies below 0. The class rule and the guard as `decide` has them.
     promoted, reason = decide(judged["champion"], judged["challenger"], Gate(domain_rule="tolerance"), guard,
                               non_inferior=True)  # fmt: skip
-    low, high = paired_interval(y, champion, challenger, corrections["text"].to_numpy()[ok].tolist())
+    intervals = paired_intervals(y, champion, challenger, corrections["text"].to_numpy()[ok].tolist())
+    low, high = intervals["gain"]
     by_interval, _ = decide(judged["champion"], judged["challenger"], Gate(domain_rule="interval"), guard,
                             non_inferior=True, interval=(low, high))  # fmt: skip
+    # Section 7: the class rule by interval too (kept only when a class's F1 is shown to drop by more
+    # than the limit: the whole 95% interval of its drop above it).
+    both, _ = decide(judged["champion"], judged["challenger"], Gate(domain_rule="interval"), guard,
+                     non_inferior=True, interval=(low, high), class_intervals=intervals["drops"])  # fmt: skip
     return {
         "seed": seed, "strategy": strategy, "k": k, "folds": folds,
         "holdout": round(gain_holdout, 4),
@@ -166,6 +171,7 @@ def one(
         "labels": {c: int((corrections["label"] == c).sum()) for c in LABELS},
         "gate_promoted": bool(promoted), "gate_reason": reason.split(";")[0],
         "interval95": [low, high], "interval_gate_promoted": bool(by_interval),
+        "class_drop_intervals": intervals["drops"], "interval_class_gate_promoted": bool(both),
         "class_f1": {c: [round(judged["champion"]["per_class"][c]["f1"], 4),
                          round(judged["challenger"]["per_class"][c]["f1"], 4),
                          judged["champion"]["per_class"][c]["support"]] for c in present},

@@ -238,7 +238,8 @@ def score(predictor: Any, frame: pd.DataFrame) -> dict[str, Any]:
 
 def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
            guard: dict[str, dict[str, Any]] | None = None, non_inferior: bool = False,
-           interval: Sequence[float] | None = None) -> tuple[bool, str]:  # fmt: skip
+           interval: Sequence[float] | None = None,
+           class_intervals: dict[str, Sequence[float]] | None = None) -> tuple[bool, str]:  # fmt: skip
     """(promote?, the reason in words) by the gate's rule.
 
     `champion`/`challenger`: `metrics()` of each on the judged corrections (the user's domain);
@@ -308,7 +309,13 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
         if non_inferior:
             return False, f"kept the champion: worse on the corrections by more than the tolerance; {numbers}"
         return False, f"kept the champion: not better by the margin; {numbers}"
-    if judged and drops[worst_label] > limit:
+    if by_interval and class_intervals is not None:  # shown to drop by more than the limit
+        shown = [label for label in judged if class_intervals.get(label, (0.0, 0.0))[0] > limit]
+        if shown:
+            low, high = class_intervals[shown[0]]
+            return False, (f"kept the champion: {shown[0]} {kind} is shown to drop by more than the limit "
+                           f"(95% interval of the drop [{low:+.4f}, {high:+.4f}]); {numbers}")  # fmt: skip
+    elif judged and drops[worst_label] > limit:
         return False, f"kept the champion: {worst_label} {kind} would drop too much; {numbers}"
     if guard_drop > gate.guard_tolerance:
         return (
@@ -321,7 +328,9 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
                        f"{gate.min_heldout}): add corrections and run retrain again; {numbers}")  # fmt: skip
     told = ("not shown worse on the corrections" if by_interval else
             "not worse than the tolerance" if non_inferior else "better by the margin")  # fmt: skip
-    return True, f"promoted: {told} and no class's {kind} drops too much; {numbers}"
+    classes = ("no class's {kind} is shown to drop by more than the limit" if by_interval and class_intervals is not None
+               else "no class's {kind} drops too much").format(kind=kind)  # fmt: skip
+    return True, f"promoted: {told} and {classes}; {numbers}"
 
 
 def paired_interval(truth: Sequence[str], champion: Sequence[str], challenger: Sequence[str],
@@ -329,6 +338,17 @@ def paired_interval(truth: Sequence[str], champion: Sequence[str], challenger: S
     """95% interval of challenger minus champion AvgRec: a paired bootstrap over near-duplicate groups
     (a re-post and its original are drawn together; both models see the same replicates). A label
     absent from a replicate is left out of both models' AvgRec."""
+    return paired_intervals(truth, champion, challenger, texts, replicates=replicates, seed=seed)["gain"]
+
+
+def paired_intervals(truth: Sequence[str], champion: Sequence[str], challenger: Sequence[str],
+                     texts: Sequence[str], class_metric: str = "f1", replicates: int = BOOTSTRAP_REPLICATES,
+                     seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """`paired_interval`'s bootstrap (the same draws), with each class's drop as well:
+    {"gain": 95% interval of challenger minus champion AvgRec, "drops": {label: 95% interval of champion
+    minus challenger `class_metric` (f1 or recall)}} over the labels in `truth`. A replicate that draws
+    no text of a label leaves that label out of that replicate (an F1 with nothing predicted or true
+    is 0, as in `metrics`)."""
     import numpy as np
 
     y = np.asarray(truth, dtype=object)
@@ -336,18 +356,27 @@ def paired_interval(truth: Sequence[str], champion: Sequence[str], challenger: S
     keys = [near_duplicate_key(t) or f"\x00{i}" for i, t in enumerate(texts)]
     _, inverse = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
     n_groups = int(inverse.max()) + 1 if len(inverse) else 0
+    labels = [label for label in LABELS if (y == label).any()]
     if not n_groups:
-        return [0.0, 0.0]
+        return {"gain": [0.0, 0.0], "drops": {}}
     rng = np.random.default_rng(seed)
-    masks = [(y == label) for label in LABELS]
-    diffs = np.empty(replicates)
-    for r in range(replicates):
-        w = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[inverse].astype(float)
-        gains = [((w * m * (b == lab)).sum() - (w * m * (a == lab)).sum()) / (w * m).sum()
-                 for lab, m in zip(LABELS, masks) if (w * m).sum() > 0]  # fmt: skip
-        diffs[r] = float(np.mean(gains)) if gains else 0.0
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return [round(float(low), 4), round(float(high), 4)]
+    weights = np.vstack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[inverse]
+                         for _ in range(replicates)]).astype(float)  # fmt: skip
+    recalls, drops = {}, {}
+    for label in labels:
+        true = weights @ (y == label)
+        hits = {m: weights @ ((y == label) & (p == label)) for m, p in (("a", a), ("b", b))}
+        said = {m: weights @ (p == label) for m, p in (("a", a), ("b", b))}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = {m: np.where(true > 0, hits[m] / true, np.nan) for m in hits}
+            f1 = {m: np.where(true + said[m] > 0, 2 * hits[m] / (true + said[m]), 0.0) for m in hits}
+        recalls[label] = recall["b"] - recall["a"]
+        score = f1 if class_metric == "f1" else recall
+        drop = np.where(true > 0, score["a"] - score["b"], np.nan)
+        drops[label] = [round(float(x), 4) for x in np.nanpercentile(drop, [2.5, 97.5])]
+    gains = np.nanmean(np.vstack([recalls[label] for label in labels]), axis=0)
+    low, high = np.percentile(gains, [2.5, 97.5])
+    return {"gain": [round(float(low), 4), round(float(high), 4)], "drops": drops}
 
 
 def load_accepted(state: str, manifest: dict[str, Any], kind: str) -> pd.DataFrame:
