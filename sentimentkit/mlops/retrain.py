@@ -264,7 +264,10 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
        more than `gate.max_class_drop` (with `non_inferior`: `gate.class_tolerance`), among the
        classes with at least `gate.min_class_rows` judged rows (50 by default: with fewer, one text
        moves the class's score by more than a few-point limit; the guard below still checks general
-       skill);
+       skill). With the interval rule and `class_intervals` (each class's 95% interval of the drop,
+       `paired_intervals`), a class keeps the champion only when its whole interval lies above the
+       limit: on about 50 positives the 95% interval of an F1 drop spans 17 points on average
+       (benchmarks/gate_bias_dev.md, section 7);
     3. guard: its AvgRec on SemEval validation is at most `gate.guard_tolerance` below the champion's
        (a model much better on the user's domain is not refused for a small loss on 2016 tweets, but
        one that forgets general sentiment is).
@@ -681,19 +684,23 @@ def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, v
         return False, "kept the champion: no corrections it was not fitted on to judge it on; add corrections"
     scores = {k: metrics(truth, p, labels=present) for k, p in predicted.items()}
     gain = scores["challenger"]["avg_recall"] - scores["champion"]["avg_recall"]
-    interval = paired_interval(truth, predicted["champion"], predicted["challenger"], texts)
+    intervals = paired_intervals(
+        truth, predicted["champion"], predicted["challenger"], texts, gate.class_metric
+    )
+    interval = intervals["gain"]
     report["domain"] = {**judging, "rows": len(judged), "labels": present,
                         "metric": "avg_recall", "champion": round(scores["champion"]["avg_recall"], 4),
                         "challenger": round(scores["challenger"]["avg_recall"], 4), "gain": round(gain, 4),
                         "rule": rule, **limits, "needed": gate.min_heldout,
-                        "interval95": interval,
+                        "interval95": interval, f"{gate.class_metric}_drop_interval95": intervals["drops"],
                         "interval": f"paired bootstrap over near-duplicate groups, {BOOTSTRAP_REPLICATES} replicates; "
                                     + ("gated on" if by_interval else "reported, not gated on")}  # fmt: skip
     report["scores"] = {k: {m: v[m] for m in ("avg_recall", "f1_pn", "macro_f1", "accuracy")} |
                         {m: {c: x[m] for c, x in v["per_class"].items()} for m in ("recall", "f1")}
                         for k, v in scores.items()}  # fmt: skip
     report["scores"]["guard"] = {k: round(v["avg_recall"], 4) for k, v in guard.items()}
-    promote, reason = decide(scores["champion"], scores["challenger"], gate, guard, non_inferior, interval)
+    promote, reason = decide(scores["champion"], scores["challenger"], gate, guard, non_inferior, interval,
+                             intervals["drops"] if by_interval else None)  # fmt: skip
     report["guard"]["passed"] = report["guard"]["loss"] <= gate.guard_tolerance
     return promote, reason
 

@@ -15,7 +15,7 @@ import pytest
 
 from sentimentkit.data import near_duplicate_key
 from sentimentkit.mlops import CHAMPION, TFIDF_MODEL, registry, retrain
-from sentimentkit.mlops.retrain import Gate, decide
+from sentimentkit.mlops.retrain import Gate, decide, paired_interval, paired_intervals
 from tests.mlops.test_retrain import _scores, batch_frame, champion  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.usefixtures("registry_env")
@@ -83,6 +83,20 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
     assert not promote and "the corrections show it worse (its whole 95% interval is below 0)" in reason
     with pytest.raises(ValueError, match="needs the gain's interval"):  # the rule cannot be half applied
         decide(champion_scores, slightly_worse, Gate(), non_inferior=True)
+    # With the class drops' intervals, a class is refused only when its drop is shown to pass the limit.
+    f1_drop = {**_scores(0.91, (0.91, 0.91, 0.91), f1s=(0.9, 0.9, 0.8)), "n": 20}
+    judged_champion = {**_scores(0.90, (0.9, 0.9, 0.9)), "n": 20}
+    for cls in judged_champion["per_class"].values():
+        cls["support"] = 60
+    unsure = {"negative": [-0.1, 0.1], "neutral": [-0.1, 0.1], "positive": [-0.02, 0.2]}
+    promote, reason = decide(judged_champion, f1_drop, Gate(), non_inferior=True, interval=(-0.1, 0.1),
+                             class_intervals=unsure)  # fmt: skip
+    assert promote and "no class's f1 is shown to drop by more than the limit" in reason
+    shown = {**unsure, "positive": [0.06, 0.2]}
+    promote, reason = decide(judged_champion, f1_drop, Gate(), non_inferior=True, interval=(-0.1, 0.1),
+                             class_intervals=shown)  # fmt: skip
+    assert not promote and "positive f1 is shown to drop by more than the limit" in reason
+    assert "[+0.0600, +0.2000]" in reason
     # The guard and the class rule still hold under the interval rule.
     promote, reason = decide(worse, better, Gate(), guard, non_inferior=True, interval=(0.1, 0.6))
     assert not promote and "guard refused" in reason
@@ -103,6 +117,26 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
     assert not promote and "positive f1 would drop too much" in reason and "(limit 0.02)" in reason
     promote, reason = decide(worse, {**better, "n": 9}, gate)  # 9 held-out corrections: not enough
     assert not promote and "too few judged corrections (9; the gate needs 10)" in reason
+
+
+def test_paired_intervals_give_the_gain_and_each_class_drop_from_the_same_draws() -> None:
+    """Hand cases: identical answers give zero-width intervals; a challenger that finds every
+    positive the champion missed gains and its positive F1 drop is -1 in every replicate; the gain
+    interval is `paired_interval`'s; re-posts are drawn together (a text and its re-post: one group)."""
+    truth = ["positive"] * 4 + ["negative"] * 4 + ["neutral"] * 4
+    texts = [f"tweet number {i}" for i in range(12)]
+    same = paired_intervals(truth, truth, truth, texts)
+    assert same == {
+        "gain": [0.0, 0.0],
+        "drops": {"negative": [0.0, 0.0], "neutral": [0.0, 0.0], "positive": [0.0, 0.0]},
+    }
+    missed = ["neutral"] * 4 + truth[4:]  # misses every positive
+    found = paired_intervals(truth, missed, truth, texts)
+    assert found["drops"]["positive"] == [-1.0, -1.0] and found["drops"]["negative"] == [0.0, 0.0]
+    assert found["gain"][0] > 0 and found["gain"] == paired_interval(truth, missed, truth, texts)
+    recall = paired_intervals(truth, missed, truth, texts, class_metric="recall")
+    assert recall["drops"]["positive"] == [-1.0, -1.0] and recall["gain"] == found["gain"]
+    assert paired_intervals([], [], [], []) == {"gain": [0.0, 0.0], "drops": {}}
 
 
 def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_explains(
@@ -130,6 +164,9 @@ def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_exp
     )
     assert "tolerance" not in report["domain"] and report["domain"]["class_limit"] == 0.05
     assert report["domain"]["interval"].endswith("; gated on")
+    # Each class's F1 drop with its interval, from the same bootstrap (the class rule by interval).
+    drops = report["domain"]["f1_drop_interval95"]
+    assert set(drops) == set(report["domain"]["labels"]) and all(low <= high for low, high in drops.values())
     # Anchored on the base training split's texts (the tiny champion's train.csv: fewer than N_ANCHOR).
     train_texts = pd.read_csv(champion / "train.csv")["text"]
     assert report["learner"]["anchor"] == {
