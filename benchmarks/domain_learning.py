@@ -5,7 +5,7 @@ Protocol (results: benchmarks/domain_learning.md, raw numbers: domain_learning.j
   (`data.near_duplicate_key`: re-posts and retweets share one) go wholly to the pool (60%) or the holdout
   (40%), per seed (`SEEDS`).
 - From the pool, k = 100 / 200 / 500 texts are chosen by each review strategy (`feedback.review`:
-  representative = the default, diverse, uncertain, random) using the committed model's
+  representative = the default then, diverse, uncertain, random) using the committed model's
   probabilities; their crowd labels play the corrections.
 - Learners, each fitted on the corrections (the holdout is never seen; every hyperparameter was frozen
   on development splits, seeds 100-109, by benchmarks/domain_learning_dev.py before this ran):

@@ -787,7 +787,8 @@ GATE_OPTIONS: tuple[tuple[tuple[str, ...], str, type, str], ...] = (
      "with --judge cv, the domain learner and --domain-rule tolerance: the most cross-validated AvgRec "
      "the challenger may lose"),
     (("--class-tolerance",), "class_tolerance", float,
-     "with --judge cv and the domain learner: the most one class's --class-metric may fall"),
+     "with --judge cv and the domain learner: the most one class's --class-metric may fall (with "
+     "--domain-rule interval: refused only when the whole 95%% interval of the drop is above it)"),
     (("--guard-tolerance",), "guard_tolerance", float,
      "most AvgRec the challenger may lose on SemEval validation, the guard"),
 )  # fmt: skip

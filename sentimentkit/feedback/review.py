@@ -8,8 +8,8 @@ useful first. Nothing is read or written and no model is called.
   group weighing its size times how unsure the model is of it (1 - margin): the clusters, and so the
   labels, lean towards what the domain talks about *and* the model gets wrong (the weighted clustering
   of Zhdanov 2019, "Diverse mini-batch active learning"). Chosen on development splits of the Apple
-  tweets over `representative` and random, through the whole retrain gate, by a rule stated before
-  the run (benchmarks/gate_bias_dev.md, sections 5-6).
+  tweets over `representative` and random, through the whole retrain gate, by rules stated before
+  each run; the gate itself changed between them (benchmarks/gate_bias_dev.md, sections 5-7).
 - `representative` (the default before): texts that stand for the pool. One text
   per near-duplicate group (re-posts and retweets share `data.near_duplicate_key`), embedded as TF-IDF
   of its words reduced to `EMBED_DIMS` dimensions (truncated SVD); k-means with k clusters, each group
@@ -171,8 +171,8 @@ def representative_picks(
 
     margin = margins(proba)
     reps, sizes = _group_representatives(texts, margin)
-    if uncertainty:  # the floor keeps a group the model is sure of (margin 1) a member of its cluster
-        sizes = sizes * (1.0 - margin[reps]) + 1e-9
+    if uncertainty:  # the floor keeps a group the model is sure of (margin 1) weighing by its size
+        sizes = sizes * (1.0 - margin[reps] + 1e-6)
     k = min(max(k, 0), len(reps))
     if k == 0:
         return reps[:0], sizes[:0]
@@ -182,6 +182,7 @@ def representative_picks(
     if len(reps) > MAX_CLUSTERED:  # a few seconds per 20,000 groups; a sample stands for a big log
         keep = np.sort(np.random.default_rng(seed).choice(len(reps), MAX_CLUSTERED, replace=False))
         reps, sizes = reps[keep], sizes[keep]
+        k = min(k, len(reps))
     emb = _embed([texts[i] for i in reps.tolist()], seed)
     km = KMeans(k, n_init=1, random_state=seed).fit(emb, sample_weight=sizes)
     picks, weights = [], []
@@ -205,6 +206,8 @@ def select_for_review(
     proba = np.asarray(proba, dtype=np.float64)
     if len(texts) != len(proba):
         raise ValueError(f"{len(texts)} texts but {len(proba)} rows of probabilities")
+    if proba.size and not (np.isfinite(proba).all() and (proba >= 0).all()):
+        raise ValueError("the probabilities must be finite and not negative (a model's predict_proba)")
     if strategy == "balanced":
         return representative_picks(list(texts), proba, k, seed, uncertainty=True)[0]
     if strategy == "representative":

@@ -45,7 +45,8 @@ class Gate:
     domain_rule: str = "interval"
     domain_tolerance: float = 0.03
     # ... and no class's `class_metric` there may fall by more than this (`max_class_drop` is the limit with
-    # "holdout"); chosen the same way (benchmarks/gate_bias_dev.py, "class_limits").
+    # "holdout"); chosen the same way (benchmarks/gate_bias_dev.py, "class_limits"). Under "interval" a
+    # class keeps the champion only when the whole 95% interval of its drop lies above this limit.
     class_tolerance: float = 0.05
 
     def check(self) -> Gate:
@@ -68,6 +69,11 @@ class Gate:
         if self.domain_rule not in DOMAIN_RULES:
             raise OptionError(
                 f"unknown domain rule {self.domain_rule!r}: choose one of {', '.join(DOMAIN_RULES)}"
+            )
+        if self.domain_rule == "interval" and self.domain_tolerance != Gate.domain_tolerance:
+            raise OptionError(
+                "--domain-tolerance applies with --domain-rule tolerance; the default rule (interval) has no "
+                "tolerance: add --domain-rule tolerance or leave --domain-tolerance out"
             )
         if self.class_metric not in CLASS_METRICS:
             raise OptionError(

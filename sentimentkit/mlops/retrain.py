@@ -35,8 +35,9 @@
    each answered by the same recipe fitted on every other correction), and the model promoted is the
    one fitted on all of them: the gate judges the recipe on every label given, not on a 20% slice
    (with 500 corrections that slice is ~96 texts, whose AvgRec moves by +-10 points; it refused better
-   challengers, benchmarks/feedback_loop.md); the rule is then non-inferiority (`Gate.domain_tolerance`,
-   `Gate.class_tolerance`, chosen on development splits: benchmarks/gate_bias_dev.md). With "holdout"
+   challengers, benchmarks/feedback_loop.md); the rule is then non-inferiority (`Gate.domain_rule`
+   "interval" by default: the champion is kept only when the corrections show the challenger worse,
+   `paired_intervals`; chosen on development splits: benchmarks/gate_bias_dev.md). With "holdout"
    (always with `refit`, which would take minutes per fold) they are the held-out slices, answered by
    the challenger itself, and the challenger must be better by `Gate.margin`.
 5. The decision and its numbers go to the registry (tags on the challenger version) and to a JSON report
@@ -60,6 +61,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -95,6 +97,7 @@ Log = Callable[[str], None]
 LEARNERS = ("domain", "refit")
 DEFAULT_LEARNER = "domain"
 BOOTSTRAP_REPLICATES = 1000
+_CHUNK = 100  # paired_intervals draws this many bootstrap replicates at a time
 
 
 # --- the manifest ------------------------------------------------------------------------------------
@@ -284,14 +287,23 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
               if champion["per_class"][label].get("support", gate.min_class_rows) >= gate.min_class_rows}  # fmt: skip
     worst_label = max(judged or drops, key=drops.__getitem__)
     by_interval = non_inferior and gate.domain_rule == "interval"
-    if by_interval and interval is None:
-        raise ValueError("the interval rule needs the gain's interval (paired_interval)")
+    if by_interval and (interval is None or len(interval) != 2):
+        raise ValueError("the interval rule needs the gain's interval (paired_interval): (low, high)")
+    if by_interval and class_intervals is not None:
+        missing = [label for label in judged if label not in class_intervals]
+        if missing:
+            raise ValueError(
+                f"the class rule by interval needs each judged class's interval; none for {missing}"
+            )
     need = -gate.domain_tolerance if non_inferior else gate.margin
     rule = (f"95% interval [{interval[0]:+.4f}, {interval[1]:+.4f}]" if by_interval and interval is not None
             else f"tolerance {gate.domain_tolerance}" if non_inferior else f"margin {gate.margin}")  # fmt: skip
+    by_class_interval = by_interval and class_intervals is not None
+    shown_as = (f"95% interval [{class_intervals[worst_label][0]:+.4f}, {class_intervals[worst_label][1]:+.4f}], "
+                f"refused only when wholly above the limit {limit}" if by_class_interval and worst_label in judged
+                else f"limit {limit}")  # fmt: skip
     numbers = (f"{gate.metric} {champion[gate.metric]:.4f} -> {challenger[gate.metric]:.4f} ({gain:+.4f}, "
-               f"{rule}); largest {kind} drop {worst_label} {drops[worst_label]:+.4f} "
-               f"(limit {limit})")  # fmt: skip
+               f"{rule}); largest {kind} drop {worst_label} {drops[worst_label]:+.4f} ({shown_as})")  # fmt: skip
     if len(judged) < len(drops):
         small = ", ".join(f"{label} {champion['per_class'][label].get('support')}" for label in drops
                           if label not in judged)  # fmt: skip
@@ -303,6 +315,8 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
         guard_drop = guard["champion"]["avg_recall"] - guard["challenger"]["avg_recall"]
         numbers += (f"; guard (validation) avg_recall {guard['champion']['avg_recall']:.4f} -> "
                     f"{guard['challenger']['avg_recall']:.4f} (loss {guard_drop:+.4f}, tolerance {gate.guard_tolerance})")  # fmt: skip
+    if by_interval and interval is not None and not all(math.isfinite(x) for x in interval):
+        return False, f"kept the champion: the interval of the gain could not be computed; {numbers}"
     if by_interval and interval is not None and interval[1] < 0:
         return (
             False,
@@ -312,11 +326,14 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
         if non_inferior:
             return False, f"kept the champion: worse on the corrections by more than the tolerance; {numbers}"
         return False, f"kept the champion: not better by the margin; {numbers}"
-    if by_interval and class_intervals is not None:  # shown to drop by more than the limit
-        shown = [label for label in judged if class_intervals.get(label, (0.0, 0.0))[0] > limit]
+    if by_class_interval:  # shown to drop by more than the limit (an interval that is not a number: kept)
+        shown = [label for label in judged if not class_intervals[label][0] <= limit]
         if shown:
-            low, high = class_intervals[shown[0]]
-            return False, (f"kept the champion: {shown[0]} {kind} is shown to drop by more than the limit "
+            label = max(
+                shown, key=lambda c: -math.inf if math.isnan(class_intervals[c][0]) else class_intervals[c][0]
+            )
+            low, high = class_intervals[label]
+            return False, (f"kept the champion: {label} {kind} is shown to drop by more than the limit "
                            f"(95% interval of the drop [{low:+.4f}, {high:+.4f}]); {numbers}")  # fmt: skip
     elif judged and drops[worst_label] > limit:
         return False, f"kept the champion: {worst_label} {kind} would drop too much; {numbers}"
@@ -331,7 +348,7 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
                        f"{gate.min_heldout}): add corrections and run retrain again; {numbers}")  # fmt: skip
     told = ("not shown worse on the corrections" if by_interval else
             "not worse than the tolerance" if non_inferior else "better by the margin")  # fmt: skip
-    classes = ("no class's {kind} is shown to drop by more than the limit" if by_interval and class_intervals is not None
+    classes = ("no class's {kind} is shown to drop by more than the limit" if by_class_interval
                else "no class's {kind} drops too much").format(kind=kind)  # fmt: skip
     return True, f"promoted: {told} and {classes}; {numbers}"
 
@@ -349,37 +366,54 @@ def paired_intervals(truth: Sequence[str], champion: Sequence[str], challenger: 
                      seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """`paired_interval`'s bootstrap (the same draws), with each class's drop as well:
     {"gain": 95% interval of challenger minus champion AvgRec, "drops": {label: 95% interval of champion
-    minus challenger `class_metric` (f1 or recall)}} over the labels in `truth`. A replicate that draws
+    minus challenger `class_metric` (f1 or recall)}} over the LABELS in `truth`. A replicate that draws
     no text of a label leaves that label out of that replicate (an F1 with nothing predicted or true
-    is 0, as in `metrics`)."""
+    is 0, as in `metrics`). Memory grows with the near-duplicate groups, not replicates x rows: the
+    replicates are drawn in chunks of `_CHUNK` and counted per group."""
     import numpy as np
 
+    if class_metric not in ("f1", "recall"):
+        raise ValueError(f"class_metric must be f1 or recall, not {class_metric!r}")
+    if not len(truth) == len(champion) == len(challenger) == len(texts):
+        raise ValueError("truth, champion, challenger and texts must be the same length")
     y = np.asarray(truth, dtype=object)
     a, b = np.asarray(champion, dtype=object), np.asarray(challenger, dtype=object)
     keys = [near_duplicate_key(t) or f"\x00{i}" for i, t in enumerate(texts)]
     _, inverse = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
     n_groups = int(inverse.max()) + 1 if len(inverse) else 0
     labels = [label for label in LABELS if (y == label).any()]
-    if not n_groups:
+    if not n_groups or not labels:
         return {"gain": [0.0, 0.0], "drops": {}}
+
+    def per_group(mask: np.ndarray) -> np.ndarray:  # rows of each group where `mask` holds
+        return np.bincount(inverse, weights=mask.astype(float), minlength=n_groups)
+
+    counts = {label: {"true": per_group(y == label),
+                      **{f"hit_{m}": per_group((y == label) & (p == label)) for m, p in (("a", a), ("b", b))},
+                      **{f"said_{m}": per_group(p == label) for m, p in (("a", a), ("b", b))}}
+              for label in labels}  # fmt: skip
     rng = np.random.default_rng(seed)
-    weights = np.vstack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[inverse]
-                         for _ in range(replicates)]).astype(float)  # fmt: skip
-    recalls, drops = {}, {}
-    for label in labels:
-        true = weights @ (y == label)
-        hits = {m: weights @ ((y == label) & (p == label)) for m, p in (("a", a), ("b", b))}
-        said = {m: weights @ (p == label) for m, p in (("a", a), ("b", b))}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recall = {m: np.where(true > 0, hits[m] / true, np.nan) for m in hits}
-            f1 = {m: np.where(true + said[m] > 0, 2 * hits[m] / (true + said[m]), 0.0) for m in hits}
-        recalls[label] = recall["b"] - recall["a"]
-        score = f1 if class_metric == "f1" else recall
-        drop = np.where(true > 0, score["a"] - score["b"], np.nan)
-        drops[label] = [round(float(x), 4) for x in np.nanpercentile(drop, [2.5, 97.5])]
-    gains = np.nanmean(np.vstack([recalls[label] for label in labels]), axis=0)
-    low, high = np.percentile(gains, [2.5, 97.5])
-    return {"gain": [round(float(low), 4), round(float(high), 4)], "drops": drops}
+    gains, drops = [], {label: [] for label in labels}
+    for start in range(0, replicates, _CHUNK):
+        draws = np.vstack([np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+                           for _ in range(min(_CHUNK, replicates - start))]).astype(float)  # fmt: skip
+        recall_gain = []
+        for label in labels:
+            c = {name: draws @ v for name, v in counts[label].items()}
+            with np.errstate(invalid="ignore", divide="ignore"):
+                recall = {m: np.where(c["true"] > 0, c[f"hit_{m}"] / c["true"], np.nan) for m in "ab"}
+                f1 = {m: np.where(c["true"] + c[f"said_{m}"] > 0,
+                                  2 * c[f"hit_{m}"] / (c["true"] + c[f"said_{m}"]), 0.0) for m in "ab"}  # fmt: skip
+            recall_gain.append(recall["b"] - recall["a"])
+            score = f1 if class_metric == "f1" else recall
+            drops[label].append(np.where(c["true"] > 0, score["a"] - score["b"], np.nan))
+        gains.append(np.nanmean(np.vstack(recall_gain), axis=0))
+    low, high = np.percentile(np.concatenate(gains), [2.5, 97.5])
+    return {
+        "gain": [round(float(low), 4), round(float(high), 4)],
+        "drops": {label: [round(float(x), 4) for x in np.nanpercentile(np.concatenate(d), [2.5, 97.5])]
+                  for label, d in drops.items()},
+    }  # fmt: skip
 
 
 def load_accepted(state: str, manifest: dict[str, Any], kind: str) -> pd.DataFrame:
@@ -675,7 +709,7 @@ def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, v
     rule = ("non-inferiority: kept only when the whole 95% interval of the gain is below 0" if by_interval
             else f"non-inferiority: gain >= -{gate.domain_tolerance}" if non_inferior
             else f"superiority: gain >= {gate.margin}")  # fmt: skip
-    limits = ({"class_limit": gate.class_tolerance} if by_interval
+    limits = ({"class_limit": gate.class_tolerance, "class_rule": "interval"} if by_interval
               else {"tolerance": gate.domain_tolerance, "class_limit": gate.class_tolerance} if non_inferior
               else {"margin": gate.margin, "class_limit": gate.max_class_drop})  # fmt: skip
     if not len(judged):

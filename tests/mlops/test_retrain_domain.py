@@ -81,6 +81,22 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
         champion_scores, slightly_worse, Gate(), non_inferior=True, interval=(-0.05, -0.001)
     )
     assert not promote and "the corrections show it worse (its whole 95% interval is below 0)" in reason
+    # An interval that is not a number keeps the champion (never a silent pass); a judged class missing
+    # from the class intervals is a caller's error.
+    promote, reason = decide(champion_scores, slightly_worse, Gate(), non_inferior=True,
+                             interval=(float("nan"), float("nan")))  # fmt: skip
+    assert not promote and "the interval of the gain could not be computed" in reason
+    with pytest.raises(ValueError, match="needs each judged class's interval; none for"):
+        decide(
+            champion_scores,
+            slightly_worse,
+            Gate(),
+            non_inferior=True,
+            interval=(-0.1, 0.1),
+            class_intervals={},
+        )
+    with pytest.raises(ValueError, match="needs the gain's interval"):
+        decide(champion_scores, slightly_worse, Gate(), non_inferior=True, interval=())
     with pytest.raises(ValueError, match="needs the gain's interval"):  # the rule cannot be half applied
         decide(champion_scores, slightly_worse, Gate(), non_inferior=True)
     # With the class drops' intervals, a class is refused only when its drop is shown to pass the limit.
@@ -97,6 +113,14 @@ def test_gate_rule_with_the_guard_and_the_smallest_holdout() -> None:
                              class_intervals=shown)  # fmt: skip
     assert not promote and "positive f1 is shown to drop by more than the limit" in reason
     assert "[+0.0600, +0.2000]" in reason
+    # Two classes shown to drop: the message names the one with the larger proven drop.
+    two = {**shown, "neutral": [0.09, 0.3]}
+    promote, reason = decide(judged_champion, f1_drop, Gate(), non_inferior=True, interval=(-0.1, 0.1),
+                             class_intervals=two)  # fmt: skip
+    assert not promote and "kept the champion: neutral f1 is shown to drop" in reason
+    nan_class = {**unsure, "positive": [float("nan"), float("nan")]}
+    assert not decide(judged_champion, f1_drop, Gate(), non_inferior=True, interval=(-0.1, 0.1),
+                      class_intervals=nan_class)[0]  # fmt: skip
     # The guard and the class rule still hold under the interval rule.
     promote, reason = decide(worse, better, Gate(), guard, non_inferior=True, interval=(0.1, 0.6))
     assert not promote and "guard refused" in reason
@@ -137,6 +161,11 @@ def test_paired_intervals_give_the_gain_and_each_class_drop_from_the_same_draws(
     recall = paired_intervals(truth, missed, truth, texts, class_metric="recall")
     assert recall["drops"]["positive"] == [-1.0, -1.0] and recall["gain"] == found["gain"]
     assert paired_intervals([], [], [], []) == {"gain": [0.0, 0.0], "drops": {}}
+    assert paired_intervals(["other"], ["other"], ["other"], ["x"]) == {"gain": [0.0, 0.0], "drops": {}}
+    with pytest.raises(ValueError, match="same length"):
+        paired_intervals(truth, missed[:3], truth, texts)
+    with pytest.raises(ValueError, match="class_metric must be f1 or recall"):
+        paired_intervals(truth, missed, truth, texts, class_metric="precision")
 
 
 def test_domain_learner_promotes_on_100_corrections_and_the_model_serves_and_explains(
@@ -241,6 +270,10 @@ def test_a_later_batch_is_judged_on_what_the_champion_never_saw_and_holdout_judg
     out = json.loads(capsys.readouterr().out)
     assert out["domain"]["rule"] == "non-inferiority: gain >= -0.04" and out["domain"]["tolerance"] == 0.04
     assert "interval" not in out["domain"]["rule"]
+    # --domain-tolerance under the default rule would do nothing: refused in one line, exit 2.
+    assert main(["retrain", "--incoming", str(incoming), "--state", str(tmp_path / "t2"),
+                 "--domain-tolerance", "0.05"]) == 2  # fmt: skip
+    assert "--domain-tolerance applies with --domain-rule tolerance" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
         main(["retrain", "--incoming", str(incoming), "--domain-rule", "vibes"])
     assert stopped.value.code == 2 and "invalid choice: 'vibes'" in capsys.readouterr().err
