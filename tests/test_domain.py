@@ -407,10 +407,11 @@ def test_balanced_leans_to_the_topics_the_model_is_unsure_of() -> None:
     for broken in (np.where(np.arange(len(texts))[:, None] == 2, np.nan, proba), -proba):
         with pytest.raises(ValueError, match="must be finite and not negative"):
             select_for_review(texts, broken, 2, "balanced")
-    # A model sure of everything (margin 1): re-posts still count, the most posted topic first.
+    # A model sure of everything (margin 1): representative's picks (re-posts count, battery first).
     certain = np.tile([1.0, 0.0, 0.0], (len(texts), 1))
-    first = select_for_review(texts, certain, 3, "balanced").tolist()[0]
-    assert "battery" in texts[first]
+    assert (select_for_review(texts, certain, 3, "balanced").tolist()
+            == select_for_review(texts, certain, 3, "representative").tolist())  # fmt: skip
+    assert "battery" in texts[select_for_review(texts, certain, 3, "balanced")[0]]
 
 
 def test_random_is_seeded_and_without_replacement() -> None:

@@ -171,8 +171,9 @@ def representative_picks(
 
     margin = margins(proba)
     reps, sizes = _group_representatives(texts, margin)
-    if uncertainty:  # the floor keeps a group the model is sure of (margin 1) weighing by its size
-        sizes = sizes * (1.0 - margin[reps] + 1e-6)
+    unsure = 1.0 - margin[reps]
+    if uncertainty and unsure.any():  # (a model sure of every text: representative's weights)
+        sizes = sizes * unsure + 1e-9  # the floor keeps a group the model is sure of in its cluster
     k = min(max(k, 0), len(reps))
     if k == 0:
         return reps[:0], sizes[:0]
