@@ -55,9 +55,7 @@ __all__ = [
 
 STRATEGIES = ("balanced", "representative", "diverse", "uncertain", "random")
 EMBED_DIMS = 100  # balanced, representative: dimensions of the reduced TF-IDF the clusters are found in
-MAX_CLUSTERED = (
-    20_000  # balanced, representative: a larger pool is clustered on a seeded sample of its groups
-)
+MAX_CLUSTERED = 20_000  # balanced, representative: a bigger pool is clustered on a sample of its groups
 CANDIDATE_FACTOR = 3  # diverse: picks come from the CANDIDATE_FACTOR * k least certain groups
 DIVERSITY = 1.0  # diverse: weight of the similarity to texts already picked against uncertainty
 

@@ -49,6 +49,11 @@ class Gate:
     # class keeps the champion only when the whole 95% interval of its drop lies above this limit.
     class_tolerance: float = 0.05
 
+    def by_interval(self, non_inferior: bool) -> bool:
+        """Whether the domain and class rules go by interval: the cross-validated (non-inferiority)
+        gate with `domain_rule` "interval"."""
+        return non_inferior and self.domain_rule == "interval"
+
     def check(self) -> Gate:
         """This gate, or OptionError (one line, naming the CLI option) for a value no run could use:
         `retrain` and `watch` check before they read anything."""

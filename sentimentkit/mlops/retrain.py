@@ -286,7 +286,7 @@ def decide(champion: dict[str, Any], challenger: dict[str, Any], gate: Gate,
     judged = {label: drop for label, drop in drops.items()
               if champion["per_class"][label].get("support", gate.min_class_rows) >= gate.min_class_rows}  # fmt: skip
     worst_label = max(judged or drops, key=drops.__getitem__)
-    by_interval = non_inferior and gate.domain_rule == "interval"
+    by_interval = gate.by_interval(non_inferior)
     if by_interval and (interval is None or len(interval) != 2):
         raise ValueError("the interval rule needs the gain's interval (paired_interval): (low, high)")
     if by_interval and class_intervals is not None:
@@ -705,7 +705,7 @@ def _judge(champion: Any, judged: pd.DataFrame, answers: Sequence[str] | None, v
         f"{len(judged)} {judging['set']} (domain), then validation.csv ({len(validation)}) as the guard"
     )
     report["evaluation_rows"] = len(judged)
-    by_interval = non_inferior and gate.domain_rule == "interval"
+    by_interval = gate.by_interval(non_inferior)
     rule = ("non-inferiority: kept only when the whole 95% interval of the gain is below 0" if by_interval
             else f"non-inferiority: gain >= -{gate.domain_tolerance}" if non_inferior
             else f"superiority: gain >= {gate.margin}")  # fmt: skip
